@@ -1,0 +1,267 @@
+/*
+ * weir.h -- the public C API of weir, a crash-safe embedded key-value store.
+ *
+ * Conventions
+ *   - Handles are opaque. Every call that can fail returns an int status,
+ *     WEIR_OK (0) on success. weir_errmsg() returns a human-readable message
+ *     for the last failure *in the calling thread* (like errno, so concurrent
+ *     threads never see each other's messages). Messages name the directory,
+ *     file and offset where that applies.
+ *   - No call aborts the process on bad input or a bad file: NULL handles,
+ *     NULL pointers with a non-zero length, oversized keys and corrupt files
+ *     all come back as a status.
+ *   - Keys and values are arbitrary bytes. Keys are ordered bytewise
+ *     (memcmp, shorter first on a common prefix). A key may be empty; keys
+ *     are at most WEIR_MAX_KEY_SIZE bytes, values at most WEIR_MAX_VALUE_SIZE.
+ *   - Memory returned by weir (weir_get_alloc, weir_multi_get,
+ *     weir_property) is released with weir_free(). Pointers returned by an
+ *     iterator stay valid until the iterator moves or is destroyed.
+ *   - A weir_db is safe to use from many threads at once. Batches and
+ *     iterators are not: use one per thread (or lock around them).
+ */
+#ifndef WEIR_H
+#define WEIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(WEIR_BUILDING_STATIC)
+#define WEIR_API __attribute__((visibility("default")))
+#else
+#define WEIR_API
+#endif
+
+/* ---- status codes ------------------------------------------------------ */
+
+enum {
+    WEIR_OK = 0,
+    WEIR_NOT_FOUND = 1,        /* key absent (not an error for reads)       */
+    WEIR_CORRUPTION = 2,       /* a checksum or format check failed         */
+    WEIR_IO_ERROR = 3,         /* the OS refused a file operation           */
+    WEIR_BUSY = 4,             /* the directory is locked by another open   */
+    WEIR_INVALID = 5,          /* bad argument or option                    */
+    WEIR_NO_SPACE = 6,         /* the file system is full (ENOSPC/EDQUOT)   */
+    WEIR_NO_MEMORY = 7,        /* an allocation failed                      */
+    WEIR_BUFFER_TOO_SMALL = 8, /* weir_get: value longer than the buffer    */
+    WEIR_EXISTS = 9,           /* error_if_exists and the DB exists         */
+    WEIR_NOT_SUPPORTED = 10,   /* e.g. a codec not compiled in              */
+    WEIR_READ_ONLY = 11,       /* a background error stopped writes         */
+    WEIR_CLOSED = 12           /* the DB is being closed                    */
+};
+
+/* Largest key and value accepted by every write call. */
+#define WEIR_MAX_KEY_SIZE (1u << 20)          /* 1 MiB   */
+#define WEIR_MAX_VALUE_SIZE (1u << 30)        /* 1 GiB   */
+
+/* Human-readable message of the calling thread's last failed call. Never
+ * NULL; valid until the next weir call in this thread. */
+WEIR_API const char *weir_errmsg(void);
+
+/* Short constant name of a status ("WEIR_CORRUPTION"); never NULL. */
+WEIR_API const char *weir_status_name(int status);
+
+/* Library version string, e.g. "0.1.0". */
+WEIR_API const char *weir_version(void);
+
+/* Release memory that weir allocated for the caller. NULL is fine. */
+WEIR_API void weir_free(void *ptr);
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct weir_options weir_options;
+
+/* When a write is acknowledged, how far has it travelled? */
+typedef enum weir_sync_mode {
+    WEIR_SYNC_DEFAULT = 0, /* per write: use the DB's default              */
+    WEIR_SYNC_NONE = 1,    /* in weir's log buffer: survives a clean close */
+    WEIR_SYNC_FLUSH = 2,   /* written to the OS: survives a process crash  */
+    WEIR_SYNC_FSYNC = 3    /* fdatasync'ed: survives power loss            */
+} weir_sync_mode;
+
+WEIR_API weir_options *weir_options_create(void); /* NULL if out of memory */
+WEIR_API void weir_options_destroy(weir_options *opts);
+
+/* Setters return WEIR_INVALID (with a message) for out-of-range values and
+ * leave the option unchanged. Defaults in brackets. */
+WEIR_API int weir_options_set_create_if_missing(weir_options *o, int yes); /* [1] */
+WEIR_API int weir_options_set_error_if_exists(weir_options *o, int yes);  /* [0] */
+/* Memtable size before it is switched and flushed [64 MiB; 64 KiB..4 GiB] */
+WEIR_API int weir_options_set_write_buffer_size(weir_options *o, size_t bytes);
+/* Target uncompressed data block size [4 KiB; 256 B..64 MiB] */
+WEIR_API int weir_options_set_block_size(weir_options *o, size_t bytes);
+/* Bloom filter bits per key, 0 disables filters [10; 0..64] */
+WEIR_API int weir_options_set_bloom_bits_per_key(weir_options *o, int bits);
+/* Tables kept open (mapped) at once [1000; 16..1000000] */
+WEIR_API int weir_options_set_max_open_files(weir_options *o, int n);
+/* Background threads for flush and compaction [2; 1..32] */
+WEIR_API int weir_options_set_background_threads(weir_options *o, int n);
+/* Default sync mode of writes [WEIR_SYNC_FLUSH] */
+WEIR_API int weir_options_set_sync_mode(weir_options *o, weir_sync_mode mode);
+/* Size of one table written by compaction [64 MiB; 64 KiB..4 GiB] */
+WEIR_API int weir_options_set_target_file_size(weir_options *o, size_t bytes);
+/* Total bytes of level 1; each deeper level is 10x [256 MiB; >= 256 KiB] */
+WEIR_API int weir_options_set_max_bytes_for_level_base(weir_options *o, uint64_t bytes);
+/* Level-0 file counts: start compaction / slow writes / stop writes
+ * [4 / 20 / 36]; must satisfy 1 <= trigger <= slowdown <= stop. */
+WEIR_API int weir_options_set_level0_triggers(weir_options *o, int compaction,
+                                              int slowdown, int stop);
+
+/* ---- open / close ------------------------------------------------------- */
+
+typedef struct weir_db weir_db;
+
+/* Open (or create) the store in directory `path`. `opts` may be NULL for
+ * defaults. The directory may already exist and be empty. A second open of
+ * the same directory, in this or another process, fails with WEIR_BUSY.
+ * On success *out is the handle; on failure *out is NULL. */
+WEIR_API int weir_open(const char *path, const weir_options *opts, weir_db **out);
+
+/* Wait for background work to stop, flush weir's log buffer to the OS,
+ * release the lock and free the handle. Iterators and snapshots must be
+ * released first. Returns the first background error seen, if any; the
+ * handle is freed either way. NULL is fine. */
+WEIR_API int weir_close(weir_db *db);
+
+/* Delete every file of the store in `path` (it must not be open). */
+WEIR_API int weir_destroy(const char *path);
+
+/* ---- writes ------------------------------------------------------------- */
+
+/* Per-write options. Zero-initialise and set what you need; pass NULL for
+ * all defaults. */
+typedef struct weir_writeopts {
+    weir_sync_mode sync; /* WEIR_SYNC_DEFAULT: the DB's sync mode */
+} weir_writeopts;
+
+WEIR_API int weir_put(weir_db *db, const weir_writeopts *wo, const void *key,
+                      size_t klen, const void *val, size_t vlen);
+/* Deleting an absent key is not an error. */
+WEIR_API int weir_delete(weir_db *db, const weir_writeopts *wo, const void *key,
+                         size_t klen);
+
+/* A batch is applied atomically: after a crash, recovery sees all of it or
+ * none of it. Later operations in a batch win over earlier ones. */
+typedef struct weir_batch weir_batch;
+
+WEIR_API weir_batch *weir_batch_create(void); /* NULL if out of memory */
+WEIR_API void weir_batch_destroy(weir_batch *b);
+WEIR_API int weir_batch_put(weir_batch *b, const void *key, size_t klen,
+                            const void *val, size_t vlen);
+WEIR_API int weir_batch_delete(weir_batch *b, const void *key, size_t klen);
+WEIR_API void weir_batch_clear(weir_batch *b);
+WEIR_API size_t weir_batch_count(const weir_batch *b);  /* operations */
+WEIR_API size_t weir_batch_bytes(const weir_batch *b);  /* encoded size */
+/* Apply the batch; it is left unchanged and may be written again. */
+WEIR_API int weir_write(weir_db *db, const weir_writeopts *wo, const weir_batch *b);
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+typedef struct weir_snapshot weir_snapshot;
+
+/* A snapshot pins the current point in time: reads through it never see
+ * later writes, and compaction keeps what it needs. Release every snapshot
+ * before weir_close. */
+WEIR_API int weir_snapshot_create(weir_db *db, weir_snapshot **out);
+WEIR_API void weir_snapshot_release(weir_db *db, weir_snapshot *snap);
+WEIR_API uint64_t weir_snapshot_sequence(const weir_snapshot *snap);
+
+/* ---- reads -------------------------------------------------------------- */
+
+/* Per-read options. Zero-initialise; NULL means defaults. Bounds and the
+ * prefix are copied when an iterator is created. */
+typedef struct weir_readopts {
+    const weir_snapshot *snapshot; /* NULL: the latest state              */
+    const void *lower_bound;       /* iterators: first key >= this        */
+    size_t lower_bound_len;        /* (NULL lower_bound: unbounded)       */
+    const void *upper_bound;       /* iterators: keys < this (exclusive)  */
+    size_t upper_bound_len;        /* (NULL upper_bound: unbounded)       */
+    const void *prefix;            /* iterators: only keys with prefix    */
+    size_t prefix_len;             /* (NULL prefix: no prefix mode)       */
+} weir_readopts;
+
+/* Copy the value of `key` into buf[0..cap). On WEIR_OK, *vlen is the value
+ * length. If the value is longer than cap, returns WEIR_BUFFER_TOO_SMALL
+ * with *vlen set to the full length (buf then holds the first cap bytes).
+ * Returns WEIR_NOT_FOUND if the key is absent. buf may be NULL if cap is 0. */
+WEIR_API int weir_get(weir_db *db, const weir_readopts *ro, const void *key,
+                      size_t klen, void *buf, size_t cap, size_t *vlen);
+
+/* Like weir_get, but *val is a new malloc'd copy (release with weir_free).
+ * A zero-length value gives a non-NULL *val. */
+WEIR_API int weir_get_alloc(weir_db *db, const weir_readopts *ro, const void *key,
+                            size_t klen, void **val, size_t *vlen);
+
+/* Zero-copy lookup: if key is found, call fn(arg, value, vlen) once with a
+ * pointer valid only during the call (e.g. to build a language object
+ * directly from weir's memory). Returns WEIR_OK if fn was called,
+ * WEIR_NOT_FOUND, or an error. fn must not call back into weir. */
+typedef void (*weir_value_fn)(void *arg, const void *val, size_t vlen);
+WEIR_API int weir_get_with(weir_db *db, const weir_readopts *ro, const void *key,
+                           size_t klen, weir_value_fn fn, void *arg);
+
+/* Look up n keys at one point in time. For each i, statuses[i] is WEIR_OK
+ * (vals[i] malloc'd, release with weir_free), WEIR_NOT_FOUND (vals[i] NULL)
+ * or an error. Returns WEIR_OK if every lookup completed (found or not),
+ * otherwise the first error. */
+WEIR_API int weir_multi_get(weir_db *db, const weir_readopts *ro, size_t n,
+                            const void *const *keys, const size_t *klens,
+                            void **vals, size_t *vlens, int *statuses);
+
+/* ---- iterators ---------------------------------------------------------- */
+
+typedef struct weir_iter weir_iter;
+
+/* An iterator reads one consistent point in time (ro->snapshot, or the
+ * moment it was created) while writes go on. It starts unpositioned. */
+WEIR_API int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out);
+WEIR_API void weir_iter_destroy(weir_iter *it);
+
+WEIR_API int weir_iter_valid(const weir_iter *it);
+WEIR_API void weir_iter_seek_first(weir_iter *it);
+WEIR_API void weir_iter_seek_last(weir_iter *it);
+/* Position at the first key >= key. */
+WEIR_API void weir_iter_seek(weir_iter *it, const void *key, size_t klen);
+/* Position at the last key <= key. */
+WEIR_API void weir_iter_seek_for_prev(weir_iter *it, const void *key, size_t klen);
+WEIR_API void weir_iter_next(weir_iter *it);
+WEIR_API void weir_iter_prev(weir_iter *it);
+/* Current key / value; only while valid. */
+WEIR_API const void *weir_iter_key(const weir_iter *it, size_t *len);
+WEIR_API const void *weir_iter_value(const weir_iter *it, size_t *len);
+/* WEIR_OK, or the error (e.g. WEIR_CORRUPTION) that made the iterator stop
+ * early; the message is in weir_errmsg() right after this call. */
+WEIR_API int weir_iter_status(const weir_iter *it);
+
+/* ---- maintenance -------------------------------------------------------- */
+
+/* Flush the memtable to a level-0 table and wait until it is durable. */
+WEIR_API int weir_flush(weir_db *db);
+
+/* Compact every table overlapping [start, end] down the levels and wait.
+ * NULL start / end mean unbounded. */
+WEIR_API int weir_compact_range(weir_db *db, const void *start, size_t slen,
+                                const void *end, size_t elen);
+
+/* Read a property as a malloc'd NUL-terminated string (weir_free it).
+ * Names:
+ *   "weir.num-files-at-level<N>"   files in level N
+ *   "weir.level-summary"           files and bytes per level, one line each
+ *   "weir.sstables"                every table: level, number, size, keys
+ *   "weir.stats"                   human-readable report of all counters
+ *   "weir.last-sequence"           sequence number of the newest write
+ *   "weir.memtable-bytes"          bytes in the active + immutable memtables
+ *   "weir.total-sst-bytes"         bytes of all live tables
+ *   "weir.num-snapshots"           live snapshots
+ *   "weir.background-error"       "" or the message that stopped writes
+ *   "weir.counters"                every counter as "name value" lines
+ * Unknown names give WEIR_NOT_FOUND. */
+WEIR_API int weir_property(weir_db *db, const char *name, char **value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEIR_H */

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what building and testing weir needs, if it is missing.
+# Debian/Ubuntu only; needs root (or passwordless sudo) when something is
+# missing, and does nothing when everything is already there.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v gcc   >/dev/null 2>&1 || need+=(gcc)
+command -v make  >/dev/null 2>&1 || need+=(make)
+command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "install-deps: missing ${need[*]} and not root; install them and retry" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}"

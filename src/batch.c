@@ -1,0 +1,130 @@
+/*
+ * batch.c -- weir_batch_* and the batch encoding (see batch.h).
+ */
+#include "batch.h"
+
+#include <stdlib.h>
+
+#include "dbformat.h"
+#include "status.h"
+
+int batch_rep_init(buf *b) {
+    buf_clear(b);
+    char header[BATCH_HEADER_SIZE] = {0};
+    return buf_append(b, header, sizeof header);
+}
+
+weir_batch *weir_batch_create(void) {
+    weir_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    if (batch_rep_init(&b->rep) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void weir_batch_destroy(weir_batch *b) {
+    if (!b) return;
+    buf_free(&b->rep);
+    free(b);
+}
+
+void weir_batch_clear(weir_batch *b) {
+    if (b) batch_rep_init(&b->rep); /* header fits in the existing buffer */
+}
+
+size_t weir_batch_count(const weir_batch *b) {
+    return b ? batch_rep_count(buf_slice(&b->rep)) : 0;
+}
+
+size_t weir_batch_bytes(const weir_batch *b) { return b ? b->rep.len : 0; }
+
+static int check_key(const void *key, size_t klen) {
+    if (!key && klen) return weir_set_error(WEIR_INVALID, "key is NULL but its length is %zu", klen);
+    if (klen > WEIR_MAX_KEY_SIZE)
+        return weir_set_error(WEIR_INVALID, "key of %zu bytes exceeds the limit of %u bytes",
+                              klen, WEIR_MAX_KEY_SIZE);
+    return WEIR_OK;
+}
+
+static int check_value(const void *val, size_t vlen) {
+    if (!val && vlen) return weir_set_error(WEIR_INVALID, "value is NULL but its length is %zu", vlen);
+    if (vlen > WEIR_MAX_VALUE_SIZE)
+        return weir_set_error(WEIR_INVALID, "value of %zu bytes exceeds the limit of %u bytes",
+                              vlen, WEIR_MAX_VALUE_SIZE);
+    return WEIR_OK;
+}
+
+/* Append one op; on OOM the rep is rolled back to where it was. */
+static int append_op(weir_batch *b, int type, const void *key, size_t klen, const void *val,
+                     size_t vlen) {
+    size_t old_len = b->rep.len;
+    char type_byte = (char)type;
+    int failed = buf_append(&b->rep, &type_byte, 1) ||
+                 buf_put_length_prefixed(&b->rep, slice_make(key, klen));
+    if (!failed && type == TYPE_VALUE) failed = buf_put_length_prefixed(&b->rep, slice_make(val, vlen));
+    if (failed) {
+        b->rep.len = old_len;
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory growing a write batch to %zu bytes",
+                              old_len + klen + vlen);
+    }
+    encode_fixed32(b->rep.data + 8, batch_rep_count(buf_slice(&b->rep)) + 1);
+    return WEIR_OK;
+}
+
+int weir_batch_put(weir_batch *b, const void *key, size_t klen, const void *val, size_t vlen) {
+    if (!b) return weir_set_error(WEIR_INVALID, "weir_batch_put: batch is NULL");
+    int rc = check_key(key, klen);
+    if (rc == WEIR_OK) rc = check_value(val, vlen);
+    if (rc != WEIR_OK) return rc;
+    return append_op(b, TYPE_VALUE, key, klen, val, vlen);
+}
+
+int weir_batch_delete(weir_batch *b, const void *key, size_t klen) {
+    if (!b) return weir_set_error(WEIR_INVALID, "weir_batch_delete: batch is NULL");
+    int rc = check_key(key, klen);
+    if (rc != WEIR_OK) return rc;
+    return append_op(b, TYPE_DELETION, key, klen, NULL, 0);
+}
+
+int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg) {
+    if (rep.len < BATCH_HEADER_SIZE)
+        return weir_set_error(WEIR_CORRUPTION, "write batch of %zu bytes is shorter than its header",
+                              rep.len);
+    uint64_t seq = batch_rep_sequence(rep);
+    uint32_t expected = batch_rep_count(rep);
+    uint32_t found = 0;
+    const char *p = rep.data + BATCH_HEADER_SIZE;
+    const char *limit = rep.data + rep.len;
+    while (p < limit) {
+        size_t op_offset = (size_t)(p - rep.data);
+        int type = (unsigned char)*p++;
+        slice key, value = {NULL, 0};
+        if (type != TYPE_VALUE && type != TYPE_DELETION)
+            return weir_set_error(WEIR_CORRUPTION, "write batch op at byte %zu has unknown type %d",
+                                  op_offset, type);
+        p = decode_length_prefixed(p, limit, &key);
+        if (p && type == TYPE_VALUE) p = decode_length_prefixed(p, limit, &value);
+        if (!p)
+            return weir_set_error(WEIR_CORRUPTION, "write batch op at byte %zu is truncated",
+                                  op_offset);
+        if (found == expected)
+            return weir_set_error(WEIR_CORRUPTION, "write batch holds more ops than its count %u",
+                                  expected);
+        int rc = fn(arg, seq + found, type, key, value);
+        if (rc != 0) return rc;
+        found++;
+    }
+    if (found != expected)
+        return weir_set_error(WEIR_CORRUPTION, "write batch holds %u ops but its count says %u",
+                              found, expected);
+    return WEIR_OK;
+}
+
+int batch_rep_append(buf *dst, slice src) {
+    if (buf_append(dst, src.data + BATCH_HEADER_SIZE, src.len - BATCH_HEADER_SIZE) != 0)
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory merging write batches");
+    encode_fixed32(dst->data + 8, batch_rep_count(buf_slice(dst)) + batch_rep_count(src));
+    return WEIR_OK;
+}

@@ -1,0 +1,419 @@
+/*
+ * block.c -- building, validating and iterating sorted key/value blocks
+ * (format in block.h). Owns prefix compression with restart points and the
+ * block iterator used for both data and index blocks.
+ *
+ * The iterator treats the block as hostile input: every length is checked
+ * against the entry region before it is used, so a damaged block can make
+ * the iterator stop with corrupt=1, never make it read outside the block.
+ */
+#include "block.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+/* ---- builder ----------------------------------------------------------- */
+
+void block_builder_init(block_builder *b, int restart_interval) {
+    memset(b, 0, sizeof *b);
+    b->restart_interval = restart_interval < 1 ? 1 : restart_interval;
+}
+
+void block_builder_free(block_builder *b) {
+    buf_free(&b->data);
+    buf_free(&b->last_key);
+    free(b->restarts);
+    b->restarts = NULL;
+    b->num_restarts = b->restarts_cap = 0;
+}
+
+void block_builder_reset(block_builder *b) {
+    buf_clear(&b->data);
+    buf_clear(&b->last_key);
+    b->num_restarts = 0;
+    b->counter = 0;
+    b->finished = 0;
+    b->oom = 0;
+}
+
+static size_t common_prefix(slice a, slice b) {
+    size_t n = a.len < b.len ? a.len : b.len;
+    size_t i = 0;
+    while (i < n && a.data[i] == b.data[i]) i++;
+    return i;
+}
+
+int block_builder_add(block_builder *b, slice key, slice value) {
+    if (b->oom || b->finished) return -1;
+    int restart = b->num_restarts == 0 || b->counter >= b->restart_interval;
+    size_t shared = restart ? 0 : common_prefix(buf_slice(&b->last_key), key);
+    size_t unshared = key.len - shared;
+
+    /* Offsets inside a block are 32-bit; refuse an entry that would push the
+     * finished block past that rather than write a block nobody can read. */
+    uint64_t after = (uint64_t)b->data.len + 3 * VARINT32_MAX_BYTES + unshared + value.len +
+                     4 * ((uint64_t)b->num_restarts + 2);
+    if (after > UINT32_MAX || key.len > UINT32_MAX || value.len > UINT32_MAX) {
+        b->oom = 1;
+        return -1;
+    }
+
+    /* Reserve everything first so a failure leaves the block unchanged. */
+    if (restart && b->num_restarts == b->restarts_cap) {
+        size_t cap = b->restarts_cap ? b->restarts_cap * 2 : 16;
+        uint32_t *r = realloc(b->restarts, cap * sizeof *r);
+        if (!r) goto oom;
+        b->restarts = r;
+        b->restarts_cap = cap;
+    }
+    if (buf_reserve(&b->data, 3 * VARINT32_MAX_BYTES + unshared + value.len) != 0) goto oom;
+    if (key.len > b->last_key.len && buf_reserve(&b->last_key, key.len - b->last_key.len) != 0)
+        goto oom;
+
+    if (restart) {
+        b->restarts[b->num_restarts++] = (uint32_t)b->data.len;
+        b->counter = 0;
+    }
+    char *p = b->data.data + b->data.len;
+    p = encode_varint32(p, (uint32_t)shared);
+    p = encode_varint32(p, (uint32_t)unshared);
+    p = encode_varint32(p, (uint32_t)value.len);
+    if (unshared) memcpy(p, key.data + shared, unshared);
+    p += unshared;
+    if (value.len) memcpy(p, value.data, value.len);
+    p += value.len;
+    b->data.len = (size_t)(p - b->data.data);
+
+    if (unshared) memcpy(b->last_key.data + shared, key.data + shared, unshared);
+    b->last_key.len = key.len;
+    b->counter++;
+    return 0;
+oom:
+    b->oom = 1;
+    return -1;
+}
+
+size_t block_builder_size_estimate(const block_builder *b) {
+    return b->data.len + 4 * b->num_restarts + 4;
+}
+
+slice block_builder_finish(block_builder *b) {
+    if (b->oom || buf_reserve(&b->data, 4 * b->num_restarts + 4) != 0) {
+        b->oom = 1;
+        return slice_make(NULL, 0);
+    }
+    if (!b->finished) {
+        for (size_t i = 0; i < b->num_restarts; i++) buf_put_fixed32(&b->data, b->restarts[i]);
+        buf_put_fixed32(&b->data, (uint32_t)b->num_restarts);
+        b->finished = 1;
+    }
+    return buf_slice(&b->data);
+}
+
+/* ---- parse ------------------------------------------------------------- */
+
+int block_parse(block *b, const char *data, size_t size) {
+    if (size < 4 || size > UINT32_MAX)
+        return weir_set_error(WEIR_CORRUPTION, "bad block: size %zu is out of range", size);
+    uint32_t num = decode_fixed32(data + size - 4);
+    if (num > (size - 4) / 4)
+        return weir_set_error(WEIR_CORRUPTION,
+                              "bad block: %u restart points do not fit in %zu bytes", num, size);
+    uint32_t restarts_off = (uint32_t)(size - 4 - 4 * (size_t)num);
+    if (restarts_off == 0) {
+        num = 0; /* no entries: whatever the restart array says is moot */
+    } else {
+        if (num == 0)
+            return weir_set_error(WEIR_CORRUPTION,
+                                  "bad block: %u bytes of entries but no restart point",
+                                  restarts_off);
+        uint32_t first = decode_fixed32(data + restarts_off);
+        uint32_t last = decode_fixed32(data + restarts_off + 4 * (num - 1));
+        if (first != 0 || last >= restarts_off)
+            return weir_set_error(WEIR_CORRUPTION,
+                                  "bad block: restart points [%u..%u] outside entries [0, %u)",
+                                  first, last, restarts_off);
+    }
+    b->data = data;
+    b->size = size;
+    b->restarts_off = restarts_off;
+    b->num_restarts = num;
+    return WEIR_OK;
+}
+
+/* ---- iterator ---------------------------------------------------------- */
+
+static inline uint32_t restart_point(const block *b, uint32_t i) {
+    return decode_fixed32(b->data + b->restarts_off + 4 * (size_t)i);
+}
+
+/* Decode an entry header at p (entries end at limit). Returns the start of
+ * the key delta, or NULL if the header or the lengths it claims do not fit. */
+static inline const char *decode_entry(const char *p, const char *limit, uint32_t *shared,
+                                       uint32_t *unshared, uint32_t *vlen) {
+    if (limit - p < 3) return NULL;
+    const unsigned char *u = (const unsigned char *)p;
+    if ((u[0] | u[1] | u[2]) < 128) {
+        /* Common case: all three lengths fit in one byte each. */
+        *shared = u[0];
+        *unshared = u[1];
+        *vlen = u[2];
+        p += 3;
+    } else {
+        if (!(p = decode_varint32(p, limit, shared))) return NULL;
+        if (!(p = decode_varint32(p, limit, unshared))) return NULL;
+        if (!(p = decode_varint32(p, limit, vlen))) return NULL;
+    }
+    if ((uint64_t)(limit - p) < (uint64_t)*unshared + *vlen) return NULL;
+    return p;
+}
+
+static void make_invalid(block_iter *it) {
+    it->current = it->blk->restarts_off;
+    it->restart_index = it->blk->num_restarts;
+    it->key.len = 0;
+    it->value = slice_make(NULL, 0);
+}
+
+static void mark_corrupt(block_iter *it, uint32_t offset) {
+    it->corrupt = 1;
+    it->corrupt_offset = offset;
+    make_invalid(it);
+}
+
+static inline int dead(const block_iter *it) { return it->corrupt || it->oom; }
+
+/* Make the key shared bytes of the current key plus n bytes at delta. */
+static int key_assign(block_iter *it, uint32_t shared, const char *delta, uint32_t n) {
+    size_t need = (size_t)shared + n;
+    if (need > it->key.cap) {
+        size_t cap = it->key.cap * 2;
+        if (cap < need) cap = need;
+        if (cap < 64) cap = 64;
+        char *p;
+        if (it->key.data == it->scratch) {
+            p = malloc(cap);
+            if (p && shared) memcpy(p, it->key.data, shared);
+        } else {
+            p = realloc(it->key.data, cap);
+        }
+        if (!p) return 0;
+        it->key.data = p;
+        it->key.cap = cap;
+    }
+    if (n) memcpy(it->key.data + shared, delta, n);
+    it->key.len = need;
+    return 1;
+}
+
+/* Decode the entry at next_offset and make it current; 0 when there is none
+ * (end of entries, corruption, or no memory), leaving the iterator invalid. */
+static int parse_next(block_iter *it) {
+    const block *b = it->blk;
+    uint32_t off = it->next_offset;
+    if (off >= b->restarts_off) {
+        make_invalid(it);
+        return 0;
+    }
+    uint32_t shared, unshared, vlen;
+    const char *p = decode_entry(b->data + off, b->data + b->restarts_off, &shared, &unshared, &vlen);
+    if (!p || shared > it->key.len) {
+        mark_corrupt(it, off);
+        return 0;
+    }
+    if (!key_assign(it, shared, p, unshared)) {
+        it->oom = 1;
+        make_invalid(it);
+        return 0;
+    }
+    it->current = off;
+    it->value = slice_make(p + unshared, vlen);
+    it->next_offset = (uint32_t)(p + unshared + vlen - b->data);
+    while (it->restart_index + 1 < b->num_restarts && restart_point(b, it->restart_index + 1) <= off)
+        it->restart_index++;
+    return 1;
+}
+
+static int seek_to_restart(block_iter *it, uint32_t index) {
+    uint32_t off = restart_point(it->blk, index);
+    if (off >= it->blk->restarts_off) {
+        mark_corrupt(it, it->blk->restarts_off + 4 * index);
+        return 0;
+    }
+    it->key.len = 0;
+    it->restart_index = index;
+    it->next_offset = off;
+    return 1;
+}
+
+void block_iter_init_scratch(block_iter *it, const block *blk, key_compare_fn cmp, char *scratch,
+                             size_t cap) {
+    memset(it, 0, sizeof *it);
+    it->base.ops = &block_iter_ops;
+    it->blk = blk;
+    it->cmp = cmp;
+    if (scratch && cap) {
+        it->scratch = scratch;
+        it->key.data = scratch;
+        it->key.cap = cap;
+    }
+    make_invalid(it);
+}
+
+void block_iter_init(block_iter *it, const block *blk, key_compare_fn cmp) {
+    block_iter_init_scratch(it, blk, cmp, NULL, 0);
+}
+
+void block_iter_free(block_iter *it) {
+    if (it->key.data != it->scratch) free(it->key.data);
+    /* Capacity 0 makes any later key move to the heap, never back into a
+     * scratch area whose size is no longer known. */
+    it->key.data = it->scratch;
+    it->key.len = 0;
+    it->key.cap = 0;
+    if (it->cleanup) {
+        void (*fn)(void *) = it->cleanup;
+        it->cleanup = NULL;
+        fn(it->cleanup_arg);
+    }
+}
+
+int block_iter_valid(const block_iter *it) { return it->current < it->blk->restarts_off; }
+
+void block_iter_seek_first(block_iter *it) {
+    if (dead(it)) return;
+    if (it->blk->num_restarts == 0) {
+        make_invalid(it);
+        return;
+    }
+    if (seek_to_restart(it, 0)) parse_next(it);
+}
+
+void block_iter_seek_last(block_iter *it) {
+    if (dead(it)) return;
+    const block *b = it->blk;
+    if (b->num_restarts == 0) {
+        make_invalid(it);
+        return;
+    }
+    if (!seek_to_restart(it, b->num_restarts - 1)) return;
+    do {
+        if (!parse_next(it)) return;
+    } while (it->next_offset < b->restarts_off);
+}
+
+void block_iter_seek(block_iter *it, slice target) {
+    if (dead(it)) return;
+    const block *b = it->blk;
+    if (b->num_restarts == 0) {
+        make_invalid(it);
+        return;
+    }
+    const char *limit = b->data + b->restarts_off;
+    /* Find the last restart whose key is < target; entries before it are
+     * all smaller, so the scan can start there. */
+    uint32_t left = 0, right = b->num_restarts - 1;
+    while (left < right) {
+        uint32_t mid = left + (right - left + 1) / 2;
+        uint32_t off = restart_point(b, mid);
+        if (off >= b->restarts_off) {
+            mark_corrupt(it, b->restarts_off + 4 * mid);
+            return;
+        }
+        uint32_t shared, unshared, vlen;
+        const char *p = decode_entry(b->data + off, limit, &shared, &unshared, &vlen);
+        if (!p || shared != 0) {
+            mark_corrupt(it, off);
+            return;
+        }
+        if (it->cmp(slice_make(p, unshared), target) < 0)
+            left = mid;
+        else
+            right = mid - 1;
+    }
+    if (!seek_to_restart(it, left)) return;
+    while (parse_next(it)) {
+        if (it->cmp(buf_slice(&it->key), target) >= 0) return;
+    }
+}
+
+void block_iter_next(block_iter *it) {
+    if (!block_iter_valid(it)) return;
+    parse_next(it);
+}
+
+void block_iter_prev(block_iter *it) {
+    if (!block_iter_valid(it)) return;
+    const block *b = it->blk;
+    uint32_t original = it->current;
+    uint32_t index = it->restart_index;
+    if (index >= b->num_restarts) index = b->num_restarts - 1;
+    /* Back up to the restart point that starts before the current entry. */
+    while (restart_point(b, index) >= original) {
+        if (index == 0) {
+            make_invalid(it);
+            return;
+        }
+        index--;
+    }
+    if (!seek_to_restart(it, index)) return;
+    /* Every parse moves next_offset forward by at least one header, so this
+     * ends even if the restart array lies about entry boundaries. */
+    do {
+        if (!parse_next(it)) return;
+    } while (it->next_offset < original);
+}
+
+int block_iter_status(const block_iter *it) {
+    if (it->corrupt)
+        return weir_set_error(WEIR_CORRUPTION, "bad block entry at block offset %u",
+                              it->corrupt_offset);
+    if (it->oom) return weir_set_error(WEIR_NO_MEMORY, "out of memory rebuilding a block key");
+    return WEIR_OK;
+}
+
+/* ---- iter_ops glue ----------------------------------------------------- */
+
+typedef struct block_iter_heap {
+    block_iter it;
+    block blk; /* the iterator's own copy, so callers need not keep theirs */
+} block_iter_heap;
+
+static int ops_valid(const iter *it) { return block_iter_valid((const block_iter *)it); }
+static void ops_seek_first(iter *it) { block_iter_seek_first((block_iter *)it); }
+static void ops_seek_last(iter *it) { block_iter_seek_last((block_iter *)it); }
+static void ops_seek(iter *it, slice target) { block_iter_seek((block_iter *)it, target); }
+static void ops_next(iter *it) { block_iter_next((block_iter *)it); }
+static void ops_prev(iter *it) { block_iter_prev((block_iter *)it); }
+static slice ops_key(const iter *it) { return buf_slice(&((const block_iter *)it)->key); }
+static slice ops_value(const iter *it) { return ((const block_iter *)it)->value; }
+static int ops_status(const iter *it) { return block_iter_status((const block_iter *)it); }
+
+/* Only heap iterators (block_iter_create) are destroyed through the ops;
+ * a stack iterator is released with block_iter_free. */
+static void ops_destroy(iter *it) {
+    block_iter_heap *h = (block_iter_heap *)it;
+    block_iter_free(&h->it);
+    free(h);
+}
+
+const struct iter_ops block_iter_ops = {
+    ops_valid, ops_seek_first, ops_seek_last, ops_seek, ops_next,
+    ops_prev,  ops_key,        ops_value,     ops_status, ops_destroy,
+};
+
+iter *block_iter_create(const block *blk, key_compare_fn cmp, void (*cleanup)(void *),
+                        void *cleanup_arg) {
+    block_iter_heap *h = malloc(sizeof *h);
+    if (!h) {
+        if (cleanup) cleanup(cleanup_arg);
+        return NULL;
+    }
+    h->blk = *blk;
+    block_iter_init(&h->it, &h->blk, cmp);
+    h->it.cleanup = cleanup;
+    h->it.cleanup_arg = cleanup_arg;
+    return &h->it.base;
+}

@@ -1,0 +1,106 @@
+/*
+ * block.h -- sorted key/value blocks, the unit of a table file.
+ *
+ * Entries: varint32 shared | varint32 unshared | varint32 vlen |
+ *          key bytes after the shared prefix | value.
+ * Every `restart_interval` entries a key is stored whole (shared = 0) and
+ * its offset is recorded; the block ends with the restart offsets (fixed32
+ * each) and their count (fixed32). Seeks binary-search the restarts, then
+ * scan forward.
+ */
+#ifndef WEIR_BLOCK_H
+#define WEIR_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coding.h"
+#include "dbformat.h"
+
+typedef struct block_builder {
+    buf data;
+    uint32_t *restarts;
+    size_t num_restarts;
+    size_t restarts_cap;
+    int restart_interval;
+    int counter;       /* entries since the last restart */
+    buf last_key;
+    int finished;
+    int oom;           /* an allocation failed; finish reports it */
+} block_builder;
+
+void block_builder_init(block_builder *b, int restart_interval);
+void block_builder_free(block_builder *b);
+void block_builder_reset(block_builder *b);
+/* Keys must be added in strictly increasing order (caller's comparator).
+ * 0 on success, -1 on OOM. */
+int block_builder_add(block_builder *b, slice key, slice value);
+/* Size of the block if finished now. */
+size_t block_builder_size_estimate(const block_builder *b);
+static inline int block_builder_empty(const block_builder *b) { return b->data.len == 0; }
+/* Append the restart array; the returned slice is valid until reset.
+ * A slice with data NULL means OOM. */
+slice block_builder_finish(block_builder *b);
+
+/* A parsed block; `data` is borrowed (must outlive every iterator on it). */
+typedef struct block {
+    const char *data;
+    size_t size;            /* bytes of entries + restart array */
+    uint32_t restarts_off;  /* offset of the restart array */
+    uint32_t num_restarts;
+} block;
+
+/* Validate the restart array. WEIR_CORRUPTION (message: "bad block ...") if
+ * it does not fit. */
+int block_parse(block *b, const char *data, size_t size);
+
+typedef int (*key_compare_fn)(slice a, slice b);
+
+/* A block iterator that can live on the stack (used by point lookups). */
+typedef struct block_iter {
+    iter base;              /* so it can also be used through iter_ops */
+    const block *blk;
+    key_compare_fn cmp;
+    uint32_t current;       /* offset of the current entry; == restarts_off when invalid */
+    uint32_t next_offset;   /* offset just past the current entry */
+    uint32_t restart_index; /* restart block containing current */
+    buf key;                /* current key, reconstructed */
+    slice value;
+    int corrupt;            /* entry failed to decode */
+    void (*cleanup)(void *);/* called on destroy (e.g. free/release block memory) */
+    void *cleanup_arg;
+    /* Added by the table layer: */
+    uint32_t corrupt_offset;/* block offset of the entry that failed to decode */
+    int oom;                /* rebuilding a key ran out of memory (WEIR_NO_MEMORY) */
+    char *scratch;          /* caller memory the key starts in (never freed) */
+} block_iter;
+
+void block_iter_init(block_iter *it, const block *blk, key_compare_fn cmp);
+void block_iter_free(block_iter *it); /* frees the key buffer, runs cleanup */
+/* Like block_iter_init, but keys of up to `cap` bytes are rebuilt in the
+ * caller's `scratch` memory (e.g. a stack array), so a point lookup does not
+ * allocate; longer keys move to the heap. block_iter_free is still needed. */
+void block_iter_init_scratch(block_iter *it, const block *blk, key_compare_fn cmp,
+                             char *scratch, size_t cap);
+/* Positioning without going through the ops table (same as block_iter_ops). */
+int block_iter_valid(const block_iter *it);
+void block_iter_seek_first(block_iter *it);
+void block_iter_seek_last(block_iter *it);
+void block_iter_seek(block_iter *it, slice target);
+void block_iter_next(block_iter *it);
+void block_iter_prev(block_iter *it);
+static inline slice block_iter_key(const block_iter *it) { return buf_slice(&it->key); }
+/* WEIR_OK, WEIR_CORRUPTION ("bad block entry at block offset N") or
+ * WEIR_NO_MEMORY; sets the thread's message when not OK. */
+int block_iter_status(const block_iter *it);
+/* Heap-allocated iterator; destroy() runs cleanup(cleanup_arg) and frees.
+ * blk is copied into the allocation. NULL on OOM (cleanup run then). */
+iter *block_iter_create(const block *blk, key_compare_fn cmp,
+                        void (*cleanup)(void *), void *cleanup_arg);
+
+/* The iter_ops functions work on a block_iter passed as &it->base; their
+ * destroy frees the allocation, so it is only for block_iter_create
+ * iterators (release a stack one with block_iter_free). */
+extern const struct iter_ops block_iter_ops;
+
+#endif

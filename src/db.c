@@ -1,0 +1,1449 @@
+/*
+ * db.c -- the DB handle: options, open and recovery, the write path (a
+ * queue of writers where the front one commits the whole group to the log
+ * and memtable), point reads, snapshots, memtable switches and flushes,
+ * background threads, write stalls, properties and close.
+ *
+ * Locking: db->mu guards every field of weir_db that is not an atomic, the
+ * version set, and version/file reference counts. It is never held during
+ * log writes, table builds or compaction I/O. Memtable readers take no
+ * lock: a reference is enough (see memtable.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "bloom.h"
+#include "db_impl.h"
+#include "filename.h"
+#include "sst.h"
+
+#ifndef WEIR_VERSION_STRING
+#define WEIR_VERSION_STRING "0.1.0"
+#endif
+
+/* A group commit stops growing at this many bytes so one huge group does
+ * not delay a small writer behind it for long. */
+#define MAX_GROUP_BYTES (1u << 20)
+
+const char *weir_version(void) { return WEIR_VERSION_STRING; }
+
+static uint64_t stat_add(_Atomic uint64_t *c, uint64_t n) {
+    return atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static uint64_t stat_get(_Atomic uint64_t *c) {
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+weir_options *weir_options_create(void) {
+    weir_options *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->create_if_missing = 1;
+    o->error_if_exists = 0;
+    o->write_buffer_size = 64u << 20;
+    o->block_size = 4096;
+    o->bloom_bits_per_key = 10;
+    o->max_open_files = 1000;
+    o->background_threads = 2;
+    o->sync_mode = WEIR_SYNC_FLUSH;
+    o->target_file_size = 64u << 20;
+    o->max_bytes_for_level_base = 256u << 20;
+    o->level0_compaction_trigger = 4;
+    o->level0_slowdown_trigger = 20;
+    o->level0_stop_trigger = 36;
+    o->env = NULL;
+    return o;
+}
+
+void weir_options_destroy(weir_options *o) { free(o); }
+
+#define OPTS_CHECK(o, name)                                                   \
+    do {                                                                      \
+        if (!(o)) return weir_set_error(WEIR_INVALID, "%s: options is NULL", name); \
+    } while (0)
+
+static int range_error(const char *name, unsigned long long v, unsigned long long lo,
+                       unsigned long long hi) {
+    return weir_set_error(WEIR_INVALID, "%s: %llu is out of range [%llu, %llu]", name, v, lo, hi);
+}
+
+int weir_options_set_create_if_missing(weir_options *o, int yes) {
+    OPTS_CHECK(o, "weir_options_set_create_if_missing");
+    o->create_if_missing = yes != 0;
+    return WEIR_OK;
+}
+
+int weir_options_set_error_if_exists(weir_options *o, int yes) {
+    OPTS_CHECK(o, "weir_options_set_error_if_exists");
+    o->error_if_exists = yes != 0;
+    return WEIR_OK;
+}
+
+int weir_options_set_write_buffer_size(weir_options *o, size_t bytes) {
+    OPTS_CHECK(o, "weir_options_set_write_buffer_size");
+    if (bytes < (64u << 10) || bytes > (UINT64_C(4) << 30))
+        return range_error("write_buffer_size", bytes, 64u << 10, UINT64_C(4) << 30);
+    o->write_buffer_size = bytes;
+    return WEIR_OK;
+}
+
+int weir_options_set_block_size(weir_options *o, size_t bytes) {
+    OPTS_CHECK(o, "weir_options_set_block_size");
+    if (bytes < 256 || bytes > (64u << 20)) return range_error("block_size", bytes, 256, 64u << 20);
+    o->block_size = bytes;
+    return WEIR_OK;
+}
+
+int weir_options_set_bloom_bits_per_key(weir_options *o, int bits) {
+    OPTS_CHECK(o, "weir_options_set_bloom_bits_per_key");
+    if (bits < 0 || bits > 64)
+        return weir_set_error(WEIR_INVALID, "bloom_bits_per_key: %d is out of range [0, 64]", bits);
+    o->bloom_bits_per_key = bits;
+    return WEIR_OK;
+}
+
+int weir_options_set_max_open_files(weir_options *o, int n) {
+    OPTS_CHECK(o, "weir_options_set_max_open_files");
+    if (n < 16 || n > 1000000)
+        return weir_set_error(WEIR_INVALID, "max_open_files: %d is out of range [16, 1000000]", n);
+    o->max_open_files = n;
+    return WEIR_OK;
+}
+
+int weir_options_set_background_threads(weir_options *o, int n) {
+    OPTS_CHECK(o, "weir_options_set_background_threads");
+    if (n < 1 || n > 32)
+        return weir_set_error(WEIR_INVALID, "background_threads: %d is out of range [1, 32]", n);
+    o->background_threads = n;
+    return WEIR_OK;
+}
+
+int weir_options_set_sync_mode(weir_options *o, weir_sync_mode mode) {
+    OPTS_CHECK(o, "weir_options_set_sync_mode");
+    if (mode < WEIR_SYNC_NONE || mode > WEIR_SYNC_FSYNC)
+        return weir_set_error(WEIR_INVALID,
+                              "sync_mode: %d is not WEIR_SYNC_NONE, WEIR_SYNC_FLUSH or WEIR_SYNC_FSYNC",
+                              (int)mode);
+    o->sync_mode = mode;
+    return WEIR_OK;
+}
+
+int weir_options_set_target_file_size(weir_options *o, size_t bytes) {
+    OPTS_CHECK(o, "weir_options_set_target_file_size");
+    if (bytes < (64u << 10) || bytes > (UINT64_C(4) << 30))
+        return range_error("target_file_size", bytes, 64u << 10, UINT64_C(4) << 30);
+    o->target_file_size = bytes;
+    return WEIR_OK;
+}
+
+int weir_options_set_max_bytes_for_level_base(weir_options *o, uint64_t bytes) {
+    OPTS_CHECK(o, "weir_options_set_max_bytes_for_level_base");
+    if (bytes < (256u << 10))
+        return range_error("max_bytes_for_level_base", bytes, 256u << 10, UINT64_MAX);
+    o->max_bytes_for_level_base = bytes;
+    return WEIR_OK;
+}
+
+int weir_options_set_level0_triggers(weir_options *o, int compaction, int slowdown, int stop) {
+    OPTS_CHECK(o, "weir_options_set_level0_triggers");
+    if (compaction < 1 || slowdown < compaction || stop < slowdown || stop > 1000)
+        return weir_set_error(WEIR_INVALID,
+                              "level0 triggers %d/%d/%d must satisfy 1 <= compaction <= slowdown "
+                              "<= stop <= 1000",
+                              compaction, slowdown, stop);
+    o->level0_compaction_trigger = compaction;
+    o->level0_slowdown_trigger = slowdown;
+    o->level0_stop_trigger = stop;
+    return WEIR_OK;
+}
+
+void weir_options_set_env(weir_options *o, weir_env *env) {
+    if (o) o->env = env;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+#define CHECK_DB(db, fn)                                                      \
+    do {                                                                      \
+        if (!(db)) return weir_set_error(WEIR_INVALID, "%s: db is NULL", fn); \
+    } while (0)
+
+static int check_key_arg(const char *fn, const void *key, size_t klen) {
+    if (!key && klen) return weir_set_error(WEIR_INVALID, "%s: key is NULL but its length is %zu", fn, klen);
+    if (klen > WEIR_MAX_KEY_SIZE)
+        return weir_set_error(WEIR_INVALID, "%s: key of %zu bytes exceeds the limit of %u bytes", fn,
+                              klen, WEIR_MAX_KEY_SIZE);
+    return WEIR_OK;
+}
+
+uint64_t db_smallest_snapshot(weir_db *db) {
+    if (db->snapshots.next != &db->snapshots) return db->snapshots.next->sequence;
+    return db->vs->last_sequence;
+}
+
+void db_set_bg_error(weir_db *db, int code) {
+    if (db->bg_error.code == WEIR_OK) {
+        weir_error_save(&db->bg_error, code);
+        pthread_cond_broadcast(&db->bg_cv);
+    }
+}
+
+int db_add_pending_output(weir_db *db, uint64_t number) {
+    if (db->num_pending == db->cap_pending) {
+        size_t cap = db->cap_pending ? db->cap_pending * 2 : 8;
+        uint64_t *p = realloc(db->pending_outputs, cap * sizeof *p);
+        if (!p) return weir_set_error(WEIR_NO_MEMORY, "out of memory tracking new table files");
+        db->pending_outputs = p;
+        db->cap_pending = cap;
+    }
+    db->pending_outputs[db->num_pending++] = number;
+    return WEIR_OK;
+}
+
+void db_remove_pending_output(weir_db *db, uint64_t number) {
+    for (size_t i = 0; i < db->num_pending; i++) {
+        if (db->pending_outputs[i] == number) {
+            db->pending_outputs[i] = db->pending_outputs[--db->num_pending];
+            return;
+        }
+    }
+}
+
+/* ---- obsolete files ------------------------------------------------------- */
+
+typedef struct number_set {
+    uint64_t *v;
+    size_t n, cap;
+    int oom;
+} number_set;
+
+static void number_set_add(void *arg, uint64_t number) {
+    number_set *s = arg;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *p = realloc(s->v, cap * sizeof *p);
+        if (!p) {
+            s->oom = 1;
+            return;
+        }
+        s->v = p;
+        s->cap = cap;
+    }
+    s->v[s->n++] = number;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int number_set_has(const number_set *s, uint64_t number) {
+    return bsearch(&number, s->v, s->n, sizeof *s->v, cmp_u64) != NULL;
+}
+
+void db_delete_obsolete_files(weir_db *db) {
+    /* After a background error the on-disk state may be ahead of what we
+     * know; keep everything so nothing needed is lost. */
+    if (db->bg_error.code != WEIR_OK) return;
+    number_set live = {0};
+    for (size_t i = 0; i < db->num_pending; i++) number_set_add(&live, db->pending_outputs[i]);
+    vset_for_each_live_file(db->vs, number_set_add, &live);
+    if (live.oom) {
+        free(live.v);
+        return;
+    }
+    qsort(live.v, live.n, sizeof *live.v, cmp_u64);
+
+    env_dirent_list names = {0};
+    if (db->env->ops->list_dir(db->env, db->path, &names) != WEIR_OK) {
+        free(live.v);
+        return;
+    }
+    char path[PATH_MAX];
+    for (size_t i = 0; i < names.count; i++) {
+        uint64_t number;
+        enum file_kind kind = parse_file_name(names.names[i], &number);
+        int keep = 1;
+        switch (kind) {
+        case FILE_LOG:
+            keep = number >= db->vs->log_number || number == db->log_number;
+            break;
+        case FILE_MANIFEST:
+            keep = number >= db->vs->manifest_file_number;
+            break;
+        case FILE_TABLE:
+            keep = number_set_has(&live, number);
+            break;
+        case FILE_TEMP:
+            keep = number_set_has(&live, number);
+            break;
+        default:
+            keep = 1;
+            break;
+        }
+        if (keep) continue;
+        if (kind == FILE_TABLE) table_cache_evict(db->tc, number);
+        snprintf(path, sizeof path, "%s/%s", db->path, names.names[i]);
+        if (db->env->ops->remove_file(db->env, path) == WEIR_OK) stat_add(&db->stats.files_deleted, 1);
+    }
+    env_dirent_list_free(&names);
+    free(live.v);
+}
+
+/* ---- building tables -------------------------------------------------------- */
+
+int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out) {
+    char path[PATH_MAX];
+    table_file_path(path, sizeof path, db->path, number);
+    *out = NULL;
+    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key};
+    sst_builder *b;
+    int rc = sst_builder_open(db->env, path, &so, &b);
+    if (rc != WEIR_OK) return rc;
+    buf smallest = BUF_INIT, largest = BUF_INIT;
+    iter_seek_first(it);
+    for (; iter_valid(it); iter_next(it)) {
+        slice k = iter_key(it);
+        if (smallest.len == 0 && buf_set(&smallest, k.data, k.len) != 0) {
+            rc = weir_set_error(WEIR_NO_MEMORY, "out of memory building table %s", path);
+            break;
+        }
+        rc = sst_builder_add(b, k, iter_value(it));
+        if (rc != WEIR_OK) break;
+        if (buf_set(&largest, k.data, k.len) != 0) {
+            rc = weir_set_error(WEIR_NO_MEMORY, "out of memory building table %s", path);
+            break;
+        }
+    }
+    if (rc == WEIR_OK) rc = iter_status(it);
+    uint64_t entries = sst_builder_num_entries(b);
+    uint64_t size = 0;
+    if (rc == WEIR_OK && entries > 0) {
+        rc = sst_builder_finish(b, &size);
+    } else {
+        sst_builder_abandon(b);
+    }
+    if (rc == WEIR_OK && entries > 0) {
+        /* The manifest will name this file: its directory entry must be
+         * durable before that. */
+        rc = db->env->ops->sync_dir(db->env, db->path);
+    }
+    if (rc == WEIR_OK && entries > 0) {
+        /* Open it once: proves the file reads back and warms the cache. */
+        table_handle *h;
+        rc = table_cache_get(db->tc, number, size, &h);
+        if (rc == WEIR_OK) table_cache_release(db->tc, h);
+    }
+    if (rc == WEIR_OK && entries > 0) {
+        *out = file_meta_create(number, size, entries, buf_slice(&smallest), buf_slice(&largest));
+        if (!*out) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory recording table %s", path);
+    }
+    if (rc != WEIR_OK || entries == 0) db->env->ops->remove_file(db->env, path);
+    buf_free(&smallest);
+    buf_free(&largest);
+    return rc;
+}
+
+/* Write memtable m to a new level-0 table and add it to edit (mutex held;
+ * dropped during the build). The table stays a pending output, safe from
+ * deletion, until the caller has installed the edit and calls
+ * db_remove_pending_output(*number). */
+static int write_level0_table(weir_db *db, memtable *m, version_edit *edit, uint64_t *number_out) {
+    uint64_t number = vset_new_file_number(db->vs);
+    *number_out = number;
+    int rc = db_add_pending_output(db, number);
+    if (rc != WEIR_OK) return rc;
+    iter *it = memtable_iter_create(m);
+    if (!it) {
+        db_remove_pending_output(db, number);
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory flushing the memtable");
+    }
+    file_meta *f = NULL;
+    pthread_mutex_unlock(&db->mu);
+    rc = db_build_table(db, it, number, &f);
+    iter_destroy(it);
+    pthread_mutex_lock(&db->mu);
+    if (rc == WEIR_OK && f) {
+        stat_add(&db->stats.flush_bytes_written, f->size);
+        rc = version_edit_add_file(edit, 0, f);
+        file_meta_unref(f);
+    }
+    return rc;
+}
+
+int db_flush_imm(weir_db *db) {
+    if (!db->imm) return WEIR_OK;
+    version_edit edit;
+    version_edit_init(&edit);
+    memtable *imm = db->imm;
+    uint64_t number;
+    int rc = write_level0_table(db, imm, &edit, &number);
+    if (rc == WEIR_OK) {
+        /* Logs before the active one hold nothing the tables lack now. */
+        version_edit_set_log_number(&edit, db->log_number);
+        rc = vset_log_and_apply(db->vs, &edit, &db->mu);
+    }
+    db_remove_pending_output(db, number);
+    version_edit_free(&edit);
+    if (rc == WEIR_OK) {
+        db->imm = NULL;
+        memtable_unref(imm);
+        stat_add(&db->stats.flushes, 1);
+        db_delete_obsolete_files(db);
+    } else {
+        db_set_bg_error(db, rc);
+    }
+    pthread_cond_broadcast(&db->bg_cv);
+    return rc;
+}
+
+/* ---- background threads --------------------------------------------------- */
+
+static int manual_pending(weir_db *db) { return db->manual && !db->manual->done; }
+
+static void run_manual_compaction(weir_db *db) {
+    manual_compaction *m = db->manual;
+    compaction *c = vset_compact_range(db->vs, m->level, m->begin, m->end);
+    int rc = WEIR_OK;
+    if (c) rc = db_run_compaction(db, c);
+    if (rc != WEIR_OK) weir_error_save(&m->err, rc);
+    m->status = rc;
+    m->done = 1;
+}
+
+static void *background_main(void *arg) {
+    weir_db *db = arg;
+    pthread_mutex_lock(&db->mu);
+    while (!db->shutting_down) {
+        if (db->bg_error.code != WEIR_OK) {
+            /* Nothing more is written after a failure; finish manual
+             * requests so their callers are not left waiting. */
+            if (manual_pending(db)) {
+                db->manual->status = weir_error_raise(&db->bg_error);
+                weir_error_save(&db->manual->err, db->manual->status);
+                db->manual->done = 1;
+                pthread_cond_broadcast(&db->bg_cv);
+                continue;
+            }
+            pthread_cond_wait(&db->work_cv, &db->mu);
+            continue;
+        }
+        if (db->imm && !db->flush_running) {
+            db->flush_running = 1;
+            db_flush_imm(db);
+            db->flush_running = 0;
+            pthread_cond_broadcast(&db->bg_cv);
+            pthread_cond_broadcast(&db->work_cv);
+            continue;
+        }
+        if (!db->compaction_running && (manual_pending(db) || vset_needs_compaction(db->vs))) {
+            db->compaction_running = 1;
+            if (manual_pending(db)) {
+                run_manual_compaction(db);
+            } else {
+                compaction *c = vset_pick_compaction(db->vs);
+                if (c) {
+                    int rc = db_run_compaction(db, c);
+                    if (rc != WEIR_OK) db_set_bg_error(db, rc);
+                } else {
+                    /* Needed but nothing pickable (inputs busy): wait. */
+                    db->compaction_running = 0;
+                    pthread_cond_wait(&db->work_cv, &db->mu);
+                    continue;
+                }
+            }
+            db->compaction_running = 0;
+            pthread_cond_broadcast(&db->bg_cv);
+            pthread_cond_broadcast(&db->work_cv);
+            continue;
+        }
+        pthread_cond_wait(&db->work_cv, &db->mu);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+/* ---- write path ----------------------------------------------------------- */
+
+/* Switch to a fresh memtable and log (mutex held). */
+static int switch_memtable(weir_db *db) {
+    uint64_t number = vset_new_file_number(db->vs);
+    char path[PATH_MAX];
+    log_file_path(path, sizeof path, db->path, number);
+    memtable *fresh = memtable_create();
+    if (!fresh) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating a memtable");
+    log_writer *lw;
+    int rc = log_writer_open(db->env, path, &lw);
+    if (rc != WEIR_OK) {
+        memtable_unref(fresh);
+        return rc;
+    }
+    /* A write synced to the new log must not vanish with its directory
+     * entry after a power cut. */
+    rc = db->env->ops->sync_dir(db->env, db->path);
+    if (rc != WEIR_OK) {
+        log_writer_close(lw);
+        db->env->ops->remove_file(db->env, path);
+        memtable_unref(fresh);
+        return rc;
+    }
+    /* The old log's records are all in imm; closing hands its buffer to
+     * the OS. */
+    rc = log_writer_close(db->log);
+    db->log = lw;
+    db->log_number = number;
+    db->imm = db->mem;
+    db->mem = fresh;
+    pthread_cond_broadcast(&db->work_cv);
+    return rc;
+}
+
+/* Make sure the memtable has room, stalling writers while background work
+ * catches up (mutex held; may wait on bg_cv). force: switch even if there
+ * is room (weir_flush). */
+static int make_room_for_write(weir_db *db, int force) {
+    int allow_delay = !force;
+    for (;;) {
+        if (db->bg_error.code != WEIR_OK) {
+            int code = weir_error_raise(&db->bg_error);
+            return weir_wrap_error(code == WEIR_NO_SPACE ? WEIR_NO_SPACE : WEIR_READ_ONLY,
+                                   "writes are stopped after a background error");
+        }
+        if (db->shutting_down) return weir_set_error(WEIR_CLOSED, "the database is closing");
+        int l0 = db->vs->current->num_files[0];
+        if (allow_delay && l0 >= db->opts.level0_slowdown_trigger) {
+            /* Give compaction a little time per write rather than one long
+             * stop later. */
+            pthread_mutex_unlock(&db->mu);
+            db->env->ops->sleep_micros(db->env, 1000);
+            stat_add(&db->stats.stall_micros, 1000);
+            stat_add(&db->stats.slowdowns, 1);
+            pthread_mutex_lock(&db->mu);
+            allow_delay = 0;
+            continue;
+        }
+        if (!force && memtable_memory_usage(db->mem) < db->opts.write_buffer_size) return WEIR_OK;
+        if (force && memtable_count(db->mem) == 0) return WEIR_OK;
+        if (db->imm || l0 >= db->opts.level0_stop_trigger) {
+            uint64_t t0 = db->env->ops->now_micros(db->env);
+            pthread_cond_broadcast(&db->work_cv);
+            pthread_cond_wait(&db->bg_cv, &db->mu);
+            uint64_t t1 = db->env->ops->now_micros(db->env);
+            stat_add(&db->stats.stall_micros, t1 > t0 ? t1 - t0 : 0);
+            continue;
+        }
+        return switch_memtable(db);
+    }
+}
+
+typedef struct insert_ctx {
+    memtable *mem;
+} insert_ctx;
+
+static int insert_op(void *arg, uint64_t seq, int type, slice key, slice value) {
+    insert_ctx *ctx = arg;
+    return memtable_add(ctx->mem, seq, type, key, value);
+}
+
+static int write_internal(weir_db *db, const weir_writeopts *wo, const weir_batch *batch) {
+    db_writer w;
+    w.batch = batch;
+    w.sync = (wo && wo->sync != WEIR_SYNC_DEFAULT) ? wo->sync : db->opts.sync_mode;
+    if (w.sync < WEIR_SYNC_NONE || w.sync > WEIR_SYNC_FSYNC)
+        return weir_set_error(WEIR_INVALID, "write options: unknown sync mode %d", (int)w.sync);
+    w.done = 0;
+    w.status = WEIR_OK;
+    w.next = NULL;
+    pthread_cond_init(&w.cv, NULL);
+
+    pthread_mutex_lock(&db->mu);
+    if (db->writers_tail) db->writers_tail->next = &w;
+    else db->writers_head = &w;
+    db->writers_tail = &w;
+    while (!w.done && db->writers_head != &w) pthread_cond_wait(&w.cv, &db->mu);
+    if (w.done) {
+        pthread_mutex_unlock(&db->mu);
+        pthread_cond_destroy(&w.cv);
+        if (w.status != WEIR_OK) weir_error_raise(&w.err);
+        return w.status;
+    }
+
+    /* This thread leads: commit itself and as many followers as fit. */
+    int rc = make_room_for_write(db, batch == NULL);
+    db_writer *last = &w;
+    uint64_t first_seq = db->vs->last_sequence + 1;
+    uint64_t count = 0;
+    weir_sync_mode sync = w.sync;
+    if (rc == WEIR_OK && batch) {
+        slice rep = buf_slice(&batch->rep);
+        const weir_batch *single = batch;
+        size_t group_bytes = rep.len;
+        count = batch_rep_count(rep);
+        /* Gather followers with no stronger sync need than ours. */
+        for (db_writer *f = w.next; f; f = f->next) {
+            if (!f->batch || f->sync > w.sync) break;
+            slice frep = buf_slice(&f->batch->rep);
+            if (group_bytes + frep.len > MAX_GROUP_BYTES && group_bytes > 0) break;
+            if (single) {
+                if (batch_rep_init(&db->group_rep) != 0 ||
+                    batch_rep_append(&db->group_rep, rep) != WEIR_OK) {
+                    rc = weir_set_error(WEIR_NO_MEMORY, "out of memory grouping writes");
+                    break;
+                }
+                single = NULL;
+            }
+            if (batch_rep_append(&db->group_rep, frep) != WEIR_OK) {
+                rc = WEIR_NO_MEMORY;
+                break;
+            }
+            group_bytes += frep.len;
+            count += batch_rep_count(frep);
+            last = f;
+        }
+        if (rc == WEIR_OK && count > 0) {
+            char *rep_data = single ? single->rep.data : db->group_rep.data;
+            size_t rep_len = single ? single->rep.len : db->group_rep.len;
+            /* The header sequence is written into the caller's batch only
+             * for the log record: batches are otherwise left untouched. */
+            char saved_header[8];
+            memcpy(saved_header, rep_data, 8);
+            batch_rep_set_sequence(rep_data, first_seq);
+            memtable *mem = db->mem;
+            log_writer *log = db->log;
+            pthread_mutex_unlock(&db->mu);
+
+            slice record = slice_make(rep_data, rep_len);
+            rc = log_writer_add(log, record);
+            if (rc == WEIR_OK && sync == WEIR_SYNC_FLUSH) rc = log_writer_flush(log);
+            if (rc == WEIR_OK && sync == WEIR_SYNC_FSYNC) {
+                rc = log_writer_sync(log);
+                stat_add(&db->stats.wal_syncs, 1);
+            }
+            int logged = rc == WEIR_OK;
+            if (logged) {
+                insert_ctx ctx = {mem};
+                rc = batch_rep_iterate(record, insert_op, &ctx);
+            }
+            if (single) memcpy(rep_data, saved_header, 8);
+            stat_add(&db->stats.wal_bytes_written, rep_len);
+            stat_add(&db->stats.user_bytes_written, rep_len - BATCH_HEADER_SIZE);
+            stat_add(&db->stats.write_groups, 1);
+
+            pthread_mutex_lock(&db->mu);
+            if (rc == WEIR_OK) {
+                db->vs->last_sequence = first_seq + count - 1;
+            } else {
+                /* A log write that failed (or a memtable insert after a
+                 * logged record) leaves the log and memory disagreeing:
+                 * stop writes rather than risk acknowledging lost data. */
+                db_set_bg_error(db, rc);
+                if (!logged) weir_error_raise(&db->bg_error);
+            }
+        }
+    }
+
+    /* Wake the group, then hand leadership on. */
+    weir_error err;
+    if (rc != WEIR_OK) weir_error_save(&err, rc);
+    for (;;) {
+        db_writer *f = db->writers_head;
+        db->writers_head = f->next;
+        if (!db->writers_head) db->writers_tail = NULL;
+        if (f != &w) {
+            f->status = rc;
+            if (rc != WEIR_OK) f->err = err;
+            f->done = 1;
+            pthread_cond_signal(&f->cv);
+        }
+        if (f == last) break;
+    }
+    if (db->writers_head) pthread_cond_signal(&db->writers_head->cv);
+    stat_add(&db->stats.writes, 1);
+    pthread_mutex_unlock(&db->mu);
+    pthread_cond_destroy(&w.cv);
+    if (rc != WEIR_OK) weir_error_raise(&err);
+    return rc;
+}
+
+int weir_write(weir_db *db, const weir_writeopts *wo, const weir_batch *b) {
+    CHECK_DB(db, "weir_write");
+    if (!b) return weir_set_error(WEIR_INVALID, "weir_write: batch is NULL");
+    if (weir_batch_count(b) == 0) return WEIR_OK;
+    return write_internal(db, wo, b);
+}
+
+/* A one-op batch on the stack avoids a heap allocation for small writes. */
+static int write_single(weir_db *db, const weir_writeopts *wo, int type, const void *key,
+                        size_t klen, const void *val, size_t vlen) {
+    char stack[512];
+    size_t need = BATCH_HEADER_SIZE + 1 + 5 + klen + 5 + vlen;
+    weir_batch b;
+    b.rep.data = need <= sizeof stack ? stack : malloc(need);
+    if (!b.rep.data) return weir_set_error(WEIR_NO_MEMORY, "out of memory for a %zu-byte write", need);
+    b.rep.cap = need <= sizeof stack ? sizeof stack : need;
+    b.rep.len = 0;
+    char *p = b.rep.data;
+    memset(p, 0, BATCH_HEADER_SIZE);
+    encode_fixed32(p + 8, 1);
+    p += BATCH_HEADER_SIZE;
+    *p++ = (char)type;
+    p = encode_varint32(p, (uint32_t)klen);
+    if (klen) memcpy(p, key, klen);
+    p += klen;
+    if (type == TYPE_VALUE) {
+        p = encode_varint32(p, (uint32_t)vlen);
+        if (vlen) memcpy(p, val, vlen);
+        p += vlen;
+    }
+    b.rep.len = (size_t)(p - b.rep.data);
+    int rc = write_internal(db, wo, &b);
+    if (b.rep.data != stack) free(b.rep.data);
+    return rc;
+}
+
+int weir_put(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
+             const void *val, size_t vlen) {
+    CHECK_DB(db, "weir_put");
+    int rc = check_key_arg("weir_put", key, klen);
+    if (rc != WEIR_OK) return rc;
+    if (!val && vlen) return weir_set_error(WEIR_INVALID, "weir_put: value is NULL but its length is %zu", vlen);
+    if (vlen > WEIR_MAX_VALUE_SIZE)
+        return weir_set_error(WEIR_INVALID, "weir_put: value of %zu bytes exceeds the limit of %u bytes",
+                              vlen, WEIR_MAX_VALUE_SIZE);
+    return write_single(db, wo, TYPE_VALUE, key, klen, val, vlen);
+}
+
+int weir_delete(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen) {
+    CHECK_DB(db, "weir_delete");
+    int rc = check_key_arg("weir_delete", key, klen);
+    if (rc != WEIR_OK) return rc;
+    return write_single(db, wo, TYPE_DELETION, key, klen, NULL, 0);
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+void db_acquire_read_state(weir_db *db, const weir_snapshot *snap, read_state *rs) {
+    pthread_mutex_lock(&db->mu);
+    rs->sequence = snap ? snap->sequence : db->vs->last_sequence;
+    rs->mem = db->mem;
+    memtable_ref(rs->mem);
+    rs->imm = db->imm;
+    if (rs->imm) memtable_ref(rs->imm);
+    rs->v = db->vs->current;
+    version_ref(rs->v);
+    pthread_mutex_unlock(&db->mu);
+}
+
+void db_release_read_state(weir_db *db, read_state *rs) {
+    memtable_unref(rs->mem);
+    if (rs->imm) memtable_unref(rs->imm);
+    pthread_mutex_lock(&db->mu);
+    version_unref(rs->v);
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* Where a found value goes: a caller buffer, or a fresh allocation. */
+typedef struct value_sink {
+    void *buf;
+    size_t cap;
+    size_t len;
+    int alloc;     /* copy into a malloc'd block */
+    void *allocated;
+    int oom;
+    weir_value_fn fn; /* or hand the pinned value to a callback */
+    void *fn_arg;
+} value_sink;
+
+static void sink_value(void *arg, slice v) {
+    value_sink *s = arg;
+    s->len = v.len;
+    if (s->fn) {
+        s->fn(s->fn_arg, v.len ? v.data : "", v.len);
+    } else if (s->alloc) {
+        s->allocated = malloc(v.len ? v.len : 1);
+        if (!s->allocated) {
+            s->oom = 1;
+            return;
+        }
+        if (v.len) memcpy(s->allocated, v.data, v.len);
+    } else if (s->cap) {
+        memcpy(s->buf, v.data, v.len < s->cap ? v.len : s->cap);
+    }
+}
+
+/* Look key up in rs; WEIR_OK (value delivered to sink), WEIR_NOT_FOUND or an
+ * error. */
+static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *sink) {
+    char stack[256];
+    size_t ilen = key.len + IKEY_TAG_SIZE;
+    char *ik = ilen <= sizeof stack ? stack : malloc(ilen);
+    if (!ik) return weir_set_error(WEIR_NO_MEMORY, "out of memory for a %zu-byte key lookup", key.len);
+    if (key.len) memcpy(ik, key.data, key.len);
+    encode_fixed64(ik + key.len, pack_tag(rs->sequence, TYPE_FOR_SEEK));
+    slice lookup = slice_make(ik, ilen);
+
+    int type = -1;
+    slice v;
+    int rc = WEIR_NOT_FOUND;
+    if (memtable_get(rs->mem, key, rs->sequence, &type, &v) ||
+        (rs->imm && memtable_get(rs->imm, key, rs->sequence, &type, &v))) {
+        if (type == TYPE_VALUE) {
+            sink_value(sink, v);
+            rc = WEIR_OK;
+        }
+    } else {
+        rc = version_get(rs->v, lookup, bloom_hash(key.data, key.len), &type, sink_value, sink);
+        if (rc == WEIR_OK && type != TYPE_VALUE) rc = WEIR_NOT_FOUND;
+    }
+    if (ik != stack) free(ik);
+    if (rc == WEIR_OK && sink->oom)
+        rc = weir_set_error(WEIR_NO_MEMORY, "out of memory copying a %zu-byte value", sink->len);
+    (void)db;
+    return rc;
+}
+
+static int get_common(weir_db *db, const weir_readopts *ro, const void *key, size_t klen,
+                      value_sink *sink, const char *fn) {
+    CHECK_DB(db, fn);
+    int rc = check_key_arg(fn, key, klen);
+    if (rc != WEIR_OK) return rc;
+    read_state rs;
+    db_acquire_read_state(db, ro ? ro->snapshot : NULL, &rs);
+    rc = get_from_state(db, &rs, slice_make(key, klen), sink);
+    db_release_read_state(db, &rs);
+    stat_add(&db->stats.gets, 1);
+    return rc;
+}
+
+int weir_get(weir_db *db, const weir_readopts *ro, const void *key, size_t klen, void *buf,
+             size_t cap, size_t *vlen) {
+    if (!vlen) return weir_set_error(WEIR_INVALID, "weir_get: vlen is NULL");
+    if (!buf && cap) return weir_set_error(WEIR_INVALID, "weir_get: buf is NULL but cap is %zu", cap);
+    value_sink sink = {buf, cap, 0, 0, NULL, 0, NULL, NULL};
+    int rc = get_common(db, ro, key, klen, &sink, "weir_get");
+    if (rc != WEIR_OK) return rc;
+    *vlen = sink.len;
+    if (sink.len > cap)
+        return weir_set_error(WEIR_BUFFER_TOO_SMALL,
+                              "weir_get: value is %zu bytes but the buffer holds %zu", sink.len, cap);
+    return WEIR_OK;
+}
+
+int weir_get_alloc(weir_db *db, const weir_readopts *ro, const void *key, size_t klen, void **val,
+                   size_t *vlen) {
+    if (!val || !vlen) return weir_set_error(WEIR_INVALID, "weir_get_alloc: val or vlen is NULL");
+    *val = NULL;
+    *vlen = 0;
+    value_sink sink = {NULL, 0, 0, 1, NULL, 0, NULL, NULL};
+    int rc = get_common(db, ro, key, klen, &sink, "weir_get_alloc");
+    if (rc != WEIR_OK) {
+        free(sink.allocated);
+        return rc;
+    }
+    *val = sink.allocated;
+    *vlen = sink.len;
+    return WEIR_OK;
+}
+
+int weir_get_with(weir_db *db, const weir_readopts *ro, const void *key, size_t klen,
+                  weir_value_fn fn, void *arg) {
+    if (!fn) return weir_set_error(WEIR_INVALID, "weir_get_with: fn is NULL");
+    value_sink sink = {0};
+    sink.fn = fn;
+    sink.fn_arg = arg;
+    return get_common(db, ro, key, klen, &sink, "weir_get_with");
+}
+
+int weir_multi_get(weir_db *db, const weir_readopts *ro, size_t n, const void *const *keys,
+                   const size_t *klens, void **vals, size_t *vlens, int *statuses) {
+    CHECK_DB(db, "weir_multi_get");
+    if (n && (!keys || !klens || !vals || !vlens || !statuses))
+        return weir_set_error(WEIR_INVALID, "weir_multi_get: an array argument is NULL");
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = NULL;
+        vlens[i] = 0;
+        statuses[i] = WEIR_NOT_FOUND;
+        int rc = check_key_arg("weir_multi_get", keys[i], klens[i]);
+        if (rc != WEIR_OK) return rc;
+    }
+    read_state rs;
+    db_acquire_read_state(db, ro ? ro->snapshot : NULL, &rs);
+    int first_error = WEIR_OK;
+    weir_error err = {0, {0}};
+    for (size_t i = 0; i < n; i++) {
+        value_sink sink = {NULL, 0, 0, 1, NULL, 0, NULL, NULL};
+        int rc = get_from_state(db, &rs, slice_make(keys[i], klens[i]), &sink);
+        statuses[i] = rc;
+        if (rc == WEIR_OK) {
+            vals[i] = sink.allocated;
+            vlens[i] = sink.len;
+        } else {
+            free(sink.allocated);
+            if (rc != WEIR_NOT_FOUND && first_error == WEIR_OK) {
+                first_error = rc;
+                weir_error_save(&err, rc);
+            }
+        }
+    }
+    db_release_read_state(db, &rs);
+    stat_add(&db->stats.gets, n);
+    if (first_error != WEIR_OK) weir_error_raise(&err);
+    return first_error;
+}
+
+/* ---- snapshots ---------------------------------------------------------------- */
+
+int weir_snapshot_create(weir_db *db, weir_snapshot **out) {
+    if (!out) return weir_set_error(WEIR_INVALID, "weir_snapshot_create: out is NULL");
+    *out = NULL;
+    CHECK_DB(db, "weir_snapshot_create");
+    weir_snapshot *s = malloc(sizeof *s);
+    if (!s) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating a snapshot");
+    pthread_mutex_lock(&db->mu);
+    s->sequence = db->vs->last_sequence;
+    s->next = &db->snapshots;
+    s->prev = db->snapshots.prev;
+    s->prev->next = s;
+    db->snapshots.prev = s;
+    db->num_snapshots++;
+    pthread_mutex_unlock(&db->mu);
+    *out = s;
+    return WEIR_OK;
+}
+
+void weir_snapshot_release(weir_db *db, weir_snapshot *s) {
+    if (!db || !s) return;
+    pthread_mutex_lock(&db->mu);
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    db->num_snapshots--;
+    pthread_mutex_unlock(&db->mu);
+    free(s);
+}
+
+uint64_t weir_snapshot_sequence(const weir_snapshot *s) { return s ? s->sequence : 0; }
+
+/* ---- flush and compaction requests ------------------------------------------- */
+
+int weir_flush(weir_db *db) {
+    CHECK_DB(db, "weir_flush");
+    int rc = write_internal(db, NULL, NULL); /* switches the memtable */
+    if (rc != WEIR_OK) return rc;
+    pthread_mutex_lock(&db->mu);
+    /* Also make the log durable so a flush is a full durability point. */
+    rc = log_writer_flush(db->log);
+    while (rc == WEIR_OK && db->imm && db->bg_error.code == WEIR_OK) {
+        pthread_cond_broadcast(&db->work_cv);
+        pthread_cond_wait(&db->bg_cv, &db->mu);
+    }
+    if (rc == WEIR_OK && db->bg_error.code != WEIR_OK) rc = weir_error_raise(&db->bg_error);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+/* Run a manual compaction of one level through the background threads. */
+static int compact_level(weir_db *db, int level, const slice *begin, const slice *end) {
+    manual_compaction m;
+    memset(&m, 0, sizeof m);
+    m.level = level;
+    m.begin = begin;
+    m.end = end;
+    pthread_mutex_lock(&db->mu);
+    while (db->manual && db->bg_error.code == WEIR_OK) pthread_cond_wait(&db->bg_cv, &db->mu);
+    if (db->bg_error.code != WEIR_OK) {
+        int rc = weir_error_raise(&db->bg_error);
+        pthread_mutex_unlock(&db->mu);
+        return rc;
+    }
+    db->manual = &m;
+    pthread_cond_broadcast(&db->work_cv);
+    while (!m.done) pthread_cond_wait(&db->bg_cv, &db->mu);
+    db->manual = NULL;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    if (m.status != WEIR_OK) weir_error_raise(&m.err);
+    return m.status;
+}
+
+int weir_compact_range(weir_db *db, const void *start, size_t slen, const void *end, size_t elen) {
+    CHECK_DB(db, "weir_compact_range");
+    int rc = check_key_arg("weir_compact_range", start, slen);
+    if (rc == WEIR_OK) rc = check_key_arg("weir_compact_range", end, elen);
+    if (rc != WEIR_OK) return rc;
+    rc = weir_flush(db);
+    if (rc != WEIR_OK) return rc;
+
+    buf bk = BUF_INIT, ek = BUF_INIT;
+    slice bs, es;
+    const slice *bp = NULL, *ep = NULL;
+    if (start) {
+        if (ikey_append(&bk, slice_make(start, slen), MAX_SEQUENCE, TYPE_FOR_SEEK) != 0) rc = WEIR_NO_MEMORY;
+        bs = buf_slice(&bk);
+        bp = &bs;
+    }
+    if (end) {
+        if (ikey_append(&ek, slice_make(end, elen), 0, TYPE_DELETION) != 0) rc = WEIR_NO_MEMORY;
+        es = buf_slice(&ek);
+        ep = &es;
+    }
+    if (rc != WEIR_OK) {
+        buf_free(&bk);
+        buf_free(&ek);
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory in weir_compact_range");
+    }
+    slice ub = bp ? ikey_user(*bp) : slice_make(NULL, 0);
+    slice ue = ep ? ikey_user(*ep) : slice_make(NULL, 0);
+    int max_level = 1;
+    pthread_mutex_lock(&db->mu);
+    for (int level = 1; level < NUM_LEVELS; level++)
+        if (version_overlap_in_level(db->vs->current, level, bp ? &ub : NULL, ep ? &ue : NULL))
+            max_level = level;
+    pthread_mutex_unlock(&db->mu);
+    for (int level = 0; level < max_level && rc == WEIR_OK; level++)
+        rc = compact_level(db, level, bp, ep);
+    buf_free(&bk);
+    buf_free(&ek);
+    return rc;
+}
+
+/* ---- open and recovery ------------------------------------------------------- */
+
+static int validate_options(const struct weir_options *o) {
+    if (o->level0_compaction_trigger < 1 || o->level0_slowdown_trigger < o->level0_compaction_trigger ||
+        o->level0_stop_trigger < o->level0_slowdown_trigger)
+        return weir_set_error(WEIR_INVALID, "level0 triggers are inconsistent");
+    return WEIR_OK;
+}
+
+typedef struct replay_ctx {
+    weir_db *db;
+    memtable *mem;
+    uint64_t max_sequence;
+} replay_ctx;
+
+static int replay_op(void *arg, uint64_t seq, int type, slice key, slice value) {
+    replay_ctx *ctx = arg;
+    if (seq > ctx->max_sequence) ctx->max_sequence = seq;
+    return memtable_add(ctx->mem, seq, type, key, value);
+}
+
+/* Replay one log into memtables, flushing to level 0 whenever the memtable
+ * fills (mutex held). */
+static int replay_log(weir_db *db, uint64_t number, version_edit *edit, uint64_t *max_seq) {
+    char path[PATH_MAX];
+    log_file_path(path, sizeof path, db->path, number);
+    log_reader *r;
+    int rc = log_reader_open(db->env, path, &r);
+    if (rc != WEIR_OK) return rc;
+    buf scratch = BUF_INIT;
+    slice record;
+    replay_ctx ctx = {db, db->mem, *max_seq};
+    while ((rc = log_reader_next(r, &scratch, &record)) == WEIR_OK) {
+        if (record.len < BATCH_HEADER_SIZE) {
+            rc = weir_set_error(WEIR_CORRUPTION, "log %s: record at offset %" PRIu64
+                                " is too short to be a write batch (%zu bytes)",
+                                path, log_reader_record_offset(r), record.len);
+            break;
+        }
+        ctx.mem = db->mem;
+        rc = batch_rep_iterate(record, replay_op, &ctx);
+        if (rc != WEIR_OK) {
+            rc = weir_wrap_error(rc, "log %s: record at offset %" PRIu64, path,
+                                 log_reader_record_offset(r));
+            break;
+        }
+        stat_add(&db->stats.recovered_records, 1);
+        if (memtable_memory_usage(db->mem) >= db->opts.write_buffer_size) {
+            memtable *full = db->mem;
+            db->mem = memtable_create();
+            if (!db->mem) {
+                db->mem = full;
+                rc = weir_set_error(WEIR_NO_MEMORY, "out of memory during recovery");
+                break;
+            }
+            uint64_t number;
+            rc = write_level0_table(db, full, edit, &number);
+            memtable_unref(full);
+            if (rc != WEIR_OK) break;
+        }
+    }
+    if (rc == WEIR_NOT_FOUND) {
+        rc = WEIR_OK;
+        stat_add(&db->stats.recovered_torn_bytes, log_reader_dropped_bytes(r));
+    }
+    *max_seq = ctx.max_sequence;
+    buf_free(&scratch);
+    log_reader_close(r);
+    return rc;
+}
+
+static int recover(weir_db *db) {
+    char path[PATH_MAX];
+    weir_env *env = db->env;
+    if (!db->opts.create_if_missing && !env->ops->file_exists(env, db->path))
+        return weir_set_error(WEIR_INVALID,
+                              "database directory %s does not exist (create_if_missing is off)",
+                              db->path);
+    int rc = env->ops->create_dir(env, db->path);
+    if (rc != WEIR_OK) return rc;
+    rc = env->ops->lock_file(env, lock_file_path(path, sizeof path, db->path), &db->lock_fd);
+    if (rc != WEIR_OK) return rc;
+
+    current_file_path(path, sizeof path, db->path);
+    if (!env->ops->file_exists(env, path)) {
+        /* No CURRENT: a new DB, unless store files say one was here. */
+        env_dirent_list names = {0};
+        rc = env->ops->list_dir(env, db->path, &names);
+        if (rc != WEIR_OK) return rc;
+        int has_store_files = 0;
+        for (size_t i = 0; i < names.count; i++) {
+            enum file_kind k = parse_file_name(names.names[i], NULL);
+            if (k == FILE_LOG || k == FILE_TABLE || k == FILE_MANIFEST) has_store_files = 1;
+        }
+        env_dirent_list_free(&names);
+        if (has_store_files)
+            return weir_set_error(WEIR_CORRUPTION,
+                                  "%s holds weir table or log files but no CURRENT file; the "
+                                  "database is damaged (restore CURRENT or a backup)",
+                                  db->path);
+        if (!db->opts.create_if_missing)
+            return weir_set_error(WEIR_INVALID, "%s is not a weir database (create_if_missing is off)",
+                                  db->path);
+        rc = vset_create_new_db(db->vs);
+        if (rc != WEIR_OK) return rc;
+    } else if (db->opts.error_if_exists) {
+        return weir_set_error(WEIR_EXISTS, "database %s already exists (error_if_exists is on)",
+                              db->path);
+    }
+
+    rc = vset_recover(db->vs);
+    if (rc != WEIR_OK) return rc;
+
+    /* Every table the manifest lists must exist; logs at or after the
+     * manifest's log number are replayed in order. */
+    env_dirent_list names = {0};
+    rc = env->ops->list_dir(env, db->path, &names);
+    if (rc != WEIR_OK) return rc;
+    uint64_t *logs = NULL;
+    size_t nlogs = 0;
+    for (size_t i = 0; i < names.count && rc == WEIR_OK; i++) {
+        uint64_t number;
+        enum file_kind k = parse_file_name(names.names[i], &number);
+        if (k == FILE_LOG || k == FILE_TABLE || k == FILE_MANIFEST || k == FILE_TEMP)
+            vset_mark_file_number_used(db->vs, number);
+        if (k == FILE_LOG && number >= db->vs->log_number) {
+            uint64_t *p = realloc(logs, (nlogs + 1) * sizeof *p);
+            if (!p) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory listing logs");
+            else {
+                logs = p;
+                logs[nlogs++] = number;
+            }
+        }
+    }
+    env_dirent_list_free(&names);
+    version *cur = db->vs->current;
+    for (int level = 0; level < NUM_LEVELS && rc == WEIR_OK; level++) {
+        for (int i = 0; i < cur->num_files[level]; i++) {
+            table_file_path(path, sizeof path, db->path, cur->files[level][i]->number);
+            if (!env->ops->file_exists(env, path)) {
+                rc = weir_set_error(WEIR_CORRUPTION,
+                                    "table %s listed in the manifest is missing; the database is "
+                                    "damaged",
+                                    path);
+                break;
+            }
+        }
+    }
+    if (rc != WEIR_OK) {
+        free(logs);
+        return rc;
+    }
+    qsort(logs, nlogs, sizeof *logs, cmp_u64);
+
+    version_edit edit;
+    version_edit_init(&edit);
+    uint64_t max_seq = db->vs->last_sequence;
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < nlogs && rc == WEIR_OK; i++) rc = replay_log(db, logs[i], &edit, &max_seq);
+    free(logs);
+    if (rc == WEIR_OK && memtable_count(db->mem) > 0) {
+        memtable *full = db->mem;
+        db->mem = memtable_create();
+        if (!db->mem) {
+            db->mem = full;
+            rc = weir_set_error(WEIR_NO_MEMORY, "out of memory during recovery");
+        } else {
+            uint64_t number;
+            rc = write_level0_table(db, full, &edit, &number);
+            memtable_unref(full);
+        }
+    }
+    if (rc == WEIR_OK) {
+        if (max_seq > db->vs->last_sequence) db->vs->last_sequence = max_seq;
+        uint64_t number = vset_new_file_number(db->vs);
+        rc = log_writer_open(env, log_file_path(path, sizeof path, db->path, number), &db->log);
+        if (rc == WEIR_OK) {
+            db->log_number = number;
+            version_edit_set_log_number(&edit, number);
+            rc = vset_log_and_apply(db->vs, &edit, &db->mu);
+        }
+        if (rc == WEIR_OK) {
+            rc = env->ops->sync_dir(env, db->path);
+        }
+        /* Recovery's tables are installed (or abandoned) now. */
+        db->num_pending = 0;
+        if (rc == WEIR_OK) db_delete_obsolete_files(db);
+    }
+    db->num_pending = 0;
+    pthread_mutex_unlock(&db->mu);
+    version_edit_free(&edit);
+    return rc;
+}
+
+static void db_free(weir_db *db) {
+    if (db->log) log_writer_close(db->log);
+    if (db->mem) memtable_unref(db->mem);
+    if (db->imm) memtable_unref(db->imm);
+    if (db->vs) vset_destroy(db->vs);
+    if (db->tc) table_cache_destroy(db->tc);
+    if (db->lock_fd >= 0) db->env->ops->unlock_file(db->env, db->lock_fd);
+    pthread_mutex_destroy(&db->mu);
+    pthread_cond_destroy(&db->bg_cv);
+    pthread_cond_destroy(&db->work_cv);
+    buf_free(&db->group_rep);
+    free(db->pending_outputs);
+    free(db->threads);
+    free(db->path);
+    free(db);
+}
+
+int weir_open(const char *path, const weir_options *opts, weir_db **out) {
+    if (!out) return weir_set_error(WEIR_INVALID, "weir_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return weir_set_error(WEIR_INVALID, "weir_open: path is NULL or empty");
+    if (strlen(path) > PATH_MAX - 64)
+        return weir_set_error(WEIR_INVALID, "weir_open: path of %zu bytes is too long", strlen(path));
+
+    weir_db *db = calloc(1, sizeof *db);
+    if (!db) return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);
+    db->lock_fd = -1;
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_cond_init(&db->bg_cv, NULL);
+    pthread_cond_init(&db->work_cv, NULL);
+    db->snapshots.next = db->snapshots.prev = &db->snapshots;
+    if (opts) {
+        db->opts = *opts;
+    } else {
+        weir_options *d = weir_options_create();
+        if (!d) {
+            db_free(db);
+            return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);
+        }
+        db->opts = *d;
+        weir_options_destroy(d);
+    }
+    int rc = validate_options(&db->opts);
+    if (rc != WEIR_OK) {
+        db_free(db);
+        return rc;
+    }
+    db->env = db->opts.env ? db->opts.env : env_posix();
+    db->path = strdup(path);
+    /* Strip trailing slashes so file names and messages read cleanly. */
+    if (db->path) {
+        size_t n = strlen(db->path);
+        while (n > 1 && db->path[n - 1] == '/') db->path[--n] = '\0';
+    }
+    db->tc = db->path ? table_cache_create(db->env, db->path, db->opts.max_open_files) : NULL;
+    vset_options vo = {db->opts.max_bytes_for_level_base, db->opts.target_file_size,
+                       db->opts.level0_compaction_trigger};
+    db->vs = db->tc ? vset_create(db->env, db->path, db->tc, &vo) : NULL;
+    db->mem = memtable_create();
+    if (!db->path || !db->tc || !db->vs || !db->mem) {
+        db_free(db);
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);
+    }
+
+    rc = recover(db);
+    if (rc != WEIR_OK) {
+        db_free(db);
+        return rc;
+    }
+
+    db->threads = calloc((size_t)db->opts.background_threads, sizeof *db->threads);
+    if (!db->threads) {
+        db_free(db);
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory starting background threads");
+    }
+    for (int i = 0; i < db->opts.background_threads; i++) {
+        if (pthread_create(&db->threads[i], NULL, background_main, db) != 0) {
+            weir_close(db);
+            return weir_set_error(WEIR_NO_MEMORY, "could not start background thread %d", i);
+        }
+        db->num_threads++;
+    }
+    pthread_mutex_lock(&db->mu);
+    pthread_cond_broadcast(&db->work_cv);
+    pthread_mutex_unlock(&db->mu);
+    *out = db;
+    return WEIR_OK;
+}
+
+int weir_close(weir_db *db) {
+    if (!db) return WEIR_OK;
+    /* Closing while other threads still use the handle is a caller bug
+     * (as freeing any object in use is); background threads are ours. */
+    pthread_mutex_lock(&db->mu);
+    db->shutting_down = 1;
+    pthread_cond_broadcast(&db->work_cv);
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    for (int i = 0; i < db->num_threads; i++) pthread_join(db->threads[i], NULL);
+
+    int rc = WEIR_OK;
+    weir_error err;
+    if (db->bg_error.code != WEIR_OK) {
+        rc = db->bg_error.code;
+        err = db->bg_error;
+    }
+    if (db->log) {
+        /* A clean close makes every acknowledged write durable, whatever
+         * sync mode it was written with. */
+        int lrc = log_writer_sync(db->log);
+        int crc = log_writer_close(db->log);
+        db->log = NULL;
+        if (rc == WEIR_OK && lrc != WEIR_OK) {
+            rc = lrc;
+            weir_error_save(&err, rc);
+        } else if (rc == WEIR_OK && crc != WEIR_OK) {
+            rc = crc;
+            weir_error_save(&err, rc);
+        }
+    }
+    db_free(db);
+    if (rc != WEIR_OK) weir_error_raise(&err);
+    return rc;
+}
+
+int weir_destroy(const char *path) {
+    if (!path || !*path) return weir_set_error(WEIR_INVALID, "weir_destroy: path is NULL or empty");
+    weir_env *env = env_posix();
+    if (!env->ops->file_exists(env, path)) return WEIR_OK;
+    char p[PATH_MAX];
+    int lock_fd;
+    int rc = env->ops->lock_file(env, lock_file_path(p, sizeof p, path), &lock_fd);
+    if (rc != WEIR_OK) return rc;
+    env_dirent_list names = {0};
+    rc = env->ops->list_dir(env, path, &names);
+    if (rc == WEIR_OK) {
+        for (size_t i = 0; i < names.count; i++) {
+            enum file_kind k = parse_file_name(names.names[i], NULL);
+            if (k == FILE_UNKNOWN || k == FILE_LOCK) continue;
+            snprintf(p, sizeof p, "%s/%s", path, names.names[i]);
+            int r = env->ops->remove_file(env, p);
+            if (r != WEIR_OK && rc == WEIR_OK) rc = r;
+        }
+        env_dirent_list_free(&names);
+    }
+    env->ops->unlock_file(env, lock_fd);
+    env->ops->remove_file(env, lock_file_path(p, sizeof p, path));
+    env->ops->remove_dir(env, path); /* fails harmlessly if other files remain */
+    return rc;
+}
+
+/* ---- properties ------------------------------------------------------------ */
+
+static char *dup_printf(const char *fmt, ...) WEIR_PRINTF(1, 2);
+static char *dup_printf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) {
+    db_stats *s = &db->stats;
+    uint64_t user = stat_get(&s->user_bytes_written);
+    uint64_t disk = stat_get(&s->wal_bytes_written) + stat_get(&s->flush_bytes_written) +
+                    stat_get(&s->compaction_bytes_written);
+    double wamp = user ? (double)disk / (double)user : 0.0;
+    return dup_printf(
+        "user_bytes_written %" PRIu64 "\nwal_bytes_written %" PRIu64 "\nwal_syncs %" PRIu64
+        "\nwrites %" PRIu64 "\nwrite_groups %" PRIu64 "\nflushes %" PRIu64
+        "\nflush_bytes_written %" PRIu64 "\ncompactions %" PRIu64 "\ntrivial_moves %" PRIu64
+        "\ncompaction_bytes_read %" PRIu64 "\ncompaction_bytes_written %" PRIu64
+        "\ncompaction_entries_dropped %" PRIu64 "\nwrite_amplification %.2f\nstall_micros %" PRIu64
+        "\nslowdowns %" PRIu64 "\ngets %" PRIu64 "\nrecovered_records %" PRIu64
+        "\nrecovered_torn_bytes %" PRIu64 "\nfiles_deleted %" PRIu64 "\ntotal_sst_bytes %" PRIu64
+        "\nmemtable_bytes %" PRIu64 "\n",
+        user, stat_get(&s->wal_bytes_written), stat_get(&s->wal_syncs), stat_get(&s->writes),
+        stat_get(&s->write_groups), stat_get(&s->flushes), stat_get(&s->flush_bytes_written),
+        stat_get(&s->compactions), stat_get(&s->trivial_moves), stat_get(&s->compaction_bytes_read),
+        stat_get(&s->compaction_bytes_written), stat_get(&s->compaction_entries_dropped), wamp,
+        stat_get(&s->stall_micros), stat_get(&s->slowdowns), stat_get(&s->gets),
+        stat_get(&s->recovered_records), stat_get(&s->recovered_torn_bytes),
+        stat_get(&s->files_deleted), total_sst, mem_bytes);
+}
+
+int weir_property(weir_db *db, const char *name, char **value) {
+    if (!value) return weir_set_error(WEIR_INVALID, "weir_property: value is NULL");
+    *value = NULL;
+    CHECK_DB(db, "weir_property");
+    if (!name) return weir_set_error(WEIR_INVALID, "weir_property: name is NULL");
+    char *s = NULL;
+    int known = 1;
+    pthread_mutex_lock(&db->mu);
+    version *v = db->vs->current;
+    uint64_t total_sst = 0;
+    for (int l = 0; l < NUM_LEVELS; l++) total_sst += version_level_bytes(v, l);
+    uint64_t mem_bytes = memtable_memory_usage(db->mem) + (db->imm ? memtable_memory_usage(db->imm) : 0);
+    const char *lvl_prefix = "weir.num-files-at-level";
+    if (strncmp(name, lvl_prefix, strlen(lvl_prefix)) == 0) {
+        const char *num = name + strlen(lvl_prefix);
+        char *endp;
+        long level = strtol(num, &endp, 10);
+        if (*num && !*endp && level >= 0 && level < NUM_LEVELS) s = dup_printf("%d", v->num_files[level]);
+        else known = 0;
+    } else if (strcmp(name, "weir.level-summary") == 0) {
+        s = version_level_summary(v);
+    } else if (strcmp(name, "weir.sstables") == 0) {
+        s = version_table_list(v);
+    } else if (strcmp(name, "weir.last-sequence") == 0) {
+        s = dup_printf("%" PRIu64, db->vs->last_sequence);
+    } else if (strcmp(name, "weir.memtable-bytes") == 0) {
+        s = dup_printf("%" PRIu64, mem_bytes);
+    } else if (strcmp(name, "weir.total-sst-bytes") == 0) {
+        s = dup_printf("%" PRIu64, total_sst);
+    } else if (strcmp(name, "weir.num-snapshots") == 0) {
+        s = dup_printf("%d", db->num_snapshots);
+    } else if (strcmp(name, "weir.background-error") == 0) {
+        s = strdup(db->bg_error.code == WEIR_OK ? "" : db->bg_error.msg);
+    } else if (strcmp(name, "weir.counters") == 0) {
+        s = counters_text(db, total_sst, mem_bytes);
+    } else if (strcmp(name, "weir.stats") == 0) {
+        char *levels = version_level_summary(v);
+        char *counters = counters_text(db, total_sst, mem_bytes);
+        if (levels && counters)
+            s = dup_printf("weir %s, %s\n** levels **\n%s** counters **\n%s", weir_version(), db->path,
+                           levels, counters);
+        free(levels);
+        free(counters);
+    } else {
+        known = 0;
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (!known) return weir_set_error(WEIR_NOT_FOUND, "unknown property \"%s\"", name);
+    if (!s) return weir_set_error(WEIR_NO_MEMORY, "out of memory reading property %s", name);
+    *value = s;
+    return WEIR_OK;
+}

@@ -1,0 +1,164 @@
+/*
+ * db_impl.h -- the DB handle's internals, shared by db.c (open, recovery,
+ * writes, reads, flush), compaction.c (background compaction) and
+ * dbiter.c (user iterators). Not part of the public API.
+ */
+#ifndef WEIR_DB_IMPL_H
+#define WEIR_DB_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "coding.h"
+#include "env.h"
+#include "memtable.h"
+#include "status.h"
+#include "table_cache.h"
+#include "version.h"
+#include "wal.h"
+#include "weir.h"
+
+struct weir_options {
+    int create_if_missing;
+    int error_if_exists;
+    size_t write_buffer_size;
+    size_t block_size;
+    int bloom_bits_per_key;
+    int max_open_files;
+    int background_threads;
+    weir_sync_mode sync_mode;
+    uint64_t target_file_size;
+    uint64_t max_bytes_for_level_base;
+    int level0_compaction_trigger;
+    int level0_slowdown_trigger;
+    int level0_stop_trigger;
+    weir_env *env; /* tests may substitute a fault-injecting env */
+};
+
+/* Lets tests run the engine over a wrapping env (fault injection). */
+void weir_options_set_env(weir_options *o, weir_env *env);
+
+struct weir_snapshot {
+    uint64_t sequence;
+    struct weir_snapshot *prev, *next; /* in the DB's list, oldest first */
+};
+
+/* A thread waiting in the write queue (lives on that thread's stack). */
+typedef struct db_writer {
+    const weir_batch *batch; /* NULL: a request to switch the memtable */
+    weir_sync_mode sync;
+    int done;
+    int status;
+    weir_error err;
+    pthread_cond_t cv;
+    struct db_writer *next;
+} db_writer;
+
+/* A weir_compact_range request handed to the background thread. */
+typedef struct manual_compaction {
+    int level;
+    const slice *begin; /* internal keys, NULL = open-ended */
+    const slice *end;
+    int done;
+    int status;
+    weir_error err;
+} manual_compaction;
+
+/* Engine counters; relaxed atomics, read for properties. */
+typedef struct db_stats {
+    _Atomic uint64_t user_bytes_written;
+    _Atomic uint64_t wal_bytes_written;
+    _Atomic uint64_t wal_syncs;
+    _Atomic uint64_t writes;          /* weir_write/put/delete calls */
+    _Atomic uint64_t write_groups;    /* log records (group commits) */
+    _Atomic uint64_t flushes;
+    _Atomic uint64_t flush_bytes_written;
+    _Atomic uint64_t compactions;
+    _Atomic uint64_t trivial_moves;
+    _Atomic uint64_t compaction_bytes_read;
+    _Atomic uint64_t compaction_bytes_written;
+    _Atomic uint64_t compaction_entries_dropped;
+    _Atomic uint64_t stall_micros;
+    _Atomic uint64_t slowdowns;
+    _Atomic uint64_t gets;
+    _Atomic uint64_t recovered_records;
+    _Atomic uint64_t recovered_torn_bytes;
+    _Atomic uint64_t files_deleted;
+} db_stats;
+
+struct weir_db {
+    char *path;
+    struct weir_options opts;
+    weir_env *env;
+    int lock_fd;
+    table_cache *tc;
+    version_set *vs;
+
+    pthread_mutex_t mu;
+    pthread_cond_t bg_cv;   /* background work finished: writers/flush waiters */
+    pthread_cond_t work_cv; /* wakes background threads */
+
+    memtable *mem;
+    memtable *imm;          /* being flushed, or NULL */
+    log_writer *log;
+    uint64_t log_number;    /* number of the log behind mem */
+
+    db_writer *writers_head;
+    db_writer *writers_tail;
+    buf group_rep;          /* the write leader's merged batch */
+
+    struct weir_snapshot snapshots; /* list head */
+    int num_snapshots;
+
+    uint64_t *pending_outputs;  /* tables being written, not yet in a version */
+    size_t num_pending, cap_pending;
+
+    int flush_running;
+    int compaction_running;
+    manual_compaction *manual;
+    int shutting_down;
+    weir_error bg_error;    /* code != WEIR_OK: writes are refused */
+
+    pthread_t *threads;
+    int num_threads;
+
+    db_stats stats;
+};
+
+/* A consistent set of sources for a read at one sequence number. */
+typedef struct read_state {
+    uint64_t sequence;
+    memtable *mem;
+    memtable *imm; /* may be NULL */
+    version *v;
+} read_state;
+
+void db_acquire_read_state(weir_db *db, const weir_snapshot *snap, read_state *rs);
+void db_release_read_state(weir_db *db, read_state *rs);
+
+/* Pending outputs (mutex held). */
+int db_add_pending_output(weir_db *db, uint64_t number);
+void db_remove_pending_output(weir_db *db, uint64_t number);
+
+/* Write the entries of `it` into table file `number`, returning its meta
+ * (NULL if the iterator was empty; the file is then removed). Called
+ * without the mutex. */
+int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out);
+
+/* Remove files no live version, log or pending output needs (mutex held). */
+void db_delete_obsolete_files(weir_db *db);
+
+/* Record a background failure: writes are refused from now on. */
+void db_set_bg_error(weir_db *db, int code);
+
+/* Flush imm to level 0 if one is waiting (mutex held; drops it for I/O). */
+int db_flush_imm(weir_db *db);
+
+/* compaction.c: run one compaction (mutex held; drops it for I/O). */
+int db_run_compaction(weir_db *db, compaction *c);
+
+/* Oldest sequence any snapshot may read (mutex held). */
+uint64_t db_smallest_snapshot(weir_db *db);
+
+#endif

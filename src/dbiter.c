@@ -1,0 +1,412 @@
+/*
+ * dbiter.c -- the user-facing iterator. It merges the memtables and every
+ * table level into one stream of internal keys and shows, for each user
+ * key, the newest entry visible at the iterator's sequence number, hiding
+ * older versions and deleted keys. Bounds and prefix mode are applied
+ * here as a [lower, upper) range of user keys.
+ *
+ * Direction: moving forward, the internal iterator sits on the entry being
+ * shown. Moving backward it sits just before every entry of the shown key,
+ * so the key and value are kept in saved_key / saved_value.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_impl.h"
+#include "merger.h"
+
+enum { DIR_FORWARD, DIR_REVERSE };
+
+struct weir_iter {
+    weir_db *db;
+    read_state rs;
+    iter *internal;
+    uint64_t sequence;
+    int direction;
+    int valid;
+    buf saved_key;   /* see top of file; also the key being skipped forward */
+    buf saved_value;
+    buf lower, upper;
+    int has_lower, has_upper;
+    buf target;      /* scratch for seek targets */
+    int status;
+    weir_error err;
+};
+
+static void set_corrupt(weir_iter *it, const char *what) {
+    if (it->status == WEIR_OK) {
+        weir_set_error(WEIR_CORRUPTION, "iterator: %s", what);
+        weir_error_save(&it->err, WEIR_CORRUPTION);
+        it->status = WEIR_CORRUPTION;
+    }
+    it->valid = 0;
+}
+
+static int parse_current(weir_iter *it, slice *user, uint64_t *seq, int *type) {
+    if (!ikey_parse(iter_key(it->internal), user, seq, type)) {
+        set_corrupt(it, "malformed internal key in a table or memtable");
+        return 0;
+    }
+    return 1;
+}
+
+static int at_or_past_upper(const weir_iter *it, slice user) {
+    return it->has_upper && slice_compare(user, buf_slice(&it->upper)) >= 0;
+}
+
+static int below_lower(const weir_iter *it, slice user) {
+    return it->has_lower && slice_compare(user, buf_slice(&it->lower)) < 0;
+}
+
+static int save(buf *b, slice s, weir_iter *it) {
+    if (buf_set(b, s.data, s.len) != 0) {
+        if (it->status == WEIR_OK) {
+            weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory saving a %zu-byte entry", s.len);
+            weir_error_save(&it->err, WEIR_NO_MEMORY);
+            it->status = WEIR_NO_MEMORY;
+        }
+        it->valid = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Forward: advance to the first visible entry whose user key is not hidden
+ * (when skipping, keys <= saved_key are hidden). */
+static void find_next_user_entry(weir_iter *it, int skipping) {
+    iter *in = it->internal;
+    for (; iter_valid(in); iter_next(in)) {
+        slice user;
+        uint64_t seq;
+        int type;
+        if (!parse_current(it, &user, &seq, &type)) return;
+        if (seq > it->sequence) continue;
+        if (at_or_past_upper(it, user)) break;
+        if (skipping && slice_compare(user, buf_slice(&it->saved_key)) <= 0) continue;
+        if (type == TYPE_DELETION) {
+            /* Hide every older entry of this key. */
+            if (save(&it->saved_key, user, it) != 0) return;
+            skipping = 1;
+            continue;
+        }
+        it->valid = 1;
+        return;
+    }
+    it->valid = 0;
+}
+
+/* Backward: the internal iterator is at or before the last entry of the
+ * wanted key; collect the newest visible entry of the previous user key. */
+static void find_prev_user_entry(weir_iter *it) {
+    iter *in = it->internal;
+    int value_type = TYPE_DELETION;
+    while (iter_valid(in)) {
+        slice user;
+        uint64_t seq;
+        int type;
+        if (!parse_current(it, &user, &seq, &type)) return;
+        if (seq <= it->sequence) {
+            if (value_type != TYPE_DELETION && slice_compare(user, buf_slice(&it->saved_key)) < 0)
+                break; /* reached an older key with a visible value saved */
+            if (value_type == TYPE_DELETION && below_lower(it, user)) break;
+            value_type = type;
+            if (type == TYPE_DELETION) {
+                buf_clear(&it->saved_key);
+            } else if (save(&it->saved_key, user, it) != 0 ||
+                       save(&it->saved_value, iter_value(in), it) != 0) {
+                return;
+            }
+        }
+        iter_prev(in);
+    }
+    if (value_type == TYPE_DELETION || below_lower(it, buf_slice(&it->saved_key))) {
+        it->valid = 0;
+        it->direction = DIR_FORWARD;
+        buf_clear(&it->saved_key);
+    } else {
+        it->valid = 1;
+    }
+}
+
+/* Internal key (user, seq, type) in it->target; data NULL on OOM (the
+ * iterator is then invalid with WEIR_NO_MEMORY). */
+static slice make_target(weir_iter *it, slice user, uint64_t seq, int type) {
+    buf_clear(&it->target);
+    if (ikey_append(&it->target, user, seq, type) != 0) {
+        if (it->status == WEIR_OK) {
+            weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory building a seek key");
+            weir_error_save(&it->err, WEIR_NO_MEMORY);
+            it->status = WEIR_NO_MEMORY;
+        }
+        it->valid = 0;
+        return slice_make(NULL, 0);
+    }
+    return buf_slice(&it->target);
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int weir_iter_valid(const weir_iter *it) { return it && it->valid; }
+
+void weir_iter_seek_first(weir_iter *it) {
+    if (!it) return;
+    it->direction = DIR_FORWARD;
+    buf_clear(&it->saved_value);
+    if (it->has_lower) {
+        slice t = make_target(it, buf_slice(&it->lower), MAX_SEQUENCE, TYPE_FOR_SEEK);
+        if (!t.data) return;
+        iter_seek(it->internal, t);
+    } else {
+        iter_seek_first(it->internal);
+    }
+    find_next_user_entry(it, 0);
+}
+
+/* Position the internal iterator on the last entry before user key `limit`
+ * (or the very last entry if limit is NULL), then find the previous user
+ * entry from there. */
+static void seek_before(weir_iter *it, const slice *limit, uint64_t seq, int type) {
+    it->direction = DIR_REVERSE;
+    buf_clear(&it->saved_value);
+    buf_clear(&it->saved_key);
+    if (limit) {
+        slice t = make_target(it, *limit, seq, type);
+        if (!t.data) return;
+        iter_seek(it->internal, t);
+        if (iter_valid(it->internal)) iter_prev(it->internal);
+        else iter_seek_last(it->internal);
+    } else {
+        iter_seek_last(it->internal);
+    }
+    find_prev_user_entry(it);
+}
+
+void weir_iter_seek_last(weir_iter *it) {
+    if (!it) return;
+    if (it->has_upper) {
+        slice up = buf_slice(&it->upper);
+        seek_before(it, &up, MAX_SEQUENCE, TYPE_FOR_SEEK);
+    } else {
+        seek_before(it, NULL, 0, 0);
+    }
+}
+
+void weir_iter_seek(weir_iter *it, const void *key, size_t klen) {
+    if (!it) return;
+    if (!key && klen) {
+        it->valid = 0;
+        return;
+    }
+    slice target = slice_make(key, klen);
+    if (it->has_lower && slice_compare(target, buf_slice(&it->lower)) < 0) target = buf_slice(&it->lower);
+    it->direction = DIR_FORWARD;
+    buf_clear(&it->saved_value);
+    if (at_or_past_upper(it, target)) {
+        it->valid = 0;
+        return;
+    }
+    slice t = make_target(it, target, it->sequence, TYPE_FOR_SEEK);
+    if (!t.data) return;
+    iter_seek(it->internal, t);
+    find_next_user_entry(it, 0);
+}
+
+void weir_iter_seek_for_prev(weir_iter *it, const void *key, size_t klen) {
+    if (!it) return;
+    if (!key && klen) {
+        it->valid = 0;
+        return;
+    }
+    slice target = slice_make(key, klen);
+    if (at_or_past_upper(it, target)) {
+        weir_iter_seek_last(it);
+        return;
+    }
+    /* Sequence numbers start at 1, so (key, 0, deletion) sorts after every
+     * entry of key and before every larger key. */
+    seek_before(it, &target, 0, TYPE_DELETION);
+}
+
+void weir_iter_next(weir_iter *it) {
+    if (!it || !it->valid) return;
+    iter *in = it->internal;
+    if (it->direction == DIR_REVERSE) {
+        it->direction = DIR_FORWARD;
+        /* The internal iterator is before the current key's entries; step
+         * into them; saved_key already names the key to skip. */
+        if (!iter_valid(in)) iter_seek_first(in);
+        else iter_next(in);
+    } else {
+        if (save(&it->saved_key, ikey_user(iter_key(in)), it) != 0) return;
+        iter_next(in);
+    }
+    if (!iter_valid(in)) {
+        it->valid = 0;
+        buf_clear(&it->saved_key);
+        return;
+    }
+    find_next_user_entry(it, 1);
+}
+
+void weir_iter_prev(weir_iter *it) {
+    if (!it || !it->valid) return;
+    iter *in = it->internal;
+    if (it->direction == DIR_FORWARD) {
+        /* Move before every entry of the current key. */
+        if (save(&it->saved_key, ikey_user(iter_key(in)), it) != 0) return;
+        for (;;) {
+            iter_prev(in);
+            if (!iter_valid(in)) {
+                it->valid = 0;
+                buf_clear(&it->saved_key);
+                buf_clear(&it->saved_value);
+                return;
+            }
+            if (slice_compare(ikey_user(iter_key(in)), buf_slice(&it->saved_key)) < 0) break;
+        }
+        it->direction = DIR_REVERSE;
+    }
+    find_prev_user_entry(it);
+}
+
+const void *weir_iter_key(const weir_iter *it, size_t *len) {
+    if (!it || !it->valid) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    slice k = it->direction == DIR_FORWARD ? ikey_user(iter_key(it->internal)) : buf_slice(&it->saved_key);
+    if (len) *len = k.len;
+    return k.data ? k.data : "";
+}
+
+const void *weir_iter_value(const weir_iter *it, size_t *len) {
+    if (!it || !it->valid) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    slice v = it->direction == DIR_FORWARD ? iter_value(it->internal) : buf_slice(&it->saved_value);
+    if (len) *len = v.len;
+    return v.data ? v.data : "";
+}
+
+int weir_iter_status(const weir_iter *it) {
+    if (!it) return weir_set_error(WEIR_INVALID, "weir_iter_status: iterator is NULL");
+    if (it->status != WEIR_OK) return weir_error_raise(&it->err);
+    return iter_status(it->internal);
+}
+
+void weir_iter_destroy(weir_iter *it) {
+    if (!it) return;
+    iter_destroy(it->internal);
+    db_release_read_state(it->db, &it->rs);
+    buf_free(&it->saved_key);
+    buf_free(&it->saved_value);
+    buf_free(&it->lower);
+    buf_free(&it->upper);
+    buf_free(&it->target);
+    free(it);
+}
+
+/* The smallest key greater than every key starting with prefix: drop
+ * trailing 0xff bytes and increment the last. 0 if none exists (the prefix
+ * is all 0xff, and every key >= it has it). */
+static int prefix_successor(slice prefix, buf *out) {
+    size_t n = prefix.len;
+    while (n > 0 && (unsigned char)prefix.data[n - 1] == 0xff) n--;
+    if (n == 0) return 0;
+    if (buf_set(out, prefix.data, n) != 0) return -1;
+    out->data[n - 1] = (char)((unsigned char)out->data[n - 1] + 1);
+    return 1;
+}
+
+static int setup_bounds(weir_iter *it, const weir_readopts *ro) {
+    if (!ro) return WEIR_OK;
+    if ((!ro->lower_bound && ro->lower_bound_len) || (!ro->upper_bound && ro->upper_bound_len) ||
+        (!ro->prefix && ro->prefix_len))
+        return weir_set_error(WEIR_INVALID, "weir_iter_create: a bound or prefix is NULL with a non-zero length");
+    if (ro->lower_bound) {
+        if (buf_set(&it->lower, ro->lower_bound, ro->lower_bound_len) != 0) return WEIR_NO_MEMORY;
+        it->has_lower = 1;
+    }
+    if (ro->upper_bound) {
+        if (buf_set(&it->upper, ro->upper_bound, ro->upper_bound_len) != 0) return WEIR_NO_MEMORY;
+        it->has_upper = 1;
+    }
+    if (ro->prefix) {
+        slice p = slice_make(ro->prefix, ro->prefix_len);
+        if (!it->has_lower || slice_compare(p, buf_slice(&it->lower)) > 0) {
+            if (buf_set(&it->lower, p.data, p.len) != 0) return WEIR_NO_MEMORY;
+            it->has_lower = 1;
+        }
+        buf succ = BUF_INIT;
+        int r = prefix_successor(p, &succ);
+        if (r < 0) return WEIR_NO_MEMORY;
+        if (r > 0 && (!it->has_upper || slice_compare(buf_slice(&succ), buf_slice(&it->upper)) < 0)) {
+            buf_free(&it->upper);
+            it->upper = succ;
+            it->has_upper = 1;
+        } else {
+            buf_free(&succ);
+        }
+    }
+    return WEIR_OK;
+}
+
+int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
+    if (!out) return weir_set_error(WEIR_INVALID, "weir_iter_create: out is NULL");
+    *out = NULL;
+    if (!db) return weir_set_error(WEIR_INVALID, "weir_iter_create: db is NULL");
+    weir_iter *it = calloc(1, sizeof *it);
+    if (!it) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
+    int rc = setup_bounds(it, ro);
+    if (rc != WEIR_OK) {
+        buf_free(&it->lower);
+        buf_free(&it->upper);
+        free(it);
+        if (rc == WEIR_NO_MEMORY) return weir_set_error(rc, "out of memory creating an iterator");
+        return rc;
+    }
+    it->db = db;
+    db_acquire_read_state(db, ro ? ro->snapshot : NULL, &it->rs);
+    it->sequence = it->rs.sequence;
+
+    iter **children = NULL;
+    int n = 0;
+    iter *m = memtable_iter_create(it->rs.mem);
+    iter *im = it->rs.imm ? memtable_iter_create(it->rs.imm) : NULL;
+    rc = (!m || (it->rs.imm && !im)) ? WEIR_NO_MEMORY : WEIR_OK;
+    if (rc == WEIR_OK) {
+        children = malloc(sizeof *children * 2);
+        if (!children) rc = WEIR_NO_MEMORY;
+    }
+    if (rc == WEIR_OK) {
+        children[n++] = m;
+        m = NULL;
+        if (im) children[n++] = im;
+        im = NULL;
+        /* The version is referenced by rs, so its file lists are stable. */
+        rc = version_add_iterators(it->rs.v, &children, &n);
+    }
+    if (rc == WEIR_OK) {
+        it->internal = merging_iter_create(children, n);
+        children = NULL;
+        if (!it->internal) rc = WEIR_NO_MEMORY;
+    }
+    iter_destroy(m);
+    iter_destroy(im);
+    if (children) {
+        for (int i = 0; i < n; i++) iter_destroy(children[i]);
+    }
+    free(children);
+    if (rc != WEIR_OK) {
+        it->internal = NULL;
+        db_release_read_state(db, &it->rs);
+        buf_free(&it->lower);
+        buf_free(&it->upper);
+        free(it);
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
+    }
+    it->direction = DIR_FORWARD;
+    *out = it;
+    return WEIR_OK;
+}

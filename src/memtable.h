@@ -1,0 +1,45 @@
+/*
+ * memtable.h -- the in-memory write buffer: a skiplist of internal-key
+ * entries in an arena. One writer at a time (the DB's write leader) calls
+ * memtable_add; any number of readers call get and iterate concurrently,
+ * without locks (nodes are published with release stores and read with
+ * acquire loads; nothing is removed until the memtable is freed).
+ *
+ * Entry layout in the arena: varint32 ikey_len | ikey | varint32 vlen | value.
+ */
+#ifndef WEIR_MEMTABLE_H
+#define WEIR_MEMTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coding.h"
+#include "dbformat.h"
+
+typedef struct memtable memtable;
+
+/* Reference count starts at 1. NULL if out of memory. */
+memtable *memtable_create(void);
+void memtable_ref(memtable *m);
+void memtable_unref(memtable *m); /* frees at zero */
+
+/* Insert (user_key, seq, type) -> value. Single writer. An identical
+ * (user_key, seq) must not be inserted twice. WEIR_NO_MEMORY on OOM. */
+int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice value);
+
+/* Newest entry for user_key with sequence <= seq.
+ * Returns 1 if one exists: *type is TYPE_VALUE (value points into the
+ * arena, valid while the memtable is referenced) or TYPE_DELETION.
+ * Returns 0 if the memtable has no entry for the key at that sequence. */
+int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *value);
+
+/* Bytes of memory used (arena), readable from any thread. */
+size_t memtable_memory_usage(const memtable *m);
+/* Entries inserted. */
+uint64_t memtable_count(const memtable *m);
+
+/* Iterator over internal keys; holds a reference on m until destroyed.
+ * NULL if out of memory. */
+iter *memtable_iter_create(memtable *m);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * sst.h -- immutable sorted table files ("sst").
+ *
+ * Layout:
+ *   data block 0 + trailer ... data block N-1 + trailer
+ *   filter block + trailer   (one bloom filter over every user key; may be
+ *                             empty when bloom bits are 0)
+ *   index block + trailer    (one entry per data block: key = an internal
+ *                             key >= the block's last key and < the next
+ *                             block's first key; value = varint64 offset |
+ *                             varint64 size | varint32 block ordinal)
+ *   footer, SST_FOOTER_SIZE bytes:
+ *     fixed64 filter offset, fixed64 filter size,
+ *     fixed64 index offset,  fixed64 index size,
+ *     fixed64 number of entries,
+ *     fixed32 format version (SST_FORMAT_VERSION), fixed32 flags (0),
+ *     fixed32 masked crc32c of the 48 bytes above, fixed32 zero,
+ *     fixed64 magic SST_MAGIC
+ * Block trailer (SST_TRAILER_SIZE bytes): 1 byte compression type
+ * (SST_COMPRESSION_NONE) | fixed32 masked crc32c over the block bytes and
+ * the type byte. Sizes in handles exclude the trailer.
+ *
+ * Readers map the file read-only and hand out pointers into the map; each
+ * data block's checksum is verified the first time it is touched (a bitmap
+ * remembers which were), index and filter at open.
+ */
+#ifndef WEIR_SST_H
+#define WEIR_SST_H
+
+#include <stdint.h>
+
+#include "coding.h"
+#include "dbformat.h"
+#include "env.h"
+
+#define SST_MAGIC UINT64_C(0x57454952535354a1) /* "WEIRSST" + version byte */
+#define SST_FORMAT_VERSION 1
+#define SST_FOOTER_SIZE 64
+#define SST_TRAILER_SIZE 5
+#define SST_COMPRESSION_NONE 0
+
+typedef struct sst_build_options {
+    size_t block_size;      /* target uncompressed data block size */
+    int restart_interval;   /* 16 is a good default */
+    int bloom_bits_per_key; /* 0: no filter */
+} sst_build_options;
+
+typedef struct sst_builder sst_builder;
+
+/* Create the file at path (truncating). */
+int sst_builder_open(weir_env *env, const char *path, const sst_build_options *opts,
+                     sst_builder **out);
+/* Add an entry; internal keys must be strictly increasing (ikey_compare).
+ * WEIR_INVALID if not, WEIR_IO_ERROR/WEIR_NO_SPACE from the file. */
+int sst_builder_add(sst_builder *b, slice ikey, slice value);
+uint64_t sst_builder_num_entries(const sst_builder *b);
+/* Bytes written so far plus the pending block: when to cut a file. */
+uint64_t sst_builder_file_size(const sst_builder *b);
+/* Write filter, index and footer, fsync and close. *file_size is the final
+ * size. The builder is freed whatever the result. */
+int sst_builder_finish(sst_builder *b, uint64_t *file_size);
+/* Close without finishing (caller removes the file). Frees the builder. */
+void sst_builder_abandon(sst_builder *b);
+
+typedef struct sst_reader sst_reader;
+
+/* Open a finished table: map it, check footer, magic, sizes, and the index
+ * and filter checksums. WEIR_CORRUPTION names the file and the offset. */
+int sst_reader_open(weir_env *env, const char *path, uint64_t file_size, sst_reader **out);
+void sst_reader_close(sst_reader *r);
+
+uint64_t sst_reader_num_entries(const sst_reader *r);
+uint64_t sst_reader_num_blocks(const sst_reader *r);
+
+/* Called by sst_reader_get with the first entry whose internal key is >=
+ * the lookup key (the caller checks the user key). Pointers are valid only
+ * during the call. */
+typedef void (*sst_get_fn)(void *arg, slice ikey, slice value);
+
+/* Point lookup. If the bloom filter says user_key (whose bloom_hash is
+ * `hash`) is absent, returns WEIR_OK without calling fn; otherwise seeks
+ * lookup_ikey and, if an entry >= it exists in the table, calls fn once.
+ * Returns WEIR_OK or the error (corruption names file and offset). */
+int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg);
+
+/* 0 if the filter proves user_key (hash) absent, 1 otherwise. */
+int sst_reader_may_contain(const sst_reader *r, uint64_t hash);
+
+/* Iterator over the table's entries. cleanup(cleanup_arg) runs when it is
+ * destroyed (the table cache releases its handle there). NULL on OOM (after
+ * running cleanup). Errors surface through iter_status. */
+iter *sst_reader_iter(sst_reader *r, void (*cleanup)(void *), void *cleanup_arg);
+
+/* Verify every block's checksum and that every block parses and its keys
+ * are in order. WEIR_CORRUPTION names the file and the block's offset. */
+int sst_reader_verify(sst_reader *r);
+
+/* Approximate file offset of the first entry >= ikey (for size estimates). */
+uint64_t sst_reader_approximate_offset(sst_reader *r, slice ikey);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * table_cache.h -- open table readers, by file number, bounded by a count
+ * (max_open_files) with LRU eviction. Handles are reference counted: an
+ * evicted or dropped table stays mapped until its last handle is released.
+ * Sharded by file number so lookups from many threads rarely contend.
+ */
+#ifndef WEIR_TABLE_CACHE_H
+#define WEIR_TABLE_CACHE_H
+
+#include <stdint.h>
+
+#include "env.h"
+#include "sst.h"
+
+typedef struct table_cache table_cache;
+typedef struct table_handle table_handle;
+
+/* dbpath: the DB directory (tables are dbpath/NNNNNN.sst). */
+table_cache *table_cache_create(weir_env *env, const char *dbpath, int capacity);
+void table_cache_destroy(table_cache *tc); /* all handles must be released */
+
+/* Find or open the table. */
+int table_cache_get(table_cache *tc, uint64_t file_number, uint64_t file_size,
+                    table_handle **out);
+sst_reader *table_handle_reader(table_handle *h);
+void table_cache_release(table_cache *tc, table_handle *h);
+/* Forget the table (its file is being deleted). */
+void table_cache_evict(table_cache *tc, uint64_t file_number);
+
+/* Point lookup through the cache (see sst_reader_get). */
+int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_size,
+                          slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg);
+
+/* Iterator over one table that holds its handle until destroyed; on error
+ * an error iterator (iter_new_error). NULL only on OOM. */
+iter *table_cache_iter(table_cache *tc, uint64_t file_number, uint64_t file_size);
+
+/* Tables currently open. */
+int table_cache_open_count(table_cache *tc);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * version.h -- which table files make up the DB, and how that changes.
+ *
+ * A version is an immutable list of files per level. Every change (a flush
+ * adds a level-0 file; a compaction deletes its inputs and adds outputs) is
+ * a version_edit, appended to the MANIFEST (a log in wal.h's format) and
+ * applied to the current version to make the next one. Versions are
+ * reference counted so readers and iterators keep their files alive; a
+ * file is obsolete only when no live version lists it.
+ *
+ * Locking: every function that touches version_set state or version refs
+ * is called with the DB mutex held (passed in as `mu` where the function
+ * may drop it to do I/O).
+ */
+#ifndef WEIR_VERSION_H
+#define WEIR_VERSION_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "coding.h"
+#include "dbformat.h"
+#include "env.h"
+#include "table_cache.h"
+#include "wal.h"
+
+#define NUM_LEVELS 7
+
+/* Manifest is rewritten (a fresh snapshot) once it grows past this. */
+#define MANIFEST_ROLL_BYTES (64u << 20)
+
+typedef struct file_meta {
+    int refs;                /* versions and edits holding it (DB mutex) */
+    uint64_t number;
+    uint64_t size;           /* bytes */
+    uint64_t num_entries;
+    buf smallest;            /* internal key */
+    buf largest;             /* internal key */
+    int being_compacted;     /* an input of a running compaction (DB mutex) */
+} file_meta;
+
+/* refs starts at 1. NULL on OOM. */
+file_meta *file_meta_create(uint64_t number, uint64_t size, uint64_t num_entries,
+                            slice smallest, slice largest);
+void file_meta_ref(file_meta *f);
+void file_meta_unref(file_meta *f);
+
+/* ---- version edits ------------------------------------------------------ */
+
+typedef struct edit_deleted {
+    int level;
+    uint64_t number;
+} edit_deleted;
+
+typedef struct edit_added {
+    int level;
+    file_meta *file; /* the edit holds one reference */
+} edit_added;
+
+typedef struct edit_pointer {
+    int level;
+    buf key; /* internal key */
+} edit_pointer;
+
+typedef struct version_edit {
+    int has_log_number;
+    uint64_t log_number;      /* logs numbered below this are flushed */
+    int has_next_file_number;
+    uint64_t next_file_number;
+    int has_last_sequence;
+    uint64_t last_sequence;
+    edit_deleted *deleted;
+    size_t num_deleted, cap_deleted;
+    edit_added *added;
+    size_t num_added, cap_added;
+    edit_pointer *pointers;   /* compaction round-robin positions */
+    size_t num_pointers, cap_pointers;
+} version_edit;
+
+void version_edit_init(version_edit *e);
+void version_edit_free(version_edit *e); /* drops file refs; e reusable after init */
+void version_edit_set_log_number(version_edit *e, uint64_t n);
+void version_edit_set_next_file_number(version_edit *e, uint64_t n);
+void version_edit_set_last_sequence(version_edit *e, uint64_t s);
+/* Each returns WEIR_OK or WEIR_NO_MEMORY. */
+int version_edit_delete_file(version_edit *e, int level, uint64_t number);
+/* Takes a new reference on f. */
+int version_edit_add_file(version_edit *e, int level, file_meta *f);
+int version_edit_set_compact_pointer(version_edit *e, int level, slice ikey);
+
+/* Tagged-field encoding; unknown tags are corruption (a newer format). */
+int version_edit_encode(const version_edit *e, buf *out);
+/* WEIR_CORRUPTION (message says which field) on malformed input. */
+int version_edit_decode(version_edit *e, slice in);
+
+/* ---- versions ----------------------------------------------------------- */
+
+typedef struct version_set version_set;
+
+typedef struct version {
+    version_set *vset;
+    struct version *prev, *next; /* in the version set's list of live versions */
+    int refs;
+    /* Level 0: ordered by file number, newest last (files may overlap).
+     * Levels >= 1: ordered by smallest key, never overlapping. */
+    file_meta **files[NUM_LEVELS];
+    int num_files[NUM_LEVELS];
+    double compaction_score;     /* >= 1 means a compaction is due */
+    int compaction_level;
+} version;
+
+void version_ref(version *v);
+void version_unref(version *v); /* unlinks and frees at zero */
+
+/* Result of version_get, filled by the newest entry for the key found. */
+typedef void (*version_value_fn)(void *arg, slice value);
+
+/* Search the tables for the newest entry of lookup_ikey's user key with a
+ * sequence <= lookup_ikey's (a key built with TYPE_FOR_SEEK). `hash` is
+ * bloom_hash of the user key. Level 0 newest file first, then levels 1.. .
+ * Returns WEIR_OK with *type set (TYPE_VALUE: fn called with the value,
+ * valid only during the call; TYPE_DELETION), WEIR_NOT_FOUND if no table
+ * has the key, or an error. Does not need the DB mutex (v is referenced). */
+int version_get(version *v, slice lookup_ikey, uint64_t hash, int *type,
+                version_value_fn fn, void *arg);
+
+/* Append internal iterators covering every table of v (one per level-0
+ * file, newest first, then one concatenating iterator per non-empty level)
+ * to *list (realloc'd; *n updated). The caller keeps v referenced while
+ * they live. WEIR_NO_MEMORY on OOM. */
+int version_add_iterators(version *v, iter ***list, int *n);
+
+/* Concatenating iterator over files of one level >= 1 (sorted, disjoint),
+ * opening each table through the cache only when reached. The caller keeps
+ * the files alive (a referenced version). NULL on OOM. */
+iter *level_iter_create(table_cache *tc, file_meta **files, int num_files);
+
+/* Bytes of all files at a level. */
+uint64_t version_level_bytes(const version *v, int level);
+/* 1 if some file at `level` overlaps user keys [smallest, largest] (NULL
+ * bounds are open-ended). */
+int version_overlap_in_level(const version *v, int level, const slice *smallest_user,
+                             const slice *largest_user);
+/* Human-readable "level N: F files, B bytes" lines (malloc'd string). */
+char *version_level_summary(const version *v);
+/* One line per table: level, number, size, entries, key range (malloc'd). */
+char *version_table_list(const version *v);
+
+/* ---- the version set ---------------------------------------------------- */
+
+typedef struct vset_options {
+    uint64_t max_bytes_for_level_base; /* level 1 size limit; x10 per level */
+    uint64_t target_file_size;         /* compaction output size */
+    int level0_compaction_trigger;     /* level-0 files that make score 1 */
+} vset_options;
+
+struct version_set {
+    weir_env *env;
+    char *dbpath;
+    table_cache *tc;
+    vset_options opts;
+    uint64_t next_file_number;
+    uint64_t manifest_file_number;
+    uint64_t last_sequence;
+    uint64_t log_number;
+    log_writer *manifest;        /* NULL until the first log_and_apply */
+    int manifest_busy;           /* a log_and_apply is writing */
+    pthread_cond_t manifest_cv;  /* waits for manifest_busy to clear */
+    version list_head;           /* circular list of live versions */
+    version *current;
+    buf compact_pointer[NUM_LEVELS];
+};
+
+version_set *vset_create(weir_env *env, const char *dbpath, table_cache *tc,
+                         const vset_options *opts);
+/* Current version unreferenced; every other version must be released. */
+void vset_destroy(version_set *vs);
+
+/* Create a brand-new DB: MANIFEST-000001 holding an empty version with
+ * next_file_number 2, then CURRENT pointing at it (written to a temp file,
+ * fsynced, renamed, directory fsynced). */
+int vset_create_new_db(version_set *vs);
+
+/* Read CURRENT and replay the manifest it names, installing the result as
+ * the current version. A torn last record is ignored; any other damage is
+ * WEIR_CORRUPTION naming the manifest and offset; missing CURRENT or
+ * manifest, WEIR_CORRUPTION naming what is missing. The next log_and_apply
+ * writes a fresh manifest. */
+int vset_recover(version_set *vs);
+
+uint64_t vset_new_file_number(version_set *vs);
+/* Make sure next_file_number > n (after seeing file n on disk). */
+void vset_mark_file_number_used(version_set *vs, uint64_t n);
+
+/* Apply edit to the current version, append it to the manifest (the first
+ * call, or one after the manifest passed MANIFEST_ROLL_BYTES, writes a new
+ * manifest starting with a snapshot and switches CURRENT), sync it, and
+ * install the new version. The edit gets next_file_number and
+ * last_sequence filled in. Called with mu held; drops it during I/O;
+ * concurrent callers are serialised. On failure the current version is
+ * unchanged and the error returned. */
+int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu);
+
+/* Add every file number listed by any live version to the set
+ * (caller-provided callback so db.c can use its own set type). */
+void vset_for_each_live_file(version_set *vs, void (*fn)(void *arg, uint64_t number),
+                             void *arg);
+
+/* ---- compaction picking ------------------------------------------------- */
+
+typedef struct compaction {
+    int level;                   /* inputs[0] at level, inputs[1] at level+1 */
+    version *input_version;      /* referenced */
+    file_meta **inputs[2];
+    int num_inputs[2];
+    file_meta **grandparents;    /* level+2 files overlapping the range */
+    int num_grandparents;
+    uint64_t max_output_file_size;
+    version_edit edit;           /* deletions of inputs are added by the caller */
+    /* state for compaction_should_stop_before / is_base_level_for_key */
+    int grandparent_index;
+    int seen_key;
+    uint64_t overlapped_bytes;
+    int level_ptrs[NUM_LEVELS];
+} compaction;
+
+/* Pick the most needed compaction of the current version (highest score
+ * >= 1; files being compacted are skipped), or NULL. Marks its inputs
+ * being_compacted. */
+compaction *vset_pick_compaction(version_set *vs);
+/* A compaction of the files of `level` overlapping [begin, end] (internal
+ * keys; NULL = open-ended), or NULL if none overlap. */
+compaction *vset_compact_range(version_set *vs, int level, const slice *begin,
+                               const slice *end);
+/* A single input file that can be moved down without rewriting. */
+int compaction_is_trivial_move(const compaction *c);
+/* Add "delete every input" to c->edit. */
+int compaction_add_input_deletions(compaction *c);
+/* 1 if no level deeper than level+1 may hold user_key (so a tombstone can
+ * be dropped). Calls must come in increasing key order. */
+int compaction_is_base_level_for_key(compaction *c, slice user_key);
+/* 1 if the output file should be cut before ikey (too much grandparent
+ * overlap). Calls must come in increasing key order. */
+int compaction_should_stop_before(compaction *c, slice ikey);
+/* Merged iterator over all inputs (NULL on OOM). */
+iter *compaction_input_iter(compaction *c);
+/* Clears being_compacted on the inputs, unrefs the version, frees. */
+void compaction_free(compaction *c);
+
+/* 1 if the current version wants a compaction. */
+int vset_needs_compaction(const version_set *vs);
+
+#endif
