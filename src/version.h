@@ -90,7 +90,9 @@ int version_edit_set_compact_pointer(version_edit *e, int level, slice ikey);
 
 /* Tagged-field encoding; unknown tags are corruption (a newer format). */
 int version_edit_encode(const version_edit *e, buf *out);
-/* WEIR_CORRUPTION (message says which field) on malformed input. */
+/* WEIR_CORRUPTION (message says which field) on malformed input.
+ * e must be initialised; its previous contents are dropped, and it is left
+ * empty on error. */
 int version_edit_decode(version_edit *e, slice in);
 
 /* ---- versions ----------------------------------------------------------- */
@@ -229,7 +231,11 @@ typedef struct compaction {
  * being_compacted. */
 compaction *vset_pick_compaction(version_set *vs);
 /* A compaction of the files of `level` overlapping [begin, end] (internal
- * keys; NULL = open-ended), or NULL if none overlap. */
+ * keys; NULL = open-ended), or NULL if none overlap. Also NULL (message
+ * WEIR_BUSY) if a needed file is already being compacted, and (WEIR_INVALID)
+ * for the last level. Level-L inputs of both pickers always include every
+ * file sharing a boundary user key with them, so the versions of one user
+ * key never end up split between a file that moves and one that stays. */
 compaction *vset_compact_range(version_set *vs, int level, const slice *begin,
                                const slice *end);
 /* A single input file that can be moved down without rewriting. */

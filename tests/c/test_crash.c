@@ -515,7 +515,7 @@ TEST(kill_and_recover) {
     uint64_t next_op = 0, total_acked = 0, in_doubt_applied = 0, in_doubt_lost = 0;
     int kinds[4] = {0, 0, 0, 0};
     int failed = 0;
-    static const char *kind_names[] = {"0-15 ms after start (often in open/recovery)",
+    static const char *kind_names[] = {"0-5 ms after start (often in open/recovery)",
                                        "0-3 ms after open", "5-200 ms into writes",
                                        "0-40 ms into compact_range"};
     for (int c = 0; c < cycles && !failed; c++) {
@@ -530,7 +530,7 @@ TEST(kill_and_recover) {
             kind = 1;
         else
             kind = 2;
-        double delay = kind == 0 ? (double)test_rng_uniform(&r, 15)
+        double delay = kind == 0 ? (double)test_rng_uniform(&r, 6)
                        : kind == 1 ? (double)test_rng_uniform(&r, 4)
                        : kind == 2 ? 5 + (double)test_rng_uniform(&r, 196)
                                    : (double)test_rng_uniform(&r, 40);
@@ -629,7 +629,7 @@ TEST(kill_and_recover) {
                    total_acked, next_op);
         fflush(stdout);
     }
-    printf("%d kill cycles (%d within 15 ms of start, %d right after open, %d mid-writes, %d "
+    printf("%d kill cycles (%d within 5 ms of start, %d right after open, %d mid-writes, %d "
            "during compact_range), %" PRIu64 " acknowledged ops verified; in-doubt op applied %" PRIu64
            " times, absent %" PRIu64 " times\n",
            kinds[0] + kinds[1] + kinds[2] + kinds[3], kinds[0], kinds[1], kinds[2], kinds[3],

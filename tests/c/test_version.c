@@ -935,28 +935,44 @@ TEST(inputs_include_files_sharing_a_boundary_user_key) {
     char dir[PATH_MAX];
     version_set *vs = open_new(dir, sizeof dir, "ver-bound", NULL);
     CHECK(vs);
-    /* File 10 ends with "k"@50, file 11 starts with older "k"@40: moving
-     * 10 down alone would put the newer "k" below the older one. */
+    /* Each file ends with a newer version of the key the next one starts
+     * with ("k"@50 / "k"@40, "m"@50 / "m"@40). Moving 10 down without the
+     * whole chain would put a newer version below an older one. */
     version_edit e;
     version_edit_init(&e);
     file_meta *f = file_meta_create(10, 800, 1, ik("a", 9, TYPE_VALUE), ik("k", 50, TYPE_VALUE));
     version_edit_add_file(&e, 1, f);
     file_meta_unref(f);
-    f = file_meta_create(11, 800, 1, ik("k", 40, TYPE_VALUE), ik("m", 9, TYPE_VALUE));
+    f = file_meta_create(11, 800, 1, ik("k", 40, TYPE_VALUE), ik("m", 50, TYPE_VALUE));
     version_edit_add_file(&e, 1, f);
     file_meta_unref(f);
-    f = file_meta_create(12, 800, 1, ik("n", 9, TYPE_VALUE), ik("p", 9, TYPE_VALUE));
+    f = file_meta_create(12, 800, 1, ik("m", 40, TYPE_VALUE), ik("n", 9, TYPE_VALUE));
     version_edit_add_file(&e, 1, f);
     file_meta_unref(f);
-    vset_mark_file_number_used(vs, 12);
+    f = file_meta_create(13, 800, 1, ik("p", 9, TYPE_VALUE), ik("q", 9, TYPE_VALUE));
+    version_edit_add_file(&e, 1, f);
+    file_meta_unref(f);
+    vset_mark_file_number_used(vs, 13);
     CHECK_OK(vset_log_and_apply(vs, &e, NULL));
     version_edit_free(&e);
     compaction *c = vset_pick_compaction(vs);
     CHECK(c);
-    CHECK_EQ_INT(c->num_inputs[0], 2);
+    CHECK_EQ_INT(c->num_inputs[0], 3);
     CHECK_EQ_INT(c->inputs[0][0]->number, 10);
     CHECK_EQ_INT(c->inputs[0][1]->number, 11);
+    CHECK_EQ_INT(c->inputs[0][2]->number, 12);
     compaction_free(c);
+    /* A manual compaction of just "a" takes the same chain. */
+    buf lo = BUF_INIT, hi = BUF_INIT;
+    ikey_append(&lo, slice_make("a", 1), MAX_SEQUENCE, TYPE_FOR_SEEK);
+    ikey_append(&hi, slice_make("a", 1), 0, TYPE_DELETION);
+    slice sl = buf_slice(&lo), sh = buf_slice(&hi);
+    c = vset_compact_range(vs, 1, &sl, &sh);
+    CHECK(c);
+    CHECK_EQ_INT(c->num_inputs[0], 3);
+    compaction_free(c);
+    buf_free(&lo);
+    buf_free(&hi);
     vset_destroy(vs);
     test_rmtree(dir);
 }
@@ -1011,6 +1027,13 @@ TEST(grandparent_overlap_cuts_outputs_and_blocks_trivial_moves) {
     CHECK(!compaction_should_stop_before(c, ik("g", 5, TYPE_VALUE))); /* reset */
     CHECK(!compaction_should_stop_before(c, ik("h", 5, TYPE_VALUE))); /* 600 */
     CHECK(compaction_should_stop_before(c, ik("z", 5, TYPE_VALUE)));  /* 1800 */
+    compaction_free(c);
+
+    /* Grandparents before the first key do not count against the first
+     * output file. */
+    c = vset_pick_compaction(vs);
+    CHECK(c);
+    CHECK(!compaction_should_stop_before(c, ik("h", 5, TYPE_VALUE)));
 
     /* Base level: keys inside a level-3 file are not at their base. */
     CHECK(compaction_is_base_level_for_key(c, slice_make("a", 1)));
