@@ -67,6 +67,11 @@ WEIR_API const char *weir_status_name(int status);
 /* Library version string, e.g. "0.1.0". */
 WEIR_API const char *weir_version(void);
 
+/* One line describing this build: version, CRC32C implementation and the
+ * compression codecs compiled in, e.g.
+ * "weir 0.1.0 (crc32c: sse4.2; compression: none lz4 zstd)". */
+WEIR_API const char *weir_build_info(void);
+
 /* Release memory that weir allocated for the caller. NULL is fine. */
 WEIR_API void weir_free(void *ptr);
 
@@ -109,6 +114,27 @@ WEIR_API int weir_options_set_max_bytes_for_level_base(weir_options *o, uint64_t
  * [4 / 20 / 36]; must satisfy 1 <= trigger <= slowdown <= stop. */
 WEIR_API int weir_options_set_level0_triggers(weir_options *o, int compaction,
                                               int slowdown, int stop);
+
+/* Block compression of table data blocks [WEIR_COMPRESSION_NONE]. A block
+ * is stored compressed only if that saves at least 1/8 of it. Returns
+ * WEIR_NOT_SUPPORTED if the codec is not compiled into this build (see
+ * weir_compression_supported and weir_build_info). */
+enum {
+    WEIR_COMPRESSION_NONE = 0,
+    WEIR_COMPRESSION_LZ4 = 1,
+    WEIR_COMPRESSION_ZSTD = 2
+};
+WEIR_API int weir_options_set_compression(weir_options *o, int codec);
+/* 1 if this build can read and write tables compressed with codec. */
+WEIR_API int weir_compression_supported(int codec);
+/* Byte budget of the cache of decompressed blocks [64 MiB; 0 disables].
+ * Uncompressed tables are read through the OS page cache (mmap). */
+WEIR_API int weir_options_set_block_cache_size(weir_options *o, size_t bytes);
+/* Estimated bytes compaction is behind by, at which writes slow down (1 ms
+ * per write) and stop until compaction catches up [64 GiB / 256 GiB];
+ * soft <= hard, 0 disables that limit. */
+WEIR_API int weir_options_set_pending_compaction_limits(weir_options *o, uint64_t soft,
+                                                        uint64_t hard);
 
 /* ---- open / close ------------------------------------------------------- */
 
@@ -257,7 +283,9 @@ WEIR_API int weir_compact_range(weir_db *db, const void *start, size_t slen,
  *   "weir.total-sst-bytes"         bytes of all live tables
  *   "weir.num-snapshots"           live snapshots
  *   "weir.background-error"       "" or the message that stopped writes
- *   "weir.counters"                every counter as "name value" lines
+ *   "weir.counters"                every counter as "name value" lines,
+ *                                  including block cache and bloom filter
+ *                                  figures and get/put latency percentiles
  * Unknown names give WEIR_NOT_FOUND. */
 WEIR_API int weir_property(weir_db *db, const char *name, char **value);
 

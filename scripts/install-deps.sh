@@ -9,6 +9,9 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v gcc   >/dev/null 2>&1 || need+=(gcc)
 command -v make  >/dev/null 2>&1 || need+=(make)
 command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
+# Block compression codecs (weir builds without them, but tests expect both).
+[ -f /usr/include/lz4.h ]  || need+=(liblz4-dev)
+[ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -56,7 +56,7 @@ static int open_output(compaction_state *cs) {
     o->entries = 0;
     o->smallest = (buf)BUF_INIT;
     o->largest = (buf)BUF_INIT;
-    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key};
+    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key, db->opts.compression};
     table_file_path(cs->path, sizeof cs->path, db->path, number);
     return sst_builder_open(db->env, cs->path, &so, &cs->builder);
 }
@@ -170,7 +170,10 @@ int db_run_compaction(weir_db *db, compaction *c) {
         rc = version_edit_delete_file(&c->edit, c->level, f->number);
         if (rc == WEIR_OK) rc = version_edit_add_file(&c->edit, c->level + 1, f);
         if (rc == WEIR_OK) rc = vset_log_and_apply(db->vs, &c->edit, &db->mu);
-        if (rc == WEIR_OK) stat_add(&db->stats.trivial_moves, 1);
+        if (rc == WEIR_OK) {
+            stat_add(&db->stats.trivial_moves, 1);
+            db_update_compaction_debt(db);
+        }
         compaction_free(c);
         return rc;
     }
@@ -220,6 +223,7 @@ int db_run_compaction(weir_db *db, compaction *c) {
     compaction_free(c);
     if (rc == WEIR_OK) {
         stat_add(&db->stats.compactions, 1);
+        db_update_compaction_debt(db);
     }
     /* On failure the outputs are not in any version and are removed here
      * too (unless a background error froze file deletion). */

@@ -16,9 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "batch.h"
 #include "bloom.h"
+#include "cache.h"
+#include "compress.h"
+#include "crc32c.h"
 #include "db_impl.h"
 #include "filename.h"
 #include "sst.h"
@@ -32,6 +36,80 @@
 #define MAX_GROUP_BYTES (1u << 20)
 
 const char *weir_version(void) { return WEIR_VERSION_STRING; }
+
+static char build_info[160];
+static pthread_once_t build_info_once = PTHREAD_ONCE_INIT;
+
+static void fill_build_info(void) {
+    snprintf(build_info, sizeof build_info, "weir %s (crc32c: %s; compression: %s)",
+             WEIR_VERSION_STRING, crc32c_hardware() ? "sse4.2" : "software", codec_list());
+}
+
+const char *weir_build_info(void) {
+    pthread_once(&build_info_once, fill_build_info);
+    return build_info;
+}
+
+int weir_compression_supported(int codec) {
+    return codec >= 0 && codec <= CODEC_MAX && codec_supported(codec);
+}
+
+/* ---- latency histograms --------------------------------------------------- */
+
+static int hist_bucket(uint64_t nanos) {
+    if (nanos < 2) return 0;
+    int log = 63 - __builtin_clzll(nanos);
+    /* Two bits below the leading one pick a quarter of the octave. */
+    int frac = log >= 2 ? (int)((nanos >> (log - 2)) & 3) : (int)((nanos << (2 - log)) & 3);
+    int b = log * 4 + frac;
+    return b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
+}
+
+static uint64_t hist_bucket_value(int b) {
+    int log = b / 4, frac = b % 4;
+    return ((UINT64_C(4) + (uint64_t)frac) << log) >> 2;
+}
+
+void hist_add(latency_hist *h, uint64_t nanos) {
+    atomic_fetch_add_explicit(&h->buckets[hist_bucket(nanos)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_nanos, nanos, memory_order_relaxed);
+}
+
+uint64_t hist_percentile(latency_hist *h, double p) {
+    uint64_t total = 0, counts[HIST_BUCKETS];
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        counts[i] = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        total += counts[i];
+    }
+    if (total == 0) return 0;
+    uint64_t want = (uint64_t)((double)total * p / 100.0);
+    if (want >= total) want = total - 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        seen += counts[i];
+        if (seen > want) return hist_bucket_value(i);
+    }
+    return hist_bucket_value(HIST_BUCKETS - 1);
+}
+
+/* Timing every call would cost two clock reads per microsecond-scale op;
+ * one in 16 per thread gives the same percentiles at a sixteenth of it. */
+static _Thread_local unsigned sample_tick;
+
+static int sample_start(struct timespec *t) {
+    if ((++sample_tick & 15) != 0) return 0;
+    clock_gettime(CLOCK_MONOTONIC, t);
+    return 1;
+}
+
+static void sample_end(latency_hist *h, const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (int64_t)(t1.tv_sec - t0->tv_sec) * 1000000000 + (t1.tv_nsec - t0->tv_nsec);
+    hist_add(h, ns > 0 ? (uint64_t)ns : 0);
+}
+
 
 static uint64_t stat_add(_Atomic uint64_t *c, uint64_t n) {
     return atomic_fetch_add_explicit(c, n, memory_order_relaxed);
@@ -59,6 +137,10 @@ weir_options *weir_options_create(void) {
     o->level0_compaction_trigger = 4;
     o->level0_slowdown_trigger = 20;
     o->level0_stop_trigger = 36;
+    o->compression = WEIR_COMPRESSION_NONE;
+    o->block_cache_size = 64u << 20;
+    o->pending_compaction_soft = UINT64_C(64) << 30;
+    o->pending_compaction_hard = UINT64_C(256) << 30;
     o->env = NULL;
     return o;
 }
@@ -165,6 +247,36 @@ int weir_options_set_level0_triggers(weir_options *o, int compaction, int slowdo
     return WEIR_OK;
 }
 
+int weir_options_set_compression(weir_options *o, int codec) {
+    OPTS_CHECK(o, "weir_options_set_compression");
+    if (codec < 0 || codec > CODEC_MAX)
+        return weir_set_error(WEIR_INVALID, "compression: %d is not WEIR_COMPRESSION_NONE, _LZ4 or _ZSTD",
+                              codec);
+    if (!codec_supported(codec))
+        return weir_set_error(WEIR_NOT_SUPPORTED,
+                              "compression %s is not compiled into this build (compiled in: %s)",
+                              codec_name(codec), codec_list());
+    o->compression = codec;
+    return WEIR_OK;
+}
+
+int weir_options_set_block_cache_size(weir_options *o, size_t bytes) {
+    OPTS_CHECK(o, "weir_options_set_block_cache_size");
+    o->block_cache_size = bytes;
+    return WEIR_OK;
+}
+
+int weir_options_set_pending_compaction_limits(weir_options *o, uint64_t soft, uint64_t hard) {
+    OPTS_CHECK(o, "weir_options_set_pending_compaction_limits");
+    if (soft && hard && soft > hard)
+        return weir_set_error(WEIR_INVALID,
+                              "pending compaction limits: soft %" PRIu64 " is above hard %" PRIu64,
+                              soft, hard);
+    o->pending_compaction_soft = soft;
+    o->pending_compaction_hard = hard;
+    return WEIR_OK;
+}
+
 void weir_options_set_env(weir_options *o, weir_env *env) {
     if (o) o->env = env;
 }
@@ -182,6 +294,19 @@ static int check_key_arg(const char *fn, const void *key, size_t klen) {
         return weir_set_error(WEIR_INVALID, "%s: key of %zu bytes exceeds the limit of %u bytes", fn,
                               klen, WEIR_MAX_KEY_SIZE);
     return WEIR_OK;
+}
+
+void db_update_compaction_debt(weir_db *db) {
+    version *v = db->vs->current;
+    uint64_t debt = 0;
+    if (v->num_files[0] >= db->opts.level0_compaction_trigger) debt += version_level_bytes(v, 0);
+    uint64_t limit = db->opts.max_bytes_for_level_base;
+    for (int level = 1; level < NUM_LEVELS - 1; level++, limit *= 10) {
+        uint64_t bytes = version_level_bytes(v, level);
+        /* Bytes over a level's limit must be rewritten into the next one. */
+        if (bytes > limit) debt += bytes - limit;
+    }
+    db->pending_compaction_bytes = debt;
 }
 
 uint64_t db_smallest_snapshot(weir_db *db) {
@@ -304,7 +429,7 @@ int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out) {
     char path[PATH_MAX];
     table_file_path(path, sizeof path, db->path, number);
     *out = NULL;
-    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key};
+    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key, db->opts.compression};
     sst_builder *b;
     int rc = sst_builder_open(db->env, path, &so, &b);
     if (rc != WEIR_OK) return rc;
@@ -397,6 +522,7 @@ int db_flush_imm(weir_db *db) {
         db->imm = NULL;
         memtable_unref(imm);
         stat_add(&db->stats.flushes, 1);
+        db_update_compaction_debt(db);
         db_delete_obsolete_files(db);
     } else {
         db_set_bg_error(db, rc);
@@ -519,7 +645,10 @@ static int make_room_for_write(weir_db *db, int force) {
         }
         if (db->shutting_down) return weir_set_error(WEIR_CLOSED, "the database is closing");
         int l0 = db->vs->current->num_files[0];
-        if (allow_delay && l0 >= db->opts.level0_slowdown_trigger) {
+        uint64_t debt = db->pending_compaction_bytes;
+        int debt_slow = db->opts.pending_compaction_soft && debt >= db->opts.pending_compaction_soft;
+        int debt_stop = db->opts.pending_compaction_hard && debt >= db->opts.pending_compaction_hard;
+        if (allow_delay && (l0 >= db->opts.level0_slowdown_trigger || debt_slow)) {
             /* Give compaction a little time per write rather than one long
              * stop later. */
             pthread_mutex_unlock(&db->mu);
@@ -530,9 +659,20 @@ static int make_room_for_write(weir_db *db, int force) {
             allow_delay = 0;
             continue;
         }
+        if (debt_stop) {
+            /* Compaction is far behind: hold every write until it catches up. */
+            stat_add(&db->stats.stops, 1);
+            uint64_t t0 = db->env->ops->now_micros(db->env);
+            pthread_cond_broadcast(&db->work_cv);
+            pthread_cond_wait(&db->bg_cv, &db->mu);
+            uint64_t t1 = db->env->ops->now_micros(db->env);
+            stat_add(&db->stats.stall_micros, t1 > t0 ? t1 - t0 : 0);
+            continue;
+        }
         if (!force && memtable_memory_usage(db->mem) < db->opts.write_buffer_size) return WEIR_OK;
         if (force && memtable_count(db->mem) == 0) return WEIR_OK;
         if (db->imm || l0 >= db->opts.level0_stop_trigger) {
+            if (!db->imm) stat_add(&db->stats.stops, 1);
             uint64_t t0 = db->env->ops->now_micros(db->env);
             pthread_cond_broadcast(&db->work_cv);
             pthread_cond_wait(&db->bg_cv, &db->mu);
@@ -553,7 +693,17 @@ static int insert_op(void *arg, uint64_t seq, int type, slice key, slice value) 
     return memtable_add(ctx->mem, seq, type, key, value);
 }
 
+static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch);
+
 static int write_internal(weir_db *db, const weir_writeopts *wo, const weir_batch *batch) {
+    struct timespec t0;
+    int timed = batch && sample_start(&t0);
+    int rc = write_queued(db, wo, batch);
+    if (timed) sample_end(&db->stats.put_latency, &t0);
+    return rc;
+}
+
+static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch) {
     db_writer w;
     w.batch = batch;
     w.sync = (wo && wo->sync != WEIR_SYNC_DEFAULT) ? wo->sync : db->opts.sync_mode;
@@ -815,11 +965,14 @@ static int get_common(weir_db *db, const weir_readopts *ro, const void *key, siz
     CHECK_DB(db, fn);
     int rc = check_key_arg(fn, key, klen);
     if (rc != WEIR_OK) return rc;
+    struct timespec t0;
+    int timed = sample_start(&t0);
     read_state rs;
     db_acquire_read_state(db, ro ? ro->snapshot : NULL, &rs);
     rc = get_from_state(db, &rs, slice_make(key, klen), sink);
     db_release_read_state(db, &rs);
     stat_add(&db->stats.gets, 1);
+    if (timed) sample_end(&db->stats.get_latency, &t0);
     return rc;
 }
 
@@ -1160,6 +1313,16 @@ static int recover(weir_db *db) {
             }
         }
     }
+    /* Open every table once: a table this build cannot read (a codec not
+     * compiled in, a damaged footer) fails the open now, not a read later.
+     * The table cache keeps as many open as max_open_files allows. */
+    for (int level = 0; level < NUM_LEVELS && rc == WEIR_OK; level++) {
+        for (int i = 0; i < cur->num_files[level] && rc == WEIR_OK; i++) {
+            table_handle *h;
+            rc = table_cache_get(db->tc, cur->files[level][i]->number, cur->files[level][i]->size, &h);
+            if (rc == WEIR_OK) table_cache_release(db->tc, h);
+        }
+    }
     if (rc != WEIR_OK) {
         free(logs);
         return rc;
@@ -1199,6 +1362,7 @@ static int recover(weir_db *db) {
         /* Recovery's tables are installed (or abandoned) now. */
         db->num_pending = 0;
         if (rc == WEIR_OK) db_delete_obsolete_files(db);
+        db_update_compaction_debt(db);
     }
     db->num_pending = 0;
     pthread_mutex_unlock(&db->mu);
@@ -1212,6 +1376,7 @@ static void db_free(weir_db *db) {
     if (db->imm) memtable_unref(db->imm);
     if (db->vs) vset_destroy(db->vs);
     if (db->tc) table_cache_destroy(db->tc);
+    block_cache_destroy(db->block_cache);
     if (db->lock_fd >= 0) db->env->ops->unlock_file(db->env, db->lock_fd);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->bg_cv);
@@ -1261,11 +1426,13 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
         while (n > 1 && db->path[n - 1] == '/') db->path[--n] = '\0';
     }
     db->tc = db->path ? table_cache_create(db->env, db->path, db->opts.max_open_files) : NULL;
+    db->block_cache = block_cache_create(db->opts.block_cache_size);
+    if (db->tc && db->block_cache) table_cache_set_block_cache(db->tc, db->block_cache);
     vset_options vo = {db->opts.max_bytes_for_level_base, db->opts.target_file_size,
                        db->opts.level0_compaction_trigger};
     db->vs = db->tc ? vset_create(db->env, db->path, db->tc, &vo) : NULL;
     db->mem = memtable_create();
-    if (!db->path || !db->tc || !db->vs || !db->mem) {
+    if (!db->path || !db->tc || !db->vs || !db->mem || !db->block_cache) {
         db_free(db);
         return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);
     }
@@ -1371,12 +1538,31 @@ static char *dup_printf(const char *fmt, ...) {
 
 static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) {
     db_stats *s = &db->stats;
+    block_cache_stats cs;
+    block_cache_get_stats(db->block_cache, &cs);
+    uint64_t lookups, bloom_useful;
+    table_cache_lookup_stats(db->tc, &lookups, &bloom_useful);
+    char *extra = dup_printf(
+        "block_cache_capacity %" PRIu64 "\nblock_cache_usage %" PRIu64 "\nblock_cache_pinned %" PRIu64
+        "\nblock_cache_entries %" PRIu64 "\nblock_cache_hits %" PRIu64 "\nblock_cache_misses %" PRIu64
+        "\nblock_cache_evictions %" PRIu64 "\ntable_lookups %" PRIu64 "\nbloom_useful %" PRIu64
+        "\nopen_tables %d\npending_compaction_bytes %" PRIu64 "\nstops %" PRIu64
+        "\nget_count %" PRIu64 "\nget_p50_ns %" PRIu64 "\nget_p99_ns %" PRIu64
+        "\nwrite_count %" PRIu64 "\nwrite_p50_ns %" PRIu64 "\nwrite_p99_ns %" PRIu64
+        "\ncompression %s\n",
+        cs.capacity, cs.usage, cs.pinned, cs.entries, cs.hits, cs.misses, cs.evictions, lookups,
+        bloom_useful, table_cache_open_count(db->tc), db->pending_compaction_bytes,
+        stat_get(&s->stops), stat_get(&s->get_latency.count) * 16,
+        hist_percentile(&s->get_latency, 50), hist_percentile(&s->get_latency, 99),
+        stat_get(&s->put_latency.count) * 16, hist_percentile(&s->put_latency, 50),
+        hist_percentile(&s->put_latency, 99), codec_name(db->opts.compression));
+    if (!extra) return NULL;
     uint64_t user = stat_get(&s->user_bytes_written);
     uint64_t disk = stat_get(&s->wal_bytes_written) + stat_get(&s->flush_bytes_written) +
                     stat_get(&s->compaction_bytes_written);
     double wamp = user ? (double)disk / (double)user : 0.0;
-    return dup_printf(
-        "user_bytes_written %" PRIu64 "\nwal_bytes_written %" PRIu64 "\nwal_syncs %" PRIu64
+    char *text = dup_printf(
+        "%suser_bytes_written %" PRIu64 "\nwal_bytes_written %" PRIu64 "\nwal_syncs %" PRIu64
         "\nwrites %" PRIu64 "\nwrite_groups %" PRIu64 "\nflushes %" PRIu64
         "\nflush_bytes_written %" PRIu64 "\ncompactions %" PRIu64 "\ntrivial_moves %" PRIu64
         "\ncompaction_bytes_read %" PRIu64 "\ncompaction_bytes_written %" PRIu64
@@ -1384,13 +1570,15 @@ static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) 
         "\nslowdowns %" PRIu64 "\ngets %" PRIu64 "\nrecovered_records %" PRIu64
         "\nrecovered_torn_bytes %" PRIu64 "\nfiles_deleted %" PRIu64 "\ntotal_sst_bytes %" PRIu64
         "\nmemtable_bytes %" PRIu64 "\n",
-        user, stat_get(&s->wal_bytes_written), stat_get(&s->wal_syncs), stat_get(&s->writes),
+        extra, user, stat_get(&s->wal_bytes_written), stat_get(&s->wal_syncs), stat_get(&s->writes),
         stat_get(&s->write_groups), stat_get(&s->flushes), stat_get(&s->flush_bytes_written),
         stat_get(&s->compactions), stat_get(&s->trivial_moves), stat_get(&s->compaction_bytes_read),
         stat_get(&s->compaction_bytes_written), stat_get(&s->compaction_entries_dropped), wamp,
         stat_get(&s->stall_micros), stat_get(&s->slowdowns), stat_get(&s->gets),
         stat_get(&s->recovered_records), stat_get(&s->recovered_torn_bytes),
         stat_get(&s->files_deleted), total_sst, mem_bytes);
+    free(extra);
+    return text;
 }
 
 int weir_property(weir_db *db, const char *name, char **value) {

@@ -33,6 +33,10 @@ struct weir_options {
     int level0_compaction_trigger;
     int level0_slowdown_trigger;
     int level0_stop_trigger;
+    int compression;
+    size_t block_cache_size;
+    uint64_t pending_compaction_soft;
+    uint64_t pending_compaction_hard;
     weir_env *env; /* tests may substitute a fault-injecting env */
 };
 
@@ -65,6 +69,19 @@ typedef struct manual_compaction {
     weir_error err;
 } manual_compaction;
 
+/* Latency histogram: bucket i counts operations that took about
+ * 2^(i/4) nanoseconds (four buckets per power of two). */
+#define HIST_BUCKETS 160
+typedef struct latency_hist {
+    _Atomic uint64_t buckets[HIST_BUCKETS];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_nanos;
+} latency_hist;
+
+void hist_add(latency_hist *h, uint64_t nanos);
+/* Nanoseconds at percentile p (0..100), 0 if empty. */
+uint64_t hist_percentile(latency_hist *h, double p);
+
 /* Engine counters; relaxed atomics, read for properties. */
 typedef struct db_stats {
     _Atomic uint64_t user_bytes_written;
@@ -85,6 +102,9 @@ typedef struct db_stats {
     _Atomic uint64_t recovered_records;
     _Atomic uint64_t recovered_torn_bytes;
     _Atomic uint64_t files_deleted;
+    _Atomic uint64_t stops;
+    latency_hist get_latency;  /* sampled: one operation in 16 */
+    latency_hist put_latency;  /* writes of any kind, sampled likewise */
 } db_stats;
 
 struct weir_db {
@@ -93,7 +113,9 @@ struct weir_db {
     weir_env *env;
     int lock_fd;
     table_cache *tc;
+    struct block_cache *block_cache;
     version_set *vs;
+    uint64_t pending_compaction_bytes; /* estimate, refreshed per version */
 
     pthread_mutex_t mu;
     pthread_cond_t bg_cv;   /* background work finished: writers/flush waiters */
@@ -157,6 +179,9 @@ int db_flush_imm(weir_db *db);
 
 /* compaction.c: run one compaction (mutex held; drops it for I/O). */
 int db_run_compaction(weir_db *db, compaction *c);
+
+/* Recompute pending_compaction_bytes from the current version (mutex held). */
+void db_update_compaction_debt(weir_db *db);
 
 /* Oldest sequence any snapshot may read (mutex held). */
 uint64_t db_smallest_snapshot(weir_db *db);

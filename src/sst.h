@@ -13,12 +13,15 @@
  *     fixed64 filter offset, fixed64 filter size,
  *     fixed64 index offset,  fixed64 index size,
  *     fixed64 number of entries,
- *     fixed32 format version (SST_FORMAT_VERSION), fixed32 flags (0),
+ *     fixed32 format version (SST_FORMAT_VERSION), fixed32 flags (bit
+ *     1 << codec for every compression codec some data block uses),
  *     fixed32 masked crc32c of the 48 bytes above, fixed32 zero,
  *     fixed64 magic SST_MAGIC
  * Block trailer (SST_TRAILER_SIZE bytes): 1 byte compression type
- * (SST_COMPRESSION_NONE) | fixed32 masked crc32c over the block bytes and
- * the type byte. Sizes in handles exclude the trailer.
+ * (SST_COMPRESSION_*; only data blocks are ever compressed, and only when
+ * that saves at least 1/8) | fixed32 masked crc32c over the stored block
+ * bytes and the type byte. Sizes in handles exclude the trailer; a
+ * compressed block's bytes are compress.h's format.
  *
  * Readers map the file read-only and hand out pointers into the map; each
  * data block's checksum is verified the first time it is touched (a bitmap
@@ -38,11 +41,14 @@
 #define SST_FOOTER_SIZE 64
 #define SST_TRAILER_SIZE 5
 #define SST_COMPRESSION_NONE 0
+#define SST_COMPRESSION_LZ4 1
+#define SST_COMPRESSION_ZSTD 2
 
 typedef struct sst_build_options {
     size_t block_size;      /* target uncompressed data block size */
     int restart_interval;   /* 16 is a good default */
     int bloom_bits_per_key; /* 0: no filter */
+    int compression;        /* SST_COMPRESSION_*; must be compiled in */
 } sst_build_options;
 
 typedef struct sst_builder sst_builder;
@@ -68,6 +74,13 @@ typedef struct sst_reader sst_reader;
  * and filter checksums. WEIR_CORRUPTION names the file and the offset. */
 int sst_reader_open(weir_env *env, const char *path, uint64_t file_size, sst_reader **out);
 void sst_reader_close(sst_reader *r);
+
+struct block_cache;
+/* Keep decompressed data blocks of this table in `cache` (NULL: decompress
+ * on every use). Set once, right after open. */
+void sst_reader_set_block_cache(sst_reader *r, struct block_cache *cache);
+/* Bitmask (1 << codec) of the compression codecs the table's blocks use. */
+uint32_t sst_reader_codecs(const sst_reader *r);
 
 uint64_t sst_reader_num_entries(const sst_reader *r);
 uint64_t sst_reader_num_blocks(const sst_reader *r);

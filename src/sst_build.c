@@ -11,6 +11,7 @@
 
 #include "block.h"
 #include "bloom.h"
+#include "compress.h"
 #include "crc32c.h"
 #include "status.h"
 
@@ -40,6 +41,9 @@ struct sst_builder {
     uint64_t pending_offset;
     uint64_t pending_size;
     buf scratch;          /* separator keys, handles, the filter */
+    int compression;      /* codec for data blocks */
+    uint32_t codecs_used; /* footer flags */
+    buf compressed;       /* the current block, compressed */
     int failed;           /* a write failed: the file is unusable */
     weir_error error;     /* that failure, re-raised on every later call */
 };
@@ -58,6 +62,15 @@ int sst_builder_open(weir_env *env, const char *path, const sst_build_options *o
     b->block_size = opts && opts->block_size ? opts->block_size : DEFAULT_BLOCK_SIZE;
     if (b->block_size > MAX_BLOCK_SIZE) b->block_size = MAX_BLOCK_SIZE;
     b->bloom_bits = opts && opts->bloom_bits_per_key > 0 ? opts->bloom_bits_per_key : 0;
+    b->compression = opts ? opts->compression : SST_COMPRESSION_NONE;
+    if (!codec_supported(b->compression)) {
+        env->ops->close_writable(b->file);
+        env->ops->remove_file(env, path);
+        free(b);
+        return weir_set_error(WEIR_NOT_SUPPORTED,
+                              "compression %s is not compiled into this build (have: %s)",
+                              codec_name(opts->compression), codec_list());
+    }
     block_builder_init(&b->data, opts && opts->restart_interval > 0 ? opts->restart_interval : 16);
     block_builder_init(&b->index, INDEX_RESTART_INTERVAL);
     bloom_builder_init(&b->bloom, b->bloom_bits);
@@ -71,6 +84,7 @@ static void builder_free(sst_builder *b) {
     bloom_builder_free(&b->bloom);
     buf_free(&b->last_key);
     buf_free(&b->scratch);
+    buf_free(&b->compressed);
     free(b);
 }
 
@@ -86,10 +100,21 @@ static int oom(sst_builder *b) {
                                   b->file->path));
 }
 
-/* Append contents plus its trailer; report where it went. */
-static int write_block(sst_builder *b, slice contents, uint64_t *offset) {
+/* Append contents plus its trailer; report where it went and how many
+ * bytes it took (compression may shrink it). */
+static int write_block(sst_builder *b, slice contents, int compressible, uint64_t *offset,
+                       uint64_t *stored_size) {
     char trailer[SST_TRAILER_SIZE];
     trailer[0] = SST_COMPRESSION_NONE;
+    if (compressible && b->compression != SST_COMPRESSION_NONE &&
+        codec_compress(b->compression, contents, &b->compressed) == 0 &&
+        b->compressed.len < contents.len - contents.len / 8) {
+        /* Worth it only if it saves an eighth: decompressing costs reads. */
+        contents = buf_slice(&b->compressed);
+        trailer[0] = (char)b->compression;
+        b->codecs_used |= UINT32_C(1) << b->compression;
+    }
+    if (stored_size) *stored_size = contents.len;
     uint32_t crc = crc32c_extend(crc32c_value(contents.data, contents.len), trailer, 1);
     encode_fixed32(trailer + 1, crc32c_mask(crc));
     int rc = env_append(b->file, contents.data, contents.len);
@@ -116,9 +141,8 @@ static int flush_data_block(sst_builder *b) {
     if (block_builder_empty(&b->data)) return WEIR_OK;
     slice contents = block_builder_finish(&b->data);
     if (!contents.data) return oom(b);
-    int rc = write_block(b, contents, &b->pending_offset);
+    int rc = write_block(b, contents, 1, &b->pending_offset, &b->pending_size);
     if (rc != WEIR_OK) return rc;
-    b->pending_size = contents.len;
     b->pending_index = 1;
     b->num_blocks++;
     block_builder_reset(&b->data);
@@ -230,12 +254,12 @@ static int finish(sst_builder *b, uint64_t *file_size) {
     buf_clear(&b->scratch);
     if (b->bloom_bits && bloom_builder_finish(&b->bloom, &b->scratch) != 0) return oom(b);
     uint64_t filter_size = b->scratch.len;
-    rc = write_block(b, buf_slice(&b->scratch), &filter_off);
+    rc = write_block(b, buf_slice(&b->scratch), 0, &filter_off, NULL);
     if (rc != WEIR_OK) return rc;
 
     slice index = block_builder_finish(&b->index);
     if (!index.data) return oom(b);
-    rc = write_block(b, index, &index_off);
+    rc = write_block(b, index, 0, &index_off, NULL);
     if (rc != WEIR_OK) return rc;
 
     char footer[SST_FOOTER_SIZE];
@@ -245,7 +269,7 @@ static int finish(sst_builder *b, uint64_t *file_size) {
     encode_fixed64(footer + 24, index.len);
     encode_fixed64(footer + 32, b->num_entries);
     encode_fixed32(footer + 40, SST_FORMAT_VERSION);
-    encode_fixed32(footer + 44, 0);
+    encode_fixed32(footer + 44, b->codecs_used);
     encode_fixed32(footer + 48, crc32c_mask(crc32c_value(footer, 48)));
     encode_fixed32(footer + 52, 0);
     encode_fixed64(footer + 56, SST_MAGIC);

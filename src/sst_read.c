@@ -17,6 +17,8 @@
 
 #include "block.h"
 #include "bloom.h"
+#include "cache.h"
+#include "compress.h"
 #include "crc32c.h"
 #include "status.h"
 
@@ -37,7 +39,24 @@ struct sst_reader {
     /* Bit n set: data block n passed its checksum. Concurrent readers may
      * verify the same block twice, which is harmless. */
     _Atomic uint64_t *verified;
+    uint32_t codecs;           /* footer flags: codecs the blocks use */
+    block_cache *cache;        /* decompressed blocks, or NULL */
+    uint64_t cache_id;
 };
+
+/* Keeps a decompressed block alive while it is read. */
+typedef struct block_pin {
+    block_cache *cache;
+    cache_handle *handle;      /* from the cache, or */
+    char *owned;               /* a private copy when there is no cache */
+} block_pin;
+
+static void pin_release(block_pin *p) {
+    if (p->handle) block_cache_release(p->cache, p->handle);
+    free(p->owned);
+    p->handle = NULL;
+    p->owned = NULL;
+}
 
 typedef struct block_handle {
     uint64_t offset;
@@ -82,7 +101,8 @@ static int verify_block(const sst_reader *r, uint64_t off, uint64_t size, const 
                               " (%" PRIu64 " bytes)",
                               path_of(r), what, off, size);
     unsigned type = (unsigned char)p[size];
-    if (type != SST_COMPRESSION_NONE)
+    int data = what[0] == 'd';
+    if (type != SST_COMPRESSION_NONE && !(data && codec_supported((int)type)))
         return weir_set_error(WEIR_NOT_SUPPORTED,
                               "table %s: %s block at offset %" PRIu64
                               " uses compression type %u, which this build cannot read",
@@ -97,8 +117,44 @@ static int bad_data_handle(const sst_reader *r, const block_handle *h) {
                           path_of(r), h->offset, h->size, h->ordinal);
 }
 
-/* Verify (once) and parse a data block. */
-static int load_data_block(sst_reader *r, const block_handle *h, block *out) {
+/* The block's bytes, decompressed if they are stored compressed: from the
+ * cache when there is one, else into a private buffer held by pin. */
+static int block_contents(sst_reader *r, const block_handle *h, int use_cache, block_pin *pin,
+                          slice *out) {
+    const char *p = r->base + h->offset;
+    int codec = (unsigned char)p[h->size];
+    if (codec == SST_COMPRESSION_NONE) {
+        *out = slice_make(p, (size_t)h->size);
+        return WEIR_OK;
+    }
+    pin->cache = r->cache;
+    if (use_cache && r->cache) {
+        pin->handle = block_cache_lookup(r->cache, r->cache_id, h->offset);
+        if (pin->handle) {
+            *out = slice_make(cache_handle_data(pin->handle), cache_handle_size(pin->handle));
+            return WEIR_OK;
+        }
+    }
+    char *raw;
+    size_t raw_len;
+    int rc = codec_decompress(codec, slice_make(p, (size_t)h->size), &raw, &raw_len);
+    if (rc != WEIR_OK)
+        return weir_wrap_error(rc, "table %s: data block at offset %" PRIu64, path_of(r), h->offset);
+    if (use_cache && r->cache) {
+        pin->handle = block_cache_insert(r->cache, r->cache_id, h->offset, raw, raw_len);
+        if (!pin->handle)
+            return weir_set_error(WEIR_NO_MEMORY, "table %s: out of memory caching a block", path_of(r));
+        raw = (char *)cache_handle_data(pin->handle);
+    } else {
+        pin->owned = raw;
+    }
+    *out = slice_make(raw, raw_len);
+    return WEIR_OK;
+}
+
+/* Verify (once) and parse a data block; pin keeps decompressed bytes
+ * alive until pin_release. */
+static int load_data_block(sst_reader *r, const block_handle *h, block *out, block_pin *pin) {
     if (h->ordinal >= r->num_blocks || !block_fits(h->offset, h->size, r->data_end))
         return bad_data_handle(r, h);
     _Atomic uint64_t *word = &r->verified[h->ordinal / 64];
@@ -108,7 +164,11 @@ static int load_data_block(sst_reader *r, const block_handle *h, block *out) {
         if (rc != WEIR_OK) return rc;
         atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
     }
-    int rc = block_parse(out, r->base + h->offset, (size_t)h->size);
+    slice contents = {NULL, 0};
+    int rc = block_contents(r, h, 1, pin, &contents);
+    if (rc != WEIR_OK) return rc;
+    rc = block_parse(out, contents.data, contents.len);
+    if (rc != WEIR_OK) pin_release(pin);
     if (rc != WEIR_OK)
         return weir_wrap_error(rc, "table %s: data block at offset %" PRIu64, path_of(r),
                                h->offset);
@@ -199,7 +259,16 @@ static int open_checked(sst_reader *r, uint64_t file_size) {
                               "table %s: footer checksum mismatch at offset %" PRIu64, path,
                               footer_off);
     uint32_t version = decode_fixed32(f + 40), flags = decode_fixed32(f + 44);
-    if (version != SST_FORMAT_VERSION || flags != 0)
+    uint32_t known = (UINT32_C(1) << SST_COMPRESSION_LZ4) | (UINT32_C(1) << SST_COMPRESSION_ZSTD);
+    for (int codec = 1; codec <= CODEC_MAX && version == SST_FORMAT_VERSION; codec++) {
+        if ((flags & (UINT32_C(1) << codec)) && !codec_supported(codec))
+            return weir_set_error(WEIR_NOT_SUPPORTED,
+                                  "table %s uses %s compression, which this build of weir does not "
+                                  "include (compiled in: %s); rebuild weir with it",
+                                  path, codec_name(codec), codec_list());
+    }
+    r->codecs = flags;
+    if (version != SST_FORMAT_VERSION || (flags & ~known) != 0)
         return weir_set_error(WEIR_NOT_SUPPORTED,
                               "table %s: format version %u flags %u (footer at offset %" PRIu64
                               ") are not supported; this build reads version %d",
@@ -271,6 +340,13 @@ int sst_reader_open(weir_env *env, const char *path, uint64_t file_size, sst_rea
     return WEIR_OK;
 }
 
+void sst_reader_set_block_cache(sst_reader *r, block_cache *cache) {
+    r->cache = cache;
+    if (cache) r->cache_id = block_cache_new_id(cache);
+}
+
+uint32_t sst_reader_codecs(const sst_reader *r) { return r->codecs; }
+
 uint64_t sst_reader_num_entries(const sst_reader *r) { return r->num_entries; }
 uint64_t sst_reader_num_blocks(const sst_reader *r) { return r->num_blocks; }
 
@@ -302,7 +378,8 @@ int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn f
             rc = bad_data_handle(r, &h);
             break;
         }
-        rc = load_data_block(r, &h, &blk);
+        block_pin pin = {0};
+        rc = load_data_block(r, &h, &blk, &pin);
         if (rc != WEIR_OK) break;
         block_iter di;
         block_iter_init_scratch(&di, &blk, table_key_compare, data_scratch, sizeof data_scratch);
@@ -318,14 +395,17 @@ int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn f
             else
                 fn(arg, key, di.value);
             block_iter_free(&di);
+            pin_release(&pin);
             break;
         }
         if (di.corrupt || di.oom) {
             rc = block_iter_error(r, &di, h.offset, "data");
             block_iter_free(&di);
+            pin_release(&pin);
             break;
         }
         block_iter_free(&di);
+        pin_release(&pin);
         block_iter_next(&ii);
     }
     if (rc == WEIR_OK && (ii.corrupt || ii.oom)) rc = block_iter_error(r, &ii, r->index_off, "index");
@@ -341,6 +421,7 @@ typedef struct sst_iter {
     block_iter index;
     block_iter data;     /* always iterates data_blk */
     block data_blk;      /* the loaded data block; empty when none */
+    block_pin data_pin;  /* keeps data_blk's bytes alive if decompressed */
     uint64_t data_off;   /* its offset, UINT64_MAX when none */
     int status;          /* first error; the iterator stays invalid after it */
     weir_error error;
@@ -348,17 +429,17 @@ typedef struct sst_iter {
     void *cleanup_arg;
 } sst_iter;
 
-static void set_error(sst_iter *it, int code) {
-    it->status = code;
-    weir_error_save(&it->error, code);
-    memset(&it->data_blk, 0, sizeof it->data_blk);
-    it->data_off = UINT64_MAX;
-}
-
 /* Forget the data block: an empty block makes the data iterator invalid. */
 static void clear_data(sst_iter *it) {
     memset(&it->data_blk, 0, sizeof it->data_blk);
+    pin_release(&it->data_pin);
     it->data_off = UINT64_MAX;
+}
+
+static void set_error(sst_iter *it, int code) {
+    it->status = code;
+    weir_error_save(&it->error, code);
+    clear_data(it);
 }
 
 /* Load the block the index iterator points at; 0 on error (recorded). */
@@ -370,11 +451,14 @@ static int load_current(sst_iter *it) {
     }
     if (h.offset == it->data_off) return 1;
     block blk;
-    int rc = load_data_block(it->r, &h, &blk);
+    block_pin pin = {0};
+    int rc = load_data_block(it->r, &h, &blk, &pin);
     if (rc != WEIR_OK) {
         set_error(it, rc);
         return 0;
     }
+    pin_release(&it->data_pin);
+    it->data_pin = pin;
     it->data_blk = blk;
     it->data_off = h.offset;
     return 1;
@@ -498,6 +582,7 @@ static void si_destroy(iter *base) {
     sst_iter *it = (sst_iter *)base;
     block_iter_free(&it->index);
     block_iter_free(&it->data);
+    pin_release(&it->data_pin);
     if (it->cleanup) it->cleanup(it->cleanup_arg);
     free(it);
 }
@@ -534,9 +619,15 @@ static int verify_data_block(sst_reader *r, const block_handle *h, slice index_k
     int rc = verify_block(r, h->offset, h->size, "data");
     if (rc != WEIR_OK) return rc;
     block blk;
-    rc = block_parse(&blk, r->base + h->offset, (size_t)h->size);
-    if (rc != WEIR_OK)
+    block_pin pin = {0};
+    slice contents = {NULL, 0};
+    rc = block_contents(r, h, 0, &pin, &contents);
+    if (rc != WEIR_OK) return rc;
+    rc = block_parse(&blk, contents.data, contents.len);
+    if (rc != WEIR_OK) {
+        pin_release(&pin);
         return weir_wrap_error(rc, "table %s: data block at offset %" PRIu64, path_of(r), h->offset);
+    }
     block_iter di;
     block_iter_init(&di, &blk, table_key_compare);
     for (block_iter_seek_first(&di); block_iter_valid(&di); block_iter_next(&di)) {
@@ -568,6 +659,7 @@ static int verify_data_block(sst_reader *r, const block_handle *h, slice index_k
     }
     if (rc == WEIR_OK && (di.corrupt || di.oom)) rc = block_iter_error(r, &di, h->offset, "data");
     block_iter_free(&di);
+    pin_release(&pin);
     if (rc == WEIR_OK)
         atomic_fetch_or_explicit(&r->verified[h->ordinal / 64], UINT64_C(1) << (h->ordinal % 64),
                                  memory_order_relaxed);

@@ -53,6 +53,9 @@ struct tc_shard {
 struct table_cache {
     weir_env *env;
     char *dbpath;
+    struct block_cache *block_cache; /* handed to every reader opened */
+    _Atomic uint64_t lookups;        /* point lookups that reached a table */
+    _Atomic uint64_t bloom_useful;   /* ... that the filter answered "absent" */
     unsigned num_shards; /* power of two */
     atomic_int open_count;
     tc_shard shards[MAX_SHARDS];
@@ -238,6 +241,7 @@ int table_cache_get(table_cache *tc, uint64_t file_number, uint64_t file_size,
     sst_reader *reader;
     int rc = sst_reader_open(tc->env, path, file_size, &reader);
     if (rc != WEIR_OK) return rc;
+    sst_reader_set_block_cache(reader, tc->block_cache);
     table_handle *fresh = calloc(1, sizeof *fresh);
     if (!fresh) {
         sst_reader_close(reader);
@@ -310,6 +314,12 @@ int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_s
     table_handle *h;
     int rc = table_cache_get(tc, file_number, file_size, &h);
     if (rc != WEIR_OK) return rc;
+    atomic_fetch_add_explicit(&tc->lookups, 1, memory_order_relaxed);
+    if (!sst_reader_may_contain(h->reader, hash)) {
+        atomic_fetch_add_explicit(&tc->bloom_useful, 1, memory_order_relaxed);
+        table_cache_release(tc, h);
+        return WEIR_OK;
+    }
     rc = sst_reader_get(h->reader, lookup_ikey, hash, fn, arg);
     if (rc == WEIR_OK) {
         table_cache_release(tc, h);
@@ -335,4 +345,13 @@ iter *table_cache_iter(table_cache *tc, uint64_t file_number, uint64_t file_size
 
 int table_cache_open_count(table_cache *tc) {
     return atomic_load_explicit(&tc->open_count, memory_order_relaxed);
+}
+
+void table_cache_set_block_cache(table_cache *tc, struct block_cache *cache) {
+    tc->block_cache = cache;
+}
+
+void table_cache_lookup_stats(table_cache *tc, uint64_t *lookups, uint64_t *bloom_useful) {
+    *lookups = atomic_load_explicit(&tc->lookups, memory_order_relaxed);
+    *bloom_useful = atomic_load_explicit(&tc->bloom_useful, memory_order_relaxed);
 }

@@ -35,6 +35,14 @@ int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_s
  * an error iterator (iter_new_error). NULL only on OOM. */
 iter *table_cache_iter(table_cache *tc, uint64_t file_number, uint64_t file_size);
 
+struct block_cache;
+/* Readers opened from now on keep decompressed blocks in `cache`. */
+void table_cache_set_block_cache(table_cache *tc, struct block_cache *cache);
+
+/* Point lookups that reached a table, and how many of them the bloom
+ * filter answered without reading a block. */
+void table_cache_lookup_stats(table_cache *tc, uint64_t *lookups, uint64_t *bloom_useful);
+
 /* Tables currently open. */
 int table_cache_open_count(table_cache *tc);
 

@@ -1471,7 +1471,12 @@ static compaction *setup_compaction(version_set *vs, int level, file_list *in0, 
     slice smallest = {NULL, 0}, largest = {NULL, 0};
     key_range(in0->v, in0->n, NULL, 0, &smallest, &largest);
     slice us = ikey_user(smallest), ul = ikey_user(largest);
-    *rc = get_overlapping(v, level + 1, &us, &ul, 0, &in1);
+    /* Close the range at level+1 too: a file there may end with the newer
+     * versions of a user key whose older versions start the next file.
+     * Taking one without the other would let the compaction drop a
+     * tombstone (nothing below it "has" the key) while the older value
+     * stays behind in the untaken file, at the same level. */
+    *rc = get_overlapping(v, level + 1, &us, &ul, 1, &in1);
     if (*rc != WEIR_OK || any_being_compacted(in1.v, in1.n)) goto out;
 
     if (level + 2 < NUM_LEVELS) {

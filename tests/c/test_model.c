@@ -526,9 +526,35 @@ static void multi_get_random(run *R, blob **vals, const weir_snapshot *snap) {
 
 /* ---- writes ------------------------------------------------------------------- */
 
+/* WEIR_MODEL_TRACE=<hex key>: print every write of that key with the op
+ * index and the sequence number before it, to follow a failing key. */
+static void trace_write(run *R, size_t i, const char *what) {
+    static int init, tracing;
+    static unsigned char want[MAX_KEY_LEN + 1];
+    static size_t want_len;
+    if (!init) {
+        init = 1;
+        const char *hex = getenv("WEIR_MODEL_TRACE");
+        if (hex && *hex) {
+            tracing = 1;
+            for (; hex[0] && hex[1] && want_len < MAX_KEY_LEN; hex += 2) {
+                unsigned v;
+                sscanf(hex, "%2x", &v);
+                want[want_len++] = (unsigned char)v;
+            }
+        }
+    }
+    if (!tracing || g_keys[i].len != want_len || memcmp(g_keys[i].b, want, want_len) != 0) return;
+    char *seq = NULL;
+    weir_property(R->db, "weir.last-sequence", &seq);
+    printf("  trace: op %ld %s (last sequence before: %s)\n", (long)R->op, what, seq ? seq : "?");
+    weir_free(seq);
+}
+
 static void do_put(run *R) {
     size_t i = test_rng_uniform(&R->r, g_nkeys);
     blob *b = blob_new(&R->r, R->op, i, pick_value_len(R));
+    trace_write(R, i, "put");
     int rc = weir_put(R->db, NULL, g_keys[i].b, g_keys[i].len, b->data, b->len);
     if (rc != WEIR_OK) {
         blob_unref(b);
@@ -542,6 +568,7 @@ static void do_put(run *R) {
 
 static void do_delete(run *R) {
     size_t i = test_rng_uniform(&R->r, g_nkeys);
+    trace_write(R, i, "delete");
     int rc = weir_delete(R->db, NULL, g_keys[i].b, g_keys[i].len);
     if (rc != WEIR_OK) {
         fail_status(R, "weir_delete", rc);
@@ -568,6 +595,7 @@ static void do_batch(run *R) {
         idx[j] = j > 0 && test_rng_uniform(&R->r, 6) == 0 ? idx[test_rng_uniform(&R->r, (uint64_t)j)]
                                                             : test_rng_uniform(&R->r, g_nkeys);
         const mkey *k = &g_keys[idx[j]];
+        trace_write(R, idx[j], j ? "in a batch (not first op)" : "in a batch (first op)");
         if (test_rng_uniform(&R->r, 4) == 0) {
             vals[j] = NULL;
             if (rc == WEIR_OK) rc = weir_batch_delete(b, k->b, k->len);

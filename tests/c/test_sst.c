@@ -12,10 +12,17 @@
 
 #include "block.h"
 #include "bloom.h"
+#include "cache.h"
+#include "compress.h"
 #include "crc32c.h"
 #include "sst.h"
 #include "status.h"
 #include "testutil.h"
+
+/* Round-trip tests run once per codec: these say which, and whether the
+ * reader keeps decompressed blocks in a cache. */
+static int build_compression = SST_COMPRESSION_NONE;
+static block_cache *read_cache = NULL;
 
 /* ---- the entries a table holds ----------------------------------------- */
 
@@ -63,7 +70,7 @@ static void free_entries(entries *e) {
 
 static int build(const char *path, const entries *e, size_t block_size, int bloom_bits,
                  uint64_t *file_size) {
-    sst_build_options o = {block_size, 16, bloom_bits};
+    sst_build_options o = {block_size, 16, bloom_bits, build_compression};
     sst_builder *b;
     int rc = sst_builder_open(env_posix(), path, &o, &b);
     if (rc != WEIR_OK) return rc;
@@ -182,6 +189,7 @@ static void check_round_trip(int n, size_t block_size, int bloom_bits, int seek_
 
     sst_reader *r;
     CHECK_OK(sst_reader_open(env_posix(), path, size, &r));
+    sst_reader_set_block_cache(r, read_cache);
     CHECK_EQ_INT(sst_reader_num_entries(r), n);
     if (n > 2000) CHECK(sst_reader_num_blocks(r) > 10);
     CHECK_OK(sst_reader_verify(r));
@@ -323,11 +331,53 @@ TEST(hundred_thousand_entries) { check_round_trip(100000, 4096, 10, 13); }
 
 TEST(no_bloom_filter) { check_round_trip(3000, 1024, 0, 1); }
 
+/* Same entries, same answers, whatever the codec; compressed tables are
+ * smaller and say which codec they use. */
+static void compressed_round_trip(int codec) {
+    CHECK(codec_supported(codec));
+    build_compression = codec;
+    check_round_trip(20000, 4096, 10, 7);
+    read_cache = block_cache_create(64 * 1024); /* small: forces evictions */
+    check_round_trip(20000, 4096, 10, 7);
+    block_cache_stats st;
+    block_cache_get_stats(read_cache, &st);
+    block_cache_destroy(read_cache);
+    read_cache = NULL;
+    build_compression = SST_COMPRESSION_NONE;
+    CHECK(st.misses > 0 && st.hits > 0 && st.evictions > 0);
+    CHECK(st.usage <= 64 * 1024);
+
+    /* The codec is recorded in the footer, and the file shrinks. */
+    char dir[256], path[512];
+    test_tmpdir(dir, sizeof dir, "sst-codec");
+    entries e;
+    make_entries(&e, 5000);
+    uint64_t plain_size, packed_size;
+    snprintf(path, sizeof path, "%s/plain.sst", dir);
+    CHECK_OK(build(path, &e, 4096, 10, &plain_size));
+    build_compression = codec;
+    snprintf(path, sizeof path, "%s/packed.sst", dir);
+    int rc = build(path, &e, 4096, 10, &packed_size);
+    build_compression = SST_COMPRESSION_NONE;
+    CHECK_OK(rc);
+    CHECK(packed_size < plain_size);
+    sst_reader *r;
+    CHECK_OK(sst_reader_open(env_posix(), path, packed_size, &r));
+    CHECK(sst_reader_codecs(r) == (UINT32_C(1) << codec));
+    CHECK_OK(sst_reader_verify(r));
+    sst_reader_close(r);
+    free_entries(&e);
+    test_rmtree(dir);
+}
+
+TEST(lz4_round_trip) { compressed_round_trip(SST_COMPRESSION_LZ4); }
+TEST(zstd_round_trip) { compressed_round_trip(SST_COMPRESSION_ZSTD); }
+
 TEST(builder_rejects_bad_keys) {
     char dir[256], path[300];
     test_tmpdir(dir, sizeof dir, "sst");
     snprintf(path, sizeof path, "%s/000001.sst", dir);
-    sst_build_options o = {4096, 16, 10};
+    sst_build_options o = {4096, 16, 10, SST_COMPRESSION_NONE};
     sst_builder *b;
     CHECK_OK(sst_builder_open(env_posix(), path, &o, &b));
     buf k1 = BUF_INIT, k2 = BUF_INIT;
@@ -360,7 +410,7 @@ TEST(builder_rejects_bad_keys) {
 }
 
 TEST(builder_open_fails_in_missing_directory) {
-    sst_build_options o = {4096, 16, 10};
+    sst_build_options o = {4096, 16, 10, SST_COMPRESSION_NONE};
     sst_builder *b = (sst_builder *)1;
     CHECK(sst_builder_open(env_posix(), "/nonexistent-weir-dir/x/000001.sst", &o, &b) != WEIR_OK);
     CHECK(b == NULL);
@@ -967,6 +1017,8 @@ static const test_case tests[] = {
     TEST_ENTRY(tiny_blocks_one_entry_each),
     TEST_ENTRY(hundred_thousand_entries),
     TEST_ENTRY(no_bloom_filter),
+    TEST_ENTRY(lz4_round_trip),
+    TEST_ENTRY(zstd_round_trip),
     TEST_ENTRY(builder_rejects_bad_keys),
     TEST_ENTRY(builder_open_fails_in_missing_directory),
     TEST_ENTRY(versions_spanning_blocks_and_ff_keys),

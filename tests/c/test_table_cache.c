@@ -24,7 +24,7 @@ static void table_key(char *out, size_t cap, uint64_t table, int k) {
 static int make_table(const char *dir, uint64_t number, uint64_t *size) {
     char path[PATH_MAX];
     table_file_path(path, sizeof path, dir, number);
-    sst_build_options o = {512, 16, 10};
+    sst_build_options o = {512, 16, 10, SST_COMPRESSION_NONE};
     sst_builder *b;
     int rc = sst_builder_open(env_posix(), path, &o, &b);
     if (rc != WEIR_OK) return rc;

@@ -1057,7 +1057,7 @@ typedef struct table_entry {
 
 static int build_table(version_set *vs, int level, uint64_t number, const table_entry *ents, int n) {
     char path[PATH_MAX];
-    sst_build_options o = {256, 4, 10};
+    sst_build_options o = {256, 4, 10, SST_COMPRESSION_NONE};
     sst_builder *b;
     int rc = sst_builder_open(env_posix(), table_file_path(path, sizeof path, vs->dbpath, number), &o, &b);
     if (rc != WEIR_OK) return rc;
