@@ -272,6 +272,14 @@ WEIR_API int weir_flush(weir_db *db);
 WEIR_API int weir_compact_range(weir_db *db, const void *start, size_t slen,
                                 const void *end, size_t elen);
 
+/* Make a consistent, openable copy of the DB in directory `dir` (which
+ * must not exist, or be empty) while writes go on: the memtable is flushed,
+ * every table of the current version is hard-linked into dir (copied when
+ * dir is on another file system), and a fresh MANIFEST and CURRENT are
+ * written there. The copy holds every write acknowledged before the call
+ * and is opened like any weir DB. */
+WEIR_API int weir_checkpoint(weir_db *db, const char *dir);
+
 /* Read a property as a malloc'd NUL-terminated string (weir_free it).
  * Names:
  *   "weir.num-files-at-level<N>"   files in level N
