@@ -50,7 +50,8 @@ enum {
     WEIR_EXISTS = 9,           /* error_if_exists and the DB exists         */
     WEIR_NOT_SUPPORTED = 10,   /* e.g. a codec not compiled in              */
     WEIR_READ_ONLY = 11,       /* a background error stopped writes         */
-    WEIR_CLOSED = 12           /* the DB is being closed                    */
+    WEIR_CLOSED = 12,          /* the DB is being closed                    */
+    WEIR_CONFLICT = 13         /* a transaction lost to a concurrent commit */
 };
 
 /* Largest key and value accepted by every write call. */
@@ -136,6 +137,41 @@ WEIR_API int weir_options_set_block_cache_size(weir_options *o, size_t bytes);
 WEIR_API int weir_options_set_pending_compaction_limits(weir_options *o, uint64_t soft,
                                                         uint64_t hard);
 
+/* Time-to-live. An expiring value is invisible to reads from the moment
+ * it expires (it hides older versions, as a deletion would) and is dropped
+ * by compaction. Expiry is absolute, fixed when the write is made. */
+/* TTL applied to every put without its own [0 = values do not expire]. */
+WEIR_API int weir_options_set_default_ttl(weir_options *o, uint64_t ttl_ms);
+/* The clock expiry is measured against, in milliseconds since the epoch
+ * [the system's real-time clock]. For tests and simulations. */
+typedef uint64_t (*weir_clock_fn)(void *arg);
+WEIR_API int weir_options_set_clock(weir_options *o, weir_clock_fn fn, void *arg);
+
+/* Merge operators (see weir_merge). The built-ins work on 8-byte
+ * little-endian integers or doubles, on whole values compared bytewise, or
+ * on bounded lists. */
+enum {
+    WEIR_MERGE_INT64_ADD = 1,   /* operand and value: int64 LE */
+    WEIR_MERGE_INT64_MAX = 2,
+    WEIR_MERGE_INT64_MIN = 3,
+    WEIR_MERGE_FLOAT64_ADD = 4, /* operand and value: IEEE double LE */
+    WEIR_MERGE_FLOAT64_MAX = 5,
+    WEIR_MERGE_FLOAT64_MIN = 6,
+    WEIR_MERGE_BYTES_MAX = 7,   /* the bytewise larger value wins */
+    WEIR_MERGE_BYTES_MIN = 8,
+    WEIR_MERGE_LIST_APPEND = 9  /* see weir_list_append */
+};
+/* A user merge operator: apply operand to the key's current value
+ * (existing is NULL when the key has none) and return the new value in
+ * *result, malloc'd (weir frees it). Return WEIR_OK, or a status that
+ * fails the read with your message (set none: weir names the key). Must
+ * be deterministic and thread-safe. Registered under ids 128..255. */
+typedef int (*weir_merge_fn)(void *arg, const void *key, size_t klen, const void *existing,
+                             size_t existing_len, const void *operand, size_t operand_len,
+                             void **result, size_t *result_len);
+WEIR_API int weir_options_set_merge_operator(weir_options *o, int id, weir_merge_fn fn,
+                                             void *arg);
+
 /* ---- open / close ------------------------------------------------------- */
 
 typedef struct weir_db weir_db;
@@ -169,6 +205,34 @@ WEIR_API int weir_put(weir_db *db, const weir_writeopts *wo, const void *key,
 WEIR_API int weir_delete(weir_db *db, const weir_writeopts *wo, const void *key,
                          size_t klen);
 
+/* Put that expires ttl_ms milliseconds after the write (ttl_ms > 0). */
+WEIR_API int weir_put_ttl(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
+                          const void *val, size_t vlen, uint64_t ttl_ms);
+
+/* Merge `operand` into key's value with operator `op` (WEIR_MERGE_* or a
+ * registered user id): a blind write, folded in when the key is read. A
+ * read fails with WEIR_INVALID (naming the key) if the key holds a value
+ * the operator cannot take, e.g. a 5-byte value under WEIR_MERGE_INT64_ADD;
+ * a bad operand shape is refused here. */
+WEIR_API int weir_merge(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
+                        int op, const void *operand, size_t olen);
+/* Counter helper: weir_merge with WEIR_MERGE_INT64_ADD. */
+WEIR_API int weir_add_int64(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
+                            int64_t delta);
+/* Append item to the list held by key, keeping the newest `max_items`
+ * (1..1000000) items. Read the list with weir_list_next. */
+WEIR_API int weir_list_append(weir_db *db, const weir_writeopts *wo, const void *key,
+                              size_t klen, const void *item, size_t ilen, uint32_t max_items);
+/* Walk a list value: start with *offset = 0; returns 1 and the next item
+ * (pointing into value), or 0 at the end or on a malformed list. */
+WEIR_API int weir_list_next(const void *value, size_t vlen, size_t *offset, const void **item,
+                            size_t *ilen);
+
+/* Delete every key in [start, end) with one write (a range tombstone);
+ * start > end is WEIR_INVALID, start == end deletes nothing. */
+WEIR_API int weir_delete_range(weir_db *db, const weir_writeopts *wo, const void *start,
+                               size_t slen, const void *end, size_t elen);
+
 /* A batch is applied atomically: after a crash, recovery sees all of it or
  * none of it. Later operations in a batch win over earlier ones. */
 typedef struct weir_batch weir_batch;
@@ -181,6 +245,12 @@ WEIR_API int weir_batch_delete(weir_batch *b, const void *key, size_t klen);
 WEIR_API void weir_batch_clear(weir_batch *b);
 WEIR_API size_t weir_batch_count(const weir_batch *b);  /* operations */
 WEIR_API size_t weir_batch_bytes(const weir_batch *b);  /* encoded size */
+WEIR_API int weir_batch_put_ttl(weir_batch *b, const void *key, size_t klen, const void *val,
+                                size_t vlen, uint64_t ttl_ms);
+WEIR_API int weir_batch_merge(weir_batch *b, const void *key, size_t klen, int op,
+                              const void *operand, size_t olen);
+WEIR_API int weir_batch_delete_range(weir_batch *b, const void *start, size_t slen,
+                                     const void *end, size_t elen);
 /* Apply the batch; it is left unchanged and may be written again. */
 WEIR_API int weir_write(weir_db *db, const weir_writeopts *wo, const weir_batch *b);
 
@@ -279,6 +349,45 @@ WEIR_API int weir_compact_range(weir_db *db, const void *start, size_t slen,
  * written there. The copy holds every write acknowledged before the call
  * and is opened like any weir DB. */
 WEIR_API int weir_checkpoint(weir_db *db, const char *dir);
+
+/* ---- optimistic transactions ------------------------------------------ */
+
+/* A transaction reads at the snapshot taken when it begins, sees its own
+ * writes, and buffers them until commit. Commit applies them atomically
+ * (logged like any batch) unless a key the transaction read (with
+ * weir_txn_get_for_update, or any get when track_all_reads is set) or
+ * wrote was changed by another commit after the transaction began: then it
+ * fails with WEIR_CONFLICT and nothing is written. A transaction is used by
+ * one thread at a time; it must be destroyed before weir_close. */
+typedef struct weir_txn weir_txn;
+
+typedef struct weir_txnopts {
+    weir_sync_mode sync;   /* for the commit; WEIR_SYNC_DEFAULT: the DB's */
+    int track_all_reads;   /* 1: every get counts as get_for_update */
+} weir_txnopts;
+
+WEIR_API int weir_txn_begin(weir_db *db, const weir_txnopts *opts, weir_txn **out);
+/* Reads: its own writes first, then the DB at the begin snapshot. Same
+ * buffer convention as weir_get / weir_get_alloc. */
+WEIR_API int weir_txn_get(weir_txn *txn, const void *key, size_t klen, void **val, size_t *vlen);
+WEIR_API int weir_txn_get_for_update(weir_txn *txn, const void *key, size_t klen, void **val,
+                                     size_t *vlen);
+WEIR_API int weir_txn_put(weir_txn *txn, const void *key, size_t klen, const void *val,
+                          size_t vlen);
+WEIR_API int weir_txn_delete(weir_txn *txn, const void *key, size_t klen);
+WEIR_API int weir_txn_merge(weir_txn *txn, const void *key, size_t klen, int op,
+                            const void *operand, size_t olen);
+/* An iterator over the DB at the begin snapshot with the transaction's
+ * writes merged over it (ro's bounds and prefix apply; ro->snapshot must
+ * be NULL). Destroy it with weir_iter_destroy before the transaction. */
+WEIR_API int weir_txn_iter_create(weir_txn *txn, const weir_readopts *ro, weir_iter **out);
+/* WEIR_OK, WEIR_CONFLICT (nothing written; message names the key), or an
+ * error. The transaction is finished either way. */
+WEIR_API int weir_txn_commit(weir_txn *txn);
+/* Discard the writes; the transaction is finished. */
+WEIR_API int weir_txn_rollback(weir_txn *txn);
+/* Finished transactions refuse further calls with WEIR_INVALID. */
+WEIR_API void weir_txn_destroy(weir_txn *txn);
 
 /* Read a property as a malloc'd NUL-terminated string (weir_free it).
  * Names:

@@ -3,8 +3,12 @@
  * write-ahead log (a log record is exactly a batch) and recovery.
  *
  * rep := fixed64 first_sequence | fixed32 count | op*
- * op  := TYPE_VALUE    varint32 klen key varint32 vlen value
- *      | TYPE_DELETION varint32 klen key
+ * op  := TYPE_DELETION varint32 klen key
+ *      | type varint32 klen key varint32 vlen value   (every other type)
+ * TYPE_VALUE_TTL values start with a fixed64 expiry in ms since the epoch;
+ * in a batch the caller built, that field holds the TTL relative to the
+ * write instead, and the write path makes it absolute (batch_rep_resolve).
+ * TYPE_RANGE_DELETION: key = start, value = end. TYPE_MERGE: value = operand.
  * The i-th op gets sequence first_sequence + i.
  */
 #ifndef WEIR_BATCH_H
@@ -19,7 +23,14 @@
 
 struct weir_batch {
     buf rep; /* always at least BATCH_HEADER_SIZE bytes once created */
+    uint32_t relative_ttls; /* TTL ops whose expiry is still relative */
+    uint32_t user_merges;   /* merges with user operators (checked at write) */
 };
+
+/* Append src's ops to dst (header count updated), turning relative TTLs
+ * into expiry times (now_ms + ttl) and, when default_ttl_ms > 0, plain
+ * puts into expiring ones. WEIR_NO_MEMORY / WEIR_CORRUPTION. */
+int batch_rep_resolve(buf *dst, slice src, uint64_t now_ms, uint64_t default_ttl_ms);
 
 static inline uint64_t batch_rep_sequence(slice rep) { return decode_fixed64(rep.data); }
 static inline uint32_t batch_rep_count(slice rep) { return decode_fixed32(rep.data + 8); }

@@ -99,6 +99,9 @@ int weir_checkpoint(weir_db *db, const char *dir) {
             if (rc == WEIR_OK) rc = version_edit_add_file(&snap, level, f);
         }
     }
+    for (int i = 0; v->tombs && i < v->tombs->n && rc == WEIR_OK; i++)
+        rc = version_edit_add_range_tombstone(&snap, v->tombs->v[i].seq, buf_slice(&v->tombs->v[i].start),
+                                              buf_slice(&v->tombs->v[i].end));
     buf record = BUF_INIT;
     if (rc == WEIR_OK) rc = version_edit_encode(&snap, &record);
     if (rc == WEIR_OK) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "db_impl.h"
+#include "merge.h"
 #include "filename.h"
 #include "sst.h"
 
@@ -29,6 +30,7 @@ typedef struct compaction_state {
     weir_db *db;
     compaction *c;
     uint64_t smallest_snapshot;
+    uint64_t now_ms;      /* TTL expiry is judged at this time */
     output_file *outputs;
     size_t num_outputs, cap_outputs;
     sst_builder *builder; /* open output, or NULL */
@@ -91,6 +93,134 @@ static int add_entry(compaction_state *cs, slice key, slice value) {
     return rc;
 }
 
+/* 1 if a range tombstone of the input version, visible to every reader,
+ * deletes the entry (user, seq). */
+static int covered_for_all(const compaction_state *cs, slice user, uint64_t seq) {
+    const tomb_set *t = cs->c->input_version->tombs;
+    for (int i = 0; t && i < t->n; i++) {
+        const vtomb *v = &t->v[i];
+        if (v->seq > seq && v->seq <= cs->smallest_snapshot &&
+            slice_compare(user, buf_slice(&v->start)) >= 0 && slice_compare(user, buf_slice(&v->end)) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* An expired value reads as a deletion for everyone (expiry is wall-clock
+ * time, not a sequence number), so compaction treats it as one. */
+static int expired(const compaction_state *cs, int type, slice value) {
+    return type == TYPE_VALUE_TTL && value.len >= 8 && decode_fixed64(value.data) <= cs->now_ms;
+}
+
+/* Emit (user, seq, type) -> value. */
+static int emit(compaction_state *cs, slice user, uint64_t seq, int type, slice value) {
+    buf k = BUF_INIT;
+    if (ikey_append(&k, user, seq, type) != 0) return weir_set_error(WEIR_NO_MEMORY, "out of memory during compaction");
+    int rc = add_entry(cs, buf_slice(&k), value);
+    buf_free(&k);
+    return rc;
+}
+
+typedef struct operand_list {
+    buf *vals;  /* operands, newest first */
+    uint64_t *seqs;
+    size_t n, cap;
+} operand_list;
+
+static int operands_push(operand_list *l, uint64_t seq, slice v) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        buf *nv = realloc(l->vals, cap * sizeof *nv);
+        if (!nv) return -1;
+        l->vals = nv;
+        uint64_t *ns = realloc(l->seqs, cap * sizeof *ns);
+        if (!ns) return -1;
+        l->seqs = ns;
+        l->cap = cap;
+    }
+    l->vals[l->n] = (buf)BUF_INIT;
+    if (buf_set(&l->vals[l->n], v.data, v.len) != 0) return -1;
+    l->seqs[l->n++] = seq;
+    return 0;
+}
+
+static void operands_free(operand_list *l) {
+    for (size_t i = 0; i < l->n; i++) buf_free(&l->vals[i]);
+    free(l->vals);
+    free(l->seqs);
+}
+
+/* The input is on a merge operand every reader sees. Gather the key's
+ * operands below it and, if this compaction finds the key's base (or
+ * knows nothing lies below), fold them into a plain value; otherwise
+ * combine associative built-ins into one operand. The input is left on the
+ * first entry not consumed. */
+static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *keep_base) {
+    operand_list ops = {0};
+    buf user = BUF_INIT, base = BUF_INIT, out = BUF_INIT;
+    int rc = WEIR_OK;
+    int base_state = 0; /* 0 unknown, 1 a value, 2 nothing (deleted) */
+    int base_is_entry = 0; /* the base is the entry under the iterator */
+    *keep_base = 0;
+    if (buf_set(&user, user_in.data, user_in.len) != 0) rc = WEIR_NO_MEMORY;
+    while (rc == WEIR_OK && iter_valid(input)) {
+        slice k = iter_key(input), u;
+        uint64_t seq;
+        int type;
+        if (!ikey_parse(k, &u, &seq, &type) || !slice_equal(u, buf_slice(&user))) break;
+        slice v = iter_value(input);
+        if (type == TYPE_MERGE && !covered_for_all(cs, u, seq)) {
+            if (operands_push(&ops, seq, v) != 0) rc = WEIR_NO_MEMORY;
+            iter_next(input);
+            continue;
+        }
+        if ((type == TYPE_VALUE || type == TYPE_VALUE_TTL) && !expired(cs, type, v) &&
+            !covered_for_all(cs, u, seq)) {
+            slice data = type == TYPE_VALUE_TTL ? slice_make(v.data + 8, v.len - 8) : v;
+            if (buf_set(&base, data.data ? data.data : "", data.len) != 0) rc = WEIR_NO_MEMORY;
+            base_state = 1;
+        } else {
+            base_state = 2; /* deletion, expiry, or under a range tombstone */
+        }
+        /* Entries below the base are shadowed; the caller drops them. */
+        base_is_entry = 1;
+        break;
+    }
+    if (rc == WEIR_NO_MEMORY) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory folding merges");
+    if (rc == WEIR_OK && base_state == 0 && compaction_is_base_level_for_key(cs->c, buf_slice(&user)))
+        base_state = 2;
+    slice *oldest_first = ops.n ? malloc(ops.n * sizeof *oldest_first) : NULL;
+    if (rc == WEIR_OK && ops.n && !oldest_first) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory folding merges");
+    for (size_t i = 0; rc == WEIR_OK && i < ops.n; i++) oldest_first[i] = buf_slice(&ops.vals[ops.n - 1 - i]);
+    int folded = 0;
+    if (rc == WEIR_OK && base_state != 0) {
+        if (merge_full(&cs->db->opts.merge_ops, buf_slice(&user), base_state == 1, buf_slice(&base),
+                       oldest_first, ops.n, &out) == WEIR_OK) {
+            rc = emit(cs, buf_slice(&user), ops.seqs[0], TYPE_VALUE, buf_slice(&out));
+            folded = 1;
+        }
+        /* A fold that fails (a type mismatch) is left for reads to report. */
+    } else if (rc == WEIR_OK && ops.n > 1 && merge_partial(oldest_first, ops.n, &out)) {
+        rc = emit(cs, buf_slice(&user), ops.seqs[0], TYPE_MERGE, buf_slice(&out));
+        folded = 1;
+    }
+    if (rc == WEIR_OK && !folded) {
+        for (size_t i = 0; i < ops.n && rc == WEIR_OK; i++)
+            rc = emit(cs, buf_slice(&user), ops.seqs[i], TYPE_MERGE, buf_slice(&ops.vals[i]));
+        /* The unconsumed base is still under the iterator and must be
+         * kept as it is. */
+        *keep_base = base_is_entry;
+    }
+    if (folded == 1 && base_is_entry) iter_next(input); /* folded in: skip it */
+    if (folded == 1) stat_add(&cs->db->stats.compaction_entries_dropped, ops.n ? ops.n - 1 : 0);
+    free(oldest_first);
+    operands_free(&ops);
+    buf_free(&user);
+    buf_free(&base);
+    buf_free(&out);
+    return rc;
+}
+
 /* The merge loop; runs without the mutex. */
 static int merge_inputs(compaction_state *cs, iter *input) {
     weir_db *db = cs->db;
@@ -100,7 +230,8 @@ static int merge_inputs(compaction_state *cs, iter *input) {
     uint64_t last_seq_for_key = MAX_SEQUENCE;
     int rc = WEIR_OK;
     uint64_t n = 0;
-    for (iter_seek_first(input); iter_valid(input) && rc == WEIR_OK; iter_next(input)) {
+    iter_seek_first(input);
+    while (iter_valid(input) && rc == WEIR_OK) {
         /* With one background thread the flush waits for us: do it here
          * so writers are not stalled for the whole compaction. */
         if ((++n & 1023) == 0 && db->num_threads == 1) {
@@ -126,7 +257,7 @@ static int merge_inputs(compaction_state *cs, iter *input) {
         slice user;
         uint64_t seq;
         int type;
-        if (!ikey_parse(key, &user, &seq, &type)) {
+        if (!ikey_parse(key, &user, &seq, &type) || type == TYPE_RANGE_DELETION) {
             rc = weir_set_error(WEIR_CORRUPTION,
                                 "compaction at level %d found a malformed internal key (%zu bytes)",
                                 c->level, key.len);
@@ -140,11 +271,16 @@ static int merge_inputs(compaction_state *cs, iter *input) {
             has_current = 1;
             last_seq_for_key = MAX_SEQUENCE;
         }
+        slice value = iter_value(input);
+        int is_expired = expired(cs, type, value);
         int drop = 0;
         if (last_seq_for_key <= cs->smallest_snapshot) {
             /* A newer entry for this key is visible to every snapshot. */
             drop = 1;
-        } else if (type == TYPE_DELETION && seq <= cs->smallest_snapshot &&
+        } else if (covered_for_all(cs, user, seq)) {
+            /* Under a range tombstone every reader sees (which stays). */
+            drop = 1;
+        } else if ((type == TYPE_DELETION || is_expired) && seq <= cs->smallest_snapshot &&
                    compaction_is_base_level_for_key(c, user)) {
             /* Nothing older below to hide, and every reader sees the
              * deletion: the tombstone itself can go. */
@@ -153,9 +289,23 @@ static int merge_inputs(compaction_state *cs, iter *input) {
         last_seq_for_key = seq;
         if (drop) {
             stat_add(&db->stats.compaction_entries_dropped, 1);
+            iter_next(input);
             continue;
         }
-        rc = add_entry(cs, key, iter_value(input));
+        if (type == TYPE_MERGE && seq <= cs->smallest_snapshot) {
+            int keep_base;
+            rc = fold_merges(cs, input, user, &keep_base);
+            /* Unfolded operands need their base kept for reads to fold. */
+            if (keep_base) last_seq_for_key = MAX_SEQUENCE;
+            continue;
+        }
+        if (is_expired) {
+            /* Keep only what it still does: hide older versions. */
+            rc = emit(cs, user, seq, TYPE_DELETION, slice_make(NULL, 0));
+        } else {
+            rc = add_entry(cs, key, value);
+        }
+        iter_next(input);
     }
     if (rc == WEIR_OK) rc = iter_status(input);
     if (rc == WEIR_OK && cs->builder) rc = finish_output(cs);
@@ -182,6 +332,7 @@ int db_run_compaction(weir_db *db, compaction *c) {
     cs.db = db;
     cs.c = c;
     cs.smallest_snapshot = db_smallest_snapshot(db);
+    cs.now_ms = db_now_ms(db);
     for (int which = 0; which < 2; which++)
         for (int i = 0; i < c->num_inputs[which]; i++)
             stat_add(&db->stats.compaction_bytes_read, c->inputs[which][i]->size);

@@ -260,6 +260,65 @@ int weir_options_set_compression(weir_options *o, int codec) {
     return WEIR_OK;
 }
 
+int weir_options_set_default_ttl(weir_options *o, uint64_t ttl_ms) {
+    OPTS_CHECK(o, "weir_options_set_default_ttl");
+    o->default_ttl_ms = ttl_ms;
+    return WEIR_OK;
+}
+
+int weir_options_set_clock(weir_options *o, weir_clock_fn fn, void *arg) {
+    OPTS_CHECK(o, "weir_options_set_clock");
+    o->clock = fn;
+    o->clock_arg = arg;
+    return WEIR_OK;
+}
+
+int weir_options_set_merge_operator(weir_options *o, int id, weir_merge_fn fn, void *arg) {
+    OPTS_CHECK(o, "weir_options_set_merge_operator");
+    if (id < MERGE_USER_FIRST || id > 255)
+        return weir_set_error(WEIR_INVALID, "user merge operator ids are %d..255, not %d",
+                              MERGE_USER_FIRST, id);
+    merge_user_op *u = &o->merge_ops.user[id - MERGE_USER_FIRST];
+    u->fn = fn;
+    u->arg = arg;
+    u->registered = fn != NULL;
+    return WEIR_OK;
+}
+
+uint64_t db_now_ms(const weir_db *db) {
+    if (db->opts.clock) return db->opts.clock(db->opts.clock_arg);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int db_has_tombstones(const read_state *rs) {
+    return memtable_range_tombstones(rs->mem) || (rs->imm && memtable_range_tombstones(rs->imm)) ||
+           (rs->v->tombs && rs->v->tombs->n > 0);
+}
+
+static int key_in_range(slice key, slice start, slice end) {
+    return slice_compare(key, start) >= 0 && slice_compare(key, end) < 0;
+}
+
+uint64_t db_covering_tombstone(const read_state *rs, slice key, uint64_t max_seq) {
+    uint64_t best = 0;
+    memtable *mems[2] = {rs->mem, rs->imm};
+    for (int i = 0; i < 2; i++) {
+        if (!mems[i]) continue;
+        for (const range_tomb *t = memtable_range_tombstones(mems[i]); t; t = t->next)
+            if (t->seq <= max_seq && t->seq > best && key_in_range(key, t->start, t->end)) best = t->seq;
+    }
+    const tomb_set *ts = rs->v->tombs;
+    for (int i = 0; ts && i < ts->n; i++) {
+        const vtomb *t = &ts->v[i];
+        if (t->seq <= max_seq && t->seq > best &&
+            key_in_range(key, buf_slice(&t->start), buf_slice(&t->end)))
+            best = t->seq;
+    }
+    return best;
+}
+
 int weir_options_set_block_cache_size(weir_options *o, size_t bytes) {
     OPTS_CHECK(o, "weir_options_set_block_cache_size");
     o->block_cache_size = bytes;
@@ -307,6 +366,47 @@ void db_update_compaction_debt(weir_db *db) {
         if (bytes > limit) debt += bytes - limit;
     }
     db->pending_compaction_bytes = debt;
+}
+
+typedef struct latest_probe {
+    int found;
+    uint64_t seq;
+} latest_probe;
+
+static void latest_entry(void *arg, int type, uint64_t seq, slice value) {
+    (void)type;
+    (void)value;
+    latest_probe *p = arg;
+    p->found = 1;
+    p->seq = seq;
+}
+
+int db_latest_sequence(weir_db *db, slice key, uint64_t *seq) {
+    read_state rs;
+    db_acquire_read_state(db, NULL, &rs);
+    uint64_t best = db_has_tombstones(&rs) ? db_covering_tombstone(&rs, key, MAX_SEQUENCE) : 0;
+    int type;
+    uint64_t s = 0;
+    slice v;
+    int rc = WEIR_OK;
+    if (memtable_get_entry(rs.mem, key, MAX_SEQUENCE, &type, &s, &v) ||
+        (rs.imm && memtable_get_entry(rs.imm, key, MAX_SEQUENCE, &type, &s, &v))) {
+        if (s > best) best = s;
+    } else {
+        buf ik = BUF_INIT;
+        if (ikey_append(&ik, key, MAX_SEQUENCE, TYPE_FOR_SEEK) != 0) {
+            rc = weir_set_error(WEIR_NO_MEMORY, "out of memory checking a key");
+        } else {
+            latest_probe p = {0, 0};
+            rc = version_get_entry(rs.v, buf_slice(&ik), bloom_hash(key.data, key.len), latest_entry, &p);
+            if (rc == WEIR_NOT_FOUND) rc = WEIR_OK;
+            if (p.found && p.seq > best) best = p.seq;
+        }
+        buf_free(&ik);
+    }
+    db_release_read_state(db, &rs);
+    *seq = best;
+    return rc;
 }
 
 uint64_t db_smallest_snapshot(weir_db *db) {
@@ -501,6 +601,9 @@ static int write_level0_table(weir_db *db, memtable *m, version_edit *edit, uint
         rc = version_edit_add_file(edit, 0, f);
         file_meta_unref(f);
     }
+    /* The memtable's range tombstones move into the version with it. */
+    for (const range_tomb *t = memtable_range_tombstones(m); t && rc == WEIR_OK; t = t->next)
+        rc = version_edit_add_range_tombstone(edit, t->seq, t->start, t->end);
     return rc;
 }
 
@@ -690,22 +793,46 @@ typedef struct insert_ctx {
 
 static int insert_op(void *arg, uint64_t seq, int type, slice key, slice value) {
     insert_ctx *ctx = arg;
+    if (type == TYPE_RANGE_DELETION) return memtable_add_range_tombstone(ctx->mem, seq, key, value);
     return memtable_add(ctx->mem, seq, type, key, value);
 }
 
-static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch);
+typedef struct check_ctx {
+    const merge_registry *reg;
+} check_ctx;
+
+/* User merge operators must be registered before their operands are
+ * logged: an unreadable operand would fail every later read of the key. */
+static int check_op(void *arg, uint64_t seq, int type, slice key, slice value) {
+    (void)seq;
+    (void)key;
+    check_ctx *ctx = arg;
+    if (type == TYPE_MERGE) return merge_check_operand(ctx->reg, value);
+    return WEIR_OK;
+}
+
+static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch,
+                        db_validate_fn validate, void *validate_arg);
 
 static int write_internal(weir_db *db, const weir_writeopts *wo, const weir_batch *batch) {
     struct timespec t0;
     int timed = batch && sample_start(&t0);
-    int rc = write_queued(db, wo, batch);
+    int rc = write_queued(db, wo, batch, NULL, NULL);
     if (timed) sample_end(&db->stats.put_latency, &t0);
     return rc;
 }
 
-static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch) {
+int db_write_validated(weir_db *db, const weir_writeopts *wo, const weir_batch *b,
+                       db_validate_fn validate, void *arg) {
+    return write_queued(db, wo, b, validate, arg);
+}
+
+static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch,
+                        db_validate_fn validate, void *validate_arg) {
     db_writer w;
     w.batch = batch;
+    w.validate = validate;
+    w.validate_arg = validate_arg;
     w.sync = (wo && wo->sync != WEIR_SYNC_DEFAULT) ? wo->sync : db->opts.sync_mode;
     if (w.sync < WEIR_SYNC_NONE || w.sync > WEIR_SYNC_FSYNC)
         return weir_set_error(WEIR_INVALID, "write options: unknown sync mode %d", (int)w.sync);
@@ -728,35 +855,64 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
 
     /* This thread leads: commit itself and as many followers as fit. */
     int rc = make_room_for_write(db, batch == NULL);
+    if (rc == WEIR_OK && validate) {
+        /* Every earlier write is applied and later ones wait behind us, so
+         * the check sees exactly the state this batch will follow. */
+        pthread_mutex_unlock(&db->mu);
+        rc = validate(db, validate_arg);
+        pthread_mutex_lock(&db->mu);
+    }
     db_writer *last = &w;
     uint64_t first_seq = db->vs->last_sequence + 1;
     uint64_t count = 0;
     weir_sync_mode sync = w.sync;
     if (rc == WEIR_OK && batch) {
         slice rep = buf_slice(&batch->rep);
+        /* A lone batch with nothing to rewrite is logged as it is; groups
+         * and batches with TTLs are copied into group_rep. */
         const weir_batch *single = batch;
         size_t group_bytes = rep.len;
         count = batch_rep_count(rep);
-        /* Gather followers with no stronger sync need than ours. */
-        for (db_writer *f = w.next; f; f = f->next) {
-            if (!f->batch || f->sync > w.sync) break;
-            slice frep = buf_slice(&f->batch->rep);
-            if (group_bytes + frep.len > MAX_GROUP_BYTES && group_bytes > 0) break;
+        uint64_t now_ms = 0;
+        int have_now = 0;
+        for (db_writer *f = &w; f && rc == WEIR_OK; f = f->next) {
+            if (f != &w) {
+                /* Followers with no stronger sync need than ours; a
+                 * validated write is always alone. */
+                if (!f->batch || f->sync > w.sync || validate || f->validate) break;
+                if (group_bytes + f->batch->rep.len > MAX_GROUP_BYTES) break;
+                group_bytes += f->batch->rep.len;
+                count += batch_rep_count(buf_slice(&f->batch->rep));
+                last = f;
+            }
+            /* Relative TTLs become expiry times here, in the leader, so the
+             * log holds absolute times and a replay never extends a TTL. */
+            int resolve = f->batch->relative_ttls > 0 || db->opts.default_ttl_ms > 0;
+            if (f == &w && !resolve) continue; /* maybe a lone batch */
             if (single) {
-                if (batch_rep_init(&db->group_rep) != 0 ||
-                    batch_rep_append(&db->group_rep, rep) != WEIR_OK) {
+                if (batch_rep_init(&db->group_rep) != 0) {
                     rc = weir_set_error(WEIR_NO_MEMORY, "out of memory grouping writes");
                     break;
                 }
+                if (f != &w) rc = batch_rep_append(&db->group_rep, rep);
                 single = NULL;
+                if (rc != WEIR_OK) break;
             }
-            if (batch_rep_append(&db->group_rep, frep) != WEIR_OK) {
-                rc = WEIR_NO_MEMORY;
-                break;
+            if (resolve && !have_now) {
+                now_ms = db_now_ms(db);
+                have_now = 1;
             }
-            group_bytes += frep.len;
-            count += batch_rep_count(frep);
-            last = f;
+            slice frep = buf_slice(&f->batch->rep);
+            rc = resolve ? batch_rep_resolve(&db->group_rep, frep, now_ms, db->opts.default_ttl_ms)
+                         : batch_rep_append(&db->group_rep, frep);
+        }
+        /* User merge operands must name a registered operator. */
+        for (db_writer *f = &w; rc == WEIR_OK; f = f->next) {
+            if (f->batch->user_merges) {
+                check_ctx cc = {&db->opts.merge_ops};
+                rc = batch_rep_iterate(buf_slice(&f->batch->rep), check_op, &cc);
+            }
+            if (f == last) break;
         }
         if (rc == WEIR_OK && count > 0) {
             char *rep_data = single ? single->rep.data : db->group_rep.data;
@@ -830,16 +986,19 @@ int weir_write(weir_db *db, const weir_writeopts *wo, const weir_batch *b) {
     return write_internal(db, wo, b);
 }
 
-/* A one-op batch on the stack avoids a heap allocation for small writes. */
+/* A one-op batch on the stack avoids a heap allocation for small writes.
+ * The value is prefix (e.g. a merge operator byte or a TTL) + val. */
 static int write_single(weir_db *db, const weir_writeopts *wo, int type, const void *key,
-                        size_t klen, const void *val, size_t vlen) {
+                        size_t klen, const void *prefix, size_t plen, const void *val,
+                        size_t vlen) {
     char stack[512];
-    size_t need = BATCH_HEADER_SIZE + 1 + 5 + klen + 5 + vlen;
+    size_t need = BATCH_HEADER_SIZE + 1 + 5 + klen + 5 + plen + vlen;
     weir_batch b;
     b.rep.data = need <= sizeof stack ? stack : malloc(need);
     if (!b.rep.data) return weir_set_error(WEIR_NO_MEMORY, "out of memory for a %zu-byte write", need);
     b.rep.cap = need <= sizeof stack ? sizeof stack : need;
-    b.rep.len = 0;
+    b.relative_ttls = type == TYPE_VALUE_TTL;
+    b.user_merges = type == TYPE_MERGE && plen && (unsigned char)((const char *)prefix)[0] >= MERGE_USER_FIRST;
     char *p = b.rep.data;
     memset(p, 0, BATCH_HEADER_SIZE);
     encode_fixed32(p + 8, 1);
@@ -848,8 +1007,10 @@ static int write_single(weir_db *db, const weir_writeopts *wo, int type, const v
     p = encode_varint32(p, (uint32_t)klen);
     if (klen) memcpy(p, key, klen);
     p += klen;
-    if (type == TYPE_VALUE) {
-        p = encode_varint32(p, (uint32_t)vlen);
+    if (type != TYPE_DELETION) {
+        p = encode_varint32(p, (uint32_t)(plen + vlen));
+        if (plen) memcpy(p, prefix, plen);
+        p += plen;
         if (vlen) memcpy(p, val, vlen);
         p += vlen;
     }
@@ -859,23 +1020,98 @@ static int write_single(weir_db *db, const weir_writeopts *wo, int type, const v
     return rc;
 }
 
+static int check_value_arg(const char *fn, const void *val, size_t vlen) {
+    if (!val && vlen) return weir_set_error(WEIR_INVALID, "%s: value is NULL but its length is %zu", fn, vlen);
+    if (vlen > WEIR_MAX_VALUE_SIZE)
+        return weir_set_error(WEIR_INVALID, "%s: value of %zu bytes exceeds the limit of %u bytes", fn,
+                              vlen, WEIR_MAX_VALUE_SIZE);
+    return WEIR_OK;
+}
+
 int weir_put(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
              const void *val, size_t vlen) {
     CHECK_DB(db, "weir_put");
     int rc = check_key_arg("weir_put", key, klen);
+    if (rc == WEIR_OK) rc = check_value_arg("weir_put", val, vlen);
     if (rc != WEIR_OK) return rc;
-    if (!val && vlen) return weir_set_error(WEIR_INVALID, "weir_put: value is NULL but its length is %zu", vlen);
-    if (vlen > WEIR_MAX_VALUE_SIZE)
-        return weir_set_error(WEIR_INVALID, "weir_put: value of %zu bytes exceeds the limit of %u bytes",
-                              vlen, WEIR_MAX_VALUE_SIZE);
-    return write_single(db, wo, TYPE_VALUE, key, klen, val, vlen);
+    return write_single(db, wo, TYPE_VALUE, key, klen, NULL, 0, val, vlen);
+}
+
+int weir_put_ttl(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
+                 const void *val, size_t vlen, uint64_t ttl_ms) {
+    CHECK_DB(db, "weir_put_ttl");
+    int rc = check_key_arg("weir_put_ttl", key, klen);
+    if (rc == WEIR_OK) rc = check_value_arg("weir_put_ttl", val, vlen);
+    if (rc != WEIR_OK) return rc;
+    if (ttl_ms == 0) return weir_set_error(WEIR_INVALID, "weir_put_ttl: ttl_ms must be > 0");
+    char ttl[8];
+    encode_fixed64(ttl, ttl_ms);
+    return write_single(db, wo, TYPE_VALUE_TTL, key, klen, ttl, 8, val, vlen);
 }
 
 int weir_delete(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen) {
     CHECK_DB(db, "weir_delete");
     int rc = check_key_arg("weir_delete", key, klen);
     if (rc != WEIR_OK) return rc;
-    return write_single(db, wo, TYPE_DELETION, key, klen, NULL, 0);
+    return write_single(db, wo, TYPE_DELETION, key, klen, NULL, 0, NULL, 0);
+}
+
+int weir_merge(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen, int op,
+               const void *operand, size_t olen) {
+    CHECK_DB(db, "weir_merge");
+    int rc = check_key_arg("weir_merge", key, klen);
+    if (rc == WEIR_OK) rc = check_value_arg("weir_merge", operand, olen);
+    if (rc != WEIR_OK) return rc;
+    if (op < 1 || op > 255) return weir_set_error(WEIR_INVALID, "weir_merge: operator %d is out of range [1, 255]", op);
+    char opbyte = (char)op;
+    /* Check the shape before logging: a bad operand would poison the key. */
+    char small[16];
+    if (olen <= sizeof small - 1) {
+        small[0] = opbyte;
+        if (olen) memcpy(small + 1, operand, olen);
+        rc = merge_check_operand(&db->opts.merge_ops, slice_make(small, olen + 1));
+    } else {
+        buf whole = BUF_INIT;
+        if (buf_append(&whole, &opbyte, 1) != 0 || buf_append(&whole, operand, olen) != 0) {
+            buf_free(&whole);
+            return weir_set_error(WEIR_NO_MEMORY, "out of memory checking a merge operand");
+        }
+        rc = merge_check_operand(&db->opts.merge_ops, buf_slice(&whole));
+        buf_free(&whole);
+    }
+    if (rc != WEIR_OK) return rc;
+    return write_single(db, wo, TYPE_MERGE, key, klen, &opbyte, 1, operand, olen);
+}
+
+int weir_add_int64(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen, int64_t delta) {
+    char operand[8];
+    encode_fixed64(operand, (uint64_t)delta);
+    return weir_merge(db, wo, key, klen, WEIR_MERGE_INT64_ADD, operand, 8);
+}
+
+int weir_list_append(weir_db *db, const weir_writeopts *wo, const void *key, size_t klen,
+                     const void *item, size_t ilen, uint32_t max_items) {
+    if (!item && ilen) return weir_set_error(WEIR_INVALID, "weir_list_append: item is NULL but its length is %zu", ilen);
+    if (ilen > WEIR_MAX_VALUE_SIZE - 16)
+        return weir_set_error(WEIR_INVALID, "weir_list_append: item of %zu bytes is too large", ilen);
+    buf operand = BUF_INIT;
+    int failed = buf_put_fixed32(&operand, max_items) || buf_put_length_prefixed(&operand, slice_make(item ? item : "", ilen));
+    int rc = failed ? weir_set_error(WEIR_NO_MEMORY, "out of memory building a list operand")
+                    : weir_merge(db, wo, key, klen, WEIR_MERGE_LIST_APPEND, operand.data, operand.len);
+    buf_free(&operand);
+    return rc;
+}
+
+int weir_delete_range(weir_db *db, const weir_writeopts *wo, const void *start, size_t slen,
+                      const void *end, size_t elen) {
+    CHECK_DB(db, "weir_delete_range");
+    int rc = check_key_arg("weir_delete_range", start, slen);
+    if (rc == WEIR_OK) rc = check_key_arg("weir_delete_range", end, elen);
+    if (rc != WEIR_OK) return rc;
+    int cmp = slice_compare(slice_make(start, slen), slice_make(end, elen));
+    if (cmp > 0) return weir_set_error(WEIR_INVALID, "weir_delete_range: start is after end");
+    if (cmp == 0) return WEIR_OK;
+    return write_single(db, wo, TYPE_RANGE_DELETION, start, slen, NULL, 0, end, elen);
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -931,32 +1167,146 @@ static void sink_value(void *arg, slice v) {
 
 /* Look key up in rs; WEIR_OK (value delivered to sink), WEIR_NOT_FOUND or an
  * error. */
+/* A point lookup walks the key's entries newest first: usually the first
+ * one settles it (a value or a deletion); merge operands are collected
+ * until a base value, a deletion or the end, then folded. */
+typedef struct probe {
+    weir_db *db;
+    slice key;
+    value_sink *sink;
+    uint64_t cover;      /* newest range tombstone covering the key, or 0 */
+    int done;            /* the answer is known */
+    int status;          /* WEIR_OK (delivered), WEIR_NOT_FOUND or an error */
+    uint64_t next_seq;   /* after a merge operand: continue below this */
+    buf *operands;       /* copies, newest first */
+    size_t n, cap;
+    int have_now;
+    uint64_t now_ms;
+} probe;
+
+/* Fold the collected operands onto base (or none) and deliver. */
+static void probe_finish(probe *p, int has_base, slice base) {
+    slice *ops = malloc((p->n ? p->n : 1) * sizeof *ops);
+    buf out = BUF_INIT;
+    if (!ops) {
+        p->status = weir_set_error(WEIR_NO_MEMORY, "out of memory folding merge operands");
+    } else {
+        for (size_t i = 0; i < p->n; i++) ops[i] = buf_slice(&p->operands[p->n - 1 - i]);
+        p->status = merge_full(&p->db->opts.merge_ops, p->key, has_base, base, ops, p->n, &out);
+        if (p->status == WEIR_OK) sink_value(p->sink, buf_slice(&out));
+    }
+    free(ops);
+    buf_free(&out);
+    p->done = 1;
+}
+
+static void probe_entry(void *arg, int type, uint64_t seq, slice value) {
+    probe *p = arg;
+    if (seq < p->cover) type = TYPE_DELETION; /* hidden by a range tombstone */
+    if (type == TYPE_VALUE_TTL) {
+        if (!p->have_now) {
+            p->now_ms = db_now_ms(p->db);
+            p->have_now = 1;
+        }
+        if (decode_fixed64(value.data) <= p->now_ms) {
+            type = TYPE_DELETION; /* expired: gone, and hides what is older */
+        } else {
+            type = TYPE_VALUE;
+            value = slice_make(value.data + 8, value.len - 8);
+        }
+    }
+    if (type == TYPE_MERGE) {
+        if (p->n == p->cap) {
+            size_t cap = p->cap ? p->cap * 2 : 8;
+            buf *grown = realloc(p->operands, cap * sizeof *grown);
+            if (!grown) {
+                p->status = weir_set_error(WEIR_NO_MEMORY, "out of memory collecting merge operands");
+                p->done = 1;
+                return;
+            }
+            p->operands = grown;
+            p->cap = cap;
+        }
+        p->operands[p->n] = (buf)BUF_INIT;
+        if (buf_set(&p->operands[p->n], value.data, value.len) != 0) {
+            p->status = weir_set_error(WEIR_NO_MEMORY, "out of memory collecting merge operands");
+            p->done = 1;
+            return;
+        }
+        p->n++;
+        p->next_seq = seq - 1;
+        return;
+    }
+    if (type == TYPE_VALUE) {
+        if (p->n == 0) {
+            sink_value(p->sink, value); /* the common case: no copy */
+            p->status = WEIR_OK;
+            p->done = 1;
+        } else {
+            probe_finish(p, 1, value);
+        }
+        return;
+    }
+    /* A deletion (or expiry): the key has no value below here. */
+    if (p->n == 0) {
+        p->status = WEIR_NOT_FOUND;
+        p->done = 1;
+    } else {
+        probe_finish(p, 0, slice_make(NULL, 0));
+    }
+}
+
+/* Look key up in rs; WEIR_OK (value delivered to sink), WEIR_NOT_FOUND or an
+ * error. */
 static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *sink) {
     char stack[256];
     size_t ilen = key.len + IKEY_TAG_SIZE;
     char *ik = ilen <= sizeof stack ? stack : malloc(ilen);
     if (!ik) return weir_set_error(WEIR_NO_MEMORY, "out of memory for a %zu-byte key lookup", key.len);
     if (key.len) memcpy(ik, key.data, key.len);
-    encode_fixed64(ik + key.len, pack_tag(rs->sequence, TYPE_FOR_SEEK));
     slice lookup = slice_make(ik, ilen);
+    uint64_t hash = bloom_hash(key.data, key.len);
 
-    int type = -1;
-    slice v;
-    int rc = WEIR_NOT_FOUND;
-    if (memtable_get(rs->mem, key, rs->sequence, &type, &v) ||
-        (rs->imm && memtable_get(rs->imm, key, rs->sequence, &type, &v))) {
-        if (type == TYPE_VALUE) {
-            sink_value(sink, v);
-            rc = WEIR_OK;
+    probe p = {0};
+    p.db = db;
+    p.key = key;
+    p.sink = sink;
+    p.status = WEIR_NOT_FOUND;
+    p.cover = db_has_tombstones(rs) ? db_covering_tombstone(rs, key, rs->sequence) : 0;
+    uint64_t max_seq = rs->sequence;
+    int rc = WEIR_OK;
+    while (!p.done && rc == WEIR_OK) {
+        int type;
+        uint64_t seq;
+        slice v;
+        p.next_seq = 0;
+        if (memtable_get_entry(rs->mem, key, max_seq, &type, &seq, &v) ||
+            (rs->imm && memtable_get_entry(rs->imm, key, max_seq, &type, &seq, &v))) {
+            probe_entry(&p, type, seq, v);
+        } else {
+            encode_fixed64(ik + key.len, pack_tag(max_seq, TYPE_FOR_SEEK));
+            rc = version_get_entry(rs->v, lookup, hash, probe_entry, &p);
+            if (rc == WEIR_NOT_FOUND) {
+                /* No older entry: fold what was collected onto nothing. */
+                rc = WEIR_OK;
+                if (p.n) probe_finish(&p, 0, slice_make(NULL, 0));
+                p.done = 1;
+            }
         }
-    } else {
-        rc = version_get(rs->v, lookup, bloom_hash(key.data, key.len), &type, sink_value, sink);
-        if (rc == WEIR_OK && type != TYPE_VALUE) rc = WEIR_NOT_FOUND;
+        if (!p.done) {
+            if (p.next_seq == 0) {
+                if (p.n) probe_finish(&p, 0, slice_make(NULL, 0));
+                p.done = 1;
+            }
+            max_seq = p.next_seq;
+        }
     }
+    for (size_t i = 0; i < p.n; i++) buf_free(&p.operands[i]);
+    free(p.operands);
     if (ik != stack) free(ik);
+    if (rc == WEIR_OK) rc = p.status;
     if (rc == WEIR_OK && sink->oom)
         rc = weir_set_error(WEIR_NO_MEMORY, "out of memory copying a %zu-byte value", sink->len);
-    (void)db;
     return rc;
 }
 

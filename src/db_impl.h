@@ -13,6 +13,7 @@
 #include "coding.h"
 #include "env.h"
 #include "memtable.h"
+#include "merge.h"
 #include "status.h"
 #include "table_cache.h"
 #include "version.h"
@@ -37,6 +38,10 @@ struct weir_options {
     size_t block_cache_size;
     uint64_t pending_compaction_soft;
     uint64_t pending_compaction_hard;
+    uint64_t default_ttl_ms;
+    weir_clock_fn clock;
+    void *clock_arg;
+    merge_registry merge_ops;
     weir_env *env; /* tests may substitute a fault-injecting env */
 };
 
@@ -49,8 +54,15 @@ struct weir_snapshot {
 };
 
 /* A thread waiting in the write queue (lives on that thread's stack). */
+/* Run by the write leader just before a batch is logged, with every
+ * earlier write visible and no later one applied; a status other than
+ * WEIR_OK cancels the write (transactions check conflicts here). */
+typedef int (*db_validate_fn)(weir_db *db, void *arg);
+
 typedef struct db_writer {
     const weir_batch *batch; /* NULL: a request to switch the memtable */
+    db_validate_fn validate; /* or NULL */
+    void *validate_arg;
     weir_sync_mode sync;
     int done;
     int status;
@@ -182,6 +194,23 @@ int db_run_compaction(weir_db *db, compaction *c);
 
 /* Recompute pending_compaction_bytes from the current version (mutex held). */
 void db_update_compaction_debt(weir_db *db);
+
+/* Milliseconds since the epoch by the DB's clock (TTL expiry). */
+uint64_t db_now_ms(const weir_db *db);
+
+/* Highest sequence <= max_seq of a range tombstone in rs covering key, or
+ * 0 when none does (sequence numbers start at 1). */
+uint64_t db_covering_tombstone(const read_state *rs, slice key, uint64_t max_seq);
+/* 1 if rs holds any range tombstone at all (fast check). */
+int db_has_tombstones(const read_state *rs);
+
+/* Write b alone (never grouped) once validate(db, arg) approves. */
+int db_write_validated(weir_db *db, const weir_writeopts *wo, const weir_batch *b,
+                       db_validate_fn validate, void *arg);
+
+/* Sequence number of the newest write touching key (a put, delete, merge,
+ * TTL put, or a range tombstone covering it); 0 if none. */
+int db_latest_sequence(weir_db *db, slice key, uint64_t *seq);
 
 /* Oldest sequence any snapshot may read (mutex held). */
 uint64_t db_smallest_snapshot(weir_db *db);

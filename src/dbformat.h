@@ -17,7 +17,10 @@
 enum value_type {
     TYPE_DELETION = 0,
     TYPE_VALUE = 1,
-    TYPE_MAX_VALID = 1
+    TYPE_MERGE = 2,        /* value is a merge operand (merge.h) */
+    TYPE_VALUE_TTL = 3,    /* value is fixed64 expiry (ms since epoch) | data */
+    TYPE_RANGE_DELETION = 4, /* key is the range start, value the end (exclusive) */
+    TYPE_MAX_VALID = 4
 };
 /* Sorts first among entries with equal user key and sequence. */
 #define TYPE_FOR_SEEK TYPE_MAX_VALID

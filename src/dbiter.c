@@ -14,6 +14,7 @@
 
 #include "db_impl.h"
 #include "merger.h"
+#include "merge.h"
 
 enum { DIR_FORWARD, DIR_REVERSE };
 
@@ -31,7 +32,75 @@ struct weir_iter {
     buf target;      /* scratch for seek targets */
     int status;
     weir_error err;
+    /* Forward direction, how the current entry is shown: */
+    int ahead;       /* 1: a merge was folded; key/value are saved_*, and
+                      * the internal iterator is past the key's operands */
+    int ttl_value;   /* 1: the internal value starts with an 8-byte expiry */
+    int has_tombs;   /* any range tombstone in the read state */
+    uint64_t now_ms; /* TTL expiry is judged at this time (iterator start) */
+    buf *ops;        /* merge operands being folded */
+    size_t nops, capops;
 };
+
+static void set_status(weir_iter *it, int code) {
+    if (it->status == WEIR_OK) {
+        weir_error_save(&it->err, code);
+        it->status = code;
+    }
+    it->valid = 0;
+}
+
+/* What an entry means to a reader at this iterator's time: expired values
+ * and entries under a newer range tombstone read as deletions. */
+static int effective_type(const weir_iter *it, slice user, uint64_t seq, int type, slice value) {
+    if (type == TYPE_VALUE_TTL)
+        type = value.len >= 8 && decode_fixed64(value.data) > it->now_ms ? TYPE_VALUE : TYPE_DELETION;
+    if (type != TYPE_DELETION && it->has_tombs && db_covering_tombstone(&it->rs, user, it->sequence) > seq)
+        type = TYPE_DELETION;
+    return type;
+}
+
+static slice strip_ttl(int raw_type, slice value) {
+    return raw_type == TYPE_VALUE_TTL ? slice_make(value.data + 8, value.len - 8) : value;
+}
+
+static int push_operand(weir_iter *it, slice v) {
+    if (it->nops == it->capops) {
+        size_t cap = it->capops ? it->capops * 2 : 8;
+        buf *grown = realloc(it->ops, cap * sizeof *grown);
+        if (!grown) return -1;
+        for (size_t i = it->capops; i < cap; i++) grown[i] = (buf)BUF_INIT;
+        it->ops = grown;
+        it->capops = cap;
+    }
+    return buf_set(&it->ops[it->nops++], v.data, v.len);
+}
+
+/* Fold the operands (stored newest_first or oldest first) onto base into
+ * saved_value. 0 on success; on failure the iterator stops with the error. */
+static int fold_operands(weir_iter *it, int has_base, slice base, int newest_first) {
+    slice *ops = malloc((it->nops ? it->nops : 1) * sizeof *ops);
+    buf out = BUF_INIT;
+    int rc;
+    if (!ops) {
+        rc = weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory folding merge operands");
+    } else {
+        for (size_t i = 0; i < it->nops; i++)
+            ops[i] = buf_slice(&it->ops[newest_first ? it->nops - 1 - i : i]);
+        rc = merge_full(&it->db->opts.merge_ops, buf_slice(&it->saved_key), has_base, base, ops,
+                        it->nops, &out);
+    }
+    free(ops);
+    if (rc == WEIR_OK && buf_set(&it->saved_value, out.data ? out.data : "", out.len) != 0)
+        rc = weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory folding merge operands");
+    buf_free(&out);
+    it->nops = 0;
+    if (rc != WEIR_OK) {
+        set_status(it, rc);
+        return -1;
+    }
+    return 0;
+}
 
 static void set_corrupt(weir_iter *it, const char *what) {
     if (it->status == WEIR_OK) {
@@ -71,10 +140,45 @@ static int save(buf *b, slice s, weir_iter *it) {
     return 0;
 }
 
+/* Forward, on a visible merge operand of saved_key's key: gather it and
+ * the operands below it, stop at the base (left under the iterator for the
+ * skip logic), fold into saved_value. */
+static void fold_forward(weir_iter *it) {
+    iter *in = it->internal;
+    it->nops = 0;
+    int has_base = 0;
+    slice base = {NULL, 0};
+    for (; iter_valid(in); iter_next(in)) {
+        slice user;
+        uint64_t seq;
+        int type;
+        if (!parse_current(it, &user, &seq, &type)) return;
+        if (!slice_equal(user, buf_slice(&it->saved_key))) break;
+        slice v = iter_value(in);
+        int eff = effective_type(it, user, seq, type, v);
+        if (eff == TYPE_MERGE) {
+            if (push_operand(it, v) != 0) {
+                set_status(it, weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory"));
+                return;
+            }
+            continue;
+        }
+        if (eff == TYPE_VALUE) {
+            has_base = 1;
+            base = strip_ttl(type, v);
+        }
+        break;
+    }
+    if (fold_operands(it, has_base, base, 1) != 0) return;
+    it->ahead = 1;
+    it->valid = 1;
+}
+
 /* Forward: advance to the first visible entry whose user key is not hidden
  * (when skipping, keys <= saved_key are hidden). */
 static void find_next_user_entry(weir_iter *it, int skipping) {
     iter *in = it->internal;
+    it->ahead = 0;
     for (; iter_valid(in); iter_next(in)) {
         slice user;
         uint64_t seq;
@@ -83,12 +187,19 @@ static void find_next_user_entry(weir_iter *it, int skipping) {
         if (seq > it->sequence) continue;
         if (at_or_past_upper(it, user)) break;
         if (skipping && slice_compare(user, buf_slice(&it->saved_key)) <= 0) continue;
-        if (type == TYPE_DELETION) {
+        int eff = effective_type(it, user, seq, type, iter_value(in));
+        if (eff == TYPE_DELETION) {
             /* Hide every older entry of this key. */
             if (save(&it->saved_key, user, it) != 0) return;
             skipping = 1;
             continue;
         }
+        if (eff == TYPE_MERGE) {
+            if (save(&it->saved_key, user, it) != 0) return;
+            fold_forward(it);
+            return;
+        }
+        it->ttl_value = type == TYPE_VALUE_TTL;
         it->valid = 1;
         return;
     }
@@ -100,6 +211,8 @@ static void find_next_user_entry(weir_iter *it, int skipping) {
 static void find_prev_user_entry(weir_iter *it) {
     iter *in = it->internal;
     int value_type = TYPE_DELETION;
+    int has_base = 0; /* with merges: saved_value holds the base */
+    it->nops = 0;
     while (iter_valid(in)) {
         slice user;
         uint64_t seq;
@@ -109,13 +222,29 @@ static void find_prev_user_entry(weir_iter *it) {
             if (value_type != TYPE_DELETION && slice_compare(user, buf_slice(&it->saved_key)) < 0)
                 break; /* reached an older key with a visible value saved */
             if (value_type == TYPE_DELETION && below_lower(it, user)) break;
-            value_type = type;
-            if (type == TYPE_DELETION) {
+            slice v = iter_value(in);
+            int eff = effective_type(it, user, seq, type, v);
+            /* Entries of one key come oldest first here. */
+            if (eff == TYPE_DELETION) {
                 buf_clear(&it->saved_key);
-            } else if (save(&it->saved_key, user, it) != 0 ||
-                       save(&it->saved_value, iter_value(in), it) != 0) {
-                return;
+                it->nops = 0;
+                has_base = 0;
+            } else if (eff == TYPE_VALUE) {
+                if (save(&it->saved_key, user, it) != 0 || save(&it->saved_value, strip_ttl(type, v), it) != 0)
+                    return;
+                it->nops = 0;
+                has_base = 1;
+            } else {
+                if (value_type == TYPE_DELETION) {
+                    if (save(&it->saved_key, user, it) != 0) return;
+                    has_base = 0;
+                }
+                if (push_operand(it, v) != 0) {
+                    set_status(it, weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory"));
+                    return;
+                }
             }
+            value_type = eff;
         }
         iter_prev(in);
     }
@@ -123,9 +252,20 @@ static void find_prev_user_entry(weir_iter *it) {
         it->valid = 0;
         it->direction = DIR_FORWARD;
         buf_clear(&it->saved_key);
-    } else {
-        it->valid = 1;
+        it->nops = 0;
+        return;
     }
+    if (value_type == TYPE_MERGE) {
+        buf base = BUF_INIT;
+        if (has_base && buf_set(&base, it->saved_value.data ? it->saved_value.data : "", it->saved_value.len) != 0) {
+            set_status(it, weir_set_error(WEIR_NO_MEMORY, "iterator: out of memory"));
+            return;
+        }
+        int failed = fold_operands(it, has_base, buf_slice(&base), 0);
+        buf_free(&base);
+        if (failed) return;
+    }
+    it->valid = 1;
 }
 
 /* Internal key (user, seq, type) in it->target; data NULL on OOM (the
@@ -236,6 +376,8 @@ void weir_iter_next(weir_iter *it) {
          * into them; saved_key already names the key to skip. */
         if (!iter_valid(in)) iter_seek_first(in);
         else iter_next(in);
+    } else if (it->ahead) {
+        /* Already past the folded key's operands; saved_key names it. */
     } else {
         if (save(&it->saved_key, ikey_user(iter_key(in)), it) != 0) return;
         iter_next(in);
@@ -253,16 +395,23 @@ void weir_iter_prev(weir_iter *it) {
     iter *in = it->internal;
     if (it->direction == DIR_FORWARD) {
         /* Move before every entry of the current key. */
-        if (save(&it->saved_key, ikey_user(iter_key(in)), it) != 0) return;
-        for (;;) {
-            iter_prev(in);
-            if (!iter_valid(in)) {
-                it->valid = 0;
-                buf_clear(&it->saved_key);
-                buf_clear(&it->saved_value);
-                return;
-            }
-            if (slice_compare(ikey_user(iter_key(in)), buf_slice(&it->saved_key)) < 0) break;
+        if (it->ahead) {
+            /* The internal iterator is past the folded key: come back. */
+            it->ahead = 0;
+            if (!iter_valid(in)) iter_seek_last(in);
+            while (iter_valid(in) && slice_compare(ikey_user(iter_key(in)), buf_slice(&it->saved_key)) >= 0)
+                iter_prev(in);
+        } else {
+            if (save(&it->saved_key, ikey_user(iter_key(in)), it) != 0) return;
+            do {
+                iter_prev(in);
+            } while (iter_valid(in) && slice_compare(ikey_user(iter_key(in)), buf_slice(&it->saved_key)) >= 0);
+        }
+        if (!iter_valid(in)) {
+            it->valid = 0;
+            buf_clear(&it->saved_key);
+            buf_clear(&it->saved_value);
+            return;
         }
         it->direction = DIR_REVERSE;
     }
@@ -274,7 +423,8 @@ const void *weir_iter_key(const weir_iter *it, size_t *len) {
         if (len) *len = 0;
         return NULL;
     }
-    slice k = it->direction == DIR_FORWARD ? ikey_user(iter_key(it->internal)) : buf_slice(&it->saved_key);
+    slice k = it->direction == DIR_FORWARD && !it->ahead ? ikey_user(iter_key(it->internal))
+                                                           : buf_slice(&it->saved_key);
     if (len) *len = k.len;
     return k.data ? k.data : "";
 }
@@ -284,7 +434,11 @@ const void *weir_iter_value(const weir_iter *it, size_t *len) {
         if (len) *len = 0;
         return NULL;
     }
-    slice v = it->direction == DIR_FORWARD ? iter_value(it->internal) : buf_slice(&it->saved_value);
+    slice v;
+    if (it->direction == DIR_FORWARD && !it->ahead)
+        v = strip_ttl(it->ttl_value ? TYPE_VALUE_TTL : TYPE_VALUE, iter_value(it->internal));
+    else
+        v = buf_slice(&it->saved_value);
     if (len) *len = v.len;
     return v.data ? v.data : "";
 }
@@ -304,6 +458,8 @@ void weir_iter_destroy(weir_iter *it) {
     buf_free(&it->lower);
     buf_free(&it->upper);
     buf_free(&it->target);
+    for (size_t i = 0; i < it->capops; i++) buf_free(&it->ops[i]);
+    free(it->ops);
     free(it);
 }
 
@@ -369,6 +525,8 @@ int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
     it->db = db;
     db_acquire_read_state(db, ro ? ro->snapshot : NULL, &it->rs);
     it->sequence = it->rs.sequence;
+    it->has_tombs = db_has_tombstones(&it->rs);
+    it->now_ms = db_now_ms(db);
 
     iter **children = NULL;
     int n = 0;

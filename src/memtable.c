@@ -46,6 +46,7 @@ struct memtable {
     _Atomic int refs;
     _Atomic uint64_t count;
     uint64_t rng; /* writer-only PRNG state for node heights */
+    _Atomic(const range_tomb *) tombs; /* newest first */
 };
 
 /* A search key split once into parts so comparisons never re-decode it. */
@@ -248,6 +249,7 @@ memtable *memtable_create(void) {
     atomic_init(&m->max_height, 1);
     atomic_init(&m->refs, 1);
     atomic_init(&m->count, 0);
+    atomic_init(&m->tombs, NULL);
     m->rng = 0x2545F4914F6CDD1Dull;
     return m;
 }
@@ -317,7 +319,8 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
     return WEIR_OK;
 }
 
-int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *value) {
+int memtable_get_entry(memtable *m, slice user_key, uint64_t seq, int *type, uint64_t *entry_seq,
+                       slice *value) {
     if (seq > MAX_SEQUENCE) seq = MAX_SEQUENCE;
     lookup_key k = make_lookup(user_key.data, user_key.len, pack_tag(seq, TYPE_FOR_SEEK));
     skip_node *node = find_greater_or_equal(m, &k, NULL);
@@ -326,9 +329,11 @@ int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *va
     const char *user = entry_varint32(node_entry(node), &ikey_len);
     size_t user_len = ikey_len - IKEY_TAG_SIZE;
     if (user_len != user_key.len || (user_len && memcmp(user, user_key.data, user_len) != 0)) return 0;
-    int t = (int)(decode_fixed64(user + user_len) & 0xff);
+    uint64_t tag = decode_fixed64(user + user_len);
+    int t = (int)(tag & 0xff);
     *type = t;
-    if (t == TYPE_VALUE) {
+    if (entry_seq) *entry_seq = tag >> 8;
+    if (t != TYPE_DELETION) {
         uint32_t vlen;
         const char *v = entry_varint32(user + ikey_len, &vlen);
         *value = slice_make(v, vlen);
@@ -336,6 +341,32 @@ int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *va
         *value = slice_make(NULL, 0);
     }
     return 1;
+}
+
+int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *value) {
+    int found = memtable_get_entry(m, user_key, seq, type, NULL, value);
+    if (found && *type != TYPE_VALUE) *value = slice_make(NULL, 0);
+    return found;
+}
+
+int memtable_add_range_tombstone(memtable *m, uint64_t seq, slice start, slice end) {
+    range_tomb *t = arena_alloc_aligned(m->arena, sizeof *t);
+    char *keys = arena_alloc(m->arena, start.len + end.len + 1);
+    if (!t || !keys) return weir_set_error(WEIR_NO_MEMORY, "memtable: out of memory for a range tombstone");
+    if (start.len) memcpy(keys, start.data, start.len);
+    if (end.len) memcpy(keys + start.len, end.data, end.len);
+    t->start = slice_make(keys, start.len);
+    t->end = slice_make(keys + start.len, end.len);
+    t->seq = seq;
+    t->next = atomic_load_explicit(&m->tombs, memory_order_relaxed);
+    /* Publish only once the tombstone is whole. */
+    atomic_store_explicit(&m->tombs, t, memory_order_release);
+    atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+    return WEIR_OK;
+}
+
+const range_tomb *memtable_range_tombstones(const memtable *m) {
+    return atomic_load_explicit(&((memtable *)m)->tombs, memory_order_acquire);
 }
 
 size_t memtable_memory_usage(const memtable *m) { return arena_memory_usage(m->arena); }

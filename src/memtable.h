@@ -33,6 +33,25 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
  * Returns 0 if the memtable has no entry for the key at that sequence. */
 int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *value);
 
+/* Like memtable_get, for every entry type: the newest entry of user_key
+ * with sequence <= seq, its type and sequence, and its value (for every
+ * type but TYPE_DELETION). 1 if found. */
+int memtable_get_entry(memtable *m, slice user_key, uint64_t seq, int *type, uint64_t *entry_seq,
+                       slice *value);
+
+/* Range tombstones live beside the skiplist, not in it, so point lookups
+ * never mistake one for an entry of its start key. Newest first; the list
+ * only grows (single writer, readers lock-free). */
+typedef struct range_tomb {
+    slice start;  /* inclusive */
+    slice end;    /* exclusive */
+    uint64_t seq;
+    const struct range_tomb *next;
+} range_tomb;
+
+int memtable_add_range_tombstone(memtable *m, uint64_t seq, slice start, slice end);
+const range_tomb *memtable_range_tombstones(const memtable *m);
+
 /* Bytes of memory used (arena), readable from any thread. */
 size_t memtable_memory_usage(const memtable *m);
 /* Entries inserted. */

@@ -96,6 +96,7 @@ const char *weir_status_name(int status) {
     case WEIR_NOT_SUPPORTED: return "WEIR_NOT_SUPPORTED";
     case WEIR_READ_ONLY: return "WEIR_READ_ONLY";
     case WEIR_CLOSED: return "WEIR_CLOSED";
+    case WEIR_CONFLICT: return "WEIR_CONFLICT";
     default: return "WEIR_UNKNOWN_STATUS";
     }
 }

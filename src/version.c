@@ -85,15 +85,46 @@ enum edit_tag {
     TAG_LAST_SEQUENCE = 3,   /* varint64 */
     TAG_COMPACT_POINTER = 4, /* varint32 level, length-prefixed internal key */
     TAG_DELETED_FILE = 5,    /* varint32 level, varint64 number */
-    TAG_ADDED_FILE = 6       /* varint32 level, varint64 number, size, entries,
+    TAG_ADDED_FILE = 6,      /* varint32 level, varint64 number, size, entries,
                                 length-prefixed smallest, largest */
+    TAG_ADDED_TOMBSTONE = 7, /* varint64 seq, length-prefixed start, end */
+    TAG_REMOVED_TOMBSTONE = 8 /* varint64 seq */
 };
+
+static void tomb_set_unref(tomb_set *t) {
+    if (!t || --t->refs > 0) return;
+    for (int i = 0; i < t->n; i++) {
+        buf_free(&t->v[i].start);
+        buf_free(&t->v[i].end);
+    }
+    free(t->v);
+    free(t);
+}
+
+static int vtomb_copy(vtomb *dst, uint64_t seq, slice start, slice end) {
+    dst->seq = seq;
+    dst->start = (buf)BUF_INIT;
+    dst->end = (buf)BUF_INIT;
+    if (buf_set(&dst->start, start.data ? start.data : "", start.len) != 0 ||
+        buf_set(&dst->end, end.data ? end.data : "", end.len) != 0) {
+        buf_free(&dst->start);
+        buf_free(&dst->end);
+        return -1;
+    }
+    return 0;
+}
 
 void version_edit_init(version_edit *e) { memset(e, 0, sizeof *e); }
 
 void version_edit_free(version_edit *e) {
     for (size_t i = 0; i < e->num_added; i++) file_meta_unref(e->added[i].file);
     for (size_t i = 0; i < e->num_pointers; i++) buf_free(&e->pointers[i].key);
+    for (size_t i = 0; i < e->num_tombs_added; i++) {
+        buf_free(&e->tombs_added[i].start);
+        buf_free(&e->tombs_added[i].end);
+    }
+    free(e->tombs_added);
+    free(e->tombs_removed);
     free(e->added);
     free(e->deleted);
     free(e->pointers);
@@ -146,6 +177,23 @@ int version_edit_set_compact_pointer(version_edit *e, int level, slice ikey) {
     return WEIR_OK;
 }
 
+int version_edit_add_range_tombstone(version_edit *e, uint64_t seq, slice start, slice end) {
+    if (grow_array((void **)&e->tombs_added, &e->cap_tombs_added, e->num_tombs_added + 1,
+                   sizeof *e->tombs_added) ||
+        vtomb_copy(&e->tombs_added[e->num_tombs_added], seq, start, end) != 0)
+        return oom("recording a range tombstone in a version edit");
+    e->num_tombs_added++;
+    return WEIR_OK;
+}
+
+int version_edit_remove_range_tombstone(version_edit *e, uint64_t seq) {
+    if (grow_array((void **)&e->tombs_removed, &e->cap_tombs_removed, e->num_tombs_removed + 1,
+                   sizeof *e->tombs_removed))
+        return oom("recording a removed range tombstone in a version edit");
+    e->tombs_removed[e->num_tombs_removed++] = seq;
+    return WEIR_OK;
+}
+
 int version_edit_encode(const version_edit *e, buf *out) {
     int bad = 0;
     if (e->has_log_number) {
@@ -179,6 +227,16 @@ int version_edit_encode(const version_edit *e, buf *out) {
         bad |= buf_put_varint64(out, f->num_entries);
         bad |= buf_put_length_prefixed(out, file_smallest(f));
         bad |= buf_put_length_prefixed(out, file_largest(f));
+    }
+    for (size_t i = 0; i < e->num_tombs_added; i++) {
+        bad |= buf_put_varint32(out, TAG_ADDED_TOMBSTONE);
+        bad |= buf_put_varint64(out, e->tombs_added[i].seq);
+        bad |= buf_put_length_prefixed(out, buf_slice(&e->tombs_added[i].start));
+        bad |= buf_put_length_prefixed(out, buf_slice(&e->tombs_added[i].end));
+    }
+    for (size_t i = 0; i < e->num_tombs_removed; i++) {
+        bad |= buf_put_varint32(out, TAG_REMOVED_TOMBSTONE);
+        bad |= buf_put_varint64(out, e->tombs_removed[i]);
     }
     return bad ? oom("encoding a version edit") : WEIR_OK;
 }
@@ -278,6 +336,22 @@ int version_edit_decode(version_edit *e, slice in) {
             file_meta_unref(f);
             break;
         }
+        case TAG_ADDED_TOMBSTONE: {
+            slice start, end;
+            if (!read_u64(&r, &n) || n > MAX_SEQUENCE) return edit_fail(e, &r, "range tombstone sequence");
+            const char *q2 = decode_length_prefixed(r.p, r.limit, &start);
+            if (!q2) return edit_fail(e, &r, "range tombstone start");
+            r.p = q2;
+            q2 = decode_length_prefixed(r.p, r.limit, &end);
+            if (!q2 || slice_compare(start, end) >= 0) return edit_fail(e, &r, "range tombstone end");
+            r.p = q2;
+            rc = version_edit_add_range_tombstone(e, n, start, end);
+            break;
+        }
+        case TAG_REMOVED_TOMBSTONE:
+            if (!read_u64(&r, &n)) return edit_fail(e, &r, "removed range tombstone");
+            rc = version_edit_remove_range_tombstone(e, n);
+            break;
         default:
             version_edit_free(e);
             return weir_set_error(WEIR_CORRUPTION,
@@ -308,6 +382,7 @@ static void version_free(version *v) {
         for (int i = 0; i < v->num_files[level]; i++) file_meta_unref(v->files[level][i]);
         free(v->files[level]);
     }
+    tomb_set_unref(v->tombs);
     free(v);
 }
 
@@ -418,6 +493,8 @@ typedef struct get_state {
     const char *dbpath;
     version_value_fn fn;
     void *arg;
+    version_entry_fn entry_fn; /* when set: every entry type goes here */
+    uint64_t seq;
 } get_state;
 
 static void get_callback(void *arg, slice ikey, slice value) {
@@ -431,7 +508,7 @@ static void get_callback(void *arg, slice ikey, slice value) {
     }
     if (!slice_equal(ikey_user(ikey), st->user_key)) return;
     int type = ikey_type(ikey);
-    if (type != TYPE_VALUE && type != TYPE_DELETION) {
+    if (type != TYPE_VALUE && type != TYPE_DELETION && type != TYPE_MERGE && type != TYPE_VALUE_TTL) {
         char path[PATH_MAX];
         st->status = weir_set_error(WEIR_CORRUPTION,
                                     "table %s: entry of unknown type %d (damaged, or written by a "
@@ -442,7 +519,9 @@ static void get_callback(void *arg, slice ikey, slice value) {
     }
     st->found = 1;
     st->type = type;
-    if (type == TYPE_VALUE && st->fn) st->fn(st->arg, value);
+    st->seq = ikey_seq(ikey);
+    if (st->entry_fn) st->entry_fn(st->arg, type, st->seq, value);
+    else if (type == TYPE_VALUE && st->fn) st->fn(st->arg, value);
 }
 
 /* 1 when the search is over (found, or an error in st->status / rc). */
@@ -458,11 +537,26 @@ static int get_from_file(version *v, const file_meta *f, slice lookup_ikey, uint
     return st->found;
 }
 
+static int version_search(version *v, slice lookup_ikey, uint64_t hash, get_state *stp, int *type);
+
 int version_get(version *v, slice lookup_ikey, uint64_t hash, int *type, version_value_fn fn,
                 void *arg) {
     if (lookup_ikey.len < IKEY_TAG_SIZE)
         return weir_set_error(WEIR_INVALID, "version_get: lookup key shorter than its tag");
-    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, fn, arg};
+    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, fn, arg, NULL, 0};
+    return version_search(v, lookup_ikey, hash, &st, type);
+}
+
+int version_get_entry(version *v, slice lookup_ikey, uint64_t hash, version_entry_fn fn, void *arg) {
+    if (lookup_ikey.len < IKEY_TAG_SIZE)
+        return weir_set_error(WEIR_INVALID, "version_get: lookup key shorter than its tag");
+    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, NULL, arg, fn, 0};
+    int type;
+    return version_search(v, lookup_ikey, hash, &st, &type);
+}
+
+static int version_search(version *v, slice lookup_ikey, uint64_t hash, get_state *stp, int *type) {
+    get_state st = *stp;
     int rc = WEIR_OK;
 
     /* Level 0 files may overlap; a higher number holds newer writes. */
@@ -753,6 +847,8 @@ typedef struct version_builder {
     version_set *vs;
     version *base;
     level_changes levels[NUM_LEVELS];
+    tomb_set *tombs;     /* the base's set, or a private copy once changed */
+    int tombs_changed;
 } version_builder;
 
 static size_t change_hash(uint64_t number, size_t cap) {
@@ -806,9 +902,42 @@ static void builder_init(version_builder *b, version_set *vs, version *base) {
     memset(b, 0, sizeof *b);
     b->vs = vs;
     b->base = base;
+    b->tombs = base->tombs;
+    if (b->tombs) b->tombs->refs++;
+}
+
+/* Make b->tombs a private copy that can be changed. */
+static int builder_own_tombs(version_builder *b) {
+    if (b->tombs_changed) return 0;
+    tomb_set *t = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->refs = 1;
+    int n = b->tombs ? b->tombs->n : 0;
+    if (n) {
+        t->v = calloc((size_t)n, sizeof *t->v);
+        if (!t->v) {
+            free(t);
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            const vtomb *src = &b->tombs->v[i];
+            if (vtomb_copy(&t->v[i], src->seq, buf_slice(&src->start), buf_slice(&src->end)) != 0) {
+                t->n = i;
+                tomb_set_unref(t);
+                return -1;
+            }
+        }
+        t->n = n;
+    }
+    tomb_set_unref(b->tombs);
+    b->tombs = t;
+    b->tombs_changed = 1;
+    return 0;
 }
 
 static void builder_free(version_builder *b) {
+    tomb_set_unref(b->tombs);
+    b->tombs = NULL;
     for (int level = 0; level < NUM_LEVELS; level++) {
         level_changes *lc = &b->levels[level];
         for (size_t i = 0; i < lc->cap; i++)
@@ -835,6 +964,39 @@ static int builder_apply(version_builder *b, const version_edit *e) {
         if (changes_set(&b->levels[a->level], a->file->number, a->file) != 0) {
             file_meta_unref(a->file);
             return oom("applying a version edit");
+        }
+    }
+    if (e->num_tombs_added == 0 && e->num_tombs_removed == 0) return WEIR_OK;
+    if (builder_own_tombs(b) != 0) return oom("applying a version edit");
+    tomb_set *t = b->tombs;
+    for (size_t i = 0; i < e->num_tombs_removed; i++) {
+        for (int j = 0; j < t->n; j++) {
+            if (t->v[j].seq != e->tombs_removed[i]) continue;
+            buf_free(&t->v[j].start);
+            buf_free(&t->v[j].end);
+            memmove(&t->v[j], &t->v[j + 1], (size_t)(t->n - j - 1) * sizeof *t->v);
+            t->n--;
+            break;
+        }
+    }
+    if (e->num_tombs_added) {
+        vtomb *grown = realloc(t->v, ((size_t)t->n + e->num_tombs_added) * sizeof *grown);
+        if (!grown) return oom("applying a version edit");
+        t->v = grown;
+        for (size_t i = 0; i < e->num_tombs_added; i++) {
+            const vtomb *a = &e->tombs_added[i];
+            /* Keep the set sorted by sequence (replay may repeat one). */
+            int j = t->n;
+            int dup = 0;
+            for (int k = 0; k < t->n; k++) dup |= t->v[k].seq == a->seq;
+            if (dup) continue;
+            while (j > 0 && t->v[j - 1].seq > a->seq) j--;
+            memmove(&t->v[j + 1], &t->v[j], (size_t)(t->n - j) * sizeof *t->v);
+            if (vtomb_copy(&t->v[j], a->seq, buf_slice(&a->start), buf_slice(&a->end)) != 0) {
+                memmove(&t->v[j], &t->v[j + 1], (size_t)(t->n - j) * sizeof *t->v);
+                return oom("applying a version edit");
+            }
+            t->n++;
         }
     }
     return WEIR_OK;
@@ -942,6 +1104,10 @@ static int builder_finish(version_builder *b, version **out) {
         }
     }
     version_compute_score(v);
+    if (b->tombs && b->tombs->n > 0) {
+        v->tombs = b->tombs;
+        v->tombs->refs++;
+    }
     *out = v;
     return WEIR_OK;
 }
@@ -1265,6 +1431,10 @@ static int encode_snapshot(version_set *vs, buf *out) {
         for (int i = 0; i < cur->num_files[level] && rc == WEIR_OK; i++)
             rc = version_edit_add_file(&snap, level, cur->files[level][i]);
     }
+    const tomb_set *t = vs->current->tombs;
+    for (int i = 0; t && i < t->n && rc == WEIR_OK; i++)
+        rc = version_edit_add_range_tombstone(&snap, t->v[i].seq, buf_slice(&t->v[i].start),
+                                              buf_slice(&t->v[i].end));
     if (rc == WEIR_OK) rc = version_edit_encode(&snap, out);
     version_edit_free(&snap);
     return rc;

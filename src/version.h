@@ -45,6 +45,21 @@ file_meta *file_meta_create(uint64_t number, uint64_t size, uint64_t num_entries
 void file_meta_ref(file_meta *f);
 void file_meta_unref(file_meta *f);
 
+/* A range tombstone that has left the memtables: every key in
+ * [start, end) written before `seq` is deleted. Versions share sets of them
+ * (sorted by seq) while no edit changes the set. */
+typedef struct vtomb {
+    uint64_t seq;
+    buf start;
+    buf end;
+} vtomb;
+
+typedef struct tomb_set {
+    int refs; /* DB mutex */
+    int n;
+    vtomb *v;
+} tomb_set;
+
 /* ---- version edits ------------------------------------------------------ */
 
 typedef struct edit_deleted {
@@ -75,6 +90,10 @@ typedef struct version_edit {
     size_t num_added, cap_added;
     edit_pointer *pointers;   /* compaction round-robin positions */
     size_t num_pointers, cap_pointers;
+    vtomb *tombs_added;       /* range tombstones flushed from a memtable */
+    size_t num_tombs_added, cap_tombs_added;
+    uint64_t *tombs_removed;  /* sequences of range tombstones no longer needed */
+    size_t num_tombs_removed, cap_tombs_removed;
 } version_edit;
 
 void version_edit_init(version_edit *e);
@@ -87,6 +106,8 @@ int version_edit_delete_file(version_edit *e, int level, uint64_t number);
 /* Takes a new reference on f. */
 int version_edit_add_file(version_edit *e, int level, file_meta *f);
 int version_edit_set_compact_pointer(version_edit *e, int level, slice ikey);
+int version_edit_add_range_tombstone(version_edit *e, uint64_t seq, slice start, slice end);
+int version_edit_remove_range_tombstone(version_edit *e, uint64_t seq);
 
 /* Tagged-field encoding; unknown tags are corruption (a newer format). */
 int version_edit_encode(const version_edit *e, buf *out);
@@ -109,6 +130,7 @@ typedef struct version {
     int num_files[NUM_LEVELS];
     double compaction_score;     /* >= 1 means a compaction is due */
     int compaction_level;
+    tomb_set *tombs;             /* range tombstones, or NULL */
 } version;
 
 void version_ref(version *v);
@@ -125,6 +147,13 @@ typedef void (*version_value_fn)(void *arg, slice value);
  * has the key, or an error. Does not need the DB mutex (v is referenced). */
 int version_get(version *v, slice lookup_ikey, uint64_t hash, int *type,
                 version_value_fn fn, void *arg);
+
+/* Like version_get for every entry type: fn(arg, type, seq, value) is
+ * called once with the newest entry of the key at or below the lookup
+ * key's sequence (value valid only during the call). WEIR_OK if called,
+ * WEIR_NOT_FOUND, or an error. */
+typedef void (*version_entry_fn)(void *arg, int type, uint64_t seq, slice value);
+int version_get_entry(version *v, slice lookup_ikey, uint64_t hash, version_entry_fn fn, void *arg);
 
 /* Append internal iterators covering every table of v (one per level-0
  * file, newest first, then one concatenating iterator per non-empty level)

@@ -540,7 +540,8 @@ static void add_ikey(block_builder *b, const char *user, uint64_t seq, const cha
 static void add_index(block_builder *ix, const char *user, uint64_t seq, uint64_t off, uint64_t size,
                       uint32_t ordinal) {
     buf k = BUF_INIT, v = BUF_INIT;
-    ikey_append(&k, slice_make(user, strlen(user)), seq, TYPE_FOR_SEEK);
+    /* The same tag as the data entries: index key == the block's last key. */
+    ikey_append(&k, slice_make(user, strlen(user)), seq, TYPE_VALUE);
     buf_put_varint64(&v, off);
     buf_put_varint64(&v, size);
     buf_put_varint32(&v, ordinal);
