@@ -84,7 +84,7 @@ field_of() {
     printf '%s\n' "$1" | sed -n "s/^$2\([0-9][0-9]*\).*/\1/p" | head -1
 }
 
-COMMANDS="get put delete scan load stats levels compact check dump-table dump-log help"
+COMMANDS="get put delete scan load stats levels compact checkpoint check dump-table dump-log help"
 
 # ---------------------------------------------------------------- top level
 run --help
@@ -465,6 +465,20 @@ run compact --hex --from zz "$S"
 expect_rc 2
 run stats "$S" extra
 expect_rc 2
+
+# ------------------------------------------------------------ checkpoint
+run checkpoint "$S" "$T/copy"
+expect_rc 0
+expect_out_has "checkpoint of $S written to $T/copy"
+run scan --count "$T/copy"
+expect_out "9"
+run checkpoint "$S" "$T/copy"
+expect_rc 1
+expect_err_has "is not empty"
+run checkpoint "$S"
+expect_rc 2
+run checkpoint "$T/no-such-db" "$T/copy2"
+expect_rc 1
 
 # ------------------------------------------ a database for the file tools
 D=$T/big
