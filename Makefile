@@ -3,18 +3,31 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-bench
+BENCH_ARGS ?= --repeat 3
+# Debian's python3 sees apt's python3-matplotlib; a pyenv/venv python may not.
+BENCH_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-asan demo clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan demo bench bench-deps bench-python clean help
 
 all: build
 
 help:
 	@echo "make build      build libweir (static + shared), the tests and the demo"
-	@echo "make test       install build dependencies, build, run every test"
+	@echo "make test       install build dependencies, build, run every test (C and Python)"
+	@echo "make venv       create .venv and (re)install the weirdb package with its test extras"
+	@echo "make test-python  run the Python tests (pytest) in .venv"
+	@echo "make lint-python  ruff check the Python package and tests"
 	@echo "make test-asan  run the C tests under AddressSanitizer + UBSan"
 	@echo "make demo       load a generated data set into weir and query it"
+	@echo "make bench      weir vs RocksDB, LevelDB and LMDB; updates docs/BENCHMARKS.md"
+	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
+	@echo "make bench-python  the store backends and raw Python bindings vs rocksdict,"
+	@echo "                plyvel, py-lmdb (and tonbo if installable); updates docs/BENCHMARKS.md"
 	@echo "make clean      remove build directories"
 
 deps:
@@ -29,7 +42,24 @@ build: deps $(BUILD)/CMakeCache.txt
 test-c: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test: test-c
+test: test-c test-python
+
+# The Python package is built by scikit-build-core from this CMake project;
+# its build tree (build-py/) persists, so re-running pip rebuilds only what
+# changed. Build isolation is off so no network is needed once .venv exists.
+$(PY):
+	python3 -m venv $(VENV)
+
+venv: deps $(PY)
+	@$(PY) -c 'import scikit_build_core' 2>/dev/null || \
+	    $(PY) -m pip install -q 'scikit-build-core>=0.10'
+	$(PY) -m pip install -q --no-build-isolation '.[test]'
+
+test-python: venv
+	$(PY) -m pytest -q
+
+lint-python: venv
+	$(VENV)/bin/ruff check python tests/python
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
@@ -42,5 +72,36 @@ test-asan: deps
 demo: build
 	$(BUILD)/weir-demo
 
+# The benchmark: a Release build of weir-bench in its own directory, run on
+# 1,000,000 keys, three rounds (about 10 minutes on 2 cores; the median round
+# is reported, as other work on the machine makes single runs noisy), then
+# bench/report.py turns the JSON into docs/BENCHMARKS.md's tables and
+# docs/bench_ratios.png.
+# Its extra packages (the peer engines, matplotlib) are installed here only,
+# never on the `make test` path.
+bench-deps: deps
+	@scripts/install-bench-deps.sh
+
+bench: bench-deps
+	cmake -S . -B $(BENCH_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
+	      -DWEIR_BUILD_TESTS=OFF -DWEIR_BUILD_BENCH=ON
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target weir-bench
+	@mkdir -p bench/results
+	$(BENCH_BUILD)/weir-bench --json bench/results/latest.json $(BENCH_ARGS) \
+	    > bench/results/latest.md; status=$$?; cat bench/results/latest.md; exit $$status
+	$(BENCH_PYTHON) bench/report.py bench/results/latest.json
+
+# Python benchmarks (bench/python/): the seed's async store workload on every
+# backend, then the raw synchronous bindings against their peers. The peers'
+# Python packages are installed into .venv here only; tonbo's PyPI release is
+# an sdist needing Rust and network access, so its failure is not fatal (the
+# report says why it was not measured).
+bench-python: venv bench-deps
+	$(PY) -m pip install -q rocksdict plyvel lmdb
+	@$(PY) -m pip install -q tonbo >/dev/null 2>&1 || \
+	    echo "bench-python: tonbo could not be installed; it is reported as not measured"
+	$(PY) bench/python/stores_bench.py
+	$(PY) bench/python/raw_bench.py
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) build-py

@@ -12,6 +12,19 @@ command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
 # Block compression codecs (weir builds without them, but tests expect both).
 [ -f /usr/include/lz4.h ]  || need+=(liblz4-dev)
 [ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
+# Python package: `python3 -m venv` (python3-venv) and the headers the
+# extension compiles against (python3-dev).
+if ! command -v python3 >/dev/null 2>&1; then
+    need+=(python3 python3-venv python3-dev)
+else
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+    python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        >/dev/null 2>&1 || need+=(python3-dev)
+fi
+
+# The Redis store backend's tests start their own redis-server (tests/python/conftest.py).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
