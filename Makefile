@@ -9,10 +9,15 @@ BENCH_ARGS ?= --repeat 3
 BENCH_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_GEN  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+# `make stress`: crash-loop cycles; `make fuzz`: seconds per harness.
+STRESS_CYCLES ?= 10000
+FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan demo bench bench-deps bench-python clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python clean help
 
 all: build
 
@@ -23,6 +28,9 @@ help:
 	@echo "make test-python  run the Python tests (pytest) in .venv"
 	@echo "make lint-python  ruff check the Python package and tests"
 	@echo "make test-asan  run the C tests under AddressSanitizer + UBSan"
+	@echo "make test-tsan  run the C tests under ThreadSanitizer"
+	@echo "make stress     the long crash loop (STRESS_CYCLES=$(STRESS_CYCLES) SIGKILL/crash-point/power-cut cycles)"
+	@echo "make fuzz       every libFuzzer harness for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs clang)"
 	@echo "make demo       load a generated data set into weir and query it"
 	@echo "make bench      weir vs RocksDB, LevelDB and LMDB; updates docs/BENCHMARKS.md"
 	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
@@ -69,6 +77,31 @@ test-asan: deps
 	      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	      ctest --output-on-failure -j $(JOBS)
 
+# ThreadSanitizer: the whole C suite, with the long-running tests scaled
+# down (TSan is 5-15x slower) and the crash loop kept short.
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
+	      -DWEIR_SANITIZE=thread -DWEIR_BUILD_BENCH=OFF -DWEIR_CRASH_TEST_CYCLES=10
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1 \
+	      WEIR_STRESS_SECONDS=4 WEIR_CONCURRENCY_SECONDS=2 WEIR_CRASH_CYCLES=10 \
+	      WEIR_FAULT_STRIDE=7 ctest --output-on-failure -j $(JOBS) -E '^cli$$'
+
+# The long crash loop (see docs/RELIABILITY.md): prints the cycles survived.
+stress: build
+	$(BUILD)/crash_loop --cycles $(STRESS_CYCLES)
+
+# libFuzzer harnesses (clang), each run for FUZZ_SECONDS from the seed corpus.
+fuzz-build: deps
+	@scripts/install-deps.sh --fuzz
+	CC=clang cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DWEIR_BUILD_FUZZ=ON -DWEIR_SANITIZE=address,undefined -DWEIR_BUILD_TESTS=OFF \
+	      -DWEIR_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 demo: build
 	$(BUILD)/weir-demo
 
@@ -104,4 +137,4 @@ bench-python: venv bench-deps
 	$(PY) bench/python/raw_bench.py
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) build-py
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py

@@ -4,6 +4,11 @@
 # missing, and does nothing when everything is already there.
 set -euo pipefail
 
+# --fuzz: also clang and its libFuzzer runtime (only the fuzzing steps need
+# them; `make test` builds with gcc).
+fuzz=0
+[ "${1:-}" = "--fuzz" ] && fuzz=1
+
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v gcc   >/dev/null 2>&1 || need+=(gcc)
@@ -25,6 +30,18 @@ fi
 
 # The Redis store backend's tests start their own redis-server (tests/python/conftest.py).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+
+if [ $fuzz -eq 1 ]; then
+    command -v clang >/dev/null 2>&1 || need+=(clang)
+    # libFuzzer's runtime is packaged per clang version (Debian 12: 14).
+    if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+        ver=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+        if [ -z "$ver" ]; then
+            ver=$(apt-cache depends clang 2>/dev/null | sed -n 's/.*Depends: clang-\([0-9]*\)$/\1/p' | head -1)
+        fi
+        need+=("libclang-rt-${ver:-14}-dev")
+    fi
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -248,9 +248,16 @@ static int seek_to_restart(block_iter *it, uint32_t index) {
     return 1;
 }
 
+struct block_prev_entry {
+    uint32_t current, next_offset;
+    uint32_t key_off, key_len; /* in pc_keys */
+    uint32_t value_off, value_len; /* block offsets */
+};
+
 void block_iter_init_scratch(block_iter *it, const block *blk, key_compare_fn cmp, char *scratch,
                              size_t cap) {
     memset(it, 0, sizeof *it);
+    it->pc_restart = UINT32_MAX;
     it->base.ops = &block_iter_ops;
     it->blk = blk;
     it->cmp = cmp;
@@ -267,6 +274,11 @@ void block_iter_init(block_iter *it, const block *blk, key_compare_fn cmp) {
 }
 
 void block_iter_free(block_iter *it) {
+    free(it->pc);
+    it->pc = NULL;
+    it->pc_count = it->pc_cap = 0;
+    it->pc_restart = UINT32_MAX;
+    buf_free(&it->pc_keys);
     if (it->key.data != it->scratch) free(it->key.data);
     /* Capacity 0 makes any later key move to the heap, never back into a
      * scratch area whose size is no longer known. */
@@ -344,10 +356,75 @@ void block_iter_next(block_iter *it) {
     parse_next(it);
 }
 
+/* Decode every entry of restart interval `index` into the prev cache.
+ * 0 on failure (the iterator is then dead). */
+static int fill_prev_cache(block_iter *it, uint32_t index) {
+    const block *b = it->blk;
+    it->pc_restart = UINT32_MAX;
+    it->pc_count = 0;
+    buf_clear(&it->pc_keys);
+    if (!seek_to_restart(it, index)) return 0;
+    uint32_t end = index + 1 < b->num_restarts ? restart_point(b, index + 1) : b->restarts_off;
+    do {
+        if (!parse_next(it)) return 0;
+        if (it->pc_count == it->pc_cap) {
+            uint32_t cap = it->pc_cap ? it->pc_cap * 2 : 32;
+            struct block_prev_entry *grown = realloc(it->pc, cap * sizeof *grown);
+            if (!grown) {
+                it->oom = 1;
+                make_invalid(it);
+                return 0;
+            }
+            it->pc = grown;
+            it->pc_cap = cap;
+        }
+        struct block_prev_entry *e = &it->pc[it->pc_count++];
+        e->current = it->current;
+        e->next_offset = it->next_offset;
+        e->key_off = (uint32_t)it->pc_keys.len;
+        e->key_len = (uint32_t)it->key.len;
+        e->value_off = (uint32_t)(it->value.data - b->data);
+        e->value_len = (uint32_t)it->value.len;
+        if (buf_append(&it->pc_keys, it->key.data, it->key.len) != 0) {
+            it->oom = 1;
+            make_invalid(it);
+            return 0;
+        }
+    } while (it->next_offset < end);
+    it->pc_restart = index;
+    it->pc_data = b->data;
+    return 1;
+}
+
+/* Make cached entry i current. */
+static int use_prev_entry(block_iter *it, uint32_t i) {
+    const struct block_prev_entry *e = &it->pc[i];
+    it->key.len = 0;
+    if (!key_assign(it, 0, it->pc_keys.data + e->key_off, e->key_len)) {
+        it->oom = 1;
+        make_invalid(it);
+        return 0;
+    }
+    it->current = e->current;
+    it->next_offset = e->next_offset;
+    it->restart_index = it->pc_restart;
+    it->value = slice_make(it->blk->data + e->value_off, e->value_len);
+    return 1;
+}
+
 void block_iter_prev(block_iter *it) {
     if (!block_iter_valid(it)) return;
     const block *b = it->blk;
     uint32_t original = it->current;
+    if (it->pc_restart != UINT32_MAX && it->pc_data == b->data && it->pc_restart == it->restart_index) {
+        /* Within the cached interval: step to the previous cached entry. */
+        for (uint32_t i = it->pc_count; i-- > 1;) {
+            if (it->pc[i].current == original) {
+                use_prev_entry(it, i - 1);
+                return;
+            }
+        }
+    }
     uint32_t index = it->restart_index;
     if (index >= b->num_restarts) index = b->num_restarts - 1;
     /* Back up to the restart point that starts before the current entry. */
@@ -358,12 +435,16 @@ void block_iter_prev(block_iter *it) {
         }
         index--;
     }
-    if (!seek_to_restart(it, index)) return;
-    /* Every parse moves next_offset forward by at least one header, so this
-     * ends even if the restart array lies about entry boundaries. */
-    do {
-        if (!parse_next(it)) return;
-    } while (it->next_offset < original);
+    /* Cache the interval, then take its last entry before `original`. */
+    if (!fill_prev_cache(it, index)) return;
+    uint32_t i = it->pc_count;
+    while (i > 0 && it->pc[i - 1].current >= original) i--;
+    if (i == 0) {
+        /* The restart array lies about entry boundaries: re-scan plainly. */
+        mark_corrupt(it, original);
+        return;
+    }
+    use_prev_entry(it, i - 1);
 }
 
 int block_iter_status(const block_iter *it) {

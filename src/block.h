@@ -73,6 +73,13 @@ typedef struct block_iter {
     uint32_t corrupt_offset;/* block offset of the entry that failed to decode */
     int oom;                /* rebuilding a key ran out of memory (WEIR_NO_MEMORY) */
     char *scratch;          /* caller memory the key starts in (never freed) */
+    /* Backward steps: the entries of one restart interval, decoded once,
+     * so each prev is a copy instead of a re-scan from the restart point. */
+    struct block_prev_entry *pc;   /* entries of interval pc_restart */
+    uint32_t pc_count, pc_cap;
+    uint32_t pc_restart;           /* UINT32_MAX: nothing cached */
+    const char *pc_data;           /* block the cache belongs to */
+    buf pc_keys;                   /* the entries' full keys, back to back */
 } block_iter;
 
 void block_iter_init(block_iter *it, const block *blk, key_compare_fn cmp);

@@ -90,13 +90,19 @@ int weir_checkpoint(weir_db *db, const char *dir) {
     version_edit_set_next_file_number(&snap, next_file + 1);
     version_edit_set_last_sequence(&snap, last_sequence);
     char from[PATH_MAX], to[PATH_MAX];
+    /* File references are counted under the DB mutex (background threads
+     * take and drop them too), so the edit takes its references there. */
+    pthread_mutex_lock(&db->mu);
+    for (int level = 0; level < NUM_LEVELS && rc == WEIR_OK; level++)
+        for (int i = 0; i < v->num_files[level] && rc == WEIR_OK; i++)
+            rc = version_edit_add_file(&snap, level, v->files[level][i]);
+    pthread_mutex_unlock(&db->mu);
     for (int level = 0; level < NUM_LEVELS && rc == WEIR_OK; level++) {
         for (int i = 0; i < v->num_files[level] && rc == WEIR_OK; i++) {
             file_meta *f = v->files[level][i];
             table_file_path(from, sizeof from, db->path, f->number);
             table_file_path(to, sizeof to, dir, f->number);
             if (env->ops->link_file(env, from, to) != WEIR_OK) rc = copy_file(env, from, to);
-            if (rc == WEIR_OK) rc = version_edit_add_file(&snap, level, f);
         }
     }
     for (int i = 0; v->tombs && i < v->tombs->n && rc == WEIR_OK; i++)
@@ -109,8 +115,16 @@ int weir_checkpoint(weir_db *db, const char *dir) {
         rc = log_writer_open(env, manifest_file_path(to, sizeof to, dir, next_file), &w);
         if (rc == WEIR_OK) rc = log_writer_add(w, buf_slice(&record));
         if (rc == WEIR_OK) rc = log_writer_sync(w);
-        int crc = w ? log_writer_close(w) : WEIR_OK;
-        if (rc == WEIR_OK) rc = crc;
+        if (rc == WEIR_OK) {
+            rc = log_writer_close(w);
+        } else if (w) {
+            /* Closing a file whose sync failed fails too ("broken"); the
+             * caller needs the first failure's message, not that one. */
+            weir_error first;
+            weir_error_save(&first, rc);
+            log_writer_close(w);
+            weir_error_raise(&first);
+        }
     }
     if (rc == WEIR_OK) {
         char contents[64], tmp[PATH_MAX];
@@ -123,8 +137,8 @@ int weir_checkpoint(weir_db *db, const char *dir) {
     buf_free(&record);
     weir_error saved;
     if (rc != WEIR_OK) weir_error_save(&saved, rc);
-    version_edit_free(&snap);
     pthread_mutex_lock(&db->mu);
+    version_edit_free(&snap);
     version_unref(v);
     pthread_mutex_unlock(&db->mu);
     if (rc != WEIR_OK) return weir_wrap_error(weir_error_raise(&saved), "checkpoint to %s", dir);

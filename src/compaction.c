@@ -23,6 +23,7 @@ typedef struct output_file {
     uint64_t number;
     uint64_t size;
     uint64_t entries;
+    uint64_t min_seq; /* of its entries */
     buf smallest, largest;
 } output_file;
 
@@ -56,6 +57,7 @@ static int open_output(compaction_state *cs) {
     o->number = number;
     o->size = 0;
     o->entries = 0;
+    o->min_seq = MAX_SEQUENCE;
     o->smallest = (buf)BUF_INIT;
     o->largest = (buf)BUF_INIT;
     sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key, db->opts.compression};
@@ -87,6 +89,7 @@ static int add_entry(compaction_state *cs, slice key, slice value) {
         return weir_set_error(WEIR_NO_MEMORY, "out of memory during compaction");
     if (buf_set(&o->largest, key.data, key.len) != 0)
         return weir_set_error(WEIR_NO_MEMORY, "out of memory during compaction");
+    if (ikey_seq(key) < o->min_seq) o->min_seq = ikey_seq(key);
     int rc = sst_builder_add(cs->builder, key, value);
     if (rc == WEIR_OK && sst_builder_file_size(cs->builder) >= cs->c->max_output_file_size)
         rc = finish_output(cs);
@@ -104,6 +107,61 @@ static int covered_for_all(const compaction_state *cs, slice user, uint64_t seq)
             return 1;
     }
     return 0;
+}
+
+/* Outputs hold nothing that a tombstone of the input version visible to
+ * every reader deletes (merge_inputs drops it), nor anything older than
+ * their oldest entry: the highest tombstone sequence they are clean for. */
+static uint64_t output_clean_seq(const compaction_state *cs, const output_file *o) {
+    const tomb_set *t = cs->c->input_version->tombs;
+    uint64_t newest = t && t->n ? t->v[t->n - 1].seq : 0; /* the set is sorted by seq */
+    uint64_t dropped = newest < cs->smallest_snapshot ? newest : cs->smallest_snapshot;
+    return dropped > o->min_seq ? dropped : o->min_seq;
+}
+
+/* Range tombstones in the version are only read, never compacted, so
+ * without this they would pile up forever and every read would check them
+ * all. A tombstone can go once no table can hold an entry it deletes: each
+ * table overlapping its range is clean for it (file_meta.tombs_clean_seq),
+ * counting this compaction's outputs in and its inputs out. Memtables only
+ * hold entries newer than any tombstone in the version. (Mutex held.) */
+static int is_input(const compaction *c, const file_meta *f) {
+    for (int which = 0; which < 2; which++)
+        for (int i = 0; i < c->num_inputs[which]; i++)
+            if (c->inputs[which][i] == f) return 1;
+    return 0;
+}
+
+static int drop_dead_tombstones(compaction_state *cs) {
+    compaction *c = cs->c;
+    const version *v = cs->db->vs->current;
+    const tomb_set *t = v->tombs;
+    int rc = WEIR_OK;
+    for (int i = 0; t && i < t->n && rc == WEIR_OK; i++) {
+        const vtomb *tb = &t->v[i];
+        slice start = buf_slice(&tb->start), end = buf_slice(&tb->end);
+        if (tb->seq > cs->smallest_snapshot) break; /* sorted: the rest are newer */
+        int needed = 0;
+        for (int level = 0; level < NUM_LEVELS && !needed; level++) {
+            for (int j = 0; j < v->num_files[level] && !needed; j++) {
+                const file_meta *f = v->files[level][j];
+                if (slice_compare(ikey_user(buf_slice(&f->smallest)), end) >= 0) {
+                    if (level > 0) break; /* sorted by smallest key */
+                    continue;
+                }
+                needed = f->tombs_clean_seq < tb->seq &&
+                         slice_compare(ikey_user(buf_slice(&f->largest)), start) >= 0 && !is_input(c, f);
+            }
+        }
+        for (size_t j = 0; j < c->edit.num_added && !needed; j++) {
+            const file_meta *f = c->edit.added[j].file;
+            needed = f->tombs_clean_seq < tb->seq &&
+                     slice_compare(ikey_user(buf_slice(&f->smallest)), end) < 0 &&
+                     slice_compare(ikey_user(buf_slice(&f->largest)), start) >= 0;
+        }
+        if (!needed) rc = version_edit_remove_range_tombstone(&c->edit, tb->seq);
+    }
+    return rc;
 }
 
 /* An expired value reads as a deletion for everyone (expiry is wall-clock
@@ -159,7 +217,7 @@ static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *ke
     operand_list ops = {0};
     buf user = BUF_INIT, base = BUF_INIT, out = BUF_INIT;
     int rc = WEIR_OK;
-    int base_state = 0; /* 0 unknown, 1 a value, 2 nothing (deleted) */
+    int base_state = 0; /* 0 unknown, 1 a value, 2 nothing (deleted), 3 a live TTL value */
     int base_is_entry = 0; /* the base is the entry under the iterator */
     *keep_base = 0;
     if (buf_set(&user, user_in.data, user_in.len) != 0) rc = WEIR_NO_MEMORY;
@@ -174,10 +232,13 @@ static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *ke
             iter_next(input);
             continue;
         }
-        if ((type == TYPE_VALUE || type == TYPE_VALUE_TTL) && !expired(cs, type, v) &&
-            !covered_for_all(cs, u, seq)) {
-            slice data = type == TYPE_VALUE_TTL ? slice_make(v.data + 8, v.len - 8) : v;
-            if (buf_set(&base, data.data ? data.data : "", data.len) != 0) rc = WEIR_NO_MEMORY;
+        if (type == TYPE_VALUE_TTL && !expired(cs, type, v) && !covered_for_all(cs, u, seq)) {
+            /* Reads fold the operands onto this value until it expires and
+             * onto nothing after: folding it in now would make the result
+             * outlive the expiry. It stays below the operands. */
+            base_state = 3;
+        } else if (type == TYPE_VALUE && !covered_for_all(cs, u, seq)) {
+            if (buf_set(&base, v.data ? v.data : "", v.len) != 0) rc = WEIR_NO_MEMORY;
             base_state = 1;
         } else {
             base_state = 2; /* deletion, expiry, or under a range tombstone */
@@ -192,12 +253,13 @@ static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *ke
     slice *oldest_first = ops.n ? malloc(ops.n * sizeof *oldest_first) : NULL;
     if (rc == WEIR_OK && ops.n && !oldest_first) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory folding merges");
     for (size_t i = 0; rc == WEIR_OK && i < ops.n; i++) oldest_first[i] = buf_slice(&ops.vals[ops.n - 1 - i]);
-    int folded = 0;
-    if (rc == WEIR_OK && base_state != 0) {
+    int folded = 0, base_consumed = 0;
+    if (rc == WEIR_OK && (base_state == 1 || base_state == 2)) {
         if (merge_full(&cs->db->opts.merge_ops, buf_slice(&user), base_state == 1, buf_slice(&base),
                        oldest_first, ops.n, &out) == WEIR_OK) {
             rc = emit(cs, buf_slice(&user), ops.seqs[0], TYPE_VALUE, buf_slice(&out));
             folded = 1;
+            base_consumed = base_is_entry;
         }
         /* A fold that fails (a type mismatch) is left for reads to report. */
     } else if (rc == WEIR_OK && ops.n > 1 && merge_partial(oldest_first, ops.n, &out)) {
@@ -207,11 +269,11 @@ static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *ke
     if (rc == WEIR_OK && !folded) {
         for (size_t i = 0; i < ops.n && rc == WEIR_OK; i++)
             rc = emit(cs, buf_slice(&user), ops.seqs[i], TYPE_MERGE, buf_slice(&ops.vals[i]));
-        /* The unconsumed base is still under the iterator and must be
-         * kept as it is. */
-        *keep_base = base_is_entry;
     }
-    if (folded == 1 && base_is_entry) iter_next(input); /* folded in: skip it */
+    /* A base not folded in is still under the iterator and must be kept
+     * as it is. */
+    *keep_base = base_is_entry && !base_consumed;
+    if (base_consumed) iter_next(input); /* folded in: skip it */
     if (folded == 1) stat_add(&cs->db->stats.compaction_entries_dropped, ops.n ? ops.n - 1 : 0);
     free(oldest_first);
     operands_free(&ops);
@@ -234,7 +296,7 @@ static int merge_inputs(compaction_state *cs, iter *input) {
     while (iter_valid(input) && rc == WEIR_OK) {
         /* With one background thread the flush waits for us: do it here
          * so writers are not stalled for the whole compaction. */
-        if ((++n & 1023) == 0 && db->num_threads == 1) {
+        if ((++n & 1023) == 0 && db->opts.background_threads == 1) {
             pthread_mutex_lock(&db->mu);
             if (db->imm && !db->flush_running) {
                 db->flush_running = 1;
@@ -315,7 +377,7 @@ static int merge_inputs(compaction_state *cs, iter *input) {
 
 int db_run_compaction(weir_db *db, compaction *c) {
     int rc;
-    if (compaction_is_trivial_move(c)) {
+    if (!c->rewrite && compaction_is_trivial_move(c)) {
         file_meta *f = c->inputs[0][0];
         rc = version_edit_delete_file(&c->edit, c->level, f->number);
         if (rc == WEIR_OK) rc = version_edit_add_file(&c->edit, c->level + 1, f);
@@ -323,6 +385,7 @@ int db_run_compaction(weir_db *db, compaction *c) {
         if (rc == WEIR_OK) {
             stat_add(&db->stats.trivial_moves, 1);
             db_update_compaction_debt(db);
+            db_install_superversion(db);
         }
         compaction_free(c);
         return rc;
@@ -361,10 +424,19 @@ int db_run_compaction(weir_db *db, compaction *c) {
             rc = weir_set_error(WEIR_NO_MEMORY, "out of memory installing a compaction");
             break;
         }
+        f->tombs_clean_seq = output_clean_seq(&cs, o);
         rc = version_edit_add_file(&c->edit, c->level + 1, f);
         file_meta_unref(f);
     }
-    if (rc == WEIR_OK) rc = vset_log_and_apply(db->vs, &c->edit, &db->mu);
+    if (rc == WEIR_OK) rc = drop_dead_tombstones(&cs);
+    if (rc == WEIR_OK) {
+        rc = vset_log_and_apply(db->vs, &c->edit, &db->mu);
+        /* A failed manifest write (say its fsync) may still have put the
+         * edit on disk, naming the outputs and dropping the inputs: both
+         * must stay until a later manifest settles it, so freeze file
+         * deletion with a background error before anything is removed. */
+        if (rc != WEIR_OK && rc != WEIR_CLOSED) db_set_bg_error(db, rc);
+    }
     for (size_t i = 0; i < cs.num_outputs; i++) {
         db_remove_pending_output(db, cs.outputs[i].number);
         buf_free(&cs.outputs[i].smallest);
@@ -375,6 +447,7 @@ int db_run_compaction(weir_db *db, compaction *c) {
     if (rc == WEIR_OK) {
         stat_add(&db->stats.compactions, 1);
         db_update_compaction_debt(db);
+        db_install_superversion(db);
     }
     /* On failure the outputs are not in any version and are removed here
      * too (unless a background error froze file deletion). */

@@ -534,9 +534,11 @@ int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out) {
     int rc = sst_builder_open(db->env, path, &so, &b);
     if (rc != WEIR_OK) return rc;
     buf smallest = BUF_INIT, largest = BUF_INIT;
+    uint64_t min_seq = MAX_SEQUENCE;
     iter_seek_first(it);
     for (; iter_valid(it); iter_next(it)) {
         slice k = iter_key(it);
+        if (k.len >= IKEY_TAG_SIZE && ikey_seq(k) < min_seq) min_seq = ikey_seq(k);
         if (smallest.len == 0 && buf_set(&smallest, k.data, k.len) != 0) {
             rc = weir_set_error(WEIR_NO_MEMORY, "out of memory building table %s", path);
             break;
@@ -570,6 +572,8 @@ int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out) {
     if (rc == WEIR_OK && entries > 0) {
         *out = file_meta_create(number, size, entries, buf_slice(&smallest), buf_slice(&largest));
         if (!*out) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory recording table %s", path);
+        /* A tombstone no newer than every entry deletes none of them. */
+        else (*out)->tombs_clean_seq = min_seq;
     }
     if (rc != WEIR_OK || entries == 0) db->env->ops->remove_file(db->env, path);
     buf_free(&smallest);
@@ -624,6 +628,7 @@ int db_flush_imm(weir_db *db) {
     if (rc == WEIR_OK) {
         db->imm = NULL;
         memtable_unref(imm);
+        db_install_superversion(db);
         stat_add(&db->stats.flushes, 1);
         db_update_compaction_debt(db);
         db_delete_obsolete_files(db);
@@ -640,7 +645,8 @@ static int manual_pending(weir_db *db) { return db->manual && !db->manual->done;
 
 static void run_manual_compaction(weir_db *db) {
     manual_compaction *m = db->manual;
-    compaction *c = vset_compact_range(db->vs, m->level, m->begin, m->end);
+    compaction *c = m->bottom ? vset_compact_range_bottom(db->vs, m->level, m->begin, m->end)
+                              : vset_compact_range(db->vs, m->level, m->begin, m->end);
     int rc = WEIR_OK;
     if (c) rc = db_run_compaction(db, c);
     if (rc != WEIR_OK) weir_error_save(&m->err, rc);
@@ -704,10 +710,22 @@ static void *background_main(void *arg) {
 
 /* Switch to a fresh memtable and log (mutex held). */
 static int switch_memtable(weir_db *db) {
+    /* The old log goes to disk before any write reaches the new one: else a
+     * power cut could keep a later fsync'd write of the new log and lose an
+     * earlier write of the old, a state that never existed. A log whose
+     * sync fails is never synced again: writes stop (a full disk can come
+     * back through try_resume, which abandons this log). */
+    if (db->log) {
+        int src = log_writer_sync(db->log);
+        if (src != WEIR_OK) {
+            db_set_bg_error(db, src);
+            return src;
+        }
+    }
     uint64_t number = vset_new_file_number(db->vs);
     char path[PATH_MAX];
     log_file_path(path, sizeof path, db->path, number);
-    memtable *fresh = memtable_create();
+    memtable *fresh = memtable_create_with_filter(db->opts.write_buffer_size / 32);
     if (!fresh) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating a memtable");
     log_writer *lw;
     int rc = log_writer_open(db->env, path, &lw);
@@ -724,15 +742,58 @@ static int switch_memtable(weir_db *db) {
         memtable_unref(fresh);
         return rc;
     }
-    /* The old log's records are all in imm; closing hands its buffer to
-     * the OS. */
+    /* The old log's records are all in imm and on disk. */
     rc = log_writer_close(db->log);
     db->log = lw;
     db->log_number = number;
     db->imm = db->mem;
     db->mem = fresh;
+    db_install_superversion(db);
     pthread_cond_broadcast(&db->work_cv);
     return rc;
+}
+
+/* After WEIR_NO_SPACE, how long writers wait between attempts to resume. */
+#define RESUME_INTERVAL_MICROS 100000
+
+/* Come back from a full disk (mutex held, by the write leader, while the
+ * error keeps background work parked): abandon the log that failed (its
+ * torn tail is never completed), flush everything acknowledged into new
+ * tables under a fresh log and a fresh manifest, and only then clear the
+ * error and let obsolete files go. A failed write's record may be in the
+ * abandoned log, so its sequence numbers were already retired by
+ * write_queued. Any failure leaves the error in place, with the new cause. */
+static int try_resume(weir_db *db) {
+    uint64_t now = db->env->ops->now_micros(db->env);
+    if (now < db->resume_after_micros) return WEIR_NO_SPACE;
+    db->resume_after_micros = now + RESUME_INTERVAL_MICROS;
+    while ((db->flush_running || db->compaction_running) && !db->shutting_down)
+        pthread_cond_wait(&db->bg_cv, &db->mu);
+    if (db->shutting_down) return weir_set_error(WEIR_CLOSED, "the database is closing");
+    vset_drop_manifest(db->vs);
+    db->flush_running = 1;
+    int rc = db->imm ? db_flush_imm(db) : WEIR_OK;
+    if (rc == WEIR_OK) {
+        if (db->log) {
+            env_discard_buffer(db->log->file);
+            log_writer_close(db->log);
+            db->log = NULL;
+        }
+        rc = switch_memtable(db);
+    }
+    if (rc == WEIR_OK) rc = db_flush_imm(db);
+    db->flush_running = 0;
+    if (rc != WEIR_OK) {
+        weir_error_save(&db->bg_error, rc);
+        pthread_cond_broadcast(&db->bg_cv);
+        return rc;
+    }
+    db->bg_error.code = WEIR_OK;
+    db->bg_error.msg[0] = '\0';
+    db_delete_obsolete_files(db);
+    pthread_cond_broadcast(&db->work_cv);
+    pthread_cond_broadcast(&db->bg_cv);
+    return WEIR_OK;
 }
 
 /* Make sure the memtable has room, stalling writers while background work
@@ -742,6 +803,8 @@ static int make_room_for_write(weir_db *db, int force) {
     int allow_delay = !force;
     for (;;) {
         if (db->bg_error.code != WEIR_OK) {
+            /* A full disk is the one failure writes come back from. */
+            if (db->bg_error.code == WEIR_NO_SPACE && try_resume(db) == WEIR_OK) continue;
             int code = weir_error_raise(&db->bg_error);
             return weir_wrap_error(code == WEIR_NO_SPACE ? WEIR_NO_SPACE : WEIR_READ_ONLY,
                                    "writes are stopped after a background error");
@@ -836,6 +899,14 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
     w.sync = (wo && wo->sync != WEIR_SYNC_DEFAULT) ? wo->sync : db->opts.sync_mode;
     if (w.sync < WEIR_SYNC_NONE || w.sync > WEIR_SYNC_FSYNC)
         return weir_set_error(WEIR_INVALID, "write options: unknown sync mode %d", (int)w.sync);
+    /* User merge operands must name a registered operator. This is checked
+     * here, per writer, not by the leader: a failure there would fail every
+     * batch grouped with the bad one. The registry is fixed at open. */
+    if (batch && batch->user_merges) {
+        check_ctx cc = {&db->opts.merge_ops};
+        int rc = batch_rep_iterate(buf_slice(&batch->rep), check_op, &cc);
+        if (rc != WEIR_OK) return rc;
+    }
     w.done = 0;
     w.status = WEIR_OK;
     w.next = NULL;
@@ -906,14 +977,6 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
             rc = resolve ? batch_rep_resolve(&db->group_rep, frep, now_ms, db->opts.default_ttl_ms)
                          : batch_rep_append(&db->group_rep, frep);
         }
-        /* User merge operands must name a registered operator. */
-        for (db_writer *f = &w; rc == WEIR_OK; f = f->next) {
-            if (f->batch->user_merges) {
-                check_ctx cc = {&db->opts.merge_ops};
-                rc = batch_rep_iterate(buf_slice(&f->batch->rep), check_op, &cc);
-            }
-            if (f == last) break;
-        }
         if (rc == WEIR_OK && count > 0) {
             char *rep_data = single ? single->rep.data : db->group_rep.data;
             size_t rep_len = single ? single->rep.len : db->group_rep.len;
@@ -946,11 +1009,19 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
             pthread_mutex_lock(&db->mu);
             if (rc == WEIR_OK) {
                 db->vs->last_sequence = first_seq + count - 1;
+                atomic_store_explicit(&db->visible_sequence, db->vs->last_sequence, memory_order_release);
             } else {
                 /* A log write that failed (or a memtable insert after a
                  * logged record) leaves the log and memory disagreeing:
                  * stop writes rather than risk acknowledging lost data. */
                 db_set_bg_error(db, rc);
+                /* The record may be in the log all the same (a failed
+                 * fsync, a short write completed later): its sequence
+                 * numbers are used up, so a write after try_resume can
+                 * never reuse them for something else. (A logged record
+                 * whose memtable insert failed keeps them hidden: that
+                 * error is final.) */
+                if (!logged) db->vs->last_sequence = first_seq + count - 1;
                 if (!logged) weir_error_raise(&db->bg_error);
             }
         }
@@ -1116,24 +1187,59 @@ int weir_delete_range(weir_db *db, const weir_writeopts *wo, const void *start, 
 
 /* ---- reads ------------------------------------------------------------------ */
 
+/* Drop a superversion whose count reached zero (mutex held). */
+static void superversion_free(superversion *sv) {
+    memtable_unref(sv->mem);
+    if (sv->imm) memtable_unref(sv->imm);
+    version_unref(sv->v);
+    free(sv);
+}
+
+void db_install_superversion(weir_db *db) {
+    superversion *sv = malloc(sizeof *sv);
+    if (!sv) {
+        /* Readers keep the previous one; it stays correct until a file it
+         * names is deleted, which its version reference prevents. The next
+         * install tries again. */
+        return;
+    }
+    atomic_init(&sv->refs, 1);
+    sv->mem = db->mem;
+    memtable_ref(sv->mem);
+    sv->imm = db->imm;
+    if (sv->imm) memtable_ref(sv->imm);
+    sv->v = db->vs->current;
+    version_ref(sv->v);
+    pthread_mutex_lock(&db->sv_lock);
+    superversion *old = db->sv;
+    db->sv = sv;
+    pthread_mutex_unlock(&db->sv_lock);
+    if (old && atomic_fetch_sub_explicit(&old->refs, 1, memory_order_acq_rel) == 1) superversion_free(old);
+}
+
 void db_acquire_read_state(weir_db *db, const weir_snapshot *snap, read_state *rs) {
-    pthread_mutex_lock(&db->mu);
-    rs->sequence = snap ? snap->sequence : db->vs->last_sequence;
-    rs->mem = db->mem;
-    memtable_ref(rs->mem);
-    rs->imm = db->imm;
-    if (rs->imm) memtable_ref(rs->imm);
-    rs->v = db->vs->current;
-    version_ref(rs->v);
-    pthread_mutex_unlock(&db->mu);
+    /* The sequence first: whatever superversion comes next holds every
+     * write up to it (writes are applied before they are published). */
+    rs->sequence = snap ? snap->sequence
+                        : atomic_load_explicit(&db->visible_sequence, memory_order_acquire);
+    pthread_mutex_lock(&db->sv_lock);
+    superversion *sv = db->sv;
+    atomic_fetch_add_explicit(&sv->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&db->sv_lock);
+    rs->sv = sv;
+    rs->mem = sv->mem;
+    rs->imm = sv->imm;
+    rs->v = sv->v;
 }
 
 void db_release_read_state(weir_db *db, read_state *rs) {
-    memtable_unref(rs->mem);
-    if (rs->imm) memtable_unref(rs->imm);
-    pthread_mutex_lock(&db->mu);
-    version_unref(rs->v);
-    pthread_mutex_unlock(&db->mu);
+    superversion *sv = rs->sv;
+    if (atomic_fetch_sub_explicit(&sv->refs, 1, memory_order_acq_rel) == 1) {
+        /* Only the last reader of a replaced superversion gets here. */
+        pthread_mutex_lock(&db->mu);
+        superversion_free(sv);
+        pthread_mutex_unlock(&db->mu);
+    }
 }
 
 /* Where a found value goes: a caller buffer, or a fresh allocation. */
@@ -1204,6 +1310,14 @@ static void probe_entry(void *arg, int type, uint64_t seq, slice value) {
     probe *p = arg;
     if (seq < p->cover) type = TYPE_DELETION; /* hidden by a range tombstone */
     if (type == TYPE_VALUE_TTL) {
+        if (value.len < 8) {
+            /* Only a damaged table holds one; never read past it. */
+            p->status = weir_set_error(WEIR_CORRUPTION, "key \"%.*s\": a TTL value of %zu bytes is shorter "
+                                       "than its 8-byte expiry", (int)(p->key.len > 64 ? 64 : p->key.len),
+                                       p->key.data, value.len);
+            p->done = 1;
+            return;
+        }
         if (!p->have_now) {
             p->now_ms = db_now_ms(p->db);
             p->have_now = 1;
@@ -1256,6 +1370,12 @@ static void probe_entry(void *arg, int type, uint64_t seq, slice value) {
     }
 }
 
+static int probe_scan_entry(void *arg, int type, uint64_t seq, slice value) {
+    probe *p = arg;
+    probe_entry(p, type, seq, value);
+    return !p->done;
+}
+
 /* Look key up in rs; WEIR_OK (value delivered to sink), WEIR_NOT_FOUND or an
  * error. */
 static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *sink) {
@@ -1280,9 +1400,14 @@ static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *si
         uint64_t seq;
         slice v;
         p.next_seq = 0;
-        if (memtable_get_entry(rs->mem, key, max_seq, &type, &seq, &v) ||
-            (rs->imm && memtable_get_entry(rs->imm, key, max_seq, &type, &seq, &v))) {
+        memtable *m = NULL;
+        if (memtable_lookup(rs->mem, key, hash, max_seq, &type, &seq, &v)) m = rs->mem;
+        else if (rs->imm && memtable_lookup(rs->imm, key, hash, max_seq, &type, &seq, &v)) m = rs->imm;
+        if (m) {
             probe_entry(&p, type, seq, v);
+            /* Merge operands: take the older entries of this memtable in
+             * one walk rather than one search each. */
+            if (!p.done && p.next_seq) memtable_scan_key(m, key, p.next_seq, probe_scan_entry, &p);
         } else {
             encode_fixed64(ik + key.len, pack_tag(max_seq, TYPE_FOR_SEEK));
             rc = version_get_entry(rs->v, lookup, hash, probe_entry, &p);
@@ -1451,10 +1576,11 @@ int weir_flush(weir_db *db) {
 }
 
 /* Run a manual compaction of one level through the background threads. */
-static int compact_level(weir_db *db, int level, const slice *begin, const slice *end) {
+static int compact_level(weir_db *db, int level, int bottom, const slice *begin, const slice *end) {
     manual_compaction m;
     memset(&m, 0, sizeof m);
     m.level = level;
+    m.bottom = bottom;
     m.begin = begin;
     m.end = end;
     pthread_mutex_lock(&db->mu);
@@ -1508,8 +1634,11 @@ int weir_compact_range(weir_db *db, const void *start, size_t slen, const void *
         if (version_overlap_in_level(db->vs->current, level, bp ? &ub : NULL, ep ? &ue : NULL))
             max_level = level;
     pthread_mutex_unlock(&db->mu);
+    /* The last step also rewrites the deepest level's files in the range
+     * (see vset_compact_range_bottom), so expired values and data under
+     * range tombstones are dropped wherever they sit. */
     for (int level = 0; level < max_level && rc == WEIR_OK; level++)
-        rc = compact_level(db, level, bp, ep);
+        rc = compact_level(db, level, level == max_level - 1, bp, ep);
     buf_free(&bk);
     buf_free(&ek);
     return rc;
@@ -1533,6 +1662,9 @@ typedef struct replay_ctx {
 static int replay_op(void *arg, uint64_t seq, int type, slice key, slice value) {
     replay_ctx *ctx = arg;
     if (seq > ctx->max_sequence) ctx->max_sequence = seq;
+    /* Range tombstones go to the side list, as on the write path: in the
+     * skiplist one would read as a value of its start key. */
+    if (type == TYPE_RANGE_DELETION) return memtable_add_range_tombstone(ctx->mem, seq, key, value);
     return memtable_add(ctx->mem, seq, type, key, value);
 }
 
@@ -1564,7 +1696,7 @@ static int replay_log(weir_db *db, uint64_t number, version_edit *edit, uint64_t
         stat_add(&db->stats.recovered_records, 1);
         if (memtable_memory_usage(db->mem) >= db->opts.write_buffer_size) {
             memtable *full = db->mem;
-            db->mem = memtable_create();
+            db->mem = memtable_create_with_filter(db->opts.write_buffer_size / 32);
             if (!db->mem) {
                 db->mem = full;
                 rc = weir_set_error(WEIR_NO_MEMORY, "out of memory during recovery");
@@ -1607,7 +1739,11 @@ static int recover(weir_db *db) {
         int has_store_files = 0;
         for (size_t i = 0; i < names.count; i++) {
             enum file_kind k = parse_file_name(names.names[i], NULL);
-            if (k == FILE_LOG || k == FILE_TABLE || k == FILE_MANIFEST) has_store_files = 1;
+            /* A manifest alone is a creation that crashed before CURRENT
+             * was renamed into place: no write can have been acknowledged
+             * (open had not returned), so the store is started afresh.
+             * Only logs and tables hold data. */
+            if (k == FILE_LOG || k == FILE_TABLE) has_store_files = 1;
         }
         env_dirent_list_free(&names);
         if (has_store_files)
@@ -1687,7 +1823,7 @@ static int recover(weir_db *db) {
     free(logs);
     if (rc == WEIR_OK && memtable_count(db->mem) > 0) {
         memtable *full = db->mem;
-        db->mem = memtable_create();
+        db->mem = memtable_create_with_filter(db->opts.write_buffer_size / 32);
         if (!db->mem) {
             db->mem = full;
             rc = weir_set_error(WEIR_NO_MEMORY, "out of memory during recovery");
@@ -1715,12 +1851,16 @@ static int recover(weir_db *db) {
         db_update_compaction_debt(db);
     }
     db->num_pending = 0;
+    atomic_store_explicit(&db->visible_sequence, db->vs->last_sequence, memory_order_release);
+    db_install_superversion(db);
+    if (!db->sv) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", db->path);
     pthread_mutex_unlock(&db->mu);
     version_edit_free(&edit);
     return rc;
 }
 
 static void db_free(weir_db *db) {
+    if (db->sv) superversion_free(db->sv); /* every reader is gone */
     if (db->log) log_writer_close(db->log);
     if (db->mem) memtable_unref(db->mem);
     if (db->imm) memtable_unref(db->imm);
@@ -1729,6 +1869,7 @@ static void db_free(weir_db *db) {
     block_cache_destroy(db->block_cache);
     if (db->lock_fd >= 0) db->env->ops->unlock_file(db->env, db->lock_fd);
     pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->sv_lock);
     pthread_cond_destroy(&db->bg_cv);
     pthread_cond_destroy(&db->work_cv);
     buf_free(&db->group_rep);
@@ -1749,6 +1890,7 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
     if (!db) return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);
     db->lock_fd = -1;
     pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->sv_lock, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->work_cv, NULL);
     db->snapshots.next = db->snapshots.prev = &db->snapshots;
@@ -1781,7 +1923,7 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
     vset_options vo = {db->opts.max_bytes_for_level_base, db->opts.target_file_size,
                        db->opts.level0_compaction_trigger};
     db->vs = db->tc ? vset_create(db->env, db->path, db->tc, &vo) : NULL;
-    db->mem = memtable_create();
+    db->mem = memtable_create_with_filter(db->opts.write_buffer_size / 32);
     if (!db->path || !db->tc || !db->vs || !db->mem || !db->block_cache) {
         db_free(db);
         return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);

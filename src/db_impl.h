@@ -74,6 +74,7 @@ typedef struct db_writer {
 /* A weir_compact_range request handed to the background thread. */
 typedef struct manual_compaction {
     int level;
+    int bottom;         /* the last step: vset_compact_range_bottom */
     const slice *begin; /* internal keys, NULL = open-ended */
     const slice *end;
     int done;
@@ -93,6 +94,17 @@ typedef struct latency_hist {
 void hist_add(latency_hist *h, uint64_t nanos);
 /* Nanoseconds at percentile p (0..100), 0 if empty. */
 uint64_t hist_percentile(latency_hist *h, double p);
+
+/* What a read needs, published as one reference-counted unit so readers
+ * take one small lock (sv_lock), not the DB mutex: the memtables and the
+ * version as of the last change. Replaced (under the DB mutex) whenever
+ * any of them changes. */
+typedef struct superversion {
+    _Atomic int refs;
+    memtable *mem;
+    memtable *imm; /* may be NULL */
+    version *v;
+} superversion;
 
 /* Engine counters; relaxed atomics, read for properties. */
 typedef struct db_stats {
@@ -135,6 +147,9 @@ struct weir_db {
 
     memtable *mem;
     memtable *imm;          /* being flushed, or NULL */
+    superversion *sv;       /* guarded by sv_lock for readers, mu for writers */
+    pthread_mutex_t sv_lock;
+    _Atomic uint64_t visible_sequence; /* newest sequence readers may see */
     log_writer *log;
     uint64_t log_number;    /* number of the log behind mem */
 
@@ -153,6 +168,7 @@ struct weir_db {
     manual_compaction *manual;
     int shutting_down;
     weir_error bg_error;    /* code != WEIR_OK: writes are refused */
+    uint64_t resume_after_micros; /* after WEIR_NO_SPACE: next attempt to resume */
 
     pthread_t *threads;
     int num_threads;
@@ -166,7 +182,12 @@ typedef struct read_state {
     memtable *mem;
     memtable *imm; /* may be NULL */
     version *v;
+    superversion *sv; /* holds the references above */
 } read_state;
+
+/* Publish the current mem/imm/version to readers (mutex held). Call after
+ * every change of any of them. */
+void db_install_superversion(weir_db *db);
 
 void db_acquire_read_state(weir_db *db, const weir_snapshot *snap, read_state *rs);
 void db_release_read_state(weir_db *db, read_state *rs);
@@ -214,5 +235,15 @@ int db_latest_sequence(weir_db *db, slice key, uint64_t *seq);
 
 /* Oldest sequence any snapshot may read (mutex held). */
 uint64_t db_smallest_snapshot(weir_db *db);
+
+/* dbiter.c, for transactions: an iterator over the DB at snap (ro's bounds
+ * and prefix apply, ro->snapshot is ignored) that also shows `overlay`, an
+ * internal iterator whose entries all carry sequence numbers in
+ * [overlay_lo, overlay_hi], above every real sequence number: they read as
+ * newer than anything in the DB, while writes committed after snap stay
+ * hidden. Takes ownership of overlay, also on failure. */
+int db_iter_create_overlay(weir_db *db, const weir_readopts *ro, const weir_snapshot *snap,
+                           iter *overlay, uint64_t overlay_lo, uint64_t overlay_hi,
+                           weir_iter **out);
 
 #endif

@@ -40,7 +40,16 @@ struct weir_iter {
     uint64_t now_ms; /* TTL expiry is judged at this time (iterator start) */
     buf *ops;        /* merge operands being folded */
     size_t nops, capops;
+    /* A transaction's writes (db_iter_create_overlay) carry sequence
+     * numbers in [overlay_lo, overlay_hi], above every real one, so they
+     * are newer than the snapshot; writes committed after the snapshot are
+     * still hidden. Empty (lo > hi) for plain iterators. */
+    uint64_t overlay_lo, overlay_hi;
 };
+
+static inline int visible(const weir_iter *it, uint64_t seq) {
+    return seq <= it->sequence || (seq >= it->overlay_lo && seq <= it->overlay_hi);
+}
 
 static void set_status(weir_iter *it, int code) {
     if (it->status == WEIR_OK) {
@@ -154,6 +163,7 @@ static void fold_forward(weir_iter *it) {
         int type;
         if (!parse_current(it, &user, &seq, &type)) return;
         if (!slice_equal(user, buf_slice(&it->saved_key))) break;
+        if (!visible(it, seq)) continue; /* committed after an overlay's snapshot */
         slice v = iter_value(in);
         int eff = effective_type(it, user, seq, type, v);
         if (eff == TYPE_MERGE) {
@@ -184,7 +194,7 @@ static void find_next_user_entry(weir_iter *it, int skipping) {
         uint64_t seq;
         int type;
         if (!parse_current(it, &user, &seq, &type)) return;
-        if (seq > it->sequence) continue;
+        if (!visible(it, seq)) continue;
         if (at_or_past_upper(it, user)) break;
         if (skipping && slice_compare(user, buf_slice(&it->saved_key)) <= 0) continue;
         int eff = effective_type(it, user, seq, type, iter_value(in));
@@ -218,7 +228,7 @@ static void find_prev_user_entry(weir_iter *it) {
         uint64_t seq;
         int type;
         if (!parse_current(it, &user, &seq, &type)) return;
-        if (seq <= it->sequence) {
+        if (visible(it, seq)) {
             if (value_type != TYPE_DELETION && slice_compare(user, buf_slice(&it->saved_key)) < 0)
                 break; /* reached an older key with a visible value saved */
             if (value_type == TYPE_DELETION && below_lower(it, user)) break;
@@ -345,7 +355,8 @@ void weir_iter_seek(weir_iter *it, const void *key, size_t klen) {
         it->valid = 0;
         return;
     }
-    slice t = make_target(it, target, it->sequence, TYPE_FOR_SEEK);
+    uint64_t newest = it->overlay_lo <= it->overlay_hi ? it->overlay_hi : it->sequence;
+    slice t = make_target(it, target, newest, TYPE_FOR_SEEK);
     if (!t.data) return;
     iter_seek(it->internal, t);
     find_next_user_entry(it, 0);
@@ -508,14 +519,16 @@ static int setup_bounds(weir_iter *it, const weir_readopts *ro) {
     return WEIR_OK;
 }
 
-int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
-    if (!out) return weir_set_error(WEIR_INVALID, "weir_iter_create: out is NULL");
-    *out = NULL;
-    if (!db) return weir_set_error(WEIR_INVALID, "weir_iter_create: db is NULL");
+static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot *snap,
+                       iter *overlay, uint64_t overlay_lo, uint64_t overlay_hi, weir_iter **out) {
     weir_iter *it = calloc(1, sizeof *it);
-    if (!it) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
+    if (!it) {
+        iter_destroy(overlay);
+        return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
+    }
     int rc = setup_bounds(it, ro);
     if (rc != WEIR_OK) {
+        iter_destroy(overlay);
         buf_free(&it->lower);
         buf_free(&it->upper);
         free(it);
@@ -523,8 +536,10 @@ int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
         return rc;
     }
     it->db = db;
-    db_acquire_read_state(db, ro ? ro->snapshot : NULL, &it->rs);
+    db_acquire_read_state(db, snap, &it->rs);
     it->sequence = it->rs.sequence;
+    it->overlay_lo = overlay ? overlay_lo : UINT64_MAX;
+    it->overlay_hi = overlay ? overlay_hi : 0;
     it->has_tombs = db_has_tombstones(&it->rs);
     it->now_ms = db_now_ms(db);
 
@@ -534,10 +549,12 @@ int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
     iter *im = it->rs.imm ? memtable_iter_create(it->rs.imm) : NULL;
     rc = (!m || (it->rs.imm && !im)) ? WEIR_NO_MEMORY : WEIR_OK;
     if (rc == WEIR_OK) {
-        children = malloc(sizeof *children * 2);
+        children = malloc(sizeof *children * 3);
         if (!children) rc = WEIR_NO_MEMORY;
     }
     if (rc == WEIR_OK) {
+        if (overlay) children[n++] = overlay;
+        overlay = NULL;
         children[n++] = m;
         m = NULL;
         if (im) children[n++] = im;
@@ -553,6 +570,7 @@ int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
         n = 0;
         if (!it->internal) rc = WEIR_NO_MEMORY;
     }
+    iter_destroy(overlay);
     iter_destroy(m);
     iter_destroy(im);
     if (children) {
@@ -570,4 +588,18 @@ int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
     it->direction = DIR_FORWARD;
     *out = it;
     return WEIR_OK;
+}
+
+int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
+    if (!out) return weir_set_error(WEIR_INVALID, "weir_iter_create: out is NULL");
+    *out = NULL;
+    if (!db) return weir_set_error(WEIR_INVALID, "weir_iter_create: db is NULL");
+    return iter_create(db, ro, ro ? ro->snapshot : NULL, NULL, 0, 0, out);
+}
+
+int db_iter_create_overlay(weir_db *db, const weir_readopts *ro, const weir_snapshot *snap,
+                           iter *overlay, uint64_t overlay_lo, uint64_t overlay_hi,
+                           weir_iter **out) {
+    *out = NULL;
+    return iter_create(db, ro, snap, overlay, overlay_lo, overlay_hi, out);
 }

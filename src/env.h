@@ -112,6 +112,11 @@ static inline int env_flush(env_writable *f) { return f->env->ops->flush(f); }
 static inline int env_sync(env_writable *f) { return f->env->ops->sync(f); }
 static inline int env_close_writable(env_writable *f) { return f->env->ops->close_writable(f); }
 
+/* Drop the bytes f buffered but has not handed to the OS, before closing
+ * a file that is being abandoned after a failure (its tail is then torn,
+ * never completed later by a retry). */
+static inline void env_discard_buffer(env_writable *f) { f->buf_len = 0; }
+
 /* Write a whole small file (e.g. CURRENT's temp file) and fsync it. */
 int env_write_file_synced(weir_env *env, const char *path, const void *data, size_t n);
 /* Read a whole small file into out (malloc'd via buf). */

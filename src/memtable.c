@@ -17,6 +17,8 @@
  */
 #include "memtable.h"
 
+#include "bloom.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +49,57 @@ struct memtable {
     _Atomic uint64_t count;
     uint64_t rng; /* writer-only PRNG state for node heights */
     _Atomic(const range_tomb *) tombs; /* newest first */
+    /* Optional bloom filter of the user keys, so a point lookup of a key
+     * the memtable does not hold (most lookups, once data is in tables)
+     * costs one cache line instead of a skiplist search. 512-bit lines;
+     * bits are only ever set, with relaxed atomics, before the entry they
+     * describe is published. */
+    _Atomic uint64_t *bloom;
+    size_t bloom_lines; /* 0: no filter */
+    /* Optional hash index: user key -> its newest node, so the common
+     * lookup (the newest version of a key) costs a probe or two instead of
+     * a skiplist search. Open addressing, written only by the writer after
+     * the node is published; a key that finds no free slot within
+     * INDEX_PROBES turns the index "full" and later lookups of keys not in
+     * it fall back to the skiplist. */
+    _Atomic(skip_node *) *index;
+    size_t index_mask;  /* slots - 1; index NULL when there is none */
+    _Atomic int index_full;
 };
+
+#define INDEX_PROBES 16
+
+#define BLOOM_WORDS_PER_LINE 8
+#define BLOOM_PROBES 6
+
+static void bloom_bits(const memtable *m, uint64_t hash, size_t *line, uint32_t *h, uint32_t *delta) {
+    *line = (size_t)((hash >> 32) % m->bloom_lines) * BLOOM_WORDS_PER_LINE;
+    *h = (uint32_t)hash;
+    *delta = (*h >> 17) | (*h << 15); /* double hashing within the line */
+}
+
+static void bloom_add(memtable *m, uint64_t hash) {
+    size_t line;
+    uint32_t h, delta;
+    bloom_bits(m, hash, &line, &h, &delta);
+    for (int i = 0; i < BLOOM_PROBES; i++, h += delta) {
+        uint32_t bit = h & 511;
+        atomic_fetch_or_explicit(&m->bloom[line + bit / 64], UINT64_C(1) << (bit % 64), memory_order_relaxed);
+    }
+}
+
+int memtable_may_contain(const memtable *m, uint64_t hash) {
+    if (m->bloom_lines == 0) return 1;
+    size_t line;
+    uint32_t h, delta;
+    bloom_bits(m, hash, &line, &h, &delta);
+    for (int i = 0; i < BLOOM_PROBES; i++, h += delta) {
+        uint32_t bit = h & 511;
+        if (!(atomic_load_explicit(&m->bloom[line + bit / 64], memory_order_relaxed) & (UINT64_C(1) << (bit % 64))))
+            return 0;
+    }
+    return 1;
+}
 
 /* A search key split once into parts so comparisons never re-decode it. */
 typedef struct lookup_key {
@@ -230,17 +282,46 @@ static int random_height(memtable *m) {
     return h;
 }
 
-memtable *memtable_create(void) {
+memtable *memtable_create(void) { return memtable_create_with_filter(0); }
+
+memtable *memtable_create_with_filter(size_t filter_bytes) {
     memtable *m = malloc(sizeof *m);
     if (m == NULL) return NULL;
+    m->bloom = NULL;
+    m->index = NULL;
+    m->index_mask = 0;
+    atomic_init(&m->index_full, 0);
+    m->bloom_lines = filter_bytes / (BLOOM_WORDS_PER_LINE * 8);
+    if (m->bloom_lines) {
+        m->bloom = calloc(m->bloom_lines * BLOOM_WORDS_PER_LINE, sizeof *m->bloom);
+        /* One 8-byte slot per two filter bytes (the DB sizes the filter at
+         * 1/32 of the write buffer): a slot per 64 bytes of buffer, so the
+         * index costs 1/8 of the buffer and stays under half full for
+         * entries of 128+ bytes; with smaller entries it fills up and the
+         * rest fall back to the skiplist. */
+        size_t slots = 1;
+        while (slots < filter_bytes / 2) slots <<= 1;
+        m->index = calloc(slots, sizeof *m->index);
+        m->index_mask = slots - 1;
+        if (!m->bloom || !m->index) {
+            free(m->bloom);
+            free(m->index);
+            free(m);
+            return NULL;
+        }
+    }
     m->arena = arena_create(MEMTABLE_ARENA_BLOCK);
     if (m->arena == NULL) {
+        free(m->bloom);
+        free(m->index);
         free(m);
         return NULL;
     }
     char *mem = arena_alloc_aligned(m->arena, SKIP_MAX_HEIGHT * sizeof(skip_link));
     if (mem == NULL) {
         arena_destroy(m->arena);
+        free(m->bloom);
+        free(m->index);
         free(m);
         return NULL;
     }
@@ -260,8 +341,49 @@ void memtable_unref(memtable *m) {
     if (m == NULL) return;
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
         arena_destroy(m->arena);
+        free(m->bloom);
+        free(m->index);
         free(m);
     }
+}
+
+/* 1 if node holds user key `key`; *tag gets its tag. */
+static int node_has_key(const skip_node *node, slice key, uint64_t *tag) {
+    uint32_t ikey_len;
+    const char *user = entry_varint32(node_entry(node), &ikey_len);
+    size_t user_len = ikey_len - IKEY_TAG_SIZE;
+    if (user_len != key.len || (user_len && memcmp(user, key.data, user_len) != 0)) return 0;
+    *tag = decode_fixed64(user + user_len);
+    return 1;
+}
+
+static void index_put(memtable *m, uint64_t hash, slice key, skip_node *node, uint64_t seq) {
+    for (size_t i = 0; i < INDEX_PROBES; i++) {
+        _Atomic(skip_node *) *slot = &m->index[(hash + i) & m->index_mask];
+        skip_node *cur = atomic_load_explicit(slot, memory_order_relaxed);
+        uint64_t tag;
+        if (cur == NULL || node_has_key(cur, key, &tag)) {
+            if (cur == NULL || (tag >> 8) < seq) atomic_store_explicit(slot, node, memory_order_release);
+            return;
+        }
+    }
+    atomic_store_explicit(&m->index_full, 1, memory_order_release);
+}
+
+/* The key's newest node if the index knows it: 1 found, 0 certainly
+ * absent, -1 unknown (use the skiplist). */
+static int index_get(const memtable *m, uint64_t hash, slice key, skip_node **node, uint64_t *tag) {
+    for (size_t i = 0; i < INDEX_PROBES; i++) {
+        skip_node *cur = atomic_load_explicit(&m->index[(hash + i) & m->index_mask], memory_order_acquire);
+        if (cur == NULL) break;
+        if (node_has_key(cur, key, tag)) {
+            *node = cur;
+            return 1;
+        }
+    }
+    /* Checked after the probe: a key that missed its slot was inserted
+     * after index_full became visible. */
+    return atomic_load_explicit(&((memtable *)m)->index_full, memory_order_acquire) ? -1 : 0;
 }
 
 int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice value) {
@@ -297,6 +419,8 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
     p = encode_varint32(p, vlen);
     if (vlen) memcpy(p, value.data, vlen);
 
+    uint64_t hash = m->bloom_lines ? bloom_hash(user_key.data, user_key.len) : 0;
+    if (m->bloom_lines) bloom_add(m, hash);
     lookup_key k = make_lookup(user_key.data, user_key.len, tag);
     skip_node *prev[SKIP_MAX_HEIGHT];
     find_greater_or_equal(m, &k, prev);
@@ -314,9 +438,33 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
         atomic_store_explicit(node_link(node, i), next, memory_order_relaxed);
         atomic_store_explicit(node_link(prev[i], i), node, memory_order_release);
     }
+    if (m->index) index_put(m, hash, user_key, node, seq);
     uint64_t n = atomic_load_explicit(&m->count, memory_order_relaxed);
     atomic_store_explicit(&m->count, n + 1, memory_order_relaxed);
     return WEIR_OK;
+}
+
+int memtable_lookup(memtable *m, slice user_key, uint64_t hash, uint64_t seq, int *type,
+                    uint64_t *entry_seq, slice *value) {
+    if (!memtable_may_contain(m, hash)) return 0;
+    if (m->index) {
+        skip_node *node;
+        uint64_t tag;
+        int r = index_get(m, hash, user_key, &node, &tag);
+        if (r == 0) return 0;
+        if (r == 1 && (tag >> 8) <= seq) {
+            /* The newest version is visible at seq: it is the answer. */
+            uint32_t ikey_len, vlen;
+            const char *user = entry_varint32(node_entry(node), &ikey_len);
+            int t = (int)(tag & 0xff);
+            *type = t;
+            if (entry_seq) *entry_seq = tag >> 8;
+            *value = t != TYPE_DELETION ? slice_make(entry_varint32(user + ikey_len, &vlen), 0) : slice_make(NULL, 0);
+            if (t != TYPE_DELETION) value->len = vlen;
+            return 1;
+        }
+    }
+    return memtable_get_entry(m, user_key, seq, type, entry_seq, value);
 }
 
 int memtable_get_entry(memtable *m, slice user_key, uint64_t seq, int *type, uint64_t *entry_seq,
@@ -347,6 +495,28 @@ int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *va
     int found = memtable_get_entry(m, user_key, seq, type, NULL, value);
     if (found && *type != TYPE_VALUE) *value = slice_make(NULL, 0);
     return found;
+}
+
+int memtable_scan_key(memtable *m, slice user_key, uint64_t seq,
+                      int (*fn)(void *arg, int type, uint64_t seq, slice value), void *arg) {
+    if (seq > MAX_SEQUENCE) seq = MAX_SEQUENCE;
+    lookup_key k = make_lookup(user_key.data, user_key.len, pack_tag(seq, TYPE_FOR_SEEK));
+    int visited = 0;
+    uint64_t tag;
+    for (skip_node *node = find_greater_or_equal(m, &k, NULL); node && node_has_key(node, user_key, &tag);
+         node = link_load(node, 0)) {
+        uint32_t ikey_len, vlen;
+        const char *user = entry_varint32(node_entry(node), &ikey_len);
+        int t = (int)(tag & 0xff);
+        slice value = {NULL, 0};
+        if (t != TYPE_DELETION) {
+            const char *v = entry_varint32(user + ikey_len, &vlen);
+            value = slice_make(v, vlen);
+        }
+        visited++;
+        if (!fn(arg, t, tag >> 8, value)) break;
+    }
+    return visited;
 }
 
 int memtable_add_range_tombstone(memtable *m, uint64_t seq, slice start, slice end) {

@@ -20,6 +20,12 @@ typedef struct memtable memtable;
 
 /* Reference count starts at 1. NULL if out of memory. */
 memtable *memtable_create(void);
+/* With a bloom filter of about filter_bytes over the user keys (see
+ * memtable_may_contain); 0 makes none. */
+memtable *memtable_create_with_filter(size_t filter_bytes);
+/* 0 if the memtable certainly holds no entry for the key whose
+ * bloom_hash is `hash`; 1 if it may (always 1 without a filter). */
+int memtable_may_contain(const memtable *m, uint64_t hash);
 void memtable_ref(memtable *m);
 void memtable_unref(memtable *m); /* frees at zero */
 
@@ -38,6 +44,17 @@ int memtable_get(memtable *m, slice user_key, uint64_t seq, int *type, slice *va
  * type but TYPE_DELETION). 1 if found. */
 int memtable_get_entry(memtable *m, slice user_key, uint64_t seq, int *type, uint64_t *entry_seq,
                        slice *value);
+
+/* memtable_get_entry for a key whose bloom_hash is `hash`, using the
+ * filter and the hash index when the memtable has them. */
+int memtable_lookup(memtable *m, slice user_key, uint64_t hash, uint64_t seq, int *type,
+                    uint64_t *entry_seq, slice *value);
+
+/* Call fn for each entry of user_key with sequence <= seq, newest first,
+ * until fn returns 0 (a merge read walks its operands in one pass).
+ * Returns the number of entries visited. */
+int memtable_scan_key(memtable *m, slice user_key, uint64_t seq,
+                      int (*fn)(void *arg, int type, uint64_t seq, slice value), void *arg);
 
 /* Range tombstones live beside the skiplist, not in it, so point lookups
  * never mistake one for an entry of its start key. Newest first; the list

@@ -209,9 +209,21 @@ int merge_partial(const slice *operands, size_t n, buf *out) {
     if (n == 0 || operands[0].len < 1) return 0;
     int op = (unsigned char)operands[0].data[0];
     if (op >= MERGE_USER_FIRST) return 0; /* associativity is not promised */
-    for (size_t i = 0; i < n; i++)
+    /* Float addition rounds differently once regrouped ((b + x) + y is not
+     * b + (x + y)), and NaN makes float max/min order-dependent: combining
+     * them here would let a compaction change what reads return. */
+    if (op >= WEIR_MERGE_FLOAT64_ADD && op <= WEIR_MERGE_FLOAT64_MIN) return 0;
+    for (size_t i = 0; i < n; i++) {
         if (merge_check_operand(NULL, operands[i]) != WEIR_OK || (unsigned char)operands[i].data[0] != op)
             return 0;
+        /* Trimming a list to bound b and then to a bound <= b is the same
+         * as trimming once to the smaller bound, so operands combine only
+         * while bounds never grow: a larger newer bound would resurrect
+         * items of the base that an older, smaller bound had dropped. */
+        if (op == WEIR_MERGE_LIST_APPEND && i > 0 &&
+            decode_fixed32(operands[i].data + 1) > decode_fixed32(operands[i - 1].data + 1))
+            return 0;
+    }
     buf_clear(out);
     char opbyte = (char)op;
     if (buf_append(out, &opbyte, 1) != 0) return 0;

@@ -46,7 +46,9 @@ int merge_full(const merge_registry *reg, slice key, int has_base, slice base,
                const slice *operands, size_t n, buf *out);
 
 /* Combine operands (oldest first) into one operand when the operator is an
- * associative built-in shared by all of them. 1 on success (out holds the
+ * associative built-in shared by all of them (the int64 and bytes
+ * operators, and list appends whose bounds never grow; not the float
+ * operators, whose results depend on grouping). 1 on success (out holds the
  * operand), 0 if they cannot be combined (keep them as they are). */
 int merge_partial(const slice *operands, size_t n, buf *out);
 

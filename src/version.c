@@ -1497,7 +1497,15 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
             log_writer_close(w);
             w = NULL;
             if (need_new) {
-                if (!renamed) vs->env->ops->remove_file(vs->env, new_path);
+                if (!renamed) {
+                    vs->env->ops->remove_file(vs->env, new_path);
+                } else {
+                    /* CURRENT may already name the new manifest, so the
+                     * old one must never be appended to again: later
+                     * edits would land where no reader looks. */
+                    log_writer_close(old_writer);
+                    dropped_writer = 1;
+                }
             } else {
                 dropped_writer = 1;
             }
@@ -1526,6 +1534,13 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
     vs->manifest_busy = 0;
     if (mu) pthread_cond_broadcast(&vs->manifest_cv);
     return rc;
+}
+
+void vset_drop_manifest(version_set *vs) {
+    if (!vs->manifest) return;
+    env_discard_buffer(vs->manifest->file);
+    log_writer_close(vs->manifest);
+    vs->manifest = NULL;
 }
 
 void vset_for_each_live_file(version_set *vs, void (*fn)(void *arg, uint64_t number), void *arg) {
@@ -1628,29 +1643,47 @@ static void compaction_free_partial(compaction *c) {
     free(c);
 }
 
+/* User-key range a manual compaction asked for (NULL ends: open). */
+typedef struct user_range {
+    const slice *begin, *end;
+} user_range;
+
 /* Given the level-L inputs, add level L+1 and the grandparents, and make
- * the compaction. NULL (with *rc WEIR_OK) if a needed file is already
- * being compacted. Takes over `in0`. */
-static compaction *setup_compaction(version_set *vs, int level, file_list *in0, int *rc) {
+ * the compaction. With `widen`, level L+1 inputs also cover that range,
+ * and level L may have no inputs. NULL (with *rc WEIR_OK) if a needed file
+ * is already being compacted, or nothing is to be compacted. Takes over
+ * `in0`. */
+static compaction *setup_compaction(version_set *vs, int level, file_list *in0, const user_range *widen,
+                                    int *rc) {
     version *v = vs->current;
     file_list in1 = {0}, gp = {0};
     compaction *c = NULL;
     *rc = WEIR_OK;
-    if (in0->n == 0 || any_being_compacted(in0->v, in0->n)) goto out;
+    if ((in0->n == 0 && !widen) || any_being_compacted(in0->v, in0->n)) goto out;
 
-    slice smallest = {NULL, 0}, largest = {NULL, 0};
-    key_range(in0->v, in0->n, NULL, 0, &smallest, &largest);
-    slice us = ikey_user(smallest), ul = ikey_user(largest);
+    slice smallest = {NULL, 0}, largest = {NULL, 0}, us = {NULL, 0}, ul = {NULL, 0};
+    const slice *pb = &us, *pe = &ul;
+    if (in0->n > 0) {
+        key_range(in0->v, in0->n, NULL, 0, &smallest, &largest);
+        us = ikey_user(smallest);
+        ul = ikey_user(largest);
+    }
+    if (widen) {
+        if (!widen->begin) pb = NULL;
+        else if (in0->n == 0 || slice_compare(*widen->begin, us) < 0) us = *widen->begin;
+        if (!widen->end) pe = NULL;
+        else if (in0->n == 0 || slice_compare(*widen->end, ul) > 0) ul = *widen->end;
+    }
     /* Close the range at level+1 too: a file there may end with the newer
      * versions of a user key whose older versions start the next file.
      * Taking one without the other would let the compaction drop a
      * tombstone (nothing below it "has" the key) while the older value
      * stays behind in the untaken file, at the same level. */
-    *rc = get_overlapping(v, level + 1, &us, &ul, 1, &in1);
-    if (*rc != WEIR_OK || any_being_compacted(in1.v, in1.n)) goto out;
+    *rc = get_overlapping(v, level + 1, pb, pe, 1, &in1);
+    if (*rc != WEIR_OK || any_being_compacted(in1.v, in1.n) || in0->n + in1.n == 0) goto out;
 
     if (level + 2 < NUM_LEVELS) {
-        slice all_s = smallest, all_l = largest;
+        slice all_s = {NULL, 0}, all_l = {NULL, 0};
         key_range(in0->v, in0->n, in1.v, in1.n, &all_s, &all_l);
         slice gs = ikey_user(all_s), gl = ikey_user(all_l);
         *rc = get_overlapping(v, level + 2, &gs, &gl, 0, &gp);
@@ -1665,10 +1698,13 @@ static compaction *setup_compaction(version_set *vs, int level, file_list *in0, 
     version_edit_init(&c->edit);
     c->level = level;
     c->max_output_file_size = vs->opts.target_file_size;
-    *rc = version_edit_set_compact_pointer(&c->edit, level, largest);
-    if (*rc == WEIR_OK &&
-        buf_set(&vs->compact_pointer[level], largest.data, largest.len) != 0)
-        *rc = oom("picking a compaction");
+    c->rewrite = widen != NULL;
+    if (in0->n > 0) {
+        *rc = version_edit_set_compact_pointer(&c->edit, level, largest);
+        if (*rc == WEIR_OK &&
+            buf_set(&vs->compact_pointer[level], largest.data, largest.len) != 0)
+            *rc = oom("picking a compaction");
+    }
     if (*rc != WEIR_OK) {
         compaction_free_partial(c);
         c = NULL;
@@ -1730,7 +1766,7 @@ compaction *vset_pick_compaction(version_set *vs) {
         int level = order[k], rc;
         file_list in0 = {0};
         rc = pick_level_inputs(vs, level, &in0);
-        compaction *c = rc == WEIR_OK ? setup_compaction(vs, level, &in0, &rc) : NULL;
+        compaction *c = rc == WEIR_OK ? setup_compaction(vs, level, &in0, NULL, &rc) : NULL;
         free(in0.v);
         if (c || rc != WEIR_OK) return c;
     }
@@ -1755,10 +1791,30 @@ compaction *vset_compact_range(version_set *vs, int level, const slice *begin, c
         free(in0.v);
         return NULL;
     }
-    compaction *c = setup_compaction(vs, level, &in0, &rc);
+    compaction *c = setup_compaction(vs, level, &in0, NULL, &rc);
     free(in0.v);
     if (!c && rc == WEIR_OK)
         weir_set_error(WEIR_BUSY, "level %d: files in the range are already being compacted", level);
+    return c;
+}
+
+compaction *vset_compact_range_bottom(version_set *vs, int level, const slice *begin, const slice *end) {
+    if (level < 0 || level >= NUM_LEVELS - 1) {
+        weir_set_error(WEIR_INVALID, "cannot compact level %d (levels 0..%d)", level, NUM_LEVELS - 2);
+        return NULL;
+    }
+    if ((begin && begin->len < IKEY_TAG_SIZE) || (end && end->len < IKEY_TAG_SIZE)) {
+        weir_set_error(WEIR_INVALID, "compact range bounds must be internal keys");
+        return NULL;
+    }
+    slice ub, ue;
+    if (begin) ub = ikey_user(*begin);
+    if (end) ue = ikey_user(*end);
+    user_range want = {begin ? &ub : NULL, end ? &ue : NULL};
+    file_list in0 = {0};
+    int rc = get_overlapping(vs->current, level, want.begin, want.end, 1, &in0);
+    compaction *c = rc == WEIR_OK ? setup_compaction(vs, level, &in0, &want, &rc) : NULL;
+    free(in0.v);
     return c;
 }
 

@@ -37,6 +37,11 @@ typedef struct file_meta {
     buf smallest;            /* internal key */
     buf largest;             /* internal key */
     int being_compacted;     /* an input of a running compaction (DB mutex) */
+    /* In memory only (0 when read from the manifest): no range tombstone
+     * with a sequence <= this deletes an entry of this file, so such a
+     * tombstone does not need to be kept for the file's sake (compaction.c
+     * drops tombstones that no table needs). */
+    uint64_t tombs_clean_seq;
 } file_meta;
 
 /* refs starts at 1. NULL on OOM. */
@@ -232,6 +237,12 @@ void vset_mark_file_number_used(version_set *vs, uint64_t n);
  * unchanged and the error returned. */
 int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu);
 
+/* Abandon the manifest being appended to (after a failure), dropping what
+ * it had not yet handed to the OS: the next vset_log_and_apply starts a new
+ * manifest with a full snapshot of the current version and points CURRENT
+ * at it. Mutex held, no edit in progress. */
+void vset_drop_manifest(version_set *vs);
+
 /* Add every file number listed by any live version to the set
  * (caller-provided callback so db.c can use its own set type). */
 void vset_for_each_live_file(version_set *vs, void (*fn)(void *arg, uint64_t number),
@@ -247,6 +258,7 @@ typedef struct compaction {
     file_meta **grandparents;    /* level+2 files overlapping the range */
     int num_grandparents;
     uint64_t max_output_file_size;
+    int rewrite;                 /* never a trivial move (vset_compact_range_bottom) */
     version_edit edit;           /* deletions of inputs are added by the caller */
     /* state for compaction_should_stop_before / is_base_level_for_key */
     int grandparent_index;
@@ -267,6 +279,16 @@ compaction *vset_pick_compaction(version_set *vs);
  * key never end up split between a file that moves and one that stays. */
 compaction *vset_compact_range(version_set *vs, int level, const slice *begin,
                                const slice *end);
+/* Like vset_compact_range, but level+1 inputs are every file of level+1
+ * in [begin, end] (not only those under a level-`level` input), level
+ * `level` may contribute none, and the result is always rewritten, never
+ * moved. The last step of a manual compaction uses it so the deepest data
+ * in the range is rewritten too: expired values, data under range
+ * tombstones and merge operands at the bottom are only purged or folded
+ * by a rewrite, and nothing above would ever send a compaction their way.
+ * NULL if no file overlaps (no message) or on error (message). */
+compaction *vset_compact_range_bottom(version_set *vs, int level, const slice *begin,
+                                      const slice *end);
 /* A single input file that can be moved down without rewriting. */
 int compaction_is_trivial_move(const compaction *c);
 /* Add "delete every input" to c->edit. */

@@ -2,9 +2,11 @@
  * lock-free readers running against a live writer. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bloom.h"
 #include "dbformat.h"
 #include "memtable.h"
 #include "status.h"
@@ -578,6 +580,47 @@ TEST(concurrent_readers_during_writes) {
     memtable_unref(st.m);
 }
 
+/* The filter + hash index fast path must answer exactly like the skiplist:
+ * newest versions, older versions at older sequences, deletions, absent
+ * keys, and keys inserted after the index filled up. */
+static void check_lookup_matches(size_t filter_bytes, int nkeys) {
+    memtable *m = memtable_create_with_filter(filter_bytes);
+    CHECK(m != NULL);
+    char key[32], val[32];
+    uint64_t seq = 1;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < nkeys; i++) {
+            int kl = snprintf(key, sizeof key, "k%07d", (i * 7919) % nkeys);
+            int vl = snprintf(val, sizeof val, "v%d-%d", round, i);
+            int type = (round == 2 && i % 5 == 0) ? TYPE_DELETION : TYPE_VALUE;
+            CHECK_OK(memtable_add(m, seq++, type, slice_make(key, (size_t)kl), slice_make(val, (size_t)vl)));
+        }
+    }
+    uint64_t probes[] = {seq, seq / 2, (uint64_t)nkeys + 3, 1};
+    for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
+        for (int i = 0; i < nkeys + 50; i++) {
+            int kl = snprintf(key, sizeof key, "k%07d", i);
+            slice k = slice_make(key, (size_t)kl);
+            int t1 = -1, t2 = -1;
+            uint64_t s1 = 0, s2 = 0;
+            slice v1 = {0}, v2 = {0};
+            int f1 = memtable_get_entry(m, k, probes[p], &t1, &s1, &v1);
+            int f2 = memtable_lookup(m, k, bloom_hash(key, (size_t)kl), probes[p], &t2, &s2, &v2);
+            CHECK_EQ_INT(f1, f2);
+            if (f1) {
+                CHECK_EQ_INT(t1, t2);
+                CHECK_EQ_INT(s1, s2);
+                CHECK(slice_equal(v1, v2));
+            }
+        }
+    }
+    memtable_unref(m);
+}
+
+TEST(lookup_fast_path_matches_skiplist) { check_lookup_matches(64 * 1024, 3000); }
+/* A tiny index fills up: later keys fall back to the skiplist. */
+TEST(lookup_after_index_fills_up) { check_lookup_matches(64, 2000); }
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         TEST_ENTRY(empty_memtable),
@@ -591,6 +634,8 @@ int main(int argc, char **argv) {
         TEST_ENTRY(iterator_keeps_memtable_alive),
         TEST_ENTRY(memory_usage_grows_with_entries),
         TEST_ENTRY(concurrent_readers_during_writes),
+        TEST_ENTRY(lookup_fast_path_matches_skiplist),
+        TEST_ENTRY(lookup_after_index_fills_up),
         TEST_END,
     };
     return test_main(argc, argv, tests);

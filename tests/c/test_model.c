@@ -5,9 +5,18 @@
  * read is compared.
  *
  * The key universe is fixed up front (about 20k variable-length keys with
- * shared prefixes, sorted), so the model is just one value slot per key;
- * a snapshot's model is a copy of the slot array with reference-counted
- * values.
+ * shared prefixes, sorted), so the model is just one value slot per key
+ * plus its expiry time; a snapshot's model is a copy of the slot arrays
+ * with reference-counted values.
+ *
+ * Besides puts, deletes and batches the run makes range deletions (the
+ * model clears the slots in the range), int64-add merges on a fixed set of
+ * counter keys, and puts with a time-to-live on a clock the test advances
+ * now and then (a slot whose expiry has passed reads as absent, in
+ * snapshots too). Merges only target keys whose value is 8 bytes, or that
+ * have none; a slot keeps the value they were merged onto (its base, which
+ * may expire) and the sum of the operands since, and reads as base + sum
+ * while the base lives and as the sum alone once it has expired.
  *
  * Environment:
  *   WEIR_MODEL_OPS  number of operations (default 1,000,000; 200,000 when
@@ -15,6 +24,7 @@
  *   WEIR_TEST_SEED  replay a run (the seed is printed at the start)
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,6 +77,66 @@ static blob *blob_ref(blob *b) {
 
 static void blob_unref(blob *b) {
     if (b && --b->refs == 0) free(b);
+}
+
+/* A counter's value: the 8-byte little-endian int64. */
+static blob *blob_i64(uint64_t x) {
+    blob *b = malloc(sizeof(blob) + 8);
+    if (!b) abort();
+    b->refs = 1;
+    b->len = 8;
+    for (int i = 0; i < 8; i++) b->data[i] = (unsigned char)(x >> (8 * i));
+    return b;
+}
+
+static uint64_t blob_u64(const blob *b) {
+    uint64_t x = 0;
+    for (int i = 7; i >= 0; i--) x = (x << 8) | b->data[i];
+    return x;
+}
+
+/* ---- the clock TTLs expire by --------------------------------------------- */
+
+/* Milliseconds; only the test moves it. Background compactions read it. */
+static _Atomic uint64_t g_now;
+
+static uint64_t model_clock(void *arg) {
+    (void)arg;
+    return atomic_load(&g_now);
+}
+
+/* A model: per universe key a value slot, its expiry (0: none), and
+ * whether int64 adds were merged onto it since it was written, with their
+ * sum. */
+typedef struct mstate {
+    blob **vals;
+    uint64_t *exps;
+    unsigned char *has_ops;
+    uint64_t *opsum;
+} mstate;
+
+static int alive(const blob *v, uint64_t exp) {
+    return v && (exp == 0 || exp > atomic_load(&g_now));
+}
+
+/* The value a read of slot i sees now, or NULL: expired values read as
+ * absent (also through snapshots: expiry is wall time), merged operands
+ * fold onto the value while it lives. The result may point into a small
+ * ring of scratch blobs, valid for the next few calls. */
+static const blob *seen(const mstate *m, size_t i) {
+    const blob *v = alive(m->vals[i], m->exps[i]) ? m->vals[i] : NULL;
+    if (!m->has_ops[i]) return v;
+    static struct {
+        blob b;
+        unsigned char data[8];
+    } ring[8];
+    static unsigned next;
+    blob *out = &ring[next++ % 8].b;
+    uint64_t x = (v ? blob_u64(v) : 0) + m->opsum[i];
+    out->refs = 1;
+    out->len = 8;
+    for (int k = 0; k < 8; k++) out->data[k] = (unsigned char)(x >> (8 * k));
+    return out;
 }
 
 /* ---- key universe ----------------------------------------------------------- */
@@ -166,7 +236,7 @@ static int has_prefix(const mkey *k, const unsigned char *p, size_t pl) {
 
 typedef struct live_snap {
     weir_snapshot *snap;
-    blob **vals; /* the model at the moment it was taken */
+    mstate m; /* the model at the moment it was taken */
     uint64_t taken_at;
 } live_snap;
 
@@ -177,12 +247,17 @@ typedef struct run {
     weir_options *opts;
     weir_db *db;
     blob **cur; /* the model: one slot per universe key, NULL = absent */
+    uint64_t *exp; /* expiry of each slot's value (0: none) */
+    unsigned char *has_ops; /* adds merged onto the slot's value since */
+    uint64_t *opsum;        /* and their sum */
+    mstate now;    /* {cur, exp, has_ops, opsum} */
     live_snap snaps[MAX_SNAPSHOTS];
     int nsnaps;
     uint64_t op; /* index of the operation running */
     const char *opname;
     int failed;
     uint64_t n_flush, n_compact, n_reopen, n_scan, n_snap, n_iter, n_get, n_write;
+    uint64_t n_merge, n_range_del, n_ttl, n_expired_reads;
     uint64_t e_flushes, e_compactions, e_moves; /* engine counters, summed over opens */
 } run;
 
@@ -255,21 +330,21 @@ static uint32_t pick_value_len(run *R) {
 /* ---- model views for iteration ---------------------------------------------- */
 
 typedef struct view {
-    blob **vals;
+    const mstate *m;
     size_t rb, re; /* visible index range [rb, re) */
 } view;
 
 static long view_next(const view *v, long i) {
     if (i < (long)v->rb) i = (long)v->rb;
     for (; i < (long)v->re; i++)
-        if (v->vals[i]) return i;
+        if (seen(v->m, (size_t)i)) return i;
     return -1;
 }
 
 static long view_prev(const view *v, long i) {
     if (i >= (long)v->re) i = (long)v->re - 1;
     for (; i >= (long)v->rb; i--)
-        if (v->vals[i]) return i;
+        if (seen(v->m, (size_t)i)) return i;
     return -1;
 }
 
@@ -294,7 +369,7 @@ static void check_pos(run *R, weir_iter *it, const view *v, long want, const cha
     if (!valid) {
         char what[128];
         snprintf(what, sizeof what, "iterator (%s) invalid, model has an entry", step);
-        mismatch(R, what, mk->b, mk->len, v->vals[want], weir_iter_status(it), NULL, 0);
+        mismatch(R, what, mk->b, mk->len, seen(v->m, (size_t)want), weir_iter_status(it), NULL, 0);
         return;
     }
     size_t kl = 0, vl = 0;
@@ -313,7 +388,7 @@ static void check_pos(run *R, weir_iter *it, const view *v, long want, const cha
         return;
     }
     const void *val = weir_iter_value(it, &vl);
-    const blob *b = v->vals[want];
+    const blob *b = seen(v->m, (size_t)want);
     if (vl != b->len || (vl && memcmp(val, b->data, vl) != 0)) {
         char what[128];
         snprintf(what, sizeof what, "iterator (%s) value differs", step);
@@ -322,7 +397,7 @@ static void check_pos(run *R, weir_iter *it, const view *v, long want, const cha
 }
 
 /* Random seeks and a few steps in random directions. */
-static void iterate_random(run *R, blob **vals, const weir_snapshot *snap, int bounded,
+static void iterate_random(run *R, const mstate *vals, const weir_snapshot *snap, int bounded,
                            int backward_start) {
     weir_readopts ro;
     memset(&ro, 0, sizeof ro);
@@ -411,7 +486,7 @@ static void iterate_random(run *R, blob **vals, const weir_snapshot *snap, int b
 }
 
 /* Walk the whole store both ways through a snapshot (or the latest). */
-static void full_scan(run *R, blob **vals, const weir_snapshot *snap) {
+static void full_scan(run *R, const mstate *vals, const weir_snapshot *snap) {
     weir_readopts ro;
     memset(&ro, 0, sizeof ro);
     ro.snapshot = snap;
@@ -443,13 +518,16 @@ static void full_scan(run *R, blob **vals, const weir_snapshot *snap) {
 }
 
 /* One point read of a random probe, checked against vals. */
-static void get_random(run *R, blob **vals, const weir_snapshot *snap) {
+static void get_random(run *R, const mstate *vals, const weir_snapshot *snap) {
     unsigned char k[MAX_KEY_LEN + 1];
     size_t kl;
     pick_probe(R, k, &kl);
     size_t i = lower_idx(k, kl);
     const blob *want = NULL;
-    if (i < g_nkeys && key_cmp(g_keys[i].b, g_keys[i].len, k, kl) == 0) want = vals[i];
+    if (i < g_nkeys && key_cmp(g_keys[i].b, g_keys[i].len, k, kl) == 0) {
+        want = seen(vals, i);
+        if (!want && vals->vals[i]) R->n_expired_reads++;
+    }
     weir_readopts ro;
     memset(&ro, 0, sizeof ro);
     ro.snapshot = snap;
@@ -485,7 +563,7 @@ static void get_random(run *R, blob **vals, const weir_snapshot *snap) {
     if (rc == WEIR_OK) weir_free(v);
 }
 
-static void multi_get_random(run *R, blob **vals, const weir_snapshot *snap) {
+static void multi_get_random(run *R, const mstate *vals, const weir_snapshot *snap) {
     enum { MAXN = 16 };
     unsigned char kb[MAXN][MAX_KEY_LEN + 1];
     const void *keys[MAXN];
@@ -510,7 +588,7 @@ static void multi_get_random(run *R, blob **vals, const weir_snapshot *snap) {
             size_t j = lower_idx(kb[i], klens[i]);
             const blob *want = NULL;
             if (j < g_nkeys && key_cmp(g_keys[j].b, g_keys[j].len, kb[i], klens[i]) == 0)
-                want = vals[j];
+                want = seen(vals, j);
             if (want == NULL) {
                 if (st[i] != WEIR_NOT_FOUND || out[i] != NULL)
                     mismatch(R, "weir_multi_get", kb[i], klens[i], NULL, st[i], out[i], vlens[i]);
@@ -551,6 +629,15 @@ static void trace_write(run *R, size_t i, const char *what) {
     weir_free(seq);
 }
 
+/* Set slot i to b (owned) expiring at exp (0: never), with no merges. */
+static void model_set(run *R, size_t i, blob *b, uint64_t exp) {
+    blob_unref(R->cur[i]);
+    R->cur[i] = b;
+    R->exp[i] = b ? exp : 0;
+    R->has_ops[i] = 0;
+    R->opsum[i] = 0;
+}
+
 static void do_put(run *R) {
     size_t i = test_rng_uniform(&R->r, g_nkeys);
     blob *b = blob_new(&R->r, R->op, i, pick_value_len(R));
@@ -562,8 +649,29 @@ static void do_put(run *R) {
         return;
     }
     R->n_write++;
-    blob_unref(R->cur[i]);
-    R->cur[i] = b;
+    model_set(R, i, b, 0);
+}
+
+/* TTLs from 1 ms (gone at the next clock step) to a few seconds. */
+static uint64_t pick_ttl(run *R) {
+    return test_rng_uniform(&R->r, 4) == 0 ? 1 + test_rng_uniform(&R->r, 20)
+                                            : 1 + test_rng_uniform(&R->r, 4000);
+}
+
+static void do_put_ttl(run *R) {
+    size_t i = test_rng_uniform(&R->r, g_nkeys);
+    blob *b = blob_new(&R->r, R->op, i, pick_value_len(R));
+    uint64_t ttl = pick_ttl(R);
+    trace_write(R, i, "put_ttl");
+    int rc = weir_put_ttl(R->db, NULL, g_keys[i].b, g_keys[i].len, b->data, b->len, ttl);
+    if (rc != WEIR_OK) {
+        blob_unref(b);
+        fail_status(R, "weir_put_ttl", rc);
+        return;
+    }
+    R->n_write++;
+    R->n_ttl++;
+    model_set(R, i, b, atomic_load(&g_now) + ttl);
 }
 
 static void do_delete(run *R) {
@@ -575,14 +683,150 @@ static void do_delete(run *R) {
         return;
     }
     R->n_write++;
-    blob_unref(R->cur[i]);
-    R->cur[i] = NULL;
+    model_set(R, i, NULL, 0);
+}
+
+/* Counter keys: every 50th key of the universe. */
+#define COUNTER_STRIDE 50
+static size_t pick_counter(run *R) {
+    size_t n = (g_nkeys + COUNTER_STRIDE - 1) / COUNTER_STRIDE;
+    return test_rng_uniform(&R->r, n) * COUNTER_STRIDE;
+}
+
+static int64_t pick_delta(run *R) {
+    uint64_t x = test_rng_uniform(&R->r, 100);
+    if (x == 0) return INT64_MAX - (int64_t)test_rng_uniform(&R->r, 3); /* wraps */
+    if (x == 1) return INT64_MIN + (int64_t)test_rng_uniform(&R->r, 3);
+    return (int64_t)test_rng_uniform(&R->r, 2001) - 1000;
+}
+
+/* A slot's state. */
+typedef struct slot {
+    blob *val; /* a reference (or NULL) */
+    uint64_t exp;
+    int has_ops;
+    uint64_t opsum;
+} slot;
+
+/* The slot after an int64 add of delta: 1 and *out if it can take one
+ * (its live value, if any, is 8 bytes), else 0. An expired value is gone
+ * for good: the adds fold onto nothing from then on. */
+static int merge_slot(const slot *in, int64_t delta, slot *out) {
+    int live = alive(in->val, in->exp);
+    if (live && in->val->len != 8) return 0;
+    out->val = live ? blob_ref(in->val) : NULL;
+    out->exp = live ? in->exp : 0;
+    out->has_ops = 1;
+    out->opsum = (in->has_ops ? in->opsum : 0) + (uint64_t)delta;
+    return 1;
+}
+
+static void model_set_slot(run *R, size_t i, const slot *s) {
+    model_set(R, i, s->val, s->exp);
+    R->has_ops[i] = (unsigned char)s->has_ops;
+    R->opsum[i] = s->opsum;
+}
+
+static void do_merge(run *R) {
+    size_t i = pick_counter(R);
+    const mkey *k = &g_keys[i];
+    int64_t delta = pick_delta(R);
+    slot in = {R->cur[i], R->exp[i], R->has_ops[i], R->opsum[i]}, out;
+    int rc;
+    if (!merge_slot(&in, delta, &out)) {
+        /* Holds something else: make it a counter again with a put. */
+        trace_write(R, i, "put (counter reset)");
+        out = (slot){blob_i64((uint64_t)delta), 0, 0, 0};
+        rc = weir_put(R->db, NULL, k->b, k->len, out.val->data, 8);
+    } else {
+        trace_write(R, i, "merge");
+        rc = weir_add_int64(R->db, NULL, k->b, k->len, delta);
+        R->n_merge++;
+    }
+    if (rc != WEIR_OK) {
+        blob_unref(out.val);
+        fail_status(R, "weir_add_int64/weir_put", rc);
+        return;
+    }
+    R->n_write++;
+    model_set_slot(R, i, &out);
+}
+
+/* A range [lo, hi) of universe indexes and its byte bounds: mostly a
+ * short run of keys, sometimes between arbitrary probes. */
+static void pick_range(run *R, unsigned char *a, size_t *al, unsigned char *b, size_t *bl, size_t *lo,
+                       size_t *hi) {
+    if (test_rng_uniform(&R->r, 4) != 0) {
+        size_t s = test_rng_uniform(&R->r, g_nkeys);
+        size_t e = s + 1 + test_rng_uniform(&R->r, 40);
+        memcpy(a, g_keys[s].b, g_keys[s].len);
+        *al = g_keys[s].len;
+        if (e < g_nkeys) {
+            memcpy(b, g_keys[e].b, g_keys[e].len);
+            *bl = g_keys[e].len;
+        } else {
+            memset(b, 0xff, MAX_KEY_LEN + 1); /* past every key */
+            *bl = MAX_KEY_LEN + 1;
+        }
+    } else {
+        pick_probe(R, a, al);
+        pick_probe(R, b, bl);
+        if (key_cmp(a, *al, b, *bl) > 0) {
+            unsigned char t[MAX_KEY_LEN + 1];
+            size_t tl = *al;
+            memcpy(t, a, *al);
+            memcpy(a, b, *bl);
+            *al = *bl;
+            memcpy(b, t, tl);
+            *bl = tl;
+        }
+    }
+    *lo = lower_idx(a, *al);
+    *hi = lower_idx(b, *bl);
+}
+
+static void do_delete_range(run *R) {
+    unsigned char a[MAX_KEY_LEN + 1], b[MAX_KEY_LEN + 1];
+    size_t al, bl, lo, hi;
+    pick_range(R, a, &al, b, &bl, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) trace_write(R, i, "delete_range");
+    int rc = weir_delete_range(R->db, NULL, a, al, b, bl);
+    if (rc != WEIR_OK) {
+        fail_status(R, "weir_delete_range", rc);
+        return;
+    }
+    R->n_write++;
+    R->n_range_del++;
+    for (size_t i = lo; i < hi; i++) model_set(R, i, NULL, 0);
+}
+
+static void do_advance_clock(run *R) {
+    uint64_t x = test_rng_uniform(&R->r, 10);
+    atomic_fetch_add(&g_now, x == 0 ? 1 + test_rng_uniform(&R->r, 10000) : 1 + test_rng_uniform(&R->r, 300));
+}
+
+/* One op of a batch, applied to the model once the write succeeds. */
+enum { BOP_PUT, BOP_DELETE, BOP_PUT_TTL, BOP_MERGE, BOP_RANGE };
+typedef struct batch_op {
+    int kind;
+    size_t idx;         /* BOP_RANGE: [idx, hi) */
+    size_t hi;
+    slot after;         /* the slot after the op (not for BOP_RANGE) */
+} batch_op;
+
+/* Slot i as ops[0..n) of the batch leave it (or the model's, if none
+ * touches it); borrowed, not referenced. */
+static slot batch_slot(const run *R, const batch_op *ops, int n, size_t i) {
+    for (int j = n - 1; j >= 0; j--) {
+        if (ops[j].kind == BOP_RANGE && i >= ops[j].idx && i < ops[j].hi) return (slot){NULL, 0, 0, 0};
+        if (ops[j].kind != BOP_RANGE && ops[j].idx == i) return ops[j].after;
+    }
+    return (slot){R->cur[i], R->exp[i], R->has_ops[i], R->opsum[i]};
 }
 
 static void do_batch(run *R) {
     enum { MAXOPS = 20 };
-    size_t idx[MAXOPS];
-    blob *vals[MAXOPS];
+    batch_op ops[MAXOPS];
     int n = 1 + (int)test_rng_uniform(&R->r, MAXOPS);
     weir_batch *b = weir_batch_create();
     if (!b) {
@@ -590,33 +834,73 @@ static void do_batch(run *R) {
         return;
     }
     int rc = WEIR_OK;
+    size_t counted = 0;
     for (int j = 0; j < n; j++) {
+        batch_op *op = &ops[j];
         /* Keys repeat within a batch now and then: the later op must win. */
-        idx[j] = j > 0 && test_rng_uniform(&R->r, 6) == 0 ? idx[test_rng_uniform(&R->r, (uint64_t)j)]
+        op->idx = j > 0 && test_rng_uniform(&R->r, 6) == 0 ? ops[test_rng_uniform(&R->r, (uint64_t)j)].idx
                                                             : test_rng_uniform(&R->r, g_nkeys);
-        const mkey *k = &g_keys[idx[j]];
-        trace_write(R, idx[j], j ? "in a batch (not first op)" : "in a batch (first op)");
-        if (test_rng_uniform(&R->r, 4) == 0) {
-            vals[j] = NULL;
+        op->after = (slot){NULL, 0, 0, 0};
+        const mkey *k = &g_keys[op->idx];
+        uint64_t x = test_rng_uniform(&R->r, 40);
+        if (x < 10) {
+            op->kind = BOP_DELETE;
             if (rc == WEIR_OK) rc = weir_batch_delete(b, k->b, k->len);
+        } else if (x < 13) {
+            op->kind = BOP_PUT_TTL;
+            uint64_t ttl = pick_ttl(R);
+            op->after.val = blob_new(&R->r, R->op, op->idx, pick_value_len(R));
+            op->after.exp = atomic_load(&g_now) + ttl;
+            if (rc == WEIR_OK)
+                rc = weir_batch_put_ttl(b, k->b, k->len, op->after.val->data, op->after.val->len, ttl);
+        } else if (x < 16) {
+            op->kind = BOP_MERGE;
+            op->idx = pick_counter(R);
+            k = &g_keys[op->idx];
+            int64_t delta = pick_delta(R);
+            slot before = batch_slot(R, ops, j, op->idx);
+            unsigned char d[8];
+            for (int i = 0; i < 8; i++) d[i] = (unsigned char)((uint64_t)delta >> (8 * i));
+            if (merge_slot(&before, delta, &op->after)) {
+                if (rc == WEIR_OK) rc = weir_batch_merge(b, k->b, k->len, WEIR_MERGE_INT64_ADD, d, 8);
+            } else {
+                op->kind = BOP_PUT;
+                op->after.val = blob_i64((uint64_t)delta);
+                if (rc == WEIR_OK) rc = weir_batch_put(b, k->b, k->len, d, 8);
+            }
+        } else if (x == 16 && test_rng_uniform(&R->r, 4) == 0) {
+            op->kind = BOP_RANGE;
+            unsigned char lo[MAX_KEY_LEN + 1], hi[MAX_KEY_LEN + 1];
+            size_t lol, hil;
+            pick_range(R, lo, &lol, hi, &hil, &op->idx, &op->hi);
+            if (rc == WEIR_OK) rc = weir_batch_delete_range(b, lo, lol, hi, hil);
+            if (key_cmp(lo, lol, hi, hil) == 0) counted++; /* an empty range adds no op */
         } else {
-            vals[j] = blob_new(&R->r, R->op, idx[j], pick_value_len(R));
-            if (rc == WEIR_OK) rc = weir_batch_put(b, k->b, k->len, vals[j]->data, vals[j]->len);
+            op->kind = BOP_PUT;
+            op->after.val = blob_new(&R->r, R->op, op->idx, pick_value_len(R));
+            if (rc == WEIR_OK) rc = weir_batch_put(b, k->b, k->len, op->after.val->data, op->after.val->len);
+        }
+        if (op->kind == BOP_RANGE) {
+            for (size_t i = op->idx; i < op->hi; i++) trace_write(R, i, "delete_range in a batch");
+        } else {
+            trace_write(R, op->idx, j ? "in a batch (not first op)" : "in a batch (first op)");
         }
     }
-    if (rc == WEIR_OK && weir_batch_count(b) != (size_t)n) {
-        fprintf(stderr, "weir_batch_count %zu, want %d\n", weir_batch_count(b), n);
+    if (rc == WEIR_OK && weir_batch_count(b) + counted != (size_t)n) {
+        fprintf(stderr, "weir_batch_count %zu, want %zu\n", weir_batch_count(b), (size_t)n - counted);
         rc = WEIR_INVALID;
     }
     if (rc == WEIR_OK) rc = weir_write(R->db, NULL, b);
     weir_batch_destroy(b);
     if (rc != WEIR_OK) fail_status(R, "weir_batch_*/weir_write", rc);
     for (int j = 0; j < n; j++) {
-        if (rc == WEIR_OK) {
-            blob_unref(R->cur[idx[j]]);
-            R->cur[idx[j]] = vals[j];
+        batch_op *op = &ops[j];
+        if (rc != WEIR_OK) {
+            blob_unref(op->after.val);
+        } else if (op->kind == BOP_RANGE) {
+            for (size_t i = op->idx; i < op->hi; i++) model_set(R, i, NULL, 0);
         } else {
-            blob_unref(vals[j]);
+            model_set_slot(R, op->idx, &op->after);
         }
     }
     if (rc == WEIR_OK) R->n_write++;
@@ -626,8 +910,11 @@ static void do_batch(run *R) {
 
 static void snap_release(run *R, int i) {
     weir_snapshot_release(R->db, R->snaps[i].snap);
-    for (size_t j = 0; j < g_nkeys; j++) blob_unref(R->snaps[i].vals[j]);
-    free(R->snaps[i].vals);
+    for (size_t j = 0; j < g_nkeys; j++) blob_unref(R->snaps[i].m.vals[j]);
+    free(R->snaps[i].m.vals);
+    free(R->snaps[i].m.exps);
+    free(R->snaps[i].m.has_ops);
+    free(R->snaps[i].m.opsum);
     R->snaps[i] = R->snaps[--R->nsnaps];
 }
 
@@ -639,9 +926,15 @@ static void snap_create(run *R) {
         fail_status(R, "weir_snapshot_create", rc);
         return;
     }
-    s->vals = malloc(g_nkeys * sizeof *s->vals);
-    if (!s->vals) abort();
-    for (size_t j = 0; j < g_nkeys; j++) s->vals[j] = blob_ref(R->cur[j]);
+    s->m.vals = malloc(g_nkeys * sizeof *s->m.vals);
+    s->m.exps = malloc(g_nkeys * sizeof *s->m.exps);
+    s->m.has_ops = malloc(g_nkeys);
+    s->m.opsum = malloc(g_nkeys * sizeof *s->m.opsum);
+    if (!s->m.vals || !s->m.exps || !s->m.has_ops || !s->m.opsum) abort();
+    for (size_t j = 0; j < g_nkeys; j++) s->m.vals[j] = blob_ref(R->cur[j]);
+    memcpy(s->m.exps, R->exp, g_nkeys * sizeof *s->m.exps);
+    memcpy(s->m.has_ops, R->has_ops, g_nkeys);
+    memcpy(s->m.opsum, R->opsum, g_nkeys * sizeof *s->m.opsum);
     s->taken_at = R->op;
     R->nsnaps++;
     R->n_snap++;
@@ -742,7 +1035,12 @@ TEST(random_ops_match_model) {
     test_rng_seed(&R.r, R.seed);
     build_universe(&R.r);
     R.cur = calloc(g_nkeys, sizeof *R.cur);
-    CHECK(R.cur != NULL);
+    R.exp = calloc(g_nkeys, sizeof *R.exp);
+    R.has_ops = calloc(g_nkeys, 1);
+    R.opsum = calloc(g_nkeys, sizeof *R.opsum);
+    CHECK(R.cur != NULL && R.exp != NULL && R.has_ops != NULL && R.opsum != NULL);
+    R.now = (mstate){R.cur, R.exp, R.has_ops, R.opsum};
+    atomic_store(&g_now, 1700000000000ull); /* any start; TTLs are relative to it */
 
     /* Small sizes so flushes and compactions happen all the time. Block
      * size and bloom filters vary with the seed. */
@@ -758,6 +1056,7 @@ TEST(random_ops_match_model) {
     CHECK_OK(weir_options_set_block_size(R.opts, block_size));
     CHECK_OK(weir_options_set_bloom_bits_per_key(R.opts, bloom));
     CHECK_OK(weir_options_set_sync_mode(R.opts, WEIR_SYNC_NONE));
+    CHECK_OK(weir_options_set_clock(R.opts, model_clock, NULL));
     printf("ops=%" PRIu64 "%s keys=%zu block_size=%zu bloom_bits=%d\n", nops,
            MODEL_UNDER_ASAN && !(env_ops && *env_ops) ? " (reduced: AddressSanitizer build)" : "",
            g_nkeys, block_size, bloom);
@@ -769,9 +1068,21 @@ TEST(random_ops_match_model) {
     double t0 = now_sec();
     for (R.op = 0; R.op < nops && !R.failed; R.op++) {
         uint64_t x = test_rng_uniform(&R.r, 100000);
-        if (x < 28000) {
+        if (x < 22000) {
             R.opname = "put";
             do_put(&R);
+        } else if (x < 25000) {
+            R.opname = "put_ttl";
+            do_put_ttl(&R);
+        } else if (x < 29000) {
+            R.opname = "merge (int64 add)";
+            do_merge(&R);
+        } else if (x < 29040) {
+            R.opname = "delete_range";
+            do_delete_range(&R);
+        } else if (x < 29600) {
+            R.opname = "advance clock";
+            do_advance_clock(&R);
         } else if (x < 36000) {
             R.opname = "delete";
             do_delete(&R);
@@ -780,19 +1091,19 @@ TEST(random_ops_match_model) {
             do_batch(&R);
         } else if (x < 70000) {
             R.opname = "get";
-            get_random(&R, R.cur, NULL);
+            get_random(&R, &R.now, NULL);
         } else if (x < 79000) {
             R.opname = "iterate forward";
-            iterate_random(&R, R.cur, NULL, 0, 0);
+            iterate_random(&R, &R.now, NULL, 0, 0);
         } else if (x < 85000) {
             R.opname = "iterate backward";
-            iterate_random(&R, R.cur, NULL, 0, 1);
+            iterate_random(&R, &R.now, NULL, 0, 1);
         } else if (x < 88000) {
             R.opname = "iterate bounded/prefix";
-            iterate_random(&R, R.cur, NULL, 1, (int)test_rng_uniform(&R.r, 2));
+            iterate_random(&R, &R.now, NULL, 1, (int)test_rng_uniform(&R.r, 2));
         } else if (x < 90000) {
             R.opname = "multi_get";
-            multi_get_random(&R, R.cur, NULL);
+            multi_get_random(&R, &R.now, NULL);
         } else if (x < 90300) {
             R.opname = "snapshot create";
             snap_create(&R);
@@ -804,16 +1115,16 @@ TEST(random_ops_match_model) {
             uint64_t y = test_rng_uniform(&R.r, 10);
             if (!s) {
                 R.opname = "get";
-                get_random(&R, R.cur, NULL);
+                get_random(&R, &R.now, NULL);
             } else if (y < 5) {
                 R.opname = "snapshot get";
-                get_random(&R, s->vals, s->snap);
+                get_random(&R, &s->m, s->snap);
             } else if (y < 8) {
                 R.opname = "snapshot iterate";
-                iterate_random(&R, s->vals, s->snap, y == 7, (int)test_rng_uniform(&R.r, 2));
+                iterate_random(&R, &s->m, s->snap, y == 7, (int)test_rng_uniform(&R.r, 2));
             } else {
                 R.opname = "snapshot multi_get";
-                multi_get_random(&R, s->vals, s->snap);
+                multi_get_random(&R, &s->m, s->snap);
             }
         } else if (x < 99994) {
             R.opname = "flush";
@@ -828,15 +1139,15 @@ TEST(random_ops_match_model) {
             do_reopen(&R);
             if (!R.failed) {
                 R.opname = "full scan after reopen";
-                full_scan(&R, R.cur, NULL);
+                full_scan(&R, &R.now, NULL);
             }
         }
         if (!R.failed && R.op % 50000 == 49999) {
             R.opname = "periodic full scan";
-            full_scan(&R, R.cur, NULL);
+            full_scan(&R, &R.now, NULL);
             for (int i = 0; i < R.nsnaps && !R.failed; i++) {
                 R.opname = "periodic full scan of a snapshot";
-                full_scan(&R, R.snaps[i].vals, R.snaps[i].snap);
+                full_scan(&R, &R.snaps[i].m, R.snaps[i].snap);
             }
         }
         if (!R.failed && R.op % 100000 == 99999) {
@@ -848,18 +1159,21 @@ TEST(random_ops_match_model) {
     }
     if (!R.failed && R.db) {
         R.opname = "final full scan";
-        full_scan(&R, R.cur, NULL);
+        full_scan(&R, &R.now, NULL);
     }
     if (!R.failed && R.db) {
         R.opname = "final reopen + scan";
         do_reopen(&R);
-        if (!R.failed) full_scan(&R, R.cur, NULL);
+        if (!R.failed) full_scan(&R, &R.now, NULL);
     }
     printf("ran %" PRIu64 " ops in %.1f s: %" PRIu64 " writes, %" PRIu64 " gets, %" PRIu64
            " iterators, %" PRIu64 " full scans, %" PRIu64 " snapshots, %" PRIu64
            " explicit flushes, %" PRIu64 " explicit compactions, %" PRIu64 " reopens\n",
            R.op, now_sec() - t0, R.n_write, R.n_get, R.n_iter, R.n_scan, R.n_snap, R.n_flush,
            R.n_compact, R.n_reopen);
+    printf("  %" PRIu64 " merges, %" PRIu64 " range deletes, %" PRIu64 " TTL puts, %" PRIu64
+           " gets of expired values\n",
+           R.n_merge, R.n_range_del, R.n_ttl, R.n_expired_reads);
     if (R.db) {
         print_engine_counters(R.db);
         accumulate_counters(&R);
@@ -877,6 +1191,9 @@ TEST(random_ops_match_model) {
     weir_options_destroy(R.opts);
     for (size_t i = 0; i < g_nkeys; i++) blob_unref(R.cur[i]);
     free(R.cur);
+    free(R.exp);
+    free(R.has_ops);
+    free(R.opsum);
     free(g_keys);
     g_keys = NULL;
     if (!R.failed) test_rmtree(R.dir);
