@@ -1,0 +1,417 @@
+"""Pieces every backend shares: key and value encoding, argument checks, the
+expiry header, key ranges, the gate that lets stop/restore wait for work in
+worker threads, and the file format of memory and Redis backups.
+
+Nothing here knows a particular engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import reprlib
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any, TypeVar
+
+from .. import ClosedError, CorruptionError, Error, InvalidArgumentError
+from ..codecs import Codec, get_codec
+
+T = TypeVar("T")
+
+#: The largest encoded key any backend accepts (the weir engine's limit,
+#: applied to every backend so they all behave alike).
+MAX_KEY_SIZE = 1 << 20
+
+#: Batches with more items than this are encoded and written in a worker
+#: thread; smaller ones inline, where the thread hop would cost more.
+INLINE_BATCH_ITEMS = 512
+#: A single value larger than this is written in a worker thread.
+INLINE_VALUE_BYTES = 1 << 20
+#: Pairs fetched per worker-thread call by a streaming ``async for`` scan.
+SCAN_CHUNK = 1024
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+
+
+def short_repr(obj: object) -> str:
+    """``repr`` cut to a readable length for error messages (keys may be 1 MiB)."""
+    return _short.repr(obj)
+
+
+def make_error(cls: type[Error], message: str, status: str | None = None) -> Error:
+    """An instance of a weir exception class with ``.status`` set as the engine would."""
+    exc = cls(message)
+    default = {
+        "ClosedError": "WEIR_CLOSED",
+        "CorruptionError": "WEIR_CORRUPTION",
+        "BusyError": "WEIR_BUSY",
+        "InvalidArgumentError": "WEIR_INVALID",
+        "StorageIOError": "WEIR_IO_ERROR",
+        "NoSpaceError": "WEIR_NO_SPACE",
+    }.get(cls.__name__)
+    exc.status = status or default
+    return exc
+
+
+def closed_error(what: str) -> Error:
+    """The error every operation on a stopped backend raises."""
+    return make_error(ClosedError, f"{what} is stopped; call start() first")
+
+
+# ---- keys ------------------------------------------------------------------------
+
+
+class TextOrBytesKeys:
+    """The default key codec: ``str`` as UTF-8, bytes-like as is.
+
+    Decoding gives ``str`` when the bytes are valid UTF-8, else ``bytes``, so
+    the keys the seed's code uses ("user:1") round-trip, and binary keys
+    still work. (A bytes key that happens to be valid UTF-8 comes back as a
+    ``str``; choose ``key_codec="bytes"`` to always get bytes.)
+    """
+
+    name = "str|bytes"
+
+    def encode(self, value: Any, key: object = None) -> bytes:
+        t = type(value)
+        if t is str:
+            try:
+                return value.encode("utf-8")  # type: ignore[no-any-return]
+            except UnicodeEncodeError as e:
+                raise make_error(
+                    InvalidArgumentError, f"key {short_repr(value)} is not valid Unicode: {e}"
+                ) from None
+        if t is bytes:
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, str):
+            return self.encode(str(value))
+        raise TypeError(
+            f"key must be str or bytes, not {type(value).__name__} ({short_repr(value)}); "
+            "for int or tuple keys use options={'key_codec': 'key'}"
+        )
+
+    def decode(self, data: bytes) -> str | bytes:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+
+    def prefix(self, value: Any) -> bytes:
+        return self.encode(value)
+
+
+class KeyEncoding:
+    """A key codec plus the checks and range arithmetic the stores need."""
+
+    __slots__ = ("codec", "decode", "name")
+
+    def __init__(self, spec: str | Codec[Any] | None) -> None:
+        self.codec: Any = TextOrBytesKeys() if spec is None else get_codec(spec)
+        self.decode: Callable[[bytes], Any] = self.codec.decode
+        self.name: str = getattr(self.codec, "name", type(self.codec).__name__)
+
+    def encode(self, key: Any) -> bytes:
+        """The bytes of ``key``; TypeError for a key of the wrong type,
+        InvalidArgumentError for one over 1 MiB."""
+        try:
+            data: bytes = self.codec.encode(key)
+        except TypeError:
+            raise
+        except Error:
+            raise
+        except (ValueError, UnicodeError) as e:
+            raise make_error(InvalidArgumentError, f"bad key {short_repr(key)}: {e}") from None
+        if len(data) > MAX_KEY_SIZE:
+            raise make_error(
+                InvalidArgumentError,
+                f"key of {len(data)} bytes exceeds the limit of {MAX_KEY_SIZE} bytes",
+            )
+        return data
+
+    def encode_many(self, keys: Iterable[Any]) -> list[bytes]:
+        """Encode every key of an iterable (not a str or bytes, which would
+        otherwise be taken one character at a time)."""
+        if isinstance(keys, (str, bytes, bytearray, memoryview)) or not isinstance(keys, Iterable):
+            raise TypeError(
+                f"keys must be a list or other iterable of keys, not {type(keys).__name__}"
+            )
+        enc = self.encode
+        return [enc(k) for k in keys]
+
+    def encode_prefix(self, prefix: Any) -> bytes:
+        """The byte prefix shared by the keys that start with ``prefix``."""
+        fn = getattr(self.codec, "prefix", None)
+        try:
+            data: bytes = fn(prefix) if fn is not None else self.codec.encode(prefix)
+        except TypeError as e:
+            raise TypeError(f"bad prefix {short_repr(prefix)}: {e}") from None
+        return data
+
+    def bounds(
+        self, start_key: Any, end_key: Any, prefix: Any
+    ) -> tuple[bytes | None, bytes | None, bool]:
+        """Encoded ``[lower, upper)`` for a scan and whether it is empty."""
+        lower = None if start_key is None else self.encode(start_key)
+        upper = None if end_key is None else self.encode(end_key)
+        if prefix is not None and not (isinstance(prefix, (str, bytes)) and len(prefix) == 0):
+            p = self.encode_prefix(prefix)
+            if lower is None or lower < p:
+                lower = p
+            succ = prefix_successor(p)
+            if succ is not None and (upper is None or succ < upper):
+                upper = succ
+        empty = upper is not None and (upper == b"" or (lower is not None and lower >= upper))
+        return lower, upper, empty
+
+
+def prefix_successor(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with
+    ``prefix``; None when there is none (the prefix is all 0xff)."""
+    p = prefix.rstrip(b"\xff")
+    if not p:
+        return None
+    return p[:-1] + bytes((p[-1] + 1,))
+
+
+def check_limit(limit: Any) -> int | None:
+    """Validate a scan ``limit``: None (no limit) or an int >= 0."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+    if limit < 0:
+        raise make_error(InvalidArgumentError, f"limit must be >= 0, not {limit}")
+    return limit
+
+
+def check_prefix(prefix: Any) -> None:
+    """Prefixes are keys or key fragments: anything but these is a type error."""
+    if prefix is not None and isinstance(prefix, (float, bool, list, dict, set)):
+        raise TypeError(f"prefix must be a str, bytes or key, not {type(prefix).__name__}")
+
+
+def iter_pairs(items: Any) -> Iterator[tuple[Any, Any]]:
+    """The pairs of a mapping, or of an iterable of 2-tuples."""
+    if isinstance(items, Mapping):
+        return iter(items.items())
+    if isinstance(items, (str, bytes, bytearray, memoryview)) or not isinstance(items, Iterable):
+        raise TypeError(f"items must be a dict of key -> value, not {type(items).__name__}")
+    return _checked_pairs(items)
+
+
+def _checked_pairs(items: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    for pair in items:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TypeError(f"items must be a dict or (key, value) pairs, got {short_repr(pair)}")
+        yield pair
+
+
+# ---- values ----------------------------------------------------------------------
+
+_EXPIRY = struct.Struct(">Q")
+EXPIRY_HEADER = _EXPIRY.size
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: expiry headers must survive a restart."""
+    return time.time_ns() // 1_000_000
+
+
+class ValueEncoding:
+    """A value codec plus, when the store has a TTL, the expiry header.
+
+    With ``ttl_seconds`` set, every stored value starts with 8 bytes: the
+    big-endian wall-clock millisecond at which it expires. A store's TTL
+    setting is therefore part of its on-disk format: reopen it with
+    ``ttl_seconds`` set (to any value) exactly when it was created with it.
+    """
+
+    __slots__ = ("codec", "name", "ttl_ms")
+
+    def __init__(self, spec: str | Codec[Any] | None, ttl_seconds: float | None) -> None:
+        self.codec: Any = get_codec("json" if spec is None else spec)
+        self.name: str = getattr(self.codec, "name", type(self.codec).__name__)
+        self.ttl_ms: int | None = None if ttl_seconds is None else max(1, round(ttl_seconds * 1000))
+
+    def encode_plain(self, key: Any, value: Any) -> bytes:
+        """The codec's bytes for ``value``; TypeError names the key and type."""
+        try:
+            data: bytes = self.codec.encode(value, key)
+        except TypeError as e:
+            msg = str(e)
+            if "key" not in msg:
+                msg = (
+                    f"cannot encode the value for key {short_repr(key)} "
+                    f"(type {type(value).__name__}) with the {self.name} codec: {msg}"
+                )
+            raise TypeError(msg) from None
+        except ValueError as e:
+            raise make_error(
+                InvalidArgumentError,
+                f"cannot encode the value for key {short_repr(key)} "
+                f"with the {self.name} codec: {e}",
+            ) from None
+        return data
+
+    def encode(self, key: Any, value: Any) -> bytes:
+        """Bytes to store: the codec's output behind the expiry header if any."""
+        data = self.encode_plain(key, value)
+        if self.ttl_ms is None:
+            return data
+        return _EXPIRY.pack(now_ms() + self.ttl_ms) + data
+
+    def live_payload(self, raw: bytes, now: int | None = None) -> bytes | None:
+        """The codec bytes of a stored value, or None if it has expired."""
+        if self.ttl_ms is None:
+            return raw
+        if len(raw) < EXPIRY_HEADER:
+            raise make_error(
+                CorruptionError,
+                f"stored value of {len(raw)} bytes is shorter than the expiry header; "
+                "was this store created without ttl_seconds?",
+            )
+        (expires,) = _EXPIRY.unpack_from(raw)
+        if expires <= (now_ms() if now is None else now):
+            return None
+        return raw[EXPIRY_HEADER:]
+
+    def decode_payload(self, key: Any, payload: bytes) -> Any:
+        try:
+            return self.codec.decode(payload)
+        except Exception as e:
+            raise make_error(
+                CorruptionError,
+                f"the value for key {short_repr(key)} cannot be decoded with the {self.name} "
+                f"codec ({type(e).__name__}: {e}); was the store written with another value_codec?",
+            ) from e
+
+    def decode(self, key: Any, raw: bytes) -> Any:
+        """The value of stored bytes (caller has checked it is live)."""
+        payload = self.live_payload(raw)
+        return None if payload is None else self.decode_payload(key, payload)
+
+
+# ---- the gate -----------------------------------------------------------------------
+
+
+class Gate:
+    """Lets ``stop`` and ``restore`` wait for the work running in worker
+    threads, and hold new work back while they swap the engine handle.
+
+    Work in a worker thread counts itself in with :meth:`enter` and out with
+    :meth:`leave`. :meth:`close` raises a barrier and waits until that count
+    is zero; point operations, which run inline on the event loop, only
+    check the barrier, so they cost one attribute test. Everything here runs
+    on the event loop thread.
+    """
+
+    __slots__ = ("_active", "_idle", "barrier")
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._idle: asyncio.Event | None = None
+        self.barrier: asyncio.Future[None] | None = None
+
+    async def wait_open(self) -> None:
+        while self.barrier is not None:
+            await asyncio.shield(self.barrier)
+
+    async def enter(self) -> None:
+        if self.barrier is not None:
+            await self.wait_open()
+        self._active += 1
+
+    def enter_open(self) -> None:
+        """Count in work when the caller has just seen ``barrier is None``."""
+        self._active += 1
+
+    def leave(self) -> None:
+        self._active -= 1
+        if self._active == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def close(self) -> None:
+        """Raise the barrier (waiting for a previous holder) and drain."""
+        await self.wait_open()
+        self.barrier = asyncio.get_running_loop().create_future()
+        while self._active > 0:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        self._idle = None
+
+    def open(self) -> None:
+        barrier, self.barrier = self.barrier, None
+        if barrier is not None and not barrier.done():
+            barrier.set_result(None)
+
+
+# ---- dump files (memory and Redis backups) ------------------------------------------
+
+DUMP_MAGIC = b"WEIRDUMP\x01\n"
+_DUMP_REC = struct.Struct(">IIq")  # key length, value length, expiry ms (-1: none)
+_DUMP_END = struct.Struct(">4sQI")  # b"END!", record count, crc32 of every record
+
+
+def write_dump(f: IO[bytes], records: Iterable[tuple[bytes, bytes, int]]) -> int:
+    """Write ``(key, value, expires_ms_or_-1)`` records; returns the count.
+
+    The trailer holds the count and a CRC-32 of every record, so a torn or
+    damaged file is refused on restore instead of half-loaded.
+    """
+    f.write(DUMP_MAGIC)
+    crc = 0
+    n = 0
+    for key, value, expires in records:
+        head = _DUMP_REC.pack(len(key), len(value), expires)
+        crc = zlib.crc32(value, zlib.crc32(key, zlib.crc32(head, crc)))
+        f.write(head)
+        f.write(key)
+        f.write(value)
+        n += 1
+    f.write(_DUMP_END.pack(b"END!", n, crc))
+    return n
+
+
+def read_dump(f: IO[bytes], name: str) -> list[tuple[bytes, bytes, int]]:
+    """Read and verify a dump file written by :func:`write_dump`."""
+    if f.read(len(DUMP_MAGIC)) != DUMP_MAGIC:
+        raise make_error(
+            CorruptionError, f"{name}: not a weir.stores backup (bad magic at offset 0)"
+        )
+    out: list[tuple[bytes, bytes, int]] = []
+    crc = 0
+    offset = len(DUMP_MAGIC)
+    while True:
+        head = f.read(_DUMP_REC.size)
+        if head[:4] == b"END!" and len(head) >= 12:
+            tail = head + f.read(_DUMP_END.size - len(head))
+            if len(tail) != _DUMP_END.size:
+                break
+            _, count, want = _DUMP_END.unpack(tail)
+            if count != len(out) or want != crc:
+                raise make_error(
+                    CorruptionError,
+                    f"{name}: checksum or record count mismatch in the trailer at offset {offset}",
+                )
+            if f.read(1):
+                raise make_error(
+                    CorruptionError, f"{name}: trailing bytes after offset {offset + len(tail)}"
+                )
+            return out
+        if len(head) != _DUMP_REC.size:
+            break
+        klen, vlen, expires = _DUMP_REC.unpack(head)
+        key = f.read(klen)
+        value = f.read(vlen)
+        if len(key) != klen or len(value) != vlen:
+            break
+        crc = zlib.crc32(value, zlib.crc32(key, zlib.crc32(head, crc)))
+        out.append((key, value, expires))
+        offset += len(head) + klen + vlen
+    raise make_error(CorruptionError, f"{name}: truncated at offset {offset}")

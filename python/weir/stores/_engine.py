@@ -1,0 +1,717 @@
+"""The store API over an engine with a synchronous byte-level interface.
+
+:class:`EngineBackend` implements every method of
+:class:`~weir.stores.StoreBackend` once, for the weir, RocksDB and memory
+backends, in terms of a handful of byte-level hooks (get, put, delete, an
+atomic write of puts and deletes, a cursor over a key range). It owns the
+async policy:
+
+* point operations (get, set, delete, exists, small batches) run inline on
+  the event loop: they take microseconds, and the weir extension releases
+  the GIL inside the engine;
+* scans, large batches, big values, counting, backup and restore run in the
+  backend's own thread pool, so the loop is never held for long;
+* ``stop`` and ``restore`` raise a barrier (:class:`~._common.Gate`), wait
+  for worker-thread work to finish, and only then close or swap the engine,
+  so no call ever reaches a closed handle; point operations that arrive
+  meanwhile wait at the barrier and then see the new state.
+
+Writes that run in a worker thread hold ``_wlock``; a transaction commit
+holds it while it checks its reads and applies its writes, inline, so no
+other write of this backend can land in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from .. import ClosedError, InvalidArgumentError
+from ._common import (
+    INLINE_BATCH_ITEMS,
+    INLINE_VALUE_BYTES,
+    SCAN_CHUNK,
+    Gate,
+    KeyEncoding,
+    ValueEncoding,
+    check_limit,
+    check_prefix,
+    closed_error,
+    iter_pairs,
+    make_error,
+    now_ms,
+    short_repr,
+)
+from ._txn import StoreTransaction
+from .base import PathLike, ScanResult, StoreBackend, StoreBackendConfig, TransactionConflictError
+
+T = TypeVar("T")
+log = logging.getLogger("weir.stores")
+
+#: Options every backend accepts.
+COMMON_OPTIONS = frozenset({"key_codec", "value_codec", "executor_threads"})
+
+_KEYS, _VALUES, _ITEMS = 0, 1, 2
+_DELETE_CHUNK = 4096
+
+
+class Cursor(Protocol):
+    """A forward cursor over ``[lower, upper)`` of an engine, in key order."""
+
+    def fetch(self, n: int | None) -> list[tuple[bytes, bytes]]:
+        """Up to ``n`` more ``(key, raw value)`` pairs (all when None); [] at the end."""
+        ...
+
+    def close(self) -> None:
+        """Release the engine resources; idempotent."""
+        ...
+
+
+def dir_size(path: str) -> int:
+    """Bytes of the regular files under ``path`` (0 if it is gone)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # deleted by a compaction while we walked
+    return total
+
+
+class EngineBackend(StoreBackend):
+    """A store over a synchronous byte-level engine; see the module docs."""
+
+    #: options this backend accepts besides :data:`COMMON_OPTIONS`
+    engine_options: frozenset[str] = frozenset()
+    #: whether large writes go to a worker thread (False: applied inline)
+    writes_in_thread = True
+    #: whether the data outlives the process
+    persistent = True
+
+    def __init__(self, config: StoreBackendConfig) -> None:
+        super().__init__(config)
+        opts = dict(config.options or {})
+        unknown = sorted(set(opts) - COMMON_OPTIONS - self.engine_options)
+        if unknown:
+            allowed = ", ".join(sorted(COMMON_OPTIONS | self.engine_options))
+            raise make_error(
+                InvalidArgumentError,
+                f"unknown option(s) {', '.join(map(repr, unknown))} for the "
+                f"{self.backend_type} backend; it accepts {allowed}",
+            )
+        self._keys = KeyEncoding(opts.pop("key_codec", None))
+        self._values = ValueEncoding(opts.pop("value_codec", None), config.ttl_seconds)
+        threads = opts.pop("executor_threads", 4)
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise TypeError(f"executor_threads must be an int, not {type(threads).__name__}")
+        if threads < 1:
+            raise make_error(InvalidArgumentError, f"executor_threads must be >= 1, not {threads}")
+        self._threads = threads
+        self._engine_opts: dict[str, Any] = opts
+        self._open = False
+        self._gate = Gate()
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wlock = threading.Lock()
+        self._start_lock: asyncio.Lock | None = None
+        self._live_cursors: set[Cursor] = set()
+
+    # ---- hooks an engine implements ------------------------------------------------
+
+    def _open_engine(self) -> None:
+        """Open the engine (in a worker thread); raise weir errors on failure."""
+        raise NotImplementedError
+
+    def _close_engine(self) -> None:
+        """Close the engine (in a worker thread, nothing else running)."""
+        raise NotImplementedError
+
+    def _get(self, key: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def _get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        get = self._get
+        return [get(k) for k in keys]
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        raise NotImplementedError
+
+    def _delete(self, key: bytes) -> None:
+        raise NotImplementedError
+
+    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        """Apply ``deletes`` then ``puts`` as one atomic write."""
+        raise NotImplementedError
+
+    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> Cursor:
+        """A cursor over a consistent view of ``[lower, upper)``; with
+        ``values`` False the raw values may be empty."""
+        raise NotImplementedError
+
+    def _engine_stats(self) -> dict[str, Any]:
+        return {}
+
+    def _bytes_on_disk(self) -> int:
+        return 0
+
+    def _backup_sync(self, path: str) -> None:
+        raise NotImplementedError
+
+    def _prepare_restore(self, path: str) -> Any:
+        """Build the restored data from ``path`` without touching the live store."""
+        raise NotImplementedError
+
+    def _swap_restore(self, staged: Any) -> None:
+        """Replace the live data with ``staged`` (nothing else is running)."""
+        raise NotImplementedError
+
+    def _discard_restore(self, staged: Any) -> None:
+        """Clean up ``staged`` after a failed swap."""
+
+    def _on_expired(self, key: bytes) -> None:
+        """A read found ``key`` expired (inline, on the loop thread)."""
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def _describe(self) -> str:
+        return f"{self.backend_type} store {self.config.path!r}"
+
+    async def _ready(self) -> None:
+        await self._gate.wait_open()
+        if not self._open:
+            raise closed_error(self._describe())
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run ``fn`` in the pool; the gate counts it until the thread returns,
+        even if the awaiting task is cancelled first."""
+        assert self._executor is not None and self._loop is not None
+        loop = self._loop
+        gate = self._gate
+        cf: Future[T] = self._executor.submit(fn, *args)
+
+        def done(_: Future[T]) -> None:
+            try:
+                loop.call_soon_threadsafe(gate.leave)
+            except RuntimeError:  # the loop is gone; nobody waits on the gate
+                pass
+
+        cf.add_done_callback(done)
+        return asyncio.wrap_future(cf, loop=loop)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        await self._gate.enter()
+        if not self._open:
+            self._gate.leave()
+            raise closed_error(self._describe())
+        return await self._submit(fn, *args)
+
+    async def _exclusive(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in the pool while the barrier is up (caller holds it)."""
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _close_cursors(self) -> None:
+        """Close the cursors of streaming scans still open (the gate is closed,
+        so none is in use): the engine handle must not be pinned by them."""
+        live, self._live_cursors = self._live_cursors, set()
+        for cur in live:
+            cur.close()
+
+    def _locked_write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        with self._wlock:
+            self._write(puts, deletes)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store. Idempotent; raises :class:`weir.BusyError` if another
+        process (or another backend in this one) holds the path."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._open:
+                return
+            if self.config.max_size is not None and self.persistent:
+                log.warning(
+                    "%s backend ignores max_size=%s (only the memory backend evicts)",
+                    self.backend_type,
+                    self.config.max_size,
+                )
+            executor = ThreadPoolExecutor(
+                self._threads, thread_name_prefix=f"weir-stores-{self.backend_type}"
+            )
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(executor, self._open_engine)
+            except BaseException:
+                executor.shutdown(wait=False)
+                raise
+            self._executor = executor
+            self._loop = loop
+            self._gate = Gate()
+            self._open = True
+
+    async def stop(self) -> None:
+        """Close the store after the work in worker threads has finished.
+        Idempotent; later calls raise :class:`weir.ClosedError`."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self._open:
+                return
+            await self._gate.close()
+            self._open = False
+            self._close_cursors()
+            executor = self._executor
+            try:
+                await self._exclusive(self._close_engine)
+            finally:
+                self._gate.open()
+                self._executor = None
+                if executor is not None:
+                    executor.shutdown(wait=False)
+
+    @property
+    def started(self) -> bool:
+        """True between a successful ``start()`` and ``stop()``."""
+        return self._open
+
+    # ---- point operations ---------------------------------------------------------------
+
+    async def get(self, key: Any) -> Any:
+        """The value of ``key``, or None if absent or expired."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        ek = self._keys.encode(key)
+        raw = self._get(ek)
+        if raw is None:
+            return None
+        values = self._values
+        if values.ttl_ms is None:
+            return values.decode_payload(key, raw)
+        payload = values.live_payload(raw)
+        if payload is None:
+            self._on_expired(ek)
+            return None
+        return values.decode_payload(key, payload)
+
+    async def batch_get(self, keys: Iterable[Any]) -> list[Any]:
+        """The values of ``keys`` (None for absent ones), read in one call."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        keys = list(keys) if not isinstance(keys, list) else keys
+        eks = self._keys.encode_many(keys)
+        if len(eks) > INLINE_BATCH_ITEMS:
+            raws = await self._in_thread(self._get_many, eks)
+        else:
+            raws = self._get_many(eks)
+        values = self._values
+        return [None if r is None else values.decode(k, r) for k, r in zip(keys, raws, strict=True)]
+
+    async def set(self, key: Any, value: Any) -> None:
+        """Store ``value`` under ``key``."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        ek = self._keys.encode(key)
+        ev = self._values.encode(key, value)
+        if len(ev) > INLINE_VALUE_BYTES and self.writes_in_thread:
+            await self._in_thread(self._locked_write, [(ek, ev)], [])
+        else:
+            self._put(ek, ev)
+
+    async def delete(self, key: Any) -> bool:
+        """Remove ``key``; True if it was present (and not expired)."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        ek = self._keys.encode(key)
+        raw = self._get(ek)
+        if raw is None:
+            return False
+        self._delete(ek)
+        return self._values.live_payload(raw) is not None
+
+    async def exists(self, key: Any) -> bool:
+        """True if ``key`` is present and not expired."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        ek = self._keys.encode(key)
+        raw = self._get(ek)
+        if raw is None:
+            return False
+        if self._values.ttl_ms is None or self._values.live_payload(raw) is not None:
+            return True
+        self._on_expired(ek)
+        return False
+
+    # ---- batches ---------------------------------------------------------------------------
+
+    def _encode_items(self, items: Any) -> list[tuple[bytes, bytes]]:
+        enc_k = self._keys.encode
+        enc_v = self._values.encode
+        return [(enc_k(k), enc_v(k, v)) for k, v in iter_pairs(items)]
+
+    def _encode_and_write(self, items: Any) -> None:
+        puts = self._encode_items(items)
+        if puts:
+            self._locked_write(puts, [])
+
+    async def batch_set(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        """Store every pair in one atomic write; nothing is written if any
+        key or value cannot be encoded."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        if not isinstance(items, Sized):
+            items = list(iter_pairs(items))
+        if len(items) > INLINE_BATCH_ITEMS:
+            if self.writes_in_thread:
+                await self._in_thread(self._encode_and_write, items)
+                return
+            puts = await self._in_thread(self._encode_items, items)
+            if self._gate.barrier is not None or not self._open:
+                await self._ready()  # stopped or restored while we encoded
+        else:
+            puts = self._encode_items(items)
+        if not puts:
+            return
+        if self.writes_in_thread and sum(len(v) for _, v in puts) > INLINE_VALUE_BYTES:
+            await self._in_thread(self._locked_write, puts, [])
+        else:
+            self._write(puts, [])
+
+    def _delete_present(self, eks: list[bytes]) -> int:
+        raws = self._get_many(eks)
+        live = self._values.live_payload
+        now = now_ms()
+        present = [k for k, r in zip(eks, raws, strict=True) if r is not None]
+        count = sum(1 for r in raws if r is not None and live(r, now) is not None)
+        if present:
+            if self.writes_in_thread:
+                self._locked_write([], present)
+            else:
+                self._write([], present)
+        return count
+
+    async def batch_delete(self, keys: Iterable[Any]) -> int:
+        """Remove ``keys`` in one atomic write; returns how many were present."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        eks = list(dict.fromkeys(self._keys.encode_many(keys)))
+        if len(eks) > INLINE_BATCH_ITEMS and self.writes_in_thread:
+            return await self._in_thread(self._delete_present, eks)
+        return self._delete_present(eks)
+
+    # ---- scans -------------------------------------------------------------------------------
+
+    def _collect_sync(
+        self, lower: bytes | None, upper: bytes | None, limit: int | None, mode: int
+    ) -> list[Any]:
+        need_values = mode != _KEYS or self._values.ttl_ms is not None
+        out: list[Any] = []
+        now = now_ms()
+        cur = self._cursor(lower, upper, need_values)
+        try:
+            while limit is None or len(out) < limit:
+                # Expired entries are skipped, so a limited scan may need more rounds.
+                chunk = cur.fetch(None if limit is None else limit - len(out))
+                if not chunk:
+                    break
+                self._decode_into(out, chunk, mode, now, limit)
+        finally:
+            cur.close()
+        return out
+
+    def _decode_into(
+        self,
+        out: list[Any],
+        chunk: list[tuple[bytes, bytes]],
+        mode: int,
+        now: int,
+        limit: int | None,
+    ) -> None:
+        values = self._values
+        dk = self._keys.decode
+        ttl = values.ttl_ms is not None
+        for k, raw in chunk:
+            if limit is not None and len(out) >= limit:
+                return
+            if ttl:
+                payload = values.live_payload(raw, now)
+                if payload is None:
+                    continue
+            else:
+                payload = raw
+            if mode == _KEYS:
+                out.append(dk(k))
+            else:
+                key = dk(k)
+                v = values.decode_payload(key, payload)
+                out.append(v if mode == _VALUES else (key, v))
+
+    async def _collect(
+        self, lower: bytes | None, upper: bytes | None, limit: int | None, mode: int, empty: bool
+    ) -> list[Any]:
+        await self._ready()
+        if empty or limit == 0:
+            return []
+        return await self._in_thread(self._collect_sync, lower, upper, limit, mode)
+
+    async def _stream(
+        self, lower: bytes | None, upper: bytes | None, limit: int | None, empty: bool
+    ) -> Any:
+        await self._ready()
+        if empty or limit == 0:
+            return
+        cursors: list[Cursor] = []
+
+        def first_chunk() -> list[tuple[bytes, bytes]]:
+            cur = self._cursor(lower, upper, True)
+            cursors.append(cur)
+            self._live_cursors.add(cur)
+            return cur.fetch(SCAN_CHUNK)
+
+        def next_chunk() -> list[tuple[bytes, bytes]]:
+            if cursors[0] not in self._live_cursors:
+                raise make_error(
+                    ClosedError, "the store was restored while this scan ran; its cursor is closed"
+                )
+            return cursors[0].fetch(SCAN_CHUNK)
+
+        produced = 0
+        try:
+            chunk = await self._in_thread(first_chunk)
+            while chunk:
+                out: list[Any] = []
+                self._decode_into(out, chunk, _ITEMS, now_ms(), None)
+                for pair in out:
+                    yield pair
+                    produced += 1
+                    if limit is not None and produced >= limit:
+                        return
+                chunk = await self._in_thread(next_chunk)
+        finally:
+            if cursors:
+                self._live_cursors.discard(cursors[0])
+                cursors[0].close()
+
+    def scan(
+        self,
+        start_key: Any = None,
+        end_key: Any = None,
+        prefix: Any = None,
+        limit: int | None = None,
+    ) -> ScanResult:
+        """Pairs with ``start_key <= key < end_key`` that start with ``prefix``,
+        in key order, at most ``limit`` of them.
+
+        ``await backend.scan(...)`` gives an iterator over one consistent
+        read; ``async for key, value in backend.scan(...)`` streams in
+        chunks of a thousand, each read in a worker thread.
+        """
+        limit = check_limit(limit)
+        check_prefix(prefix)
+        lower, upper, empty = self._keys.bounds(start_key, end_key, prefix)
+        return ScanResult(
+            lambda: self._collect(lower, upper, limit, _ITEMS, empty),
+            lambda: self._stream(lower, upper, limit, empty),
+        )
+
+    async def keys(self, prefix: Any = None) -> list[Any]:
+        """Every key (under ``prefix``), in key order."""
+        check_prefix(prefix)
+        lower, upper, empty = self._keys.bounds(None, None, prefix)
+        return await self._collect(lower, upper, None, _KEYS, empty)
+
+    async def values(self) -> list[Any]:
+        """Every value, in key order."""
+        return await self._collect(None, None, None, _VALUES, False)
+
+    async def items(self, prefix: Any = None) -> list[tuple[Any, Any]]:
+        """Every ``(key, value)`` pair (under ``prefix``), in key order."""
+        check_prefix(prefix)
+        lower, upper, empty = self._keys.bounds(None, None, prefix)
+        return await self._collect(lower, upper, None, _ITEMS, empty)
+
+    def _count_sync(self) -> int:
+        values = self._values
+        ttl = values.ttl_ms is not None
+        now = now_ms()
+        n = 0
+        cur = self._cursor(None, None, ttl)
+        try:
+            while True:
+                chunk = cur.fetch(65536)
+                if not chunk:
+                    return n
+                if ttl:
+                    n += sum(1 for _, raw in chunk if values.live_payload(raw, now) is not None)
+                else:
+                    n += len(chunk)
+        finally:
+            cur.close()
+
+    async def size(self) -> int:
+        """The number of live keys (an exact count: a scan of the keys)."""
+        await self._ready()
+        return await self._in_thread(self._count_sync)
+
+    def _clear_sync(self) -> None:
+        cur = self._cursor(None, None, False)
+        try:
+            while True:
+                chunk = cur.fetch(_DELETE_CHUNK)
+                if not chunk:
+                    break
+                self._locked_write([], [k for k, _ in chunk])
+        finally:
+            cur.close()
+
+    async def clear(self) -> None:
+        """Remove every key. Other operations of this backend wait until it
+        is done, so none of them sees a half-cleared store."""
+        await self._ready()
+        await self._gate.close()
+        try:
+            if not self._open:
+                raise closed_error(self._describe())
+            await self._exclusive(self._clear_sync)
+        finally:
+            self._gate.open()
+
+    # ---- stats, backup, restore ----------------------------------------------------------
+
+    def _stats_sync(self) -> dict[str, Any]:
+        return {
+            "backend_type": self.backend_type,
+            "keys": self._count_sync(),
+            "keys_exact": True,
+            "bytes_on_disk": self._bytes_on_disk(),
+            "path": None if self.config.path is None else os.fspath(self.config.path),
+            "key_codec": self._keys.name,
+            "value_codec": self._values.name,
+            "ttl_seconds": self.config.ttl_seconds,
+            "max_size": self.config.max_size,
+            "compression": self.config.compression,
+            "engine": self._engine_stats(),
+        }
+
+    async def get_stats(self) -> dict[str, Any]:
+        """``backend_type``, ``keys`` (exact, counted by a key scan:
+        ``keys_exact`` is True), ``bytes_on_disk``, the codecs and settings,
+        and the engine's own counters under ``engine``."""
+        await self._ready()
+        return await self._in_thread(self._stats_sync)
+
+    async def backup(self, path: PathLike) -> None:
+        """Write a consistent copy of the store to ``path``, which must not
+        exist. Writes may continue meanwhile; the copy is of one moment."""
+        await self._ready()
+        target = os.fspath(path)
+        if os.path.lexists(target):
+            raise FileExistsError(f"backup target {target!r} already exists")
+        await self._in_thread(self._backup_sync, target)
+
+    async def restore(self, path: PathLike) -> None:
+        """Replace the whole store with the backup at ``path``.
+
+        The backup is loaded aside first; then, with the other operations of
+        this backend held at the barrier, the live data is swapped for it.
+        Callers see the old contents or the new, never a mix.
+        """
+        await self._ready()
+        source = os.fspath(path)
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"no backup at {source!r}")
+        staged = await self._in_thread(self._prepare_restore, source)
+        await self._gate.close()
+        try:
+            if not self._open:
+                self._discard_restore(staged)
+                raise closed_error(self._describe())
+            self._close_cursors()
+            await self._exclusive(self._swap_restore, staged)
+        except BaseException:
+            self._discard_restore(staged)
+            raise
+        finally:
+            self._gate.open()
+
+    # ---- transactions ----------------------------------------------------------------------
+
+    def transaction(self) -> StoreTransaction:
+        """A new transaction; ``async with backend.transaction() as txn:``
+        commits it on a clean exit and rolls it back on an exception."""
+        if not self._open:
+            raise closed_error(self._describe())
+        return StoreTransaction(self, self._keys, self._values, self._txn_read)
+
+    async def _txn_read(self, key: bytes) -> bytes | None:
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        return self._get(key)
+
+    async def begin_transaction(self) -> StoreTransaction:
+        """Start an optimistic transaction (see :class:`StoreTransaction`)."""
+        await self._ready()
+        return self.transaction()
+
+    def _own(self, txn: Any) -> StoreTransaction:
+        if not isinstance(txn, StoreTransaction):
+            raise TypeError(f"expected a StoreTransaction, not {type(txn).__name__}")
+        if txn.backend is not self:
+            raise make_error(InvalidArgumentError, "the transaction belongs to another backend")
+        return txn
+
+    async def commit_transaction(self, transaction: Any) -> None:
+        """Apply the transaction's writes atomically if nothing it read has
+        changed; else raise :class:`TransactionConflictError` and write nothing."""
+        txn = self._own(transaction)
+        txn._check_active()
+        await self._ready()
+        values = self._values
+        puts: list[tuple[bytes, bytes]] = []
+        deletes: list[bytes] = []
+        if values.ttl_ms is None:
+            for k, payload in txn.writes.items():
+                if payload is None:
+                    deletes.append(k)
+                else:
+                    puts.append((k, payload))
+        else:
+            header = (now_ms() + values.ttl_ms).to_bytes(8, "big")
+            for k, payload in txn.writes.items():
+                if payload is None:
+                    deletes.append(k)
+                else:
+                    puts.append((k, header + payload))
+        with self._wlock:
+            if txn.reads and txn.writes:
+                keys = list(txn.reads)
+                now = now_ms()
+                for k, raw in zip(keys, self._get_many(keys), strict=True):
+                    current = None if raw is None else values.live_payload(raw, now)
+                    if current != txn.reads[k]:
+                        txn.state = "rolled back"
+                        raise make_error(
+                            TransactionConflictError,
+                            f"transaction conflict: key {short_repr(self._keys.decode(k))} "
+                            "changed after the transaction read it; nothing was written",
+                            "WEIR_CONFLICT",
+                        )
+            if puts or deletes:
+                self._write(puts, deletes)
+        txn.state = "committed"
+
+    async def rollback_transaction(self, transaction: Any) -> None:
+        """Discard the transaction's writes. Rolling back a finished
+        transaction does nothing."""
+        txn = self._own(transaction)
+        if txn.state == "active":
+            txn.writes.clear()
+            txn.state = "rolled back"

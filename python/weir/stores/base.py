@@ -1,0 +1,356 @@
+"""The store-backend API: configuration, the abstract backend, transactions.
+
+These are the names stream-processing code written against the Sabot
+``StoreBackend`` interface imports (``StoreBackendConfig``, ``StoreBackend``,
+``Transaction``, ``create_backend``, ``create_backend_from_string``), so a
+backend from :mod:`weir.stores` is a drop-in replacement for the backends of
+that interface.
+
+Semantics shared by every backend in this package (the conformance suite in
+``tests/python/test_stores.py`` holds all four to them):
+
+* Keys are ``str`` (stored as UTF-8) or bytes-like by default; other key
+  types raise ``TypeError`` (use ``options={"key_codec": "key"}`` for ``int``
+  and ``tuple`` keys). Keys come back as ``str`` when their bytes are valid
+  UTF-8 and as ``bytes`` otherwise. A key is at most 1 MiB once encoded.
+* Values go through a value codec (``"json"`` by default), so a value read
+  back is a fresh object, never the one that was stored, and an unencodable
+  value raises ``TypeError`` naming the key and the type before anything is
+  written.
+* Key order, for ``keys``, ``items`` and ``scan``, is the byte order of the
+  encoded keys; ``start_key`` is inclusive, ``end_key`` exclusive;
+  ``limit=0`` returns nothing.
+* ``batch_set`` and ``batch_delete`` are atomic: all of the batch or none of
+  it is applied, across a crash for the persistent backends.
+* After ``stop()`` every operation raises :class:`weir.ClosedError`;
+  ``start()`` may be called again.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import unquote
+
+from .. import Error, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "BACKEND_TYPES",
+    "ScanResult",
+    "StoreBackend",
+    "StoreBackendConfig",
+    "Transaction",
+    "TransactionConflictError",
+    "create_backend",
+    "create_backend_from_string",
+]
+
+#: The backend types :func:`create_backend` knows, in order of preference.
+BACKEND_TYPES = ("weir", "memory", "rocksdb", "redis")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class TransactionConflictError(Error):
+    """A transaction's commit found that a key it read was changed since.
+
+    Nothing of the transaction was written; retry it from the beginning.
+    """
+
+
+@dataclass
+class StoreBackendConfig:
+    """How to build a store backend.
+
+    ``backend_type`` is one of ``"weir"`` (the embedded default),
+    ``"memory"``, ``"rocksdb"`` or ``"redis"``. ``path`` is the store's
+    directory for ``weir`` and ``rocksdb``; for ``redis`` it may hold
+    ``host:port/db`` (see :func:`create_backend_from_string`).
+
+    ``max_size`` caps the number of keys of the ``memory`` backend, which
+    then evicts the least recently used key; the persistent backends do not
+    evict and log a warning if it is set. ``ttl_seconds`` makes every value
+    expire that long after it was last written, on every backend; expired
+    values are invisible at once and their space is reclaimed lazily.
+    ``compression`` is ``None``, ``"none"``, ``"lz4"`` or ``"zstd"`` for the
+    on-disk backends.
+
+    ``options`` holds the rest: ``key_codec`` and ``value_codec`` (names
+    from :mod:`weir.codecs`, default ``"str"`` and ``"json"``),
+    ``executor_threads`` (default 4), and backend-specific settings listed in
+    each backend's documentation. Unknown options raise
+    :class:`weir.InvalidArgumentError`, so a misspelt option is not silently
+    ignored.
+    """
+
+    backend_type: str = "weir"
+    path: PathLike | None = None
+    max_size: int | None = None
+    ttl_seconds: float | None = None
+    compression: str | None = None
+    options: dict[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.backend_type, str):
+            raise TypeError(f"backend_type must be a str, not {type(self.backend_type).__name__}")
+        self.backend_type = self.backend_type.strip().lower()
+        if self.path is not None and not isinstance(self.path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, not {type(self.path).__name__}")
+        if self.max_size is not None:
+            if isinstance(self.max_size, bool) or not isinstance(self.max_size, int):
+                raise TypeError(
+                    f"max_size must be an int or None, not {type(self.max_size).__name__}"
+                )
+            if self.max_size <= 0:
+                raise InvalidArgumentError(f"max_size must be positive, not {self.max_size}")
+        if self.ttl_seconds is not None:
+            if isinstance(self.ttl_seconds, bool) or not isinstance(self.ttl_seconds, (int, float)):
+                raise TypeError(
+                    f"ttl_seconds must be a number or None, not {type(self.ttl_seconds).__name__}"
+                )
+            if not self.ttl_seconds > 0 or self.ttl_seconds != self.ttl_seconds:
+                raise InvalidArgumentError(f"ttl_seconds must be positive, not {self.ttl_seconds}")
+        if self.compression is not None:
+            if not isinstance(self.compression, str):
+                raise TypeError(
+                    f"compression must be a str or None, not {type(self.compression).__name__}"
+                )
+            self.compression = self.compression.lower()
+            if self.compression not in ("none", "lz4", "zstd"):
+                raise InvalidArgumentError(
+                    f"compression must be None, 'none', 'lz4' or 'zstd', not {self.compression!r}"
+                )
+        if self.options is None:
+            self.options = {}
+        elif not isinstance(self.options, Mapping):
+            raise TypeError(f"options must be a dict or None, not {type(self.options).__name__}")
+        else:
+            self.options = dict(self.options)
+
+
+class Transaction(abc.ABC):
+    """A set of reads and writes that commit together or not at all."""
+
+    @abc.abstractmethod
+    async def get(self, key: Any) -> Any | None:
+        """Read ``key``, seeing this transaction's own uncommitted writes."""
+
+    @abc.abstractmethod
+    async def set(self, key: Any, value: Any) -> None:
+        """Buffer a write of ``key``; it is applied at commit."""
+
+    @abc.abstractmethod
+    async def delete(self, key: Any) -> bool:
+        """Buffer a delete of ``key``; True if the key existed."""
+
+
+class StoreBackend(abc.ABC):
+    """The interface every store backend implements.
+
+    All data methods are coroutines; ``scan`` returns an object that can be
+    awaited (an iterator of ``(key, value)`` tuples, as the Sabot interface
+    returns) or consumed lazily with ``async for``. A backend is also an
+    async context manager that starts and stops it.
+    """
+
+    #: "weir", "memory", "rocksdb" or "redis" for the backends of this package.
+    backend_type: str = "abstract"
+
+    def __init__(self, config: StoreBackendConfig) -> None:
+        if not isinstance(config, StoreBackendConfig):
+            raise TypeError(f"config must be a StoreBackendConfig, not {type(config).__name__}")
+        self.config = config
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open the store; raises :class:`weir.BusyError` if another holds it."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Close the store; idempotent. Data of persistent backends stays."""
+
+    @abc.abstractmethod
+    async def get(self, key: Any) -> Any | None:
+        """The value of ``key``, or None if it is absent or expired."""
+
+    @abc.abstractmethod
+    async def set(self, key: Any, value: Any) -> None:
+        """Store ``value`` under ``key``."""
+
+    @abc.abstractmethod
+    async def delete(self, key: Any) -> bool:
+        """Remove ``key``; True if it was present."""
+
+    @abc.abstractmethod
+    async def exists(self, key: Any) -> bool:
+        """True if ``key`` is present (a stored None counts)."""
+
+    @abc.abstractmethod
+    async def keys(self, prefix: Any | None = None) -> list[Any]:
+        """Every key, or every key starting with ``prefix``, in key order."""
+
+    @abc.abstractmethod
+    async def values(self) -> list[Any]:
+        """Every value, in key order."""
+
+    @abc.abstractmethod
+    async def items(self, prefix: Any | None = None) -> list[tuple[Any, Any]]:
+        """Every ``(key, value)`` pair, optionally under ``prefix``, in key order."""
+
+    @abc.abstractmethod
+    async def clear(self) -> None:
+        """Remove every key."""
+
+    @abc.abstractmethod
+    async def size(self) -> int:
+        """The number of keys present."""
+
+    @abc.abstractmethod
+    def scan(
+        self,
+        start_key: Any | None = None,
+        end_key: Any | None = None,
+        prefix: Any | None = None,
+        limit: int | None = None,
+    ) -> Awaitable[Iterator[tuple[Any, Any]]]:
+        """Pairs with ``start_key <= key < end_key`` under ``prefix``, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def batch_set(self, items: Mapping[Any, Any]) -> None:
+        """Store every pair of ``items`` in one atomic write."""
+
+    @abc.abstractmethod
+    async def batch_delete(self, keys: Iterable[Any]) -> int:
+        """Remove ``keys`` in one atomic write; returns how many were present."""
+
+    @abc.abstractmethod
+    async def get_stats(self) -> dict[str, Any]:
+        """At least ``backend_type``, ``keys``, ``keys_exact``, ``bytes_on_disk``."""
+
+    @abc.abstractmethod
+    async def backup(self, path: PathLike) -> None:
+        """Write a consistent copy of the store to ``path`` (which must not exist)."""
+
+    @abc.abstractmethod
+    async def restore(self, path: PathLike) -> None:
+        """Replace the store's contents with the backup at ``path``."""
+
+    async def begin_transaction(self) -> Transaction:
+        """Begin a transaction (optional in the interface; every backend here has it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support transactions")
+
+    async def commit_transaction(self, transaction: Transaction) -> None:
+        """Apply a transaction's writes atomically."""
+        raise NotImplementedError(f"{type(self).__name__} does not support transactions")
+
+    async def rollback_transaction(self, transaction: Transaction) -> None:
+        """Discard a transaction's writes."""
+        raise NotImplementedError(f"{type(self).__name__} does not support transactions")
+
+    async def __aenter__(self) -> StoreBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} path={self.config.path!r}>"
+
+
+class ScanResult(Awaitable[Iterator[tuple[Any, Any]]]):
+    """What ``scan`` returns: await it for an iterator, or ``async for`` over it.
+
+    Awaiting runs the whole scan as one consistent read in a worker thread.
+    ``async for`` streams the pairs in chunks, each fetched in a worker
+    thread, so a large scan never holds the event loop or much memory.
+    """
+
+    __slots__ = ("_collect", "_stream")
+
+    def __init__(
+        self,
+        collect: Callable[[], Awaitable[list[tuple[Any, Any]]]],
+        stream: Callable[[], AsyncIterator[tuple[Any, Any]]],
+    ) -> None:
+        self._collect = collect
+        self._stream = stream
+
+    def __await__(self) -> Generator[Any, None, Iterator[tuple[Any, Any]]]:
+        return self._as_iterator().__await__()
+
+    async def _as_iterator(self) -> Iterator[tuple[Any, Any]]:
+        return iter(await self._collect())
+
+    def __aiter__(self) -> AsyncIterator[tuple[Any, Any]]:
+        return self._stream()
+
+
+def create_backend(config: StoreBackendConfig) -> StoreBackend:
+    """Build the backend ``config.backend_type`` names (not yet started)."""
+    if not isinstance(config, StoreBackendConfig):
+        raise TypeError(f"config must be a StoreBackendConfig, not {type(config).__name__}")
+    kind = config.backend_type
+    if kind == "weir":
+        from .weir_backend import WeirBackend
+
+        return WeirBackend(config)
+    if kind == "memory":
+        from .memory import MemoryBackend
+
+        return MemoryBackend(config)
+    if kind == "rocksdb":
+        from .rocksdb import RocksDBBackend
+
+        return RocksDBBackend(config)
+    if kind == "redis":
+        from .redis import RedisBackend
+
+        return RedisBackend(config)
+    raise InvalidArgumentError(
+        f"unknown backend_type {kind!r}; choose one of {', '.join(map(repr, BACKEND_TYPES))}"
+    )
+
+
+def create_backend_from_string(spec: str, **kwargs: Any) -> StoreBackend:
+    """Build a backend from a URL-like string.
+
+    ``"weir:///var/lib/app/state"`` and ``"rocksdb:///path"`` name a
+    directory (``"weir://relative/dir"`` a relative one); ``"memory://"`` an
+    in-memory store; ``"redis://host:port/db"`` a Redis server (the
+    namespace comes from ``options={"namespace": ...}``). A bare type
+    (``"memory"``) works too. ``kwargs`` become the other
+    :class:`StoreBackendConfig` fields.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str, not {type(spec).__name__}")
+    if "path" in kwargs or "backend_type" in kwargs:
+        raise TypeError("give the backend type and path in spec, not as keyword arguments")
+    kind, sep, rest = spec.partition("://")
+    kind = kind.strip().lower()
+    if not sep:
+        return create_backend(StoreBackendConfig(backend_type=kind, **kwargs))
+    config = StoreBackendConfig(backend_type=kind, **kwargs)
+    if rest:
+        config.path = rest if kind == "redis" else Path(unquote(rest))
+    return create_backend(config)

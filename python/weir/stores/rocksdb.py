@@ -1,0 +1,277 @@
+"""The RocksDB backend, through ``rocksdict`` (which bundles RocksDB).
+
+It is here as the peer weir is measured against and as a migration path;
+it behaves exactly like the weir backend (same codecs, key order, TTL
+header, atomic batches via ``WriteBatch``, backups via RocksDB checkpoints).
+
+Options, besides ``key_codec``, ``value_codec`` and ``executor_threads``:
+``sync`` (``"flush"``, the default, or ``"fsync"``), ``write_buffer_size``,
+``max_open_files``, ``max_background_jobs``, ``create_if_missing`` and
+``error_if_exists``. ``config.compression`` picks the block compression.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from itertools import islice
+from typing import Any
+
+from .. import BusyError, CorruptionError, Error, InvalidArgumentError, NoSpaceError, StorageIOError
+from ._common import make_error
+from ._engine import EngineBackend, dir_size
+from .base import StoreBackendConfig
+
+_OPTIONS = frozenset(
+    {
+        "sync",
+        "write_buffer_size",
+        "max_open_files",
+        "max_background_jobs",
+        "create_if_missing",
+        "error_if_exists",
+    }
+)
+_INT_PROPERTIES = (
+    "rocksdb.estimate-num-keys",
+    "rocksdb.total-sst-files-size",
+    "rocksdb.live-sst-files-size",
+    "rocksdb.cur-size-all-mem-tables",
+    "rocksdb.num-immutable-mem-table",
+    "rocksdb.num-running-compactions",
+    "rocksdb.num-running-flushes",
+    "rocksdb.estimate-pending-compaction-bytes",
+    "rocksdb.block-cache-usage",
+    "rocksdb.num-live-versions",
+    "rocksdb.background-errors",
+)
+
+
+def _rocksdict() -> Any:
+    try:
+        import rocksdict
+    except ImportError as e:  # pragma: no cover - rocksdict is a test dependency
+        raise ImportError(
+            "the rocksdb backend needs the rocksdict package: pip install rocksdict"
+        ) from e
+    return rocksdict
+
+
+def translate(exc: BaseException, path: str) -> BaseException:
+    """The weir exception for a rocksdict error (which are plain Exceptions
+    whose message starts with RocksDB's status)."""
+    rocksdict = _rocksdict()
+    if isinstance(exc, Error):
+        return exc
+    msg = str(exc)
+    low = msg.lower()
+    if isinstance(exc, rocksdict.DbClosedError):
+        return make_error(_closed(), f"RocksDB store {path!r}: {msg}")
+    if "lock" in low and (
+        "resource temporarily unavailable" in low or "lock hold" in low or "no locks" in low
+    ):
+        return make_error(
+            BusyError,
+            f"RocksDB directory {path} is already open "
+            f"(locked by another process or handle): {msg}",
+        )
+    if low.startswith("corruption"):
+        return make_error(CorruptionError, f"RocksDB store {path!r}: {msg}")
+    if "no space" in low:
+        return make_error(NoSpaceError, f"RocksDB store {path!r}: {msg}")
+    if low.startswith("invalid argument"):
+        return make_error(InvalidArgumentError, f"RocksDB store {path!r}: {msg}")
+    if low.startswith("io error"):
+        return make_error(StorageIOError, f"RocksDB store {path!r}: {msg}")
+    if isinstance(exc, Exception) and type(exc) is Exception:
+        return make_error(Error, f"RocksDB store {path!r}: {msg}", "WEIR_IO_ERROR")
+    return exc
+
+
+def _closed() -> type[Error]:
+    from .. import ClosedError
+
+    return ClosedError
+
+
+class _RocksCursor:
+    """Chunks of a RocksDB iterator (which reads one implicit snapshot)."""
+
+    __slots__ = ("_it", "_values")
+
+    def __init__(self, db: Any, lower: bytes | None, upper: bytes | None, values: bool) -> None:
+        rocksdict = _rocksdict()
+        ro = rocksdict.ReadOptions()
+        if upper is not None:
+            ro.set_iterate_upper_bound(upper)
+        self._values = values
+        self._it: Any = (
+            db.items(from_key=lower, read_opt=ro)
+            if values
+            else db.keys(from_key=lower, read_opt=ro)
+        )
+
+    def fetch(self, n: int | None) -> list[tuple[bytes, bytes]]:
+        it = self._it
+        if it is None:
+            return []
+        got = list(it) if n is None else list(islice(it, n))
+        if not got:
+            self.close()
+        if self._values:
+            return got
+        return [(k, b"") for k in got]
+
+    def close(self) -> None:
+        # Dropping the iterator releases its hold on the database handle,
+        # which RocksDB needs before the directory can be opened again.
+        self._it = None
+
+
+class RocksDBBackend(EngineBackend):
+    """Store backend over a RocksDB directory at ``config.path``."""
+
+    backend_type = "rocksdb"
+    engine_options = _OPTIONS
+
+    def __init__(self, config: StoreBackendConfig) -> None:
+        super().__init__(config)
+        if config.path is None:
+            raise make_error(
+                InvalidArgumentError,
+                "the rocksdb backend needs a directory: StoreBackendConfig(path=...)",
+            )
+        self._path = os.path.abspath(os.fspath(config.path))
+        self._db: Any = None
+        sync = self._engine_opts.get("sync", "flush")
+        if sync not in ("flush", "fsync"):
+            raise make_error(
+                InvalidArgumentError,
+                f"the rocksdb backend's sync must be 'flush' or 'fsync', not {sync!r}",
+            )
+
+    def _options(self) -> Any:
+        rocksdict = _rocksdict()
+        o = rocksdict.Options(raw_mode=True)
+        opts = self._engine_opts
+        o.create_if_missing(bool(opts.get("create_if_missing", True)))
+        o.set_error_if_exists(bool(opts.get("error_if_exists", False)))
+        if "write_buffer_size" in opts:
+            o.set_write_buffer_size(int(opts["write_buffer_size"]))
+        if "max_open_files" in opts:
+            o.set_max_open_files(int(opts["max_open_files"]))
+        if "max_background_jobs" in opts:
+            o.set_max_background_jobs(int(opts["max_background_jobs"]))
+        comp = self.config.compression
+        if comp is not None:
+            o.set_compression_type(getattr(rocksdict.DBCompressionType, comp)())
+        return o
+
+    def _open_at(self, path: str) -> Any:
+        rocksdict = _rocksdict()
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise make_error(
+                InvalidArgumentError,
+                f"create directory {path}: {path} exists and is not a directory",
+            )
+        parent = os.path.dirname(path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        try:
+            db = rocksdict.Rdict(path, self._options())
+        except Exception as e:
+            raise translate(e, path) from e
+        if self._engine_opts.get("sync", "flush") == "fsync":
+            wo = rocksdict.WriteOptions()
+            wo.set_sync(True)
+            db.set_write_options(wo)
+        return db
+
+    # ---- engine hooks --------------------------------------------------------------------
+
+    def _bind(self, db: Any) -> None:
+        self._db = db
+        self._get = db.get  # type: ignore[method-assign]
+        self._get_many = db.get  # type: ignore[method-assign]  # a list gives a multi-get
+        self._put = db.put  # type: ignore[method-assign]
+        self._delete = db.delete  # type: ignore[method-assign]
+
+    def _open_engine(self) -> None:
+        self._bind(self._open_at(self._path))
+
+    def _close_engine(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        rocksdict = _rocksdict()
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        for k in deletes:
+            wb.delete(k)
+        for k, v in puts:
+            wb.put(k, v)
+        try:
+            self._db.write(wb)
+        except Exception as e:
+            raise translate(e, self._path) from e
+
+    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _RocksCursor:
+        return _RocksCursor(self._db, lower, upper, values)
+
+    def _engine_stats(self) -> dict[str, Any]:
+        db = self._db
+        out: dict[str, Any] = {}
+        for name in _INT_PROPERTIES:
+            try:
+                out[name.removeprefix("rocksdb.").replace("-", "_")] = db.property_int_value(name)
+            except Exception:  # a property this RocksDB build lacks
+                continue
+        return out
+
+    def _bytes_on_disk(self) -> int:
+        return dir_size(self._path)
+
+    # ---- backup and restore --------------------------------------------------------------
+
+    def _backup_sync(self, path: str) -> None:
+        rocksdict = _rocksdict()
+        checkpoint = rocksdict.Checkpoint(self._db)
+        try:
+            checkpoint.create_checkpoint(path)
+        except Exception as e:
+            raise translate(e, path) from e
+        finally:
+            del checkpoint  # it pins the database handle
+
+    def _prepare_restore(self, path: str) -> str:
+        if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "CURRENT")):
+            raise make_error(InvalidArgumentError, f"{path!r} is not a RocksDB backup directory")
+        staging = f"{self._path}.restore-{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(path, staging, ignore=shutil.ignore_patterns("LOCK"))
+            self._open_at(staging).close()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return staging
+
+    def _swap_restore(self, staged: Any) -> None:
+        staging = str(staged)
+        old = f"{self._path}.old-{uuid.uuid4().hex[:8]}"
+        self._close_engine()
+        os.rename(self._path, old)
+        try:
+            os.rename(staging, self._path)
+            self._bind(self._open_at(self._path))
+        except BaseException:
+            if os.path.exists(self._path):
+                os.rename(self._path, staging)
+            os.rename(old, self._path)
+            self._bind(self._open_at(self._path))
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _discard_restore(self, staged: Any) -> None:
+        shutil.rmtree(str(staged), ignore_errors=True)

@@ -1,0 +1,213 @@
+"""The weir backend: the store API over the embedded engine (the default).
+
+Point operations call the C extension directly on the event loop thread
+(the extension releases the GIL inside the engine); everything that can
+take long runs in the backend's thread pool (see :mod:`._engine`).
+Batches are single engine write batches, atomic across a crash; scans are
+engine range iterators over one consistent view.
+
+Options (``StoreBackendConfig.options``), besides ``key_codec``,
+``value_codec`` and ``executor_threads``: ``sync`` (``"flush"``, the
+default, survives a process crash; ``"fsync"`` survives power loss;
+``"none"`` only a clean close), and the engine's tuning knobs
+``write_buffer_size``, ``block_size``, ``bloom_bits_per_key``,
+``max_open_files``, ``background_threads``, ``target_file_size``,
+``max_bytes_for_level_base``, ``level0_triggers``, ``block_cache_size``,
+``create_if_missing`` and ``error_if_exists``. ``config.compression`` picks
+the block compression.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from itertools import islice
+from typing import Any
+
+from .. import DB, InvalidArgumentError
+from ._common import make_error
+from ._engine import EngineBackend, dir_size
+from .base import StoreBackendConfig
+
+_DB_OPTIONS = frozenset(
+    {
+        "sync",
+        "write_buffer_size",
+        "block_size",
+        "bloom_bits_per_key",
+        "max_open_files",
+        "background_threads",
+        "target_file_size",
+        "max_bytes_for_level_base",
+        "level0_triggers",
+        "block_cache_size",
+        "create_if_missing",
+        "error_if_exists",
+    }
+)
+_COPY_CHUNK = 4096
+
+
+class _WeirCursor:
+    """Chunks of an engine range iterator (which reads one consistent view)."""
+
+    __slots__ = ("_it", "_values")
+
+    def __init__(self, db: DB, lower: bytes | None, upper: bytes | None, values: bool) -> None:
+        self._values = values
+        self._it: Any = (
+            db.items(start=lower, stop=upper) if values else db.keys(start=lower, stop=upper)
+        )
+
+    def fetch(self, n: int | None) -> list[tuple[bytes, bytes]]:
+        it = self._it
+        if it is None:
+            return []
+        got = list(it) if n is None else list(islice(it, n))
+        if not got:
+            self.close()
+        if self._values:
+            return got
+        return [(k, b"") for k in got]
+
+    def close(self) -> None:
+        it, self._it = self._it, None
+        if it is not None:
+            it.close()
+
+
+class WeirBackend(EngineBackend):
+    """Store backend over a weir database directory at ``config.path``."""
+
+    backend_type = "weir"
+    engine_options = _DB_OPTIONS
+
+    def __init__(self, config: StoreBackendConfig) -> None:
+        super().__init__(config)
+        if config.path is None:
+            raise make_error(
+                InvalidArgumentError,
+                "the weir backend needs a directory: StoreBackendConfig(path=...) "
+                "(or backend_type='memory' for a store that is not kept)",
+            )
+        self._path = os.path.abspath(os.fspath(config.path))
+        self._db: DB | None = None
+
+    # ---- engine hooks --------------------------------------------------------------------
+
+    def _db_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self._engine_opts)
+        if self.config.compression is not None:
+            kwargs["compression"] = self.config.compression
+        return kwargs
+
+    def _bind(self, db: DB) -> None:
+        self._db = db
+        self._get = db.get  # type: ignore[method-assign]
+        self._get_many = db.get_many  # type: ignore[method-assign]
+        self._put = db.put  # type: ignore[method-assign]
+        self._delete = db.delete  # type: ignore[method-assign]
+
+    def _open_engine(self) -> None:
+        parent = os.path.dirname(self._path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        self._bind(DB(self._path, **self._db_kwargs()))
+
+    def _close_engine(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+        db = self._db
+        assert db is not None
+        if not deletes:
+            db.put_many(puts)
+            return
+        with db.write_batch() as batch:
+            for k in deletes:
+                batch.delete(k)
+            if puts:
+                batch.put_many(puts)
+
+    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _WeirCursor:
+        assert self._db is not None
+        return _WeirCursor(self._db, lower, upper, values)
+
+    def _engine_stats(self) -> dict[str, Any]:
+        assert self._db is not None
+        stats: dict[str, Any] = dict(self._db.stats())
+        stats.pop("path", None)
+        return stats
+
+    def _bytes_on_disk(self) -> int:
+        return dir_size(self._path)
+
+    # ---- backup and restore --------------------------------------------------------------
+
+    def _backup_sync(self, path: str) -> None:
+        """Copy one consistent snapshot into a new weir database at ``path``,
+        built aside and renamed into place, so ``path`` is complete or absent."""
+        db = self._db
+        assert db is not None
+        checkpoint = getattr(db, "checkpoint", None)
+        if checkpoint is not None:  # the engine's hard-link checkpoint, once exposed
+            checkpoint(path)
+            return
+        partial = f"{path}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            with db.snapshot() as snap:
+                dst = DB(partial, error_if_exists=True, sync="none")
+                try:
+                    it = snap.items()
+                    while True:
+                        chunk = list(islice(it, _COPY_CHUNK))
+                        if not chunk:
+                            break
+                        dst.put_many(chunk)
+                    dst.flush()
+                finally:
+                    dst.close()
+            os.rename(partial, path)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    def _prepare_restore(self, path: str) -> str:
+        if not os.path.isdir(path):
+            raise make_error(InvalidArgumentError, f"{path!r} is not a weir backup directory")
+        staging = f"{self._path}.restore-{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(path, staging, ignore=shutil.ignore_patterns("LOCK"))
+            # Opening checks it is a sound weir database before we swap it in.
+            DB(staging, create_if_missing=False).close()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return staging
+
+    def _swap_restore(self, staged: Any) -> None:
+        staging = str(staged)
+        old = f"{self._path}.old-{uuid.uuid4().hex[:8]}"
+        self._close_engine()
+        os.rename(self._path, old)
+        try:
+            os.rename(staging, self._path)
+            self._bind(DB(self._path, **self._db_kwargs()))
+        except BaseException:
+            if os.path.exists(self._path):
+                os.rename(self._path, staging)
+            os.rename(old, self._path)
+            self._bind(DB(self._path, **self._db_kwargs()))
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _discard_restore(self, staged: Any) -> None:
+        shutil.rmtree(str(staged), ignore_errors=True)
+
+    @property
+    def db(self) -> DB | None:
+        """The underlying :class:`weir.DB` while started (for engine-level use)."""
+        return self._db
