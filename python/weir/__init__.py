@@ -2,10 +2,12 @@
 
 ``weir.DB`` is the C extension type itself (no Python wrapper on the hot
 path). Keys and values are bytes-like; ``weir.codecs`` turns Python objects
-into bytes for the layers above.
+into bytes for the layers above. ``weir.retry`` re-runs optimistic
+transactions that lose a conflict. See docs/PYTHON.md.
 """
 
 from . import codecs
+from ._retry import retry
 from ._weir import (
     DB,
     ENGINE_VERSION,
@@ -13,6 +15,7 @@ from ._weir import (
     MAX_VALUE_SIZE,
     BusyError,
     ClosedError,
+    ConflictError,
     CorruptionError,
     Error,
     InvalidArgumentError,
@@ -21,6 +24,7 @@ from ._weir import (
     RangeIterator,
     Snapshot,
     StorageIOError,
+    Transaction,
     WriteBatch,
     __version__,
     build_info,
@@ -35,6 +39,7 @@ __all__ = [
     "MAX_VALUE_SIZE",
     "BusyError",
     "ClosedError",
+    "ConflictError",
     "CorruptionError",
     "Error",
     "InvalidArgumentError",
@@ -43,10 +48,12 @@ __all__ = [
     "RangeIterator",
     "Snapshot",
     "StorageIOError",
+    "Transaction",
     "WriteBatch",
     "__version__",
     "build_info",
     "codecs",
     "compression_supported",
     "destroy",
+    "retry",
 ]

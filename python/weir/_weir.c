@@ -1,17 +1,18 @@
 /*
  * _weir.c -- the CPython extension over libweir's public C API (weir.h).
  *
- * It owns the Python objects DB, WriteBatch, Snapshot, Iterator (a cursor)
- * and RangeIterator (what keys()/values()/items() return), the mapping of
- * weir status codes to exception classes, and nothing else: no codecs, no
- * store logic. Keys and values are any contiguous buffer; bytes take a
- * pointer fast path, everything else goes through Py_buffer.
+ * It owns the Python objects DB, WriteBatch, Snapshot, Iterator (a cursor),
+ * RangeIterator (what keys()/values()/items() return) and Transaction, the
+ * mapping of weir status codes to exception classes, and nothing else: no
+ * codecs, no store logic. Keys and values are any contiguous buffer; bytes
+ * take a pointer fast path, everything else goes through Py_buffer.
  *
  * Threading. Every engine call that can touch disk or wait on a lock runs
  * with the GIL released. A DB counts the calls it has in flight without the
  * GIL; close() marks the DB closing (new calls raise ClosedError), waits for
- * that count to reach zero, invalidates the iterators and snapshots still
- * bound to it, and only then closes the engine handle, so no call ever runs
+ * that count to reach zero, invalidates the iterators, snapshots and
+ * transactions still bound to it (a transaction first drops the iterators
+ * over it), and only then closes the engine handle, so no call ever runs
  * against a freed handle. The counters and the lists of dependants are only
  * touched with the GIL held, which serialises them.
  */
@@ -19,6 +20,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,10 +36,12 @@ static PyObject *NoSpaceError;
 static PyObject *BusyError;
 static PyObject *InvalidArgumentError;
 static PyObject *ClosedError;
+static PyObject *ConflictError;
 
 static PyObject *str_status; /* interned "status" */
 static PyObject *str_errno;  /* interned "errno" */
 static PyObject *str_items;  /* interned "items" */
+static PyObject *str_total_seconds; /* interned "total_seconds" */
 
 static PyObject *exception_for(int status) {
     switch (status) {
@@ -52,6 +56,7 @@ static PyObject *exception_for(int status) {
     case WEIR_EXISTS: return InvalidArgumentError;
     case WEIR_NOT_SUPPORTED: return InvalidArgumentError;
     case WEIR_CLOSED: return ClosedError;
+    case WEIR_CONFLICT: return ConflictError;
     default: return Error;
     }
 }
@@ -182,7 +187,7 @@ static int bind_args(const argspec *sp, PyObject *const *args, Py_ssize_t nargs,
     static argspec var = {fname, var##_names, npos, nreq, 0, NULL}
 
 SPEC(spec_get, "get", 2, 1, "key", "default", "snapshot");
-SPEC(spec_put, "put", 2, 2, "key", "value", "sync");
+SPEC(spec_put, "put", 2, 2, "key", "value", "sync", "ttl");
 SPEC(spec_delete, "delete", 1, 1, "key", "sync");
 SPEC(spec_get_many, "get_many", 1, 1, "keys", "snapshot");
 SPEC(spec_put_many, "put_many", 1, 1, "items", "sync");
@@ -196,15 +201,40 @@ SPEC(spec_snap_get, "get", 2, 1, "key", "default");
 SPEC(spec_snap_get_many, "get_many", 1, 1, "keys");
 SPEC(spec_snap_range, "items", 0, 0, "prefix", "start", "stop", "reverse");
 SPEC(spec_snap_iterator, "iterator", 0, 0, "prefix", "start", "stop");
-SPEC(spec_batch_put, "put", 2, 2, "key", "value");
+SPEC(spec_batch_put, "put", 2, 2, "key", "value", "ttl");
 SPEC(spec_batch_delete, "delete", 1, 1, "key");
+SPEC(spec_merge, "merge", 3, 3, "key", "op", "operand", "sync");
+SPEC(spec_incr, "incr", 2, 1, "key", "n", "sync");
+SPEC(spec_add_float, "add_float", 2, 2, "key", "x", "sync");
+SPEC(spec_list_append, "list_append", 2, 2, "key", "item", "max_items", "sync");
+SPEC(spec_get_int, "get_int", 2, 1, "key", "default", "snapshot");
+SPEC(spec_get_float, "get_float", 2, 1, "key", "default", "snapshot");
+SPEC(spec_get_list, "get_list", 1, 1, "key", "snapshot");
+SPEC(spec_delete_range, "delete_range", 2, 2, "start", "end", "sync");
+SPEC(spec_delete_prefix, "delete_prefix", 1, 1, "prefix", "sync");
+SPEC(spec_transaction, "transaction", 0, 0, "sync", "track_all_reads");
+SPEC(spec_batch_merge, "merge", 3, 3, "key", "op", "operand");
+SPEC(spec_batch_incr, "incr", 2, 1, "key", "n");
+SPEC(spec_batch_delete_range, "delete_range", 2, 2, "start", "end");
+SPEC(spec_txn_get, "get", 2, 1, "key", "default", "for_update");
+SPEC(spec_txn_get_for_update, "get_for_update", 2, 1, "key", "default");
+SPEC(spec_txn_put, "put", 2, 2, "key", "value");
+SPEC(spec_txn_delete, "delete", 1, 1, "key");
+SPEC(spec_txn_merge, "merge", 3, 3, "key", "op", "operand");
+SPEC(spec_txn_incr, "incr", 2, 1, "key", "n");
 
 static argspec *all_specs[] = {&spec_get,          &spec_put,         &spec_delete,
                                &spec_get_many,     &spec_put_many,    &spec_delete_many,
                                &spec_write_batch,  &spec_write,       &spec_range,
                                &spec_iterator,     &spec_compact,     &spec_snap_get,
                                &spec_snap_get_many, &spec_snap_range, &spec_snap_iterator,
-                               &spec_batch_put,    &spec_batch_delete};
+                               &spec_batch_put,    &spec_batch_delete, &spec_merge,
+                               &spec_incr,         &spec_add_float,   &spec_list_append,
+                               &spec_get_int,      &spec_get_float,   &spec_get_list,
+                               &spec_delete_range, &spec_delete_prefix, &spec_transaction,
+                               &spec_batch_merge,  &spec_batch_incr,  &spec_batch_delete_range,
+                               &spec_txn_get,      &spec_txn_get_for_update, &spec_txn_put,
+                               &spec_txn_delete,   &spec_txn_merge,   &spec_txn_incr};
 
 /* ---- byte arguments -------------------------------------------------------- */
 
@@ -276,6 +306,140 @@ static int parse_sync(PyObject *o, weir_sync_mode *mode) {
     return 0;
 }
 
+/* Seconds (an int, a float or a datetime.timedelta) to whole milliseconds,
+ * rounded to nearest but at least 1, since the engine reads 0 as "no TTL".
+ * Returns 0 if None/absent, 1 with *ms set, -1 with an exception. */
+static int parse_ttl(PyObject *o, const char *name, uint64_t *ms) {
+    *ms = 0;
+    if (!o || o == Py_None) return 0;
+    double secs;
+    if (PyFloat_Check(o) || (PyLong_Check(o) && !PyBool_Check(o))) {
+        secs = PyFloat_AsDouble(o);
+        if (secs == -1.0 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return -1;
+            PyErr_Clear();
+            secs = HUGE_VAL;
+        }
+    } else {
+        PyObject *meth = PyObject_GetAttr(o, str_total_seconds);
+        if (!meth) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "%s must be seconds as an int, float or timedelta, or None, not %.100s", name,
+                         Py_TYPE(o)->tp_name);
+            return -1;
+        }
+        PyObject *f = PyObject_CallNoArgs(meth);
+        Py_DECREF(meth);
+        if (!f) return -1;
+        secs = PyFloat_AsDouble(f);
+        Py_DECREF(f);
+        if (secs == -1.0 && PyErr_Occurred()) return -1;
+    }
+    /* 1e15 s is some 30 million years: past it, now + ttl could wrap. */
+    if (!(secs > 0.0) || !(secs < 1e15)) {
+        raise_fmt(WEIR_INVALID, "%s=%R must be a positive, finite number of seconds", name, o);
+        return -1;
+    }
+    uint64_t v = (uint64_t)(secs * 1000.0 + 0.5);
+    *ms = v ? v : 1;
+    return 1;
+}
+
+static void put_le64(char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (char)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | (unsigned char)p[i];
+    return v;
+}
+
+static const struct {
+    const char *name;
+    int id;
+} merge_op_names[] = {
+    {"int64_add", WEIR_MERGE_INT64_ADD},     {"int64_max", WEIR_MERGE_INT64_MAX},
+    {"int64_min", WEIR_MERGE_INT64_MIN},     {"float64_add", WEIR_MERGE_FLOAT64_ADD},
+    {"float64_max", WEIR_MERGE_FLOAT64_MAX}, {"float64_min", WEIR_MERGE_FLOAT64_MIN},
+    {"bytes_max", WEIR_MERGE_BYTES_MAX},     {"bytes_min", WEIR_MERGE_BYTES_MIN},
+    {"list_append", WEIR_MERGE_LIST_APPEND},
+};
+
+/* A merge operator given by name or by numeric id. */
+static int parse_merge_op(PyObject *o, int *op) {
+    if (PyUnicode_Check(o)) {
+        for (size_t i = 0; i < sizeof merge_op_names / sizeof merge_op_names[0]; i++) {
+            if (PyUnicode_CompareWithASCIIString(o, merge_op_names[i].name) == 0) {
+                *op = merge_op_names[i].id;
+                return 0;
+            }
+        }
+        raise_fmt(WEIR_INVALID,
+                  "unknown merge operator %R (expected int64_add, int64_max, int64_min, float64_add, "
+                  "float64_max, float64_min, bytes_max, bytes_min, list_append or an id 1..255)",
+                  o);
+        return -1;
+    }
+    if (PyLong_Check(o) && !PyBool_Check(o)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) return -1;
+        if (overflow || v < 1 || v > 255) {
+            raise_fmt(WEIR_INVALID, "merge operator id %R is out of range [1, 255]", o);
+            return -1;
+        }
+        *op = (int)v;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "merge operator must be a name (str) or an id (int), not %.100s",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+static int pack_int64(PyObject *o, const char *what, char out[8]) {
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (overflow) {
+        raise_fmt(WEIR_INVALID, "%s %R does not fit in a signed 64-bit integer", what, o);
+        return -1;
+    }
+    put_le64(out, (uint64_t)v);
+    return 0;
+}
+
+static int pack_float64(PyObject *o, char out[8]) {
+    double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    put_le64(out, bits);
+    return 0;
+}
+
+/* The operand of merge(op, operand): an int for the int64 operators and a
+ * float (or int) for the float64 ones are packed into num[] as 8-byte
+ * little-endian values; anything else must be bytes-like and is passed as
+ * the raw payload (the engine checks its shape). */
+static int merge_operand(int op, PyObject *o, char num[8], bufarg *b) {
+    b->has_view = 0;
+    int int_op = op >= WEIR_MERGE_INT64_ADD && op <= WEIR_MERGE_INT64_MIN;
+    int float_op = op >= WEIR_MERGE_FLOAT64_ADD && op <= WEIR_MERGE_FLOAT64_MIN;
+    if ((int_op && PyLong_Check(o)) || (float_op && (PyFloat_Check(o) || PyLong_Check(o)))) {
+        if ((int_op ? pack_int64(o, "operand", num) : pack_float64(o, num)) < 0) return -1;
+        b->ptr = num;
+        b->len = 8;
+        return 0;
+    }
+    if (int_op && PyFloat_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "an int64 merge operand must be an int or 8 bytes, not float");
+        return -1;
+    }
+    return bufarg_get(o, b, "operand");
+}
+
 /* Sleep a little with the GIL released; used while waiting for calls in
  * flight, which are short (one engine call each). */
 static void nap(long *ns) {
@@ -337,8 +501,27 @@ typedef struct IterObject {
     ITER_HEAD
 } IterObject;
 
+/* Why an iterator lost its engine iterator (IterObject.invalidated). */
+enum { INV_NONE = 0, INV_DB_CLOSED = 1, INV_TXN_FINISHED = 2 };
+
+enum { TXN_ACTIVE, TXN_COMMITTED, TXN_FAILED, TXN_ROLLED_BACK, TXN_CLOSED };
+
+/* A transaction sits on its DB's list of dependants; the range iterators
+ * over it sit on its own list instead, because the engine wants them
+ * destroyed before the transaction finishes. */
+typedef struct TxnObject {
+    PyObject_HEAD
+    dep node;
+    DBObject *db;
+    weir_txn *txn; /* NULL once finished or invalidated */
+    int state;
+    int busy;      /* an engine call on it runs without the GIL */
+    dep iters;     /* sentinel */
+} TxnObject;
+
 typedef struct RangeIterObject {
     ITER_HEAD
+    TxnObject *txn; /* NULL unless it reads through a transaction */
     int mode;
     int reverse;
     int positioned;
@@ -365,6 +548,7 @@ static PyTypeObject Snapshot_Type;
 static PyTypeObject Iter_Type;
 static PyTypeObject RangeIter_Type;
 static PyTypeObject Batch_Type;
+static PyTypeObject Txn_Type;
 
 static void dep_link(DBObject *db, dep *d, PyObject *owner, void (*inv)(PyObject *)) {
     d->owner = owner;
@@ -644,18 +828,23 @@ static PyObject *write_batch_to(DBObject *self, weir_batch *b, weir_sync_mode sy
     Py_RETURN_NONE;
 }
 
-static int batch_add_put(weir_batch *b, PyObject *key, PyObject *value) {
+static int batch_add_put_ttl(weir_batch *b, PyObject *key, PyObject *value, uint64_t ttl_ms) {
     bufarg k, v;
     if (bufarg_get(key, &k, "key") < 0) return -1;
     if (bufarg_get(value, &v, "value") < 0) {
         bufarg_release(&k);
         return -1;
     }
-    int rc = weir_batch_put(b, k.ptr, k.len, v.ptr, v.len);
+    int rc = ttl_ms ? weir_batch_put_ttl(b, k.ptr, k.len, v.ptr, v.len, ttl_ms)
+                    : weir_batch_put(b, k.ptr, k.len, v.ptr, v.len);
     if (rc != WEIR_OK) raise_status(rc);
     bufarg_release(&k);
     bufarg_release(&v);
     return rc == WEIR_OK ? 0 : -1;
+}
+
+static int batch_add_put(weir_batch *b, PyObject *key, PyObject *value) {
+    return batch_add_put_ttl(b, key, value, 0);
 }
 
 static int batch_add_delete(weir_batch *b, PyObject *key) {
@@ -766,9 +955,13 @@ static PyObject *make_snapshot(DBObject *self) {
     return (PyObject *)s;
 }
 
-/* Create an engine iterator over [start, stop) within prefix. */
+static int txn_check(TxnObject *t);
+
+/* Create an engine iterator over [start, stop) within prefix, reading the
+ * DB, a snapshot of it, or a transaction (which the caller has checked is
+ * active and not busy). */
 static weir_iter *open_engine_iter(DBObject *self, PyObject *prefix, PyObject *start, PyObject *stop,
-                                   SnapshotObject *snap) {
+                                   SnapshotObject *snap, TxnObject *txn) {
     bufarg p, lo, hi;
     if (bufarg_opt(prefix, &p, "prefix") < 0) return NULL;
     if (bufarg_opt(start, &lo, "start") < 0) {
@@ -781,7 +974,8 @@ static weir_iter *open_engine_iter(DBObject *self, PyObject *prefix, PyObject *s
         return NULL;
     }
     weir_iter *it = NULL;
-    if (db_enter(self) == 0) {
+    /* Checked here, after the buffers: exporting one may run Python code. */
+    if ((!txn || txn_check(txn) == 0) && db_enter(self) == 0) {
         weir_readopts ro;
         memset(&ro, 0, sizeof ro);
         if (snap) {
@@ -796,10 +990,13 @@ static weir_iter *open_engine_iter(DBObject *self, PyObject *prefix, PyObject *s
         ro.upper_bound = hi.ptr;
         ro.upper_bound_len = hi.len;
         weir_db *db = self->db;
+        weir_txn *tx = txn ? txn->txn : NULL;
         int rc;
+        if (txn) txn->busy = 1;
         Py_BEGIN_ALLOW_THREADS
-        rc = weir_iter_create(db, &ro, &it);
+        rc = tx ? weir_txn_iter_create(tx, &ro, &it) : weir_iter_create(db, &ro, &it);
         Py_END_ALLOW_THREADS
+        if (txn) txn->busy = 0;
         if (snap) snap->uses--;
         db_leave(self);
         if (rc != WEIR_OK) {
@@ -813,11 +1010,12 @@ static weir_iter *open_engine_iter(DBObject *self, PyObject *prefix, PyObject *s
     return it;
 }
 
-static PyObject *make_range(DBObject *self, int mode, PyObject *const *a, SnapshotObject *snap) {
+static PyObject *make_range(DBObject *self, int mode, PyObject *const *a, SnapshotObject *snap,
+                            TxnObject *txn) {
     /* a: prefix, start, stop, reverse */
     int reverse = 0;
     if (a[3] && (reverse = PyObject_IsTrue(a[3])) < 0) return NULL;
-    weir_iter *it = open_engine_iter(self, a[0], a[1], a[2], snap);
+    weir_iter *it = open_engine_iter(self, a[0], a[1], a[2], snap, txn);
     if (!it) return NULL;
     RangeIterObject *r = PyObject_GC_New(RangeIterObject, &RangeIter_Type);
     if (!r) {
@@ -827,7 +1025,8 @@ static PyObject *make_range(DBObject *self, int mode, PyObject *const *a, Snapsh
     r->db = (DBObject *)Py_NewRef((PyObject *)self);
     r->iter = it;
     r->busy = 0;
-    r->invalidated = 0;
+    r->invalidated = INV_NONE;
+    r->txn = txn ? (TxnObject *)Py_NewRef((PyObject *)txn) : NULL;
     r->mode = mode;
     r->reverse = reverse;
     r->positioned = 0;
@@ -838,13 +1037,23 @@ static PyObject *make_range(DBObject *self, int mode, PyObject *const *a, Snapsh
     r->n = r->pos = 0;
     r->buf = NULL;
     r->cap = 0;
-    dep_link(self, &r->node, (PyObject *)r, range_invalidate);
+    if (txn) {
+        /* dep_link wants a DB; splice into the transaction's list by hand. */
+        r->node.owner = (PyObject *)r;
+        r->node.invalidate = range_invalidate;
+        r->node.next = txn->iters.next;
+        r->node.prev = &txn->iters;
+        txn->iters.next->prev = &r->node;
+        txn->iters.next = &r->node;
+    } else {
+        dep_link(self, &r->node, (PyObject *)r, range_invalidate);
+    }
     PyObject_GC_Track(r);
     return (PyObject *)r;
 }
 
 static PyObject *make_cursor(DBObject *self, PyObject *const *a, SnapshotObject *snap) {
-    weir_iter *it = open_engine_iter(self, a[0], a[1], a[2], snap);
+    weir_iter *it = open_engine_iter(self, a[0], a[1], a[2], snap, NULL);
     if (!it) return NULL;
     IterObject *c = PyObject_GC_New(IterObject, &Iter_Type);
     if (!c) {
@@ -968,6 +1177,9 @@ static int apply_options(weir_options *o, PyObject **v) {
     }
     SIZE_OPT(10, "block_cache_size", weir_options_set_block_cache_size)
 #undef SIZE_OPT
+    uint64_t ttl_ms;
+    if ((r = parse_ttl(v[11], "default_ttl", &ttl_ms)) < 0) return -1;
+    if (r && (rc = weir_options_set_default_ttl(o, ttl_ms)) != WEIR_OK) goto fail;
     return 0;
 fail:
     raise_status(rc);
@@ -989,13 +1201,14 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
                              "level0_triggers",
                              "compression",
                              "block_cache_size",
+                             "default_ttl",
                              NULL};
     PyObject *path_arg;
     int create_if_missing = 1, error_if_exists = 0;
-    PyObject *v[11] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$ppOOOOOOOOOOO:DB", kwlist, &path_arg,
+    PyObject *v[12] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$ppOOOOOOOOOOOO:DB", kwlist, &path_arg,
                                      &create_if_missing, &error_if_exists, &v[0], &v[1], &v[2], &v[3],
-                                     &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]))
+                                     &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11]))
         return -1;
     if (self->db || self->closing) {
         PyErr_SetString(PyExc_RuntimeError, "DB.__init__() called on an open DB");
@@ -1115,7 +1328,9 @@ static PyObject *DB_get(DBObject *self, PyObject *const *args, Py_ssize_t nargs,
     return get_common(self, a[0], a[1], snap);
 }
 
-static PyObject *put_common(DBObject *self, PyObject *key, PyObject *value, weir_sync_mode sync) {
+/* ttl_ms 0: the DB's default TTL, if any. */
+static PyObject *put_common(DBObject *self, PyObject *key, PyObject *value, weir_sync_mode sync,
+                            uint64_t ttl_ms) {
     bufarg k, v;
     if (bufarg_get(key, &k, "key") < 0) return NULL;
     if (bufarg_get(value, &v, "value") < 0) {
@@ -1128,7 +1343,9 @@ static PyObject *put_common(DBObject *self, PyObject *key, PyObject *value, weir
         weir_db *db = self->db;
         int rc;
         Py_BEGIN_ALLOW_THREADS
-        rc = weir_put(db, sync == WEIR_SYNC_DEFAULT ? NULL : &wo, k.ptr, k.len, v.ptr, v.len);
+        const weir_writeopts *wop = sync == WEIR_SYNC_DEFAULT ? NULL : &wo;
+        rc = ttl_ms ? weir_put_ttl(db, wop, k.ptr, k.len, v.ptr, v.len, ttl_ms)
+                    : weir_put(db, wop, k.ptr, k.len, v.ptr, v.len);
         Py_END_ALLOW_THREADS
         db_leave(self);
         if (rc == WEIR_OK) result = Py_NewRef(Py_None);
@@ -1140,12 +1357,14 @@ static PyObject *put_common(DBObject *self, PyObject *key, PyObject *value, weir
 }
 
 static PyObject *DB_put(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    if (nargs == 2 && !kwnames) return put_common(self, args[0], args[1], WEIR_SYNC_DEFAULT);
-    PyObject *a[3];
+    if (nargs == 2 && !kwnames) return put_common(self, args[0], args[1], WEIR_SYNC_DEFAULT, 0);
+    PyObject *a[4];
     if (bind_args(&spec_put, args, nargs, kwnames, a) < 0) return NULL;
     weir_sync_mode sync;
     if (parse_sync(a[2], &sync) < 0) return NULL;
-    return put_common(self, a[0], a[1], sync);
+    uint64_t ttl_ms;
+    if (parse_ttl(a[3], "ttl", &ttl_ms) < 0) return NULL;
+    return put_common(self, a[0], a[1], sync, ttl_ms);
 }
 
 static PyObject *delete_common(DBObject *self, PyObject *key, weir_sync_mode sync) {
@@ -1287,7 +1506,7 @@ static PyObject *range_method(DBObject *self, int mode, PyObject *const *args, P
     if (bind_args(&spec_range, args, nargs, kwnames, a) < 0) return NULL;
     SnapshotObject *snap;
     if (check_snapshot(self, a[4], &snap) < 0) return NULL;
-    return make_range(self, mode, a, snap);
+    return make_range(self, mode, a, snap, NULL);
 }
 
 static PyObject *DB_keys(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -1304,7 +1523,7 @@ static PyObject *DB_items(DBObject *self, PyObject *const *args, Py_ssize_t narg
 
 static PyObject *DB_iter(DBObject *self) {
     PyObject *a[4] = {NULL, NULL, NULL, NULL};
-    return make_range(self, MODE_KEYS, a, NULL);
+    return make_range(self, MODE_KEYS, a, NULL, NULL);
 }
 
 static PyObject *DB_iterator(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -1356,6 +1575,344 @@ static PyObject *DB_compact(DBObject *self, PyObject *const *args, Py_ssize_t na
     bufarg_release(&lo);
     bufarg_release(&hi);
     return r;
+}
+
+/* ---- merges, typed values, range deletes, checkpoints ---------------------------- */
+
+enum { W_MERGE, W_LIST_APPEND, W_DELETE_RANGE };
+
+/* One engine write: a is the key (the start for W_DELETE_RANGE), b the
+ * operand, the item or the end. */
+static PyObject *write_one(DBObject *self, int kind, const bufarg *a, const bufarg *b, int op,
+                           uint32_t max_items, weir_sync_mode sync) {
+    if (db_enter(self) < 0) return NULL;
+    weir_writeopts wo = {sync};
+    const weir_writeopts *wop = sync == WEIR_SYNC_DEFAULT ? NULL : &wo;
+    weir_db *db = self->db;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    switch (kind) {
+    case W_MERGE: rc = weir_merge(db, wop, a->ptr, a->len, op, b->ptr, b->len); break;
+    case W_LIST_APPEND: rc = weir_list_append(db, wop, a->ptr, a->len, b->ptr, b->len, max_items); break;
+    default: rc = weir_delete_range(db, wop, a->ptr, a->len, b->ptr, b->len); break;
+    }
+    Py_END_ALLOW_THREADS
+    db_leave(self);
+    if (rc != WEIR_OK) return raise_status(rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *merge_packed(DBObject *self, PyObject *key, int op, const bufarg *operand,
+                              weir_sync_mode sync) {
+    bufarg k;
+    if (bufarg_get(key, &k, "key") < 0) return NULL;
+    PyObject *r = write_one(self, W_MERGE, &k, operand, op, 0, sync);
+    bufarg_release(&k);
+    return r;
+}
+
+static PyObject *DB_merge(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[4];
+    if (bind_args(&spec_merge, args, nargs, kwnames, a) < 0) return NULL;
+    int op;
+    weir_sync_mode sync;
+    if (parse_merge_op(a[1], &op) < 0 || parse_sync(a[3], &sync) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (merge_operand(op, a[2], num, &o) < 0) return NULL;
+    PyObject *r = merge_packed(self, a[0], op, &o, sync);
+    bufarg_release(&o);
+    return r;
+}
+
+/* n of incr(): an int, 1 when absent. */
+static int incr_operand(PyObject *n, char num[8], bufarg *b) {
+    b->has_view = 0;
+    b->ptr = num;
+    b->len = 8;
+    if (!n) {
+        put_le64(num, 1);
+        return 0;
+    }
+    if (!PyLong_Check(n)) {
+        PyErr_Format(PyExc_TypeError, "incr() n must be an int, not %.100s", Py_TYPE(n)->tp_name);
+        return -1;
+    }
+    return pack_int64(n, "incr() n", num);
+}
+
+static PyObject *DB_incr(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_incr, args, nargs, kwnames, a) < 0) return NULL;
+    weir_sync_mode sync;
+    char num[8];
+    bufarg o;
+    if (parse_sync(a[2], &sync) < 0 || incr_operand(a[1], num, &o) < 0) return NULL;
+    return merge_packed(self, a[0], WEIR_MERGE_INT64_ADD, &o, sync);
+}
+
+static PyObject *DB_add_float(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_add_float, args, nargs, kwnames, a) < 0) return NULL;
+    weir_sync_mode sync;
+    char num[8];
+    if (parse_sync(a[2], &sync) < 0 || pack_float64(a[1], num) < 0) return NULL;
+    bufarg o = {num, 8, 0, {0}};
+    return merge_packed(self, a[0], WEIR_MERGE_FLOAT64_ADD, &o, sync);
+}
+
+static PyObject *DB_list_append(DBObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames) {
+    PyObject *a[4];
+    if (bind_args(&spec_list_append, args, nargs, kwnames, a) < 0) return NULL;
+    if (!a[2]) {
+        PyErr_SetString(PyExc_TypeError, "list_append() missing required keyword argument 'max_items'");
+        return NULL;
+    }
+    unsigned long long bound = 0;
+    weir_sync_mode sync;
+    if (opt_u64(a[2], "max_items", &bound) < 0 || parse_sync(a[3], &sync) < 0) return NULL;
+    if (bound < 1 || bound > 1000000) return raise_fmt(WEIR_INVALID, "max_items=%R is out of range [1, 1000000]", a[2]);
+    bufarg k, item;
+    if (bufarg_get(a[0], &k, "key") < 0) return NULL;
+    if (bufarg_get(a[1], &item, "item") < 0) {
+        bufarg_release(&k);
+        return NULL;
+    }
+    PyObject *r = write_one(self, W_LIST_APPEND, &k, &item, 0, (uint32_t)bound, sync);
+    bufarg_release(&k);
+    bufarg_release(&item);
+    return r;
+}
+
+enum { AS_INT, AS_FLOAT, AS_LIST };
+
+/* A stored value as an int64, a float64 or a list; steals raw. */
+static PyObject *decode_typed(PyObject *key, PyObject *raw, int as) {
+    const char *p = PyBytes_AS_STRING(raw);
+    Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    PyObject *r = NULL;
+    if (as == AS_LIST) {
+        r = PyList_New(0);
+        size_t off = 0, ilen;
+        const void *item;
+        while (r && weir_list_next(p, (size_t)n, &off, &item, &ilen)) {
+            PyObject *b = PyBytes_FromStringAndSize(item, (Py_ssize_t)ilen);
+            if (!b || PyList_Append(r, b) < 0) Py_CLEAR(r);
+            Py_XDECREF(b);
+        }
+        if (r && off != (size_t)n) {
+            Py_CLEAR(r);
+            raise_fmt(WEIR_INVALID, "get_list(): the value of key %R is not a list (malformed at byte %zu of %zd)",
+                      key, off, n);
+        }
+    } else if (n != 8) {
+        raise_fmt(WEIR_INVALID, "%s: the value of key %R is %zd bytes, not an 8-byte little-endian %s",
+                  as == AS_INT ? "get_int()" : "get_float()", key, n, as == AS_INT ? "int64" : "float64");
+    } else if (as == AS_INT) {
+        r = PyLong_FromLongLong((long long)get_le64(p));
+    } else {
+        uint64_t bits = get_le64(p);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        r = PyFloat_FromDouble(d);
+    }
+    Py_DECREF(raw);
+    return r;
+}
+
+static PyObject *get_typed(DBObject *self, const argspec *sp, int as, PyObject *const *args,
+                           Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(sp, args, nargs, kwnames, a) < 0) return NULL;
+    PyObject *dflt = as == AS_LIST ? NULL : a[1];
+    SnapshotObject *snap;
+    if (check_snapshot(self, as == AS_LIST ? a[1] : a[2], &snap) < 0) return NULL;
+    int found;
+    PyObject *raw = db_lookup(self, a[0], snap, &found);
+    if (raw) return decode_typed(a[0], raw, as);
+    if (found || PyErr_Occurred()) return NULL;
+    if (dflt) return Py_NewRef(dflt);
+    if (as == AS_INT) return PyLong_FromLong(0);
+    if (as == AS_FLOAT) return PyFloat_FromDouble(0.0);
+    return PyList_New(0);
+}
+
+static PyObject *DB_get_int(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return get_typed(self, &spec_get_int, AS_INT, args, nargs, kwnames);
+}
+
+static PyObject *DB_get_float(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return get_typed(self, &spec_get_float, AS_FLOAT, args, nargs, kwnames);
+}
+
+static PyObject *DB_get_list(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return get_typed(self, &spec_get_list, AS_LIST, args, nargs, kwnames);
+}
+
+static PyObject *DB_delete_range(DBObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_delete_range, args, nargs, kwnames, a) < 0) return NULL;
+    weir_sync_mode sync;
+    if (parse_sync(a[2], &sync) < 0) return NULL;
+    bufarg lo, hi;
+    if (bufarg_get(a[0], &lo, "start") < 0) return NULL;
+    if (bufarg_get(a[1], &hi, "end") < 0) {
+        bufarg_release(&lo);
+        return NULL;
+    }
+    PyObject *r = write_one(self, W_DELETE_RANGE, &lo, &hi, 0, 0, sync);
+    bufarg_release(&lo);
+    bufarg_release(&hi);
+    return r;
+}
+
+/* Runs without the GIL. A prefix p of n 0xff bytes (n may be 0) has no
+ * successor to end a range with, so one batch deletes [p, p + 0xff) by
+ * range and, one by one, the keys that start with p + 0xff, as an iterator
+ * sees them. `end` has room for n + 1 bytes. Returns a status, or -1 when
+ * out of memory. */
+static int delete_ff_prefix(weir_db *db, const weir_writeopts *wo, const char *p, size_t n, char *end) {
+    weir_batch *b = weir_batch_create();
+    if (!b) return -1;
+    int rc;
+    if (n >= WEIR_MAX_KEY_SIZE) {
+        rc = weir_batch_delete(b, p, n); /* no longer key can exist */
+    } else {
+        if (n) memcpy(end, p, n);
+        end[n] = (char)0xff;
+        rc = weir_batch_delete_range(b, p, n, end, n + 1);
+        weir_iter *it = NULL;
+        if (rc == WEIR_OK) {
+            weir_readopts ro;
+            memset(&ro, 0, sizeof ro);
+            ro.prefix = end;
+            ro.prefix_len = n + 1;
+            rc = weir_iter_create(db, &ro, &it);
+        }
+        if (rc == WEIR_OK) {
+            for (weir_iter_seek_first(it); rc == WEIR_OK && weir_iter_valid(it); weir_iter_next(it)) {
+                size_t kl;
+                const void *k = weir_iter_key(it, &kl);
+                rc = weir_batch_delete(b, k, kl);
+            }
+            if (rc == WEIR_OK) rc = weir_iter_status(it);
+            weir_iter_destroy(it);
+        }
+    }
+    if (rc == WEIR_OK) rc = weir_write(db, wo, b);
+    weir_batch_destroy(b);
+    return rc;
+}
+
+static PyObject *DB_delete_prefix(DBObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_delete_prefix, args, nargs, kwnames, a) < 0) return NULL;
+    weir_sync_mode sync;
+    if (parse_sync(a[1], &sync) < 0) return NULL;
+    bufarg p;
+    if (bufarg_get(a[0], &p, "prefix") < 0) return NULL;
+    if (p.len > WEIR_MAX_KEY_SIZE) {
+        bufarg_release(&p);
+        return raise_fmt(WEIR_INVALID, "delete_prefix(): a prefix of %zu bytes is longer than any key (%u)",
+                         p.len, WEIR_MAX_KEY_SIZE);
+    }
+    /* The successor of p: drop its trailing 0xff bytes, add one to the last. */
+    size_t m = p.len;
+    while (m > 0 && (unsigned char)p.ptr[m - 1] == 0xff) m--;
+    char *end = PyMem_Malloc(m ? m : p.len + 1);
+    if (!end) {
+        bufarg_release(&p);
+        return PyErr_NoMemory();
+    }
+    PyObject *r = NULL;
+    if (m) {
+        memcpy(end, p.ptr, m);
+        end[m - 1] = (char)((unsigned char)end[m - 1] + 1);
+        bufarg hi = {end, m, 0, {0}};
+        r = write_one(self, W_DELETE_RANGE, &p, &hi, 0, 0, sync);
+    } else if (db_enter(self) == 0) {
+        weir_writeopts wo = {sync};
+        weir_db *db = self->db;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = delete_ff_prefix(db, sync == WEIR_SYNC_DEFAULT ? NULL : &wo, p.ptr, p.len, end);
+        Py_END_ALLOW_THREADS
+        db_leave(self);
+        if (rc == WEIR_OK) r = Py_NewRef(Py_None);
+        else if (rc < 0) PyErr_NoMemory();
+        else raise_status(rc);
+    }
+    PyMem_Free(end);
+    bufarg_release(&p);
+    return r;
+}
+
+static PyObject *DB_checkpoint(DBObject *self, PyObject *path_arg) {
+    PyObject *encoded;
+    if (!PyUnicode_FSConverter(path_arg, &encoded)) return NULL;
+    if (db_enter(self) < 0) {
+        Py_DECREF(encoded);
+        return NULL;
+    }
+    weir_db *db = self->db;
+    const char *dir = PyBytes_AS_STRING(encoded);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = weir_checkpoint(db, dir);
+    Py_END_ALLOW_THREADS
+    db_leave(self);
+    Py_DECREF(encoded);
+    if (rc != WEIR_OK) return raise_status(rc);
+    Py_RETURN_NONE;
+}
+
+static void txn_invalidate(PyObject *o);
+
+static PyObject *DB_transaction(DBObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_transaction, args, nargs, kwnames, a) < 0) return NULL;
+    weir_txnopts opts;
+    memset(&opts, 0, sizeof opts);
+    if (parse_sync(a[0], &opts.sync) < 0) return NULL;
+    if (a[1] && (opts.track_all_reads = PyObject_IsTrue(a[1])) < 0) return NULL;
+    /* Allocate first: nothing may run Python code (and so maybe close the
+     * DB) between the begin and linking the transaction to the DB. */
+    TxnObject *t = PyObject_GC_New(TxnObject, &Txn_Type);
+    if (!t) return NULL;
+    t->db = NULL;
+    t->txn = NULL;
+    t->state = TXN_ROLLED_BACK;
+    t->busy = 0;
+    t->node.next = t->node.prev = NULL;
+    t->iters.next = t->iters.prev = &t->iters;
+    t->iters.owner = NULL;
+    t->iters.invalidate = NULL;
+    if (db_enter(self) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    weir_db *db = self->db;
+    weir_txn *x = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = weir_txn_begin(db, &opts, &x);
+    Py_END_ALLOW_THREADS
+    db_leave(self);
+    if (rc != WEIR_OK) {
+        raise_status(rc);
+        Py_DECREF(t);
+        return NULL;
+    }
+    t->db = (DBObject *)Py_NewRef((PyObject *)self);
+    t->txn = x;
+    t->state = TXN_ACTIVE;
+    dep_link(self, &t->node, (PyObject *)t, txn_invalidate);
+    PyObject_GC_Track(t);
+    return (PyObject *)t;
 }
 
 /* Read a property: new str, or NULL with *known = 0 and no exception if
@@ -1521,7 +2078,7 @@ static PyObject *DB_subscript(DBObject *self, PyObject *key) {
 }
 
 static int DB_ass_subscript(DBObject *self, PyObject *key, PyObject *value) {
-    PyObject *r = value ? put_common(self, key, value, WEIR_SYNC_DEFAULT)
+    PyObject *r = value ? put_common(self, key, value, WEIR_SYNC_DEFAULT, 0)
                         : delete_common(self, key, WEIR_SYNC_DEFAULT);
     if (!r) return -1;
     Py_DECREF(r);
@@ -1552,13 +2109,31 @@ static PyMethodDef DB_methods[] = {
      "items(*, prefix=None, start=None, stop=None, reverse=False, snapshot=None) -> RangeIterator"},
     {"iterator", FASTKW(DB_iterator),
      "iterator(*, prefix=None, start=None, stop=None, snapshot=None) -> Iterator (unpositioned cursor)"},
+    {"merge", FASTKW(DB_merge),
+     "merge(key, op, operand, *, sync=None) -> None; op is a name like 'int64_add' or an id"},
+    {"incr", FASTKW(DB_incr), "incr(key, n=1, *, sync=None) -> None; int64 add"},
+    {"add_float", FASTKW(DB_add_float), "add_float(key, x, *, sync=None) -> None; float64 add"},
+    {"list_append", FASTKW(DB_list_append),
+     "list_append(key, item, *, max_items, sync=None) -> None; keeps the newest max_items"},
+    {"get_int", FASTKW(DB_get_int), "get_int(key, default=0, *, snapshot=None) -> int | default"},
+    {"get_float", FASTKW(DB_get_float),
+     "get_float(key, default=0.0, *, snapshot=None) -> float | default"},
+    {"get_list", FASTKW(DB_get_list), "get_list(key, *, snapshot=None) -> list[bytes]"},
+    {"delete_range", FASTKW(DB_delete_range),
+     "delete_range(start, end, *, sync=None) -> None; every key in [start, end), one write"},
+    {"delete_prefix", FASTKW(DB_delete_prefix),
+     "delete_prefix(prefix, *, sync=None) -> None; every key starting with prefix"},
+    {"checkpoint", (PyCFunction)DB_checkpoint, METH_O,
+     "checkpoint(path) -> None; an openable copy in path (absent or empty)"},
+    {"transaction", FASTKW(DB_transaction),
+     "transaction(*, sync=None, track_all_reads=False) -> Transaction (optimistic)"},
     {"snapshot", (PyCFunction)DB_snapshot, METH_NOARGS, "snapshot() -> Snapshot of the current state"},
     {"flush", (PyCFunction)DB_flush, METH_NOARGS, "flush() -> None; write the memtable to a table"},
     {"compact", FASTKW(DB_compact), "compact(start=None, stop=None) -> None; compact the key range"},
     {"stats", (PyCFunction)DB_stats, METH_NOARGS, "stats() -> dict of counters, levels and path"},
     {"property", (PyCFunction)DB_property, METH_O, "property(name) -> str | None"},
     {"close", (PyCFunction)DB_close, METH_NOARGS,
-     "close() -> None; idempotent; invalidates iterators and snapshots"},
+     "close() -> None; idempotent; invalidates iterators, snapshots and transactions"},
     {"__enter__", (PyCFunction)DB_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))DB_exit, METH_FASTCALL, NULL},
     {0},
@@ -1592,7 +2167,7 @@ static PyTypeObject DB_Type = {
               "   block_size=None, bloom_bits_per_key=None, max_open_files=None,\n"
               "   background_threads=None, sync='flush', target_file_size=None,\n"
               "   max_bytes_for_level_base=None, level0_triggers=None, compression=None,\n"
-              "   block_cache_size=None)\n\n"
+              "   block_cache_size=None, default_ttl=None)\n\n"
               "An open weir store. Keys and values are bytes-like; a missing key is not an\n"
               "error. Use as a context manager to close it.",
     .tp_weaklistoffset = offsetof(DBObject, weakreflist),
@@ -1671,7 +2246,7 @@ static PyObject *snap_range(SnapshotObject *s, int mode, PyObject *const *args, 
     PyObject *a[4];
     if (bind_args(&spec_snap_range, args, nargs, kwnames, a) < 0) return NULL;
     if (snapshot_usable(s) < 0) return NULL;
-    return make_range(s->db, mode, a, s);
+    return make_range(s->db, mode, a, s, NULL);
 }
 
 static PyObject *Snapshot_keys(SnapshotObject *s, PyObject *const *args, Py_ssize_t nargs,
@@ -1692,7 +2267,7 @@ static PyObject *Snapshot_items(SnapshotObject *s, PyObject *const *args, Py_ssi
 static PyObject *Snapshot_iter(SnapshotObject *s) {
     if (snapshot_usable(s) < 0) return NULL;
     PyObject *a[4] = {NULL, NULL, NULL, NULL};
-    return make_range(s->db, MODE_KEYS, a, s);
+    return make_range(s->db, MODE_KEYS, a, s, NULL);
 }
 
 static PyObject *Snapshot_iterator(SnapshotObject *s, PyObject *const *args, Py_ssize_t nargs,
@@ -1836,10 +2411,16 @@ static void Iter_dealloc(IterObject *c) {
     PyObject_GC_Del(c);
 }
 
+static PyObject *raise_invalidated(IterObject *c) {
+    if (c->invalidated == INV_TXN_FINISHED)
+        return raise_fmt(WEIR_INVALID, "the iterator's transaction is finished (committed or rolled back)");
+    return raise_fmt(WEIR_CLOSED, "the iterator's DB was closed");
+}
+
 /* Can the iterator run an engine call now? */
 static int iter_usable(IterObject *c) {
     if (!c->iter) {
-        if (c->invalidated) raise_fmt(WEIR_CLOSED, "the iterator's DB was closed");
+        if (c->invalidated) raise_invalidated(c);
         else raise_fmt(WEIR_CLOSED, "the iterator is closed");
         return -1;
     }
@@ -1904,7 +2485,7 @@ static PyObject *Iter_prev(IterObject *c, PyObject *u) {
 
 static int cursor_readable(IterObject *c) {
     if (!c->iter) {
-        if (c->invalidated) raise_fmt(WEIR_CLOSED, "the iterator's DB was closed");
+        if (c->invalidated) raise_invalidated(c);
         else raise_fmt(WEIR_CLOSED, "the iterator is closed");
         return -1;
     }
@@ -2029,16 +2610,24 @@ static void range_discard(RangeIterObject *r) {
     r->err = WEIR_OK;
 }
 
-static void range_invalidate(PyObject *o) {
-    RangeIterObject *r = (RangeIterObject *)o;
-    if (r->iter) r->invalidated = 1;
+static void range_invalidate_as(RangeIterObject *r, int why) {
+    if (r->iter) r->invalidated = why;
     iter_drop_engine((IterObject *)r);
     range_discard(r);
+}
+
+static void range_invalidate(PyObject *o) { range_invalidate_as((RangeIterObject *)o, INV_DB_CLOSED); }
+
+static int Range_traverse(RangeIterObject *r, visitproc visit, void *arg) {
+    Py_VISIT(r->db);
+    Py_VISIT(r->txn);
+    return 0;
 }
 
 static int Range_clear(RangeIterObject *r) {
     iter_drop_engine((IterObject *)r);
     range_discard(r);
+    Py_CLEAR(r->txn);
     Py_CLEAR(r->db);
     return 0;
 }
@@ -2136,14 +2725,23 @@ static PyObject *range_finish(RangeIterObject *r) {
 
 static PyObject *Range_next(RangeIterObject *r) {
     if (r->pos < r->n) return range_item(r, r->pos++);
-    if (r->invalidated) return raise_fmt(WEIR_CLOSED, "the iterator's DB was closed");
+    if (r->invalidated) return raise_invalidated((IterObject *)r);
     if (r->at_end || r->err != WEIR_OK) return range_finish(r);
     if (!r->iter) return NULL; /* closed by the user: just stop */
     if (iter_usable((IterObject *)r) < 0) return NULL;
+    if (r->txn && r->txn->busy) {
+        /* Its overlay belongs to the transaction, which another thread is
+         * using right now. */
+        db_leave(r->db);
+        PyErr_SetString(PyExc_RuntimeError, "the transaction is in use by another thread");
+        return NULL;
+    }
     r->busy = 1;
+    if (r->txn) r->txn->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     range_fill(r);
     Py_END_ALLOW_THREADS
+    if (r->txn) r->txn->busy = 0;
     r->busy = 0;
     db_leave(r->db);
     if (r->want < CHUNK_MAX) r->want *= 2;
@@ -2205,7 +2803,7 @@ static PyTypeObject RangeIter_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Iterator returned by keys(), values() and items(): reads one point in time and\n"
               "fetches entries lazily in small chunks.",
-    .tp_traverse = (traverseproc)Iter_traverse,
+    .tp_traverse = (traverseproc)Range_traverse,
     .tp_clear = (inquiry)Range_clear,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)Range_next,
@@ -2263,14 +2861,68 @@ static int batch_mutable(BatchObject *b) {
 }
 
 static PyObject *Batch_put(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    PyObject *a[2];
+    PyObject *a[3];
     if (nargs == 2 && !kwnames) {
         a[0] = args[0];
         a[1] = args[1];
+        a[2] = NULL;
     } else if (bind_args(&spec_batch_put, args, nargs, kwnames, a) < 0) {
         return NULL;
     }
-    if (batch_mutable(b) < 0 || batch_add_put(b->batch, a[0], a[1]) < 0) return NULL;
+    uint64_t ttl_ms;
+    if (parse_ttl(a[2], "ttl", &ttl_ms) < 0) return NULL;
+    if (batch_mutable(b) < 0 || batch_add_put_ttl(b->batch, a[0], a[1], ttl_ms) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *batch_add_merge(BatchObject *b, PyObject *key, int op, const bufarg *operand) {
+    bufarg k;
+    if (batch_mutable(b) < 0 || bufarg_get(key, &k, "key") < 0) return NULL;
+    int rc = weir_batch_merge(b->batch, k.ptr, k.len, op, operand->ptr, operand->len);
+    if (rc != WEIR_OK) raise_status(rc);
+    bufarg_release(&k);
+    if (rc != WEIR_OK) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Batch_merge(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_batch_merge, args, nargs, kwnames, a) < 0) return NULL;
+    int op;
+    if (parse_merge_op(a[1], &op) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (merge_operand(op, a[2], num, &o) < 0) return NULL;
+    PyObject *r = batch_add_merge(b, a[0], op, &o);
+    bufarg_release(&o);
+    return r;
+}
+
+static PyObject *Batch_incr(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_batch_incr, args, nargs, kwnames, a) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (incr_operand(a[1], num, &o) < 0) return NULL;
+    return batch_add_merge(b, a[0], WEIR_MERGE_INT64_ADD, &o);
+}
+
+static PyObject *Batch_delete_range(BatchObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_batch_delete_range, args, nargs, kwnames, a) < 0) return NULL;
+    if (batch_mutable(b) < 0) return NULL;
+    bufarg lo, hi;
+    if (bufarg_get(a[0], &lo, "start") < 0) return NULL;
+    if (bufarg_get(a[1], &hi, "end") < 0) {
+        bufarg_release(&lo);
+        return NULL;
+    }
+    int rc = weir_batch_delete_range(b->batch, lo.ptr, lo.len, hi.ptr, hi.len);
+    if (rc != WEIR_OK) raise_status(rc);
+    bufarg_release(&lo);
+    bufarg_release(&hi);
+    if (rc != WEIR_OK) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -2340,8 +2992,11 @@ static PyObject *Batch_repr(BatchObject *b) {
 }
 
 static PyMethodDef Batch_methods[] = {
-    {"put", FASTKW(Batch_put), "put(key, value) -> None"},
+    {"put", FASTKW(Batch_put), "put(key, value, *, ttl=None) -> None; ttl in seconds"},
     {"delete", FASTKW(Batch_delete), "delete(key) -> None"},
+    {"merge", FASTKW(Batch_merge), "merge(key, op, operand) -> None"},
+    {"incr", FASTKW(Batch_incr), "incr(key, n=1) -> None; int64 add"},
+    {"delete_range", FASTKW(Batch_delete_range), "delete_range(start, end) -> None; keys in [start, end)"},
     {"put_many", (PyCFunction)Batch_put_many, METH_O, "put_many(mapping_or_pairs) -> int"},
     {"clear", (PyCFunction)Batch_clear_method, METH_NOARGS, "clear() -> None; drop every operation"},
     {"commit", (PyCFunction)Batch_commit, METH_NOARGS,
@@ -2370,13 +3025,383 @@ static PyTypeObject Batch_Type = {
     .tp_as_sequence = &Batch_as_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "WriteBatch(db=None, *, sync=None)\n\n"
-              "Puts and deletes applied atomically. As a context manager (from\n"
+              "Puts, deletes, merges and range deletes applied atomically. As a context manager (from\n"
               "DB.write_batch()) it commits on a clean exit and discards on an exception.",
     .tp_traverse = (traverseproc)Batch_traverse,
     .tp_clear = (inquiry)Batch_clear,
     .tp_methods = Batch_methods,
     .tp_getset = Batch_getset,
     .tp_new = Batch_new,
+};
+
+/* ---- Transaction ----------------------------------------------------------------- */
+
+/* Destroy the engine iterators over the transaction; the engine wants them
+ * gone before the transaction finishes. */
+static void txn_drop_iters(TxnObject *t, int why) {
+    while (t->iters.next != &t->iters) range_invalidate_as((RangeIterObject *)t->iters.next->owner, why);
+}
+
+static void txn_release(TxnObject *t, int why) {
+    txn_drop_iters(t, why);
+    if (t->txn) {
+        /* An active transaction is rolled back by this. */
+        weir_txn_destroy(t->txn);
+        t->txn = NULL;
+    }
+    dep_unlink(&t->node);
+}
+
+/* The DB is closing (its list has already let go of us). */
+static void txn_invalidate(PyObject *o) {
+    TxnObject *t = (TxnObject *)o;
+    if (t->state == TXN_ACTIVE) t->state = TXN_CLOSED;
+    txn_release(t, INV_DB_CLOSED);
+}
+
+/* Can the transaction take a call now? */
+static int txn_check(TxnObject *t) {
+    if (!t->txn) {
+        switch (t->state) {
+        case TXN_CLOSED: raise_fmt(WEIR_CLOSED, "the transaction's DB was closed"); break;
+        case TXN_COMMITTED: raise_fmt(WEIR_INVALID, "the transaction is already committed; begin a new one"); break;
+        case TXN_FAILED: raise_fmt(WEIR_INVALID, "the transaction's commit failed; begin a new one"); break;
+        default: raise_fmt(WEIR_INVALID, "the transaction is rolled back; begin a new one"); break;
+        }
+        return -1;
+    }
+    if (t->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the transaction is in use by another thread");
+        return -1;
+    }
+    if (t->db->closing) {
+        raise_closed(t->db);
+        return -1;
+    }
+    return 0;
+}
+
+static int Txn_traverse(TxnObject *t, visitproc visit, void *arg) {
+    Py_VISIT(t->db);
+    return 0;
+}
+
+static int Txn_clear(TxnObject *t) {
+    if (t->state == TXN_ACTIVE) t->state = TXN_ROLLED_BACK;
+    txn_release(t, INV_TXN_FINISHED);
+    Py_CLEAR(t->db);
+    return 0;
+}
+
+static void Txn_dealloc(TxnObject *t) {
+    PyObject_GC_UnTrack(t);
+    Txn_clear(t);
+    PyObject_GC_Del(t);
+}
+
+/* Read key through the transaction: new bytes, or NULL with *found = 0
+ * and no exception when absent, or NULL with an exception. */
+static PyObject *txn_lookup(TxnObject *t, PyObject *key, int for_update, int *found) {
+    *found = 0;
+    bufarg k;
+    if (bufarg_get(key, &k, "key") < 0) return NULL;
+    if (txn_check(t) < 0 || db_enter(t->db) < 0) {
+        bufarg_release(&k);
+        return NULL;
+    }
+    weir_txn *x = t->txn;
+    void *val = NULL;
+    size_t vlen = 0;
+    int rc;
+    t->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = for_update ? weir_txn_get_for_update(x, k.ptr, k.len, &val, &vlen)
+                    : weir_txn_get(x, k.ptr, k.len, &val, &vlen);
+    Py_END_ALLOW_THREADS
+    t->busy = 0;
+    db_leave(t->db);
+    PyObject *r = NULL;
+    if (rc == WEIR_OK) {
+        *found = 1;
+        r = PyBytes_FromStringAndSize(val, (Py_ssize_t)vlen);
+        weir_free(val);
+    } else if (rc != WEIR_NOT_FOUND) {
+        raise_status(rc);
+    }
+    bufarg_release(&k);
+    return r;
+}
+
+static PyObject *txn_get_common(TxnObject *t, PyObject *key, PyObject *dflt, int for_update) {
+    int found;
+    PyObject *r = txn_lookup(t, key, for_update, &found);
+    if (r || found || PyErr_Occurred()) return r;
+    return Py_NewRef(dflt ? dflt : Py_None);
+}
+
+static PyObject *Txn_get(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_txn_get, args, nargs, kwnames, a) < 0) return NULL;
+    int for_update = 0;
+    if (a[2] && (for_update = PyObject_IsTrue(a[2])) < 0) return NULL;
+    return txn_get_common(t, a[0], a[1], for_update);
+}
+
+static PyObject *Txn_get_for_update(TxnObject *t, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_txn_get_for_update, args, nargs, kwnames, a) < 0) return NULL;
+    return txn_get_common(t, a[0], a[1], 1);
+}
+
+/* The writes only append to the transaction's buffer (no disk, no lock),
+ * so they run with the GIL held. */
+static int txn_put(TxnObject *t, PyObject *key, PyObject *value) {
+    bufarg k, v;
+    if (bufarg_get(key, &k, "key") < 0) return -1;
+    if (bufarg_get(value, &v, "value") < 0) {
+        bufarg_release(&k);
+        return -1;
+    }
+    int rc = txn_check(t) < 0 ? -1 : weir_txn_put(t->txn, k.ptr, k.len, v.ptr, v.len);
+    if (rc > 0) raise_status(rc);
+    bufarg_release(&k);
+    bufarg_release(&v);
+    return rc == WEIR_OK ? 0 : -1;
+}
+
+static int txn_delete(TxnObject *t, PyObject *key) {
+    bufarg k;
+    if (bufarg_get(key, &k, "key") < 0) return -1;
+    int rc = txn_check(t) < 0 ? -1 : weir_txn_delete(t->txn, k.ptr, k.len);
+    if (rc > 0) raise_status(rc);
+    bufarg_release(&k);
+    return rc == WEIR_OK ? 0 : -1;
+}
+
+static PyObject *txn_merge(TxnObject *t, PyObject *key, int op, const bufarg *operand) {
+    bufarg k;
+    if (bufarg_get(key, &k, "key") < 0) return NULL;
+    int rc = txn_check(t) < 0 ? -1 : weir_txn_merge(t->txn, k.ptr, k.len, op, operand->ptr, operand->len);
+    if (rc > 0) raise_status(rc);
+    bufarg_release(&k);
+    if (rc != WEIR_OK) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Txn_put(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_txn_put, args, nargs, kwnames, a) < 0) return NULL;
+    if (txn_put(t, a[0], a[1]) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Txn_delete(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[1];
+    if (bind_args(&spec_txn_delete, args, nargs, kwnames, a) < 0) return NULL;
+    if (txn_delete(t, a[0]) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Txn_merge(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_txn_merge, args, nargs, kwnames, a) < 0) return NULL;
+    int op;
+    if (parse_merge_op(a[1], &op) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (merge_operand(op, a[2], num, &o) < 0) return NULL;
+    PyObject *r = txn_merge(t, a[0], op, &o);
+    bufarg_release(&o);
+    return r;
+}
+
+static PyObject *Txn_incr(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_txn_incr, args, nargs, kwnames, a) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (incr_operand(a[1], num, &o) < 0) return NULL;
+    return txn_merge(t, a[0], WEIR_MERGE_INT64_ADD, &o);
+}
+
+static PyObject *txn_range(TxnObject *t, int mode, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames) {
+    PyObject *a[4];
+    if (bind_args(&spec_snap_range, args, nargs, kwnames, a) < 0) return NULL;
+    if (txn_check(t) < 0) return NULL;
+    return make_range(t->db, mode, a, NULL, t);
+}
+
+static PyObject *Txn_keys(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return txn_range(t, MODE_KEYS, args, nargs, kwnames);
+}
+
+static PyObject *Txn_values(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return txn_range(t, MODE_VALUES, args, nargs, kwnames);
+}
+
+static PyObject *Txn_items(TxnObject *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    return txn_range(t, MODE_ITEMS, args, nargs, kwnames);
+}
+
+static PyObject *Txn_iter(TxnObject *t) { return txn_range(t, MODE_KEYS, NULL, 0, NULL); }
+
+static PyObject *Txn_commit(TxnObject *t, PyObject *u) {
+    (void)u;
+    if (txn_check(t) < 0 || db_enter(t->db) < 0) return NULL;
+    txn_drop_iters(t, INV_TXN_FINISHED);
+    weir_txn *x = t->txn;
+    int rc;
+    t->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = weir_txn_commit(x);
+    Py_END_ALLOW_THREADS
+    t->busy = 0;
+    db_leave(t->db);
+    t->state = rc == WEIR_OK ? TXN_COMMITTED : TXN_FAILED;
+    /* Raise before txn_release: the message is the engine's latest. */
+    PyObject *r = rc == WEIR_OK ? Py_NewRef(Py_None) : raise_status(rc);
+    txn_release(t, INV_TXN_FINISHED);
+    return r;
+}
+
+static PyObject *Txn_rollback(TxnObject *t, PyObject *u) {
+    (void)u;
+    /* Finished already (or its DB closed): nothing is left to discard. */
+    if (!t->txn) Py_RETURN_NONE;
+    if (t->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the transaction is in use by another thread");
+        return NULL;
+    }
+    t->state = TXN_ROLLED_BACK;
+    txn_release(t, INV_TXN_FINISHED);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Txn_enter(TxnObject *t, PyObject *u) {
+    (void)u;
+    if (txn_check(t) < 0) return NULL;
+    return Py_NewRef((PyObject *)t);
+}
+
+static PyObject *Txn_exit(TxnObject *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs >= 1 && args[0] != Py_None) {
+        PyObject *r = Txn_rollback(t, NULL);
+        if (!r) return NULL;
+        Py_DECREF(r);
+        Py_RETURN_FALSE;
+    }
+    /* A clean exit must not pass silently over writes the close discarded. */
+    if (t->state == TXN_CLOSED) return raise_fmt(WEIR_CLOSED, "the transaction's DB was closed before it committed");
+    if (t->txn) {
+        PyObject *r = Txn_commit(t, NULL);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Txn_subscript(TxnObject *t, PyObject *key) {
+    int found;
+    PyObject *r = txn_lookup(t, key, 0, &found);
+    if (r || found || PyErr_Occurred()) return r;
+    PyErr_SetObject(PyExc_KeyError, key);
+    return NULL;
+}
+
+static int Txn_ass_subscript(TxnObject *t, PyObject *key, PyObject *value) {
+    return value ? txn_put(t, key, value) : txn_delete(t, key);
+}
+
+static int Txn_contains(TxnObject *t, PyObject *key) {
+    int found;
+    PyObject *r = txn_lookup(t, key, 0, &found);
+    if (r) {
+        Py_DECREF(r);
+        return 1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *Txn_get_committed(TxnObject *t, void *u) {
+    (void)u;
+    return PyBool_FromLong(t->state == TXN_COMMITTED);
+}
+
+static PyObject *Txn_get_finished(TxnObject *t, void *u) {
+    (void)u;
+    return PyBool_FromLong(t->txn == NULL);
+}
+
+static PyObject *Txn_get_db(TxnObject *t, void *u) {
+    (void)u;
+    return Py_NewRef(t->db ? (PyObject *)t->db : Py_None);
+}
+
+static PyObject *Txn_repr(TxnObject *t) {
+    static const char *const names[] = {"active", "committed", "commit failed", "rolled back",
+                                        "DB closed"};
+    return PyUnicode_FromFormat("<weir.Transaction %s>", names[t->state]);
+}
+
+static PyMethodDef Txn_methods[] = {
+    {"get", FASTKW(Txn_get),
+     "get(key, default=None, *, for_update=False) -> bytes | default; own writes first"},
+    {"get_for_update", FASTKW(Txn_get_for_update),
+     "get_for_update(key, default=None) -> bytes | default; commit fails if key changes meanwhile"},
+    {"put", FASTKW(Txn_put), "put(key, value) -> None; buffered until commit"},
+    {"delete", FASTKW(Txn_delete), "delete(key) -> None; buffered until commit"},
+    {"merge", FASTKW(Txn_merge), "merge(key, op, operand) -> None; buffered until commit"},
+    {"incr", FASTKW(Txn_incr), "incr(key, n=1) -> None; int64 add, buffered until commit"},
+    {"keys", FASTKW(Txn_keys), "keys(*, prefix=None, start=None, stop=None, reverse=False)"},
+    {"values", FASTKW(Txn_values), "values(*, prefix=None, start=None, stop=None, reverse=False)"},
+    {"items", FASTKW(Txn_items), "items(*, prefix=None, start=None, stop=None, reverse=False)"},
+    {"commit", (PyCFunction)Txn_commit, METH_NOARGS,
+     "commit() -> None; raises ConflictError (nothing written) if a key it read or wrote changed"},
+    {"rollback", (PyCFunction)Txn_rollback, METH_NOARGS,
+     "rollback() -> None; discard the writes; does nothing once finished"},
+    {"__enter__", (PyCFunction)Txn_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Txn_exit, METH_FASTCALL, NULL},
+    {0},
+};
+
+static PyGetSetDef Txn_getset[] = {
+    {"committed", (getter)Txn_get_committed, NULL, "True once commit() succeeded", NULL},
+    {"finished", (getter)Txn_get_finished, NULL,
+     "True once committed, rolled back, failed to commit, or invalidated by DB.close()", NULL},
+    {"db", (getter)Txn_get_db, NULL, "the DB the transaction belongs to", NULL},
+    {0},
+};
+
+static PyMappingMethods Txn_as_mapping = {
+    .mp_subscript = (binaryfunc)Txn_subscript,
+    .mp_ass_subscript = (objobjargproc)Txn_ass_subscript,
+};
+
+static PySequenceMethods Txn_as_sequence = {
+    .sq_contains = (objobjproc)Txn_contains,
+};
+
+static PyTypeObject Txn_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "weir.Transaction",
+    .tp_basicsize = sizeof(TxnObject),
+    .tp_dealloc = (destructor)Txn_dealloc,
+    .tp_repr = (reprfunc)Txn_repr,
+    .tp_as_sequence = &Txn_as_sequence,
+    .tp_as_mapping = &Txn_as_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An optimistic transaction (from DB.transaction()). It reads the DB as of its\n"
+              "start plus its own writes, buffers writes until commit(), and commit() raises\n"
+              "ConflictError, writing nothing, if another commit changed a key it wrote or\n"
+              "read with get_for_update() meanwhile. As a context manager it commits on a\n"
+              "clean exit and rolls back on an exception. Use it from one thread at a time.",
+    .tp_traverse = (traverseproc)Txn_traverse,
+    .tp_clear = (inquiry)Txn_clear,
+    .tp_iter = (getiterfunc)Txn_iter,
+    .tp_methods = Txn_methods,
+    .tp_getset = Txn_getset,
 };
 
 /* ---- module --------------------------------------------------------------------- */
@@ -2426,7 +3451,7 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef weir_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "weir._weir",
-    .m_doc = "C extension of weir: the DB and its batches, snapshots and iterators.",
+    .m_doc = "C extension of weir: the DB and its batches, snapshots, iterators and transactions.",
     .m_size = -1,
     .m_methods = module_methods,
 };
@@ -2458,8 +3483,11 @@ PyMODINIT_FUNC PyInit__weir(void) {
     if (!str_status && !(str_status = PyUnicode_InternFromString("status"))) return NULL;
     if (!str_errno && !(str_errno = PyUnicode_InternFromString("errno"))) return NULL;
     if (!str_items && !(str_items = PyUnicode_InternFromString("items"))) return NULL;
+    if (!str_total_seconds && !(str_total_seconds = PyUnicode_InternFromString("total_seconds")))
+        return NULL;
 
-    PyTypeObject *types[] = {&DB_Type, &Snapshot_Type, &Iter_Type, &RangeIter_Type, &Batch_Type};
+    PyTypeObject *types[] = {&DB_Type, &Snapshot_Type, &Iter_Type, &RangeIter_Type, &Batch_Type,
+                             &Txn_Type};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0) return NULL;
 
@@ -2500,6 +3528,11 @@ PyMODINIT_FUNC PyInit__weir(void) {
     if (!(ClosedError = new_error(m, "ClosedError",
                                   "The DB, iterator or snapshot was closed or released.", Error)))
         goto fail;
+    if (!(ConflictError = new_error(m, "ConflictError",
+                                    "A transaction's commit lost to a concurrent commit; nothing was "
+                                    "written. Run the transaction again (see weir.retry).",
+                                    Error)))
+        goto fail;
 
     struct {
         const char *name;
@@ -2508,7 +3541,8 @@ PyMODINIT_FUNC PyInit__weir(void) {
                     {"Snapshot", &Snapshot_Type},
                     {"Iterator", &Iter_Type},
                     {"RangeIterator", &RangeIter_Type},
-                    {"WriteBatch", &Batch_Type}};
+                    {"WriteBatch", &Batch_Type},
+                    {"Transaction", &Txn_Type}};
     for (size_t i = 0; i < sizeof exported / sizeof exported[0]; i++)
         if (PyModule_AddObjectRef(m, exported[i].name, (PyObject *)exported[i].type) < 0) goto fail;
 
