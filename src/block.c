@@ -400,7 +400,9 @@ static int fill_prev_cache(block_iter *it, uint32_t index) {
 static int use_prev_entry(block_iter *it, uint32_t i) {
     const struct block_prev_entry *e = &it->pc[i];
     it->key.len = 0;
-    if (!key_assign(it, 0, it->pc_keys.data + e->key_off, e->key_len)) {
+    /* Empty keys leave pc_keys unallocated, and NULL + 0 is undefined. */
+    const char *k = e->key_len ? it->pc_keys.data + e->key_off : "";
+    if (!key_assign(it, 0, k, e->key_len)) {
         it->oom = 1;
         make_invalid(it);
         return 0;

@@ -152,6 +152,8 @@ struct weir_db {
     _Atomic uint64_t visible_sequence; /* newest sequence readers may see */
     log_writer *log;
     uint64_t log_number;    /* number of the log behind mem */
+    log_writer *prev_log;   /* the log behind imm, open until imm is in a table */
+    int prev_log_synced;    /* prev_log was fsynced after its last record */
 
     db_writer *writers_head;
     db_writer *writers_tail;

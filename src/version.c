@@ -1266,7 +1266,10 @@ static int read_current_file(version_set *vs, uint64_t *number) {
                               current, vs->dbpath);
     buf contents = BUF_INIT;
     int rc = env_read_file(vs->env, current, &contents);
-    if (rc != WEIR_OK) return rc;
+    if (rc != WEIR_OK) {
+        buf_free(&contents); /* a failed read may have allocated */
+        return rc;
+    }
     char name[64];
     size_t len = contents.len;
     int ok = len >= 2 && len < sizeof name && contents.data[len - 1] == '\n';

@@ -67,7 +67,7 @@ typedef struct wop {
 
 static wop ops[NOPS];
 static uint64_t g_seed;
-static char g_base[PATH_MAX], g_dir[PATH_MAX], g_ckpt[PATH_MAX];
+static char g_base[PATH_MAX], g_dir[PATH_MAX + 8], g_ckpt[PATH_MAX + 8];
 
 static int is_write(const wop *o) {
     return o->kind == W_BATCH || o->kind == W_DELRANGE || o->kind == W_MERGE || o->kind == W_TTL;
@@ -788,6 +788,56 @@ static int reopen_and_check_fill(const char *dir, int acked, char *why, size_t c
     return 0;
 }
 
+/* ---- a failed fsync stays failed ---- */
+
+/* After the log's fsync fails, nothing is acknowledged again and the log
+ * is never synced again (a second fsync could "succeed" over pages the
+ * kernel already dropped); reads go on; a reopen holds every write
+ * acknowledged before the failure. */
+TEST(failed_log_fsync_is_never_retried) {
+    setup();
+    reset_dirs();
+    fault_env *fe = fault_env_create(NULL);
+    weir_options *o = fault_opts(fault_env_env(fe));
+    weir_db *db;
+    CHECK_OK(weir_open(g_dir, o, &db));
+    weir_writeopts wo = {WEIR_SYNC_FSYNC};
+    char k[16], v[1024];
+    for (int i = 0; i < 10; i++) CHECK_OK(weir_put(db, &wo, k, fill_key(k, i), v, fill_value(v, i)));
+    fault_rule r = {FAULT_BIT(FAULT_OP_SYNC), ".log", 1, FAULT_FAIL, EIO, 0};
+    fault_env_set_rule(fe, &r);
+    uint64_t syncs = fault_env_ops_of(fe, FAULT_OP_SYNC);
+    CHECK_STATUS(weir_put(db, &wo, k, fill_key(k, 10), v, fill_value(v, 10)), WEIR_IO_ERROR);
+    CHECK(strstr(weir_errmsg(), "fsync") != NULL);
+    uint64_t after_failure = fault_env_ops_of(fe, FAULT_OP_SYNC);
+    CHECK_EQ_INT(after_failure, syncs + 1);
+    for (int i = 11; i < 20; i++) {
+        CHECK_STATUS(weir_put(db, &wo, k, fill_key(k, i), v, fill_value(v, i)), WEIR_READ_ONLY);
+        CHECK(strstr(weir_errmsg(), "fsync") != NULL); /* the cause travels with it */
+    }
+    CHECK_STATUS(weir_flush(db), WEIR_READ_ONLY);
+    char why[256];
+    CHECK(check_fill(db, 10, why, sizeof why) == 0);
+    CHECK_EQ_INT(fault_env_ops_of(fe, FAULT_OP_SYNC), after_failure);
+    /* Close tries to make the log durable and is refused, not fooled. */
+    CHECK_STATUS(weir_close(db), WEIR_IO_ERROR);
+    CHECK(strstr(weir_errmsg(), "fsync") != NULL);
+    fault_env_destroy(fe);
+    weir_options_destroy(o);
+    /* The failed write may or may not be there (its record reached the
+     * OS); everything acknowledged is. */
+    o = fault_opts(NULL);
+    CHECK_OK(weir_open(g_dir, o, &db));
+    weir_options_destroy(o);
+    size_t vl;
+    int rc = weir_get(db, NULL, k, fill_key(k, 10), v, sizeof v, &vl);
+    CHECK(rc == WEIR_OK || rc == WEIR_NOT_FOUND);
+    if (rc == WEIR_OK) CHECK_OK(weir_delete(db, NULL, k, fill_key(k, 10)));
+    CHECK(check_fill(db, 10, why, sizeof why) == 0);
+    CHECK_OK(weir_close(db));
+    teardown();
+}
+
 /* The disk fills at many different moments: in the log, in a flush, in a
  * compaction, in the manifest. */
 TEST(disk_full_quota_resumes) {
@@ -953,6 +1003,7 @@ static const test_case tests[] = {
     TEST_ENTRY(sweep_process_crash),
     TEST_ENTRY(sweep_power_cut),
     TEST_ENTRY(sweep_power_cut_torn),
+    TEST_ENTRY(failed_log_fsync_is_never_retried),
     TEST_ENTRY(disk_full_quota_resumes),
     TEST_ENTRY(disk_full_tmpfs),
     TEST_ENTRY(eintr_signal_storm),

@@ -119,22 +119,20 @@ static int alive(const blob *v, uint64_t exp) {
     return v && (exp == 0 || exp > atomic_load(&g_now));
 }
 
+/* Scratch values for seen() (allocated for the run). */
+#define SCRATCH 8
+static blob *g_scratch[SCRATCH];
+
 /* The value a read of slot i sees now, or NULL: expired values read as
  * absent (also through snapshots: expiry is wall time), merged operands
- * fold onto the value while it lives. The result may point into a small
- * ring of scratch blobs, valid for the next few calls. */
+ * fold onto the value while it lives. The result may be a scratch blob,
+ * valid for the next few calls. */
 static const blob *seen(const mstate *m, size_t i) {
     const blob *v = alive(m->vals[i], m->exps[i]) ? m->vals[i] : NULL;
     if (!m->has_ops[i]) return v;
-    static struct {
-        blob b;
-        unsigned char data[8];
-    } ring[8];
     static unsigned next;
-    blob *out = &ring[next++ % 8].b;
+    blob *out = g_scratch[next++ % SCRATCH];
     uint64_t x = (v ? blob_u64(v) : 0) + m->opsum[i];
-    out->refs = 1;
-    out->len = 8;
     for (int k = 0; k < 8; k++) out->data[k] = (unsigned char)(x >> (8 * k));
     return out;
 }
@@ -257,7 +255,7 @@ typedef struct run {
     const char *opname;
     int failed;
     uint64_t n_flush, n_compact, n_reopen, n_scan, n_snap, n_iter, n_get, n_write;
-    uint64_t n_merge, n_range_del, n_ttl, n_expired_reads;
+    uint64_t n_merge, n_merge_ttl_base, n_range_del, n_ttl, n_expired_reads;
     uint64_t e_flushes, e_compactions, e_moves; /* engine counters, summed over opens */
 } run;
 
@@ -733,15 +731,26 @@ static void do_merge(run *R) {
     int64_t delta = pick_delta(R);
     slot in = {R->cur[i], R->exp[i], R->has_ops[i], R->opsum[i]}, out;
     int rc;
-    if (!merge_slot(&in, delta, &out)) {
-        /* Holds something else: make it a counter again with a put. */
+    int reset = !merge_slot(&in, delta, &out);
+    if (!reset && test_rng_uniform(&R->r, 20) == 0) {
+        blob_unref(out.val);
+        reset = 1;
+    }
+    if (reset) {
+        /* Holds something else (or now and then anyway): make it a
+         * counter again with a put, often one that expires (later adds
+         * fold onto it only while it lives). */
         trace_write(R, i, "put (counter reset)");
-        out = (slot){blob_i64((uint64_t)delta), 0, 0, 0};
-        rc = weir_put(R->db, NULL, k->b, k->len, out.val->data, 8);
+        /* Long enough to see a few more adds (one per ~10k ops per key). */
+        uint64_t ttl = test_rng_uniform(&R->r, 2) == 0 ? 1 + test_rng_uniform(&R->r, 100000) : 0;
+        out = (slot){blob_i64((uint64_t)delta), ttl ? atomic_load(&g_now) + ttl : 0, 0, 0};
+        rc = ttl ? weir_put_ttl(R->db, NULL, k->b, k->len, out.val->data, 8, ttl)
+                 : weir_put(R->db, NULL, k->b, k->len, out.val->data, 8);
     } else {
         trace_write(R, i, "merge");
         rc = weir_add_int64(R->db, NULL, k->b, k->len, delta);
         R->n_merge++;
+        if (out.val && out.exp) R->n_merge_ttl_base++;
     }
     if (rc != WEIR_OK) {
         blob_unref(out.val);
@@ -1040,6 +1049,7 @@ TEST(random_ops_match_model) {
     R.opsum = calloc(g_nkeys, sizeof *R.opsum);
     CHECK(R.cur != NULL && R.exp != NULL && R.has_ops != NULL && R.opsum != NULL);
     R.now = (mstate){R.cur, R.exp, R.has_ops, R.opsum};
+    for (int i = 0; i < SCRATCH; i++) g_scratch[i] = blob_i64(0);
     atomic_store(&g_now, 1700000000000ull); /* any start; TTLs are relative to it */
 
     /* Small sizes so flushes and compactions happen all the time. Block
@@ -1171,9 +1181,9 @@ TEST(random_ops_match_model) {
            " explicit flushes, %" PRIu64 " explicit compactions, %" PRIu64 " reopens\n",
            R.op, now_sec() - t0, R.n_write, R.n_get, R.n_iter, R.n_scan, R.n_snap, R.n_flush,
            R.n_compact, R.n_reopen);
-    printf("  %" PRIu64 " merges, %" PRIu64 " range deletes, %" PRIu64 " TTL puts, %" PRIu64
-           " gets of expired values\n",
-           R.n_merge, R.n_range_del, R.n_ttl, R.n_expired_reads);
+    printf("  %" PRIu64 " merges (%" PRIu64 " onto an expiring value), %" PRIu64 " range deletes, %" PRIu64
+           " TTL puts, %" PRIu64 " gets of expired values\n",
+           R.n_merge, R.n_merge_ttl_base, R.n_range_del, R.n_ttl, R.n_expired_reads);
     if (R.db) {
         print_engine_counters(R.db);
         accumulate_counters(&R);
@@ -1194,6 +1204,7 @@ TEST(random_ops_match_model) {
     free(R.exp);
     free(R.has_ops);
     free(R.opsum);
+    for (int i = 0; i < SCRATCH; i++) blob_unref(g_scratch[i]);
     free(g_keys);
     g_keys = NULL;
     if (!R.failed) test_rmtree(R.dir);
