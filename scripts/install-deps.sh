@@ -35,9 +35,14 @@ if [ $fuzz -eq 1 ]; then
     command -v clang >/dev/null 2>&1 || need+=(clang)
     # libFuzzer's runtime is packaged per clang version (Debian 12: 14).
     if ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-        ver=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+        # Under `set -e -o pipefail` a missing clang must not end the script.
+        ver=""
+        if command -v clang >/dev/null 2>&1; then
+            ver=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1)
+        fi
         if [ -z "$ver" ]; then
-            ver=$(apt-cache depends clang 2>/dev/null | sed -n 's/.*Depends: clang-\([0-9]*\)$/\1/p' | head -1)
+            ver=$( (apt-cache depends clang 2>/dev/null || true) |
+                   sed -n 's/.*Depends: clang-\([0-9]*\)$/\1/p' | head -1)
         fi
         need+=("libclang-rt-${ver:-14}-dev")
     fi
