@@ -18,6 +18,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
 .PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python clean help
+.PHONY: fuzz-python test-valgrind
 
 all: build
 
@@ -30,7 +31,11 @@ help:
 	@echo "make test-asan  run the C tests under AddressSanitizer + UBSan"
 	@echo "make test-tsan  run the C tests under ThreadSanitizer"
 	@echo "make stress     the long crash loop (STRESS_CYCLES=$(STRESS_CYCLES) SIGKILL/crash-point/power-cut cycles)"
-	@echo "make fuzz       every libFuzzer harness for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs clang)"
+	@echo "make fuzz       every libFuzzer harness for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs clang),"
+	@echo "                then the Python (atheris) harnesses: make fuzz-python"
+	@echo "make fuzz-python  the atheris harnesses of tests/fuzz/python/ for FUZZ_SECONDS each"
+	@echo "make test-valgrind  the extension's Python tests under valgrind memcheck"
+	@echo "                (VALGRIND_TESTS=\"tests/python/test_db.py\" to run fewer)"
 	@echo "make demo       load a generated data set into weir and query it"
 	@echo "make bench      weir vs RocksDB, LevelDB and LMDB; updates docs/BENCHMARKS.md"
 	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
@@ -106,6 +111,22 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	$(MAKE) fuzz-python FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# atheris harnesses for the Python entry points (tests/fuzz/python/): the
+# codecs, the raw DB API and the store API against dict models. atheris
+# ships its own libFuzzer in its wheel; it goes into .venv only here.
+fuzz-python: venv
+	@$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q --prefer-binary 'atheris>=2.3'
+	scripts/fuzz-python.sh $(VENV) $(FUZZ_SECONDS)
+
+# valgrind memcheck over the Python tests that drive weir._weir; fails on any
+# memcheck error or definite leak (see scripts/valgrind-python.sh).
+VALGRIND_TESTS ?= tests/python/test_db.py tests/python/test_db_features.py \
+                  tests/python/test_codecs.py tests/python/test_api_badinput.py
+test-valgrind: venv
+	@scripts/install-deps.sh --valgrind
+	scripts/valgrind-python.sh $(VENV) $(VALGRIND_TESTS)
 
 demo: build
 	$(BUILD)/weir-demo
@@ -143,3 +164,4 @@ bench-python: venv bench-deps
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py
+	rm -rf build-fuzz-python build-valgrind

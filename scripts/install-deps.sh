@@ -5,9 +5,16 @@
 set -euo pipefail
 
 # --fuzz: also clang and its libFuzzer runtime (only the fuzzing steps need
-# them; `make test` builds with gcc).
+# them; `make test` builds with gcc). --valgrind: also valgrind (for
+# `make test-valgrind`).
 fuzz=0
-[ "${1:-}" = "--fuzz" ] && fuzz=1
+valgrind=0
+for arg in "$@"; do
+    case $arg in
+    --fuzz) fuzz=1 ;;
+    --valgrind) valgrind=1 ;;
+    esac
+done
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -46,6 +53,10 @@ if [ $fuzz -eq 1 ]; then
         fi
         need+=("libclang-rt-${ver:-14}-dev")
     fi
+fi
+
+if [ $valgrind -eq 1 ]; then
+    command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

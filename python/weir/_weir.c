@@ -410,9 +410,18 @@ static int pack_int64(PyObject *o, const char *what, char out[8]) {
     return 0;
 }
 
-static int pack_float64(PyObject *o, char out[8]) {
+static int pack_float64(PyObject *o, const char *what, char out[8]) {
     double d = PyFloat_AsDouble(o);
-    if (d == -1.0 && PyErr_Occurred()) return -1;
+    if (d == -1.0 && PyErr_Occurred()) {
+        /* CPython's own message ("must be real number, not str") does not
+         * say which argument was wrong. */
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s must be a float or an int, not %.100s", what,
+                         Py_TYPE(o)->tp_name);
+        }
+        return -1;
+    }
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
     put_le64(out, bits);
@@ -428,7 +437,7 @@ static int merge_operand(int op, PyObject *o, char num[8], bufarg *b) {
     int int_op = op >= WEIR_MERGE_INT64_ADD && op <= WEIR_MERGE_INT64_MIN;
     int float_op = op >= WEIR_MERGE_FLOAT64_ADD && op <= WEIR_MERGE_FLOAT64_MIN;
     if ((int_op && PyLong_Check(o)) || (float_op && (PyFloat_Check(o) || PyLong_Check(o)))) {
-        if ((int_op ? pack_int64(o, "operand", num) : pack_float64(o, num)) < 0) return -1;
+        if ((int_op ? pack_int64(o, "operand", num) : pack_float64(o, "operand", num)) < 0) return -1;
         b->ptr = num;
         b->len = 8;
         return 0;
@@ -1656,7 +1665,7 @@ static PyObject *DB_add_float(DBObject *self, PyObject *const *args, Py_ssize_t 
     if (bind_args(&spec_add_float, args, nargs, kwnames, a) < 0) return NULL;
     weir_sync_mode sync;
     char num[8];
-    if (parse_sync(a[2], &sync) < 0 || pack_float64(a[1], num) < 0) return NULL;
+    if (parse_sync(a[2], &sync) < 0 || pack_float64(a[1], "add_float() x", num) < 0) return NULL;
     bufarg o = {num, 8, 0, {0}};
     return merge_packed(self, a[0], WEIR_MERGE_FLOAT64_ADD, &o, sync);
 }
@@ -1942,8 +1951,14 @@ static PyObject *DB_property(DBObject *self, PyObject *name) {
         PyErr_Format(PyExc_TypeError, "property() name must be str, not %.100s", Py_TYPE(name)->tp_name);
         return NULL;
     }
-    const char *cname = PyUnicode_AsUTF8(name);
+    Py_ssize_t len;
+    const char *cname = PyUnicode_AsUTF8AndSize(name, &len);
     if (!cname) return NULL;
+    if ((size_t)len != strlen(cname)) {
+        /* The engine takes a C string: a NUL would silently cut the name. */
+        PyErr_SetString(PyExc_ValueError, "property() name must not contain a NUL character");
+        return NULL;
+    }
     int known;
     PyObject *r = read_property(self, cname, &known);
     if (r || known) return r;

@@ -16,6 +16,10 @@ key held the value that could not be encoded.
   prefix scans work on typed keys.
 
 :func:`get_codec` looks a codec up by name or passes a codec object through.
+
+``decode`` of bytes a codec cannot read raises ``ValueError`` (which covers
+``UnicodeDecodeError`` and ``json.JSONDecodeError``), whatever the bytes are;
+tests/fuzz/python/fuzz_codecs.py holds every codec but pickle to that.
 """
 
 from __future__ import annotations
@@ -124,7 +128,11 @@ class JsonCodec:
             raise ValueError(f"JsonCodec cannot encode {what}: {e}") from e
 
     def decode(self, data: bytes) -> Any:
-        return json.loads(_as_bytes(data))
+        try:
+            return json.loads(_as_bytes(data))
+        except RecursionError:
+            # Arrays or objects nested thousands deep: still bad input.
+            raise ValueError("JsonCodec cannot decode: the value is nested too deeply") from None
 
     def __repr__(self) -> str:
         return "JsonCodec()"
@@ -155,7 +163,12 @@ class MsgpackCodec:
         return out
 
     def decode(self, data: bytes) -> Any:
-        return self._unpackb(data, raw=False, strict_map_key=False)
+        try:
+            return self._unpackb(data, raw=False, strict_map_key=False)
+        except TypeError as e:
+            # A map whose key is a map or an array ("unhashable type"): the
+            # bytes are bad, not the caller's argument.
+            raise ValueError(f"MsgpackCodec cannot decode: {e}") from e
 
     def __repr__(self) -> str:
         return "MsgpackCodec()"
@@ -385,7 +398,10 @@ class KeyCodec:
 
     def decode(self, data: bytes) -> KeyValue:
         data = _as_bytes(data)
-        value, pos = _get(data, 0)
+        try:
+            value, pos = _get(data, 0)
+        except RecursionError:
+            raise ValueError("KeyCodec: tuples nested too deeply") from None
         if pos != len(data):
             raise ValueError(f"KeyCodec: {len(data) - pos} trailing bytes after the key")
         return value
