@@ -277,3 +277,24 @@ def test_typed_keys_scan_in_order(tmp_path: pathlib.Path) -> None:
 @given(st.lists(KEYS, max_size=30))
 def test_encodings_unique(vals) -> None:
     assert len({KC.encode(v) for v in vals}) == len(set(vals))
+
+
+# ---- decode of bad bytes raises ValueError, whatever the bytes ---------------
+# (found by tests/fuzz/python/fuzz_codecs.py; the inputs are in its corpus)
+
+
+def test_msgpack_map_with_unhashable_key_is_a_value_error() -> None:
+    # A map whose key is a map: msgpack itself raises TypeError.
+    with pytest.raises(ValueError, match="MsgpackCodec cannot decode: unhashable type"):
+        MsgpackCodec().decode(b"\x82\x0a\x01\x82\x0a\x01\x00\x00\x00\xab")
+    with pytest.raises(ValueError, match="unhashable"):
+        MsgpackCodec().decode(b"\x81\x91\x01\x02")  # {[1]: 2}
+
+
+def test_deeply_nested_input_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        JsonCodec().decode(b"[" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        KC.decode(b"\x05" * 100_000)
+    with pytest.raises(ValueError):  # msgpack's own StackError is a ValueError
+        MsgpackCodec().decode(b"\x91" * 100_000)
