@@ -1684,8 +1684,20 @@ static int replay_op(void *arg, uint64_t seq, int type, slice key, slice value) 
 }
 
 /* Replay one log into memtables, flushing to level 0 whenever the memtable
- * fills (mutex held). */
-static int replay_log(weir_db *db, uint64_t number, version_edit *edit, uint64_t *max_seq) {
+ * fills (mutex held).
+ *
+ * *next_seq is the sequence the next record must start with (0: not known
+ * yet, before the first record replayed). Writes are numbered without gaps
+ * across a switch to a new log, so a first record that starts past it means
+ * the end of the previous log was lost: a power cut kept part of the new
+ * log (unsynced, as the OS wrote it out) but not the old log's unsynced
+ * tail. Replaying the new log would apply later writes without earlier
+ * ones, a state that never existed; the history is cut there instead, which
+ * a power cut may do to unsynced writes (an fsync'd write in the new log
+ * synced the old log first, so it never follows a hole). *hole is set and
+ * the caller replays no further logs; they become obsolete. */
+static int replay_log(weir_db *db, uint64_t number, version_edit *edit, uint64_t *max_seq,
+                      uint64_t *next_seq, int *hole) {
     char path[PATH_MAX];
     log_file_path(path, sizeof path, db->path, number);
     log_reader *r;
@@ -1694,6 +1706,7 @@ static int replay_log(weir_db *db, uint64_t number, version_edit *edit, uint64_t
     buf scratch = BUF_INIT;
     slice record;
     replay_ctx ctx = {db, db->mem, *max_seq};
+    int first = 1;
     while ((rc = log_reader_next(r, &scratch, &record)) == WEIR_OK) {
         if (record.len < BATCH_HEADER_SIZE) {
             rc = weir_set_error(WEIR_CORRUPTION, "log %s: record at offset %" PRIu64
@@ -1701,6 +1714,14 @@ static int replay_log(weir_db *db, uint64_t number, version_edit *edit, uint64_t
                                 path, log_reader_record_offset(r), record.len);
             break;
         }
+        uint64_t seq = batch_rep_sequence(record);
+        if (first && *next_seq != 0 && seq > *next_seq) {
+            *hole = 1;
+            stat_add(&db->stats.recovered_torn_bytes, record.len);
+            break;
+        }
+        first = 0;
+        *next_seq = seq + batch_rep_count(record);
         ctx.mem = db->mem;
         rc = batch_rep_iterate(record, replay_op, &ctx);
         if (rc != WEIR_OK) {
@@ -1834,7 +1855,10 @@ static int recover(weir_db *db) {
     version_edit_init(&edit);
     uint64_t max_seq = db->vs->last_sequence;
     pthread_mutex_lock(&db->mu);
-    for (size_t i = 0; i < nlogs && rc == WEIR_OK; i++) rc = replay_log(db, logs[i], &edit, &max_seq);
+    uint64_t next_seq = 0;
+    int hole = 0;
+    for (size_t i = 0; i < nlogs && rc == WEIR_OK && !hole; i++)
+        rc = replay_log(db, logs[i], &edit, &max_seq, &next_seq, &hole);
     free(logs);
     if (rc == WEIR_OK && memtable_count(db->mem) > 0) {
         memtable *full = db->mem;
