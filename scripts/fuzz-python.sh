@@ -30,6 +30,12 @@ fi
     echo "fuzz-python: atheris is not installed in $venv (make fuzz-python installs it)" >&2
     exit 2
 }
+# Where the harnesses put their stores (tmpfs when there is one).
+shm=/dev/shm
+[ -d "$shm" ] || shm=${TMPDIR:-/tmp}
+WEIR_FUZZ_TMP=$(mktemp -d "$shm/weir-fuzz-python-XXXXXX")
+export WEIR_FUZZ_TMP
+trap 'rm -rf "$WEIR_FUZZ_TMP"' EXIT
 status=0
 for h in "${harnesses[@]}"; do
     script="$root/tests/fuzz/python/fuzz_$h.py"

@@ -31,10 +31,14 @@ with atheris.instrument_imports(include=["weir"]):
     import weir
 
 ALPHABET = b"\x00ab\xff"
-BASE = tempfile.mkdtemp(
+# The stores live under WEIR_FUZZ_TMP (scripts/fuzz-python.sh makes it and
+# removes it afterwards: libFuzzer ends the process without running atexit
+# handlers) or, run by hand, under a fresh directory on tmpfs if there is one.
+BASE = os.environ.get("WEIR_FUZZ_TMP") or tempfile.mkdtemp(
     prefix="weir-fuzz-db-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
 )
-atexit.register(shutil.rmtree, BASE, True)
+if "WEIR_FUZZ_TMP" not in os.environ:
+    atexit.register(shutil.rmtree, BASE, True)
 COUNTER_KEYS = [b"#c0", b"#c1"]
 RUN = [0]
 

@@ -33,10 +33,14 @@ with atheris.instrument_imports(include=["weir"]):
     from weir.stores import StoreBackendConfig, create_backend
 
 ALPHABET = ["a", "b", "\x00", "\u00e9", "\uffff", "\U0001f600"]
-BASE = tempfile.mkdtemp(
+# The stores live under WEIR_FUZZ_TMP (scripts/fuzz-python.sh makes it and
+# removes it afterwards: libFuzzer ends the process without running atexit
+# handlers) or, run by hand, under a fresh directory on tmpfs if there is one.
+BASE = os.environ.get("WEIR_FUZZ_TMP") or tempfile.mkdtemp(
     prefix="weir-fuzz-store-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
 )
-atexit.register(shutil.rmtree, BASE, True)
+if "WEIR_FUZZ_TMP" not in os.environ:
+    atexit.register(shutil.rmtree, BASE, True)
 RUN = [0]
 
 
