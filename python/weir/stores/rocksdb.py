@@ -217,6 +217,22 @@ class RocksDBBackend(EngineBackend):
         except Exception as e:
             raise translate(e, self._path) from e
 
+    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
+        """One RocksDB range tombstone. An open end is closed just past the
+        largest key (nothing else of this backend writes meanwhile)."""
+        db = self._db
+        begin = b"" if lower is None else lower
+        try:
+            if upper is None:
+                last = next(iter(db.keys(backwards=True)), None)
+                if last is None or last < begin:
+                    return
+                upper = last + b"\x00"
+            with self._wlock:
+                db.delete_range(begin, upper)
+        except Exception as e:
+            raise translate(e, self._path) from e
+
     def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _RocksCursor:
         return _RocksCursor(self._db, lower, upper, values)
 
