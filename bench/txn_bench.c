@@ -3,9 +3,11 @@
  * range deletions cost next to the plain operations they replace.
  *
  *   txn      begin, get_for_update 1 key, put 1 key, commit (distinct keys,
- *            no contention) vs weir_get + a 1-put weir_write; WEIR_SYNC_FLUSH
+ *            no contention) vs weir_get + a 1-put weir_write; and a blind
+ *            begin + put + commit vs a 1-put weir_write; WEIR_SYNC_FLUSH
  *   incr     weir_add_int64 (a merge) vs weir_get + weir_put on 1,000 hot
- *            counters; then the time to read every counter back
+ *            counters, with WEIR_SYNC_NONE and with WEIR_SYNC_FLUSH; then the
+ *            time to read every counter back
  *   delete   weir_delete_range over 1M keys vs 1M weir_delete calls; then a
  *            full scan, a full compaction, and a scan again
  *
@@ -55,17 +57,19 @@ static int make_key(char *out, uint64_t i) { return snprintf(out, 32, "key%013" 
 static char g_dir[512];
 static int g_run;
 
-static weir_db *fresh_db(char *path, size_t cap) {
+static weir_db *fresh_db_sync(char *path, size_t cap, int sync) {
     snprintf(path, cap, "%s/run%d", g_dir, g_run++);
     weir_destroy(path);
     weir_options *o = weir_options_create();
     if (!o) die("options", WEIR_NO_MEMORY);
-    weir_options_set_sync_mode(o, WEIR_SYNC_FLUSH);
+    weir_options_set_sync_mode(o, sync);
     weir_db *db;
     TRY("open", weir_open(path, o, &db));
     weir_options_destroy(o);
     return db;
 }
+
+static weir_db *fresh_db(char *path, size_t cap) { return fresh_db_sync(path, cap, WEIR_SYNC_FLUSH); }
 
 static void close_db(weir_db *db, const char *path) {
     TRY("close", weir_close(db));
@@ -117,8 +121,9 @@ static double median(double *v, int n) {
 
 /* ---- txn vs get + write ------------------------------------------------------- */
 
-/* Seconds for n read-modify-writes of distinct keys: mode 0 in
- * transactions, mode 1 as weir_get + a one-put batch. */
+/* Seconds for n writes of distinct keys: read-modify-writes in
+ * transactions (mode 0) or as weir_get + a one-put batch (1); blind puts in
+ * transactions (2) or as one-put batches (3). */
 static double run_txn(uint64_t n, int mode) {
     char path[600], key[32], val[100], got[256];
     memset(val, 'x', sizeof val);
@@ -141,6 +146,16 @@ static double run_txn(uint64_t n, int mode) {
             TRY("txn put", weir_txn_put(t, key, (size_t)kl, val, sizeof val));
             TRY("txn commit", weir_txn_commit(t));
             weir_txn_destroy(t);
+        } else if (mode == 2) {
+            weir_txn *t;
+            TRY("txn begin", weir_txn_begin(db, &to, &t));
+            TRY("txn put", weir_txn_put(t, key, (size_t)kl, val, sizeof val));
+            TRY("txn commit", weir_txn_commit(t));
+            weir_txn_destroy(t);
+        } else if (mode == 3) {
+            weir_batch_clear(b);
+            TRY("batch put", weir_batch_put(b, key, (size_t)kl, val, sizeof val));
+            TRY("write", weir_write(db, &wo, b));
         } else {
             TRY("get", weir_get(db, NULL, key, (size_t)kl, got, sizeof got, &vl));
             if (vl) val[0] = got[0];
@@ -156,18 +171,22 @@ static double run_txn(uint64_t n, int mode) {
 }
 
 static void bench_txn(uint64_t n) {
-    double t[2][MAX_REPS];
+    double t[4][MAX_REPS];
     for (int r = 0; r < g_reps; r++)
-        for (int k = 0; k < 2; k++) {
-            int mode = (r + k) % 2;
+        for (int k = 0; k < 4; k++) {
+            int mode = (r + k) % 4;
             t[mode][r] = run_txn(n, mode);
         }
     double tx = median(t[0], g_reps), plain = median(t[1], g_reps);
-    header("uncontended read-modify-write, 1 key each, 100-byte values, WEIR_SYNC_FLUSH");
-    row("txn: get_for_update + put + commit", n, tx, "");
-    char note[64];
-    snprintf(note, sizeof note, "txn costs %.2fx", tx / plain);
-    row("plain: weir_get + 1-put weir_write", n, plain, note);
+    double btx = median(t[2], g_reps), bplain = median(t[3], g_reps);
+    header("uncontended transactions, 1 key each, 100-byte values, WEIR_SYNC_FLUSH");
+    char note[80];
+    snprintf(note, sizeof note, "rate %.0f%% of plain", 100 * plain / tx);
+    row("txn: get_for_update + put + commit", n, tx, note);
+    row("plain: weir_get + 1-put weir_write", n, plain, "");
+    snprintf(note, sizeof note, "rate %.0f%% of batch", 100 * bplain / btx);
+    row("txn: begin + put + commit (blind)", n, btx, note);
+    row("batch: 1-put weir_write", n, bplain, "");
 }
 
 /* ---- incr: merge vs read-modify-write ------------------------------------------ */
@@ -182,9 +201,9 @@ static int64_t read_i64(const char *v) {
 
 /* n increments of random hot counters: mode 0 by merge, mode 1 by get +
  * put; then every counter read back (checked). */
-static void run_incr(uint64_t n, int mode, double *issue, double *read) {
+static void run_incr(uint64_t n, int mode, int sync, double *issue, double *read) {
     char path[600], key[32];
-    weir_db *db = fresh_db(path, sizeof path);
+    weir_db *db = fresh_db_sync(path, sizeof path, sync);
     rng_state = 0x9e3779b97f4a7c15ull;
     double t0 = now_s();
     for (uint64_t i = 0; i < n; i++) {
@@ -222,19 +241,20 @@ static void run_incr(uint64_t n, int mode, double *issue, double *read) {
     close_db(db, path);
 }
 
-static void bench_incr(uint64_t n) {
+static void bench_incr(uint64_t n, int sync) {
     double issue[2][MAX_REPS], read[2][MAX_REPS];
     for (int r = 0; r < g_reps; r++)
         for (int k = 0; k < 2; k++) {
             int mode = (r + k) % 2;
-            run_incr(n, mode, &issue[mode][r], &read[mode][r]);
+            run_incr(n, mode, sync, &issue[mode][r], &read[mode][r]);
         }
     double im = median(issue[0], g_reps), ir = median(issue[1], g_reps);
-    header("incr on 1,000 hot counters, WEIR_SYNC_FLUSH");
+    header(sync == WEIR_SYNC_NONE ? "incr on 1,000 hot counters, WEIR_SYNC_NONE"
+                                  : "incr on 1,000 hot counters, WEIR_SYNC_FLUSH");
     char note[64];
-    row("merge: weir_add_int64", n, im, "");
-    snprintf(note, sizeof note, "merge takes %.2fx the time", im / ir);
-    row("read-modify-write: weir_get + weir_put", n, ir, note);
+    snprintf(note, sizeof note, "merge is %.2fx faster", ir / im);
+    row("merge: weir_add_int64", n, im, note);
+    row("read-modify-write: weir_get + weir_put", n, ir, "");
     row("  then read all counters (merge)", COUNTERS, median(read[0], g_reps), "");
     row("  then read all counters (rmw)", COUNTERS, median(read[1], g_reps), "");
 }
@@ -334,7 +354,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     bench_txn(scaled(200000, scale));
-    bench_incr(scaled(1000000, scale));
+    bench_incr(scaled(1000000, scale), WEIR_SYNC_NONE);
+    bench_incr(scaled(1000000, scale), WEIR_SYNC_FLUSH);
     bench_delete(scaled(1000000, scale));
     rmdir(g_dir);
     return 0;
