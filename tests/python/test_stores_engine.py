@@ -500,3 +500,28 @@ async def test_weir_backup_is_an_engine_checkpoint(
     assert not any(n.startswith("bk.partial") for n in os.listdir(tmp_path))
     with weir.DB(str(tmp_path / "bk")) as copy:
         assert sum(1 for _ in copy.keys()) == 5000
+
+
+async def test_weir_transaction_made_during_a_swap_begins_at_first_use(
+    make_backend: Any,
+) -> None:
+    b = make_backend("weir")
+    await b.start()
+    await b.set("k", 1)
+    await b._gate.close()  # as restore() does while it swaps the database
+    txn = b.transaction()
+    assert txn.engine_txn is None  # not begun on the database being swapped
+    b._gate.open()
+    assert await txn.get("k") == 1
+    assert txn.engine_txn is not None
+    await txn.set("k", 2)
+    await b.commit_transaction(txn)
+    assert await b.get("k") == 2
+    # Never used, so never begun: commit and rollback have nothing to do.
+    await b._gate.close()
+    unused, dropped = b.transaction(), b.transaction()
+    b._gate.open()
+    await b.commit_transaction(unused)
+    await b.rollback_transaction(dropped)
+    assert (unused.state, dropped.state) == ("committed", "rolled back")
+    assert unused.engine_txn is None and dropped.engine_txn is None

@@ -162,24 +162,36 @@ class EngineTransaction(Transaction):
     microseconds and release the GIL, so they run inline on the event loop.
     """
 
-    __slots__ = ("_backend", "_keys", "_ready", "_values", "engine_txn", "state")
+    __slots__ = ("_backend", "_begin", "_keys", "_ready", "_values", "engine_txn", "state")
 
     def __init__(
         self,
         backend: StoreBackend,
         keys: KeyEncoding,
         values: ValueEncoding,
-        engine_txn: WeirTransaction,
+        begin: Callable[[], WeirTransaction],
         ready: Callable[[], Awaitable[None]],
+        *,
+        eager: bool,
     ) -> None:
         self._backend = backend
         self._keys = keys
         self._values = values
+        self._begin = begin
         self._ready = ready
-        #: the ``weir.Transaction`` this wraps
-        self.engine_txn = engine_txn
+        #: the ``weir.Transaction`` this wraps; begun at once when the store
+        #: is open, else (a stop or restore in progress) at the first use,
+        #: once the store is ready again
+        self.engine_txn: WeirTransaction | None = begin() if eager else None
         #: "active", "committed", "rolled back" or "failed"
         self.state = "active"
+
+    async def _engine(self) -> WeirTransaction:
+        await self._ready()
+        txn = self.engine_txn
+        if txn is None:
+            txn = self.engine_txn = self._begin()
+        return txn
 
     @property
     def backend(self) -> StoreBackend:
@@ -195,8 +207,7 @@ class EngineTransaction(Transaction):
 
     async def _read(self, ek: bytes) -> bytes | None:
         self._check_active()
-        await self._ready()
-        raw: bytes | None = self.engine_txn.get_for_update(ek)
+        raw: bytes | None = (await self._engine()).get_for_update(ek)
         return raw
 
     async def get(self, key: Any) -> Any:
@@ -213,21 +224,24 @@ class EngineTransaction(Transaction):
         self._check_active()
         ek = self._keys.encode(key)
         payload = self._values.encode_plain(key, value)
-        await self._ready()
-        self.engine_txn.put(ek, payload)
+        (await self._engine()).put(ek, payload)
 
     async def delete(self, key: Any) -> bool:
         """Buffer a delete of ``key``; True if it was present (a checked read)."""
         ek = self._keys.encode(key)
         present = await self._read(ek) is not None
-        self.engine_txn.delete(ek)
+        (await self._engine()).delete(ek)
         return present
 
     def commit_now(self) -> None:
         """Commit the engine transaction (the backend has checked it is open)."""
         self._check_active()
+        txn = self.engine_txn
+        if txn is None:  # never used: nothing to apply
+            self.state = "committed"
+            return
         try:
-            self.engine_txn.commit()
+            txn.commit()
         except ConflictError as e:
             self.state = "rolled back"
             raise make_error(
@@ -242,6 +256,8 @@ class EngineTransaction(Transaction):
         """Roll back if still active; a finished transaction is left as is."""
         if self.state == "active":
             self.state = "rolled back"
+            if self.engine_txn is None:
+                return
             try:
                 self.engine_txn.rollback()
             except ClosedError:

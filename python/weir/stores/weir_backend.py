@@ -32,6 +32,7 @@ from itertools import islice
 from typing import Any
 
 from .. import DB, InvalidArgumentError
+from .. import Transaction as WeirTransaction
 from ._common import closed_error, make_error
 from ._engine import EngineBackend, dir_size
 from ._txn import EngineTransaction
@@ -229,10 +230,24 @@ class WeirBackend(EngineBackend):
     def transaction(self) -> EngineTransaction:  # type: ignore[override]
         """A new engine transaction; ``async with backend.transaction() as
         txn:`` commits it on a clean exit and rolls it back on an exception."""
-        db = self._db
-        if not self._open or db is None:
+        if not self._open:
             raise closed_error(self._describe())
-        return EngineTransaction(self, self._keys, self._values, db.transaction(), self._txn_ready)
+        # While a restore swaps the database (the gate's barrier is up) the
+        # engine transaction is begun at first use, on the restored data.
+        return EngineTransaction(
+            self,
+            self._keys,
+            self._values,
+            self._begin_engine_txn,
+            self._txn_ready,
+            eager=self._gate.barrier is None and self._db is not None,
+        )
+
+    def _begin_engine_txn(self) -> WeirTransaction:
+        db = self._db
+        if db is None:
+            raise closed_error(self._describe())
+        return db.transaction()
 
     async def begin_transaction(self) -> EngineTransaction:  # type: ignore[override]
         """Begin an engine transaction at a snapshot of the store."""
