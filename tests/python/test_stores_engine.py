@@ -525,3 +525,46 @@ async def test_weir_transaction_made_during_a_swap_begins_at_first_use(
     await b.rollback_transaction(dropped)
     assert (unused.state, dropped.state) == ("committed", "rolled back")
     assert unused.engine_txn is None and dropped.engine_txn is None
+
+
+async def test_weir_merge_onto_a_store_value_is_a_clear_error(make_backend: Any) -> None:
+    """The store API has no merges, but ``backend.db`` does: a merge onto a
+    key the store wrote (a JSON value here) makes every read of that key
+    raise InvalidArgumentError naming the key and the operator, and the
+    store can still delete or overwrite it."""
+    b = make_backend("weir")
+    await b.start()
+    await b.batch_set({"k": "v", "j": 1, "m": "x", "n": "y"})
+    db = b.db
+    assert db is not None
+    for k in (b"k", b"m", b"n"):
+        db.incr(k)
+    reads = [
+        b.get("k"),
+        b.exists("k"),
+        b.items(),
+        b.keys(),  # keys() reads values too: it must know what is live
+        b.batch_get(["j", "k"]),
+        _await_scan(b),
+    ]
+    for read in reads:
+        with pytest.raises(weir.InvalidArgumentError, match=r'key "k".*int64 add.*8-byte'):
+            await read
+    txn = await b.begin_transaction()
+    with pytest.raises(weir.InvalidArgumentError, match='key "k"'):
+        await txn.get("k")
+    assert await txn.delete("k") is True  # the cure works inside a transaction
+    await b.commit_transaction(txn)
+    assert await b.delete("m") is True
+    assert await b.batch_delete(["n", "j", "absent"]) == 2
+    assert await b.items() == []
+    await b.set("k", 5)
+    db.incr(b"k")  # onto a 1-byte JSON value: still refused on read
+    with pytest.raises(weir.InvalidArgumentError):
+        await b.get("k")
+    await b.set("k", 6)  # an overwrite replaces the unreadable value
+    assert await b.get("k") == 6
+
+
+async def _await_scan(b: StoreBackend) -> Any:
+    return list(await b.scan())

@@ -66,6 +66,9 @@ log = logging.getLogger("weir.stores")
 COMMON_OPTIONS = frozenset({"key_codec", "value_codec", "executor_threads"})
 
 _KEYS, _VALUES, _ITEMS = 0, 1, 2
+#: Stands for a present value the engine cannot read back; live under any TTL
+#: header (its expiry reads as far in the future), so it counts as present.
+_UNREADABLE = b"\xff" * 8
 _DELETE_CHUNK = 4096
 
 
@@ -344,7 +347,13 @@ class EngineBackend(StoreBackend):
         if self._gate.barrier is not None or not self._open:
             await self._ready()
         ek = self._keys.encode(key)
-        raw = self._get(ek)
+        try:
+            raw = self._get(ek)
+        except InvalidArgumentError:
+            # A value the engine cannot read back (a merge onto a value of
+            # another type): the key holds something; deleting it is the cure.
+            self._delete(ek)
+            return True
         if raw is None:
             return False
         self._delete(ek)
@@ -398,8 +407,23 @@ class EngineBackend(StoreBackend):
         else:
             self._write(puts, [])
 
+    def _get_many_for_delete(self, eks: list[bytes]) -> list[bytes | None]:
+        """``_get_many``, but a key whose value the engine cannot read (a
+        merge onto a value of another type) counts as present."""
+        try:
+            return self._get_many(eks)
+        except InvalidArgumentError:
+            pass
+        out: list[bytes | None] = []
+        for k in eks:
+            try:
+                out.append(self._get(k))
+            except InvalidArgumentError:
+                out.append(_UNREADABLE)
+        return out
+
     def _delete_present(self, eks: list[bytes]) -> int:
-        raws = self._get_many(eks)
+        raws = self._get_many_for_delete(eks)
         live = self._values.live_payload
         now = now_ms()
         present = [k for k, r in zip(eks, raws, strict=True) if r is not None]

@@ -229,7 +229,14 @@ class EngineTransaction(Transaction):
     async def delete(self, key: Any) -> bool:
         """Buffer a delete of ``key``; True if it was present (a checked read)."""
         ek = self._keys.encode(key)
-        present = await self._read(ek) is not None
+        try:
+            present = await self._read(ek) is not None
+        except InvalidArgumentError:
+            if self.state != "active":
+                raise
+            # A value the engine cannot read back (a merge onto a value of
+            # another type): it is there, and deleting it is the cure.
+            present = True
         (await self._engine()).delete(ek)
         return present
 
