@@ -568,3 +568,28 @@ async def test_weir_merge_onto_a_store_value_is_a_clear_error(make_backend: Any)
 
 async def _await_scan(b: StoreBackend) -> Any:
     return list(await b.scan())
+
+
+async def test_weir_restore_links_tables_and_leaves_the_backup_intact(
+    make_backend: Any, tmp_path: pathlib.Path
+) -> None:
+    b = make_backend("weir")
+    await b.start()
+    await b.batch_set({f"k{i:05d}": i for i in range(3000)})
+    await b.backup(tmp_path / "bk")
+    await b.clear()
+    await b.restore(tmp_path / "bk")
+    live = pathlib.Path(b.config.path)
+    tables = [p for p in live.iterdir() if p.suffix == ".sst"]
+    assert tables and all(p.stat().st_nlink > 1 for p in tables)  # shared with the backup
+    # Changing and compacting the restored store must not touch the backup.
+    await b.delete_range("k00000", "k02000")
+    await b.batch_set({f"new{i}": i for i in range(100)})
+    db = b.db
+    assert db is not None
+    db.flush()
+    db.compact()
+    await b.stop()
+    with weir.DB(str(tmp_path / "bk")) as copy:
+        assert sum(1 for _ in copy.keys()) == 3000
+        assert copy.get(b"k00000") == b"0"

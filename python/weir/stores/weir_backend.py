@@ -10,7 +10,9 @@ The store features are the engine's own, not emulated above it:
 transactions are engine transactions (:class:`~._txn.EngineTransaction`),
 ``ttl_seconds`` is the database's default TTL (values carry no header),
 ``clear``, ``delete_range`` and ``delete_prefix`` write one range tombstone,
-and ``backup`` is an engine checkpoint.
+``backup`` is an engine checkpoint, and ``restore`` hard-links the backup's
+table files into the store (copying the rest), so neither costs a copy of the
+data on one file system.
 
 Options (``StoreBackendConfig.options``), besides ``key_codec``,
 ``value_codec`` and ``executor_threads``: ``sync`` (``"flush"``, the
@@ -54,6 +56,19 @@ _DB_OPTIONS = frozenset(
         "error_if_exists",
     }
 )
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link table files (weir never changes one once written, and
+    deleting a link leaves the other name intact); copy everything else,
+    and tables too across file systems."""
+    if src.endswith(".sst"):
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    return str(shutil.copy2(src, dst))
 
 
 class _WeirCursor:
@@ -194,7 +209,9 @@ class WeirBackend(EngineBackend):
             raise make_error(InvalidArgumentError, f"{path!r} is not a weir backup directory")
         staging = f"{self._path}.restore-{uuid.uuid4().hex[:8]}"
         try:
-            shutil.copytree(path, staging, ignore=shutil.ignore_patterns("LOCK"))
+            shutil.copytree(
+                path, staging, ignore=shutil.ignore_patterns("LOCK"), copy_function=_link_or_copy
+            )
             # Opening checks it is a sound weir database before we swap it in.
             DB(staging, create_if_missing=False).close()
         except BaseException:
