@@ -17,7 +17,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn clean help
 .PHONY: fuzz-python test-valgrind
 
 all: build
@@ -41,6 +41,7 @@ help:
 	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
 	@echo "make bench-python  the store backends and raw Python bindings vs rocksdict,"
 	@echo "                plyvel, py-lmdb (and tonbo if installable); updates docs/BENCHMARKS.md"
+	@echo "make bench-txn  transactions, merges, range deletes vs plain operations (C and Python)"
 	@echo "make clean      remove build directories"
 
 deps:
@@ -149,6 +150,18 @@ bench: bench-deps
 	$(BENCH_BUILD)/weir-bench --json bench/results/latest.json $(BENCH_ARGS) \
 	    > bench/results/latest.md; status=$$?; cat bench/results/latest.md; exit $$status
 	$(BENCH_PYTHON) bench/report.py bench/results/latest.json
+
+# Transactions, merges and range deletes (bench/txn_bench.c and
+# bench/python/txn_bench.py): needs only libweir; prints its tables (the
+# figures in docs/BENCHMARKS.md, "Transactions, merges, range deletes", come
+# from these runs). TXN_BENCH_ARGS="--only txn --reps 7" to narrow it.
+TXN_BENCH_ARGS ?= --reps 3
+bench-txn: venv
+	cmake -S . -B $(BENCH_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
+	      -DWEIR_BUILD_TESTS=OFF -DWEIR_BUILD_BENCH=ON
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target weir-txn-bench
+	$(BENCH_BUILD)/weir-txn-bench $(TXN_BENCH_ARGS)
+	$(PY) bench/python/txn_bench.py --reps 3
 
 # Python benchmarks (bench/python/): the seed's async store workload on every
 # backend, then the raw synchronous bindings against their peers. The peers'

@@ -3,13 +3,16 @@
  * range deletions cost next to the plain operations they replace.
  *
  *   txn      begin, get_for_update 1 key, put 1 key, commit (distinct keys,
- *            no contention) vs weir_get + a 1-put weir_write; WEIR_SYNC_FLUSH
+ *            no contention) vs weir_get + a 1-put weir_write; and a blind
+ *            begin + put + commit vs a 1-put weir_write; WEIR_SYNC_FLUSH
  *   incr     weir_add_int64 (a merge) vs weir_get + weir_put on 1,000 hot
- *            counters; then the time to read every counter back
+ *            counters and on 1M cold ones (loaded into a table first), with
+ *            WEIR_SYNC_NONE and with WEIR_SYNC_FLUSH; then the time to read
+ *            every counter back
  *   delete   weir_delete_range over 1M keys vs 1M weir_delete calls; then a
  *            full scan, a full compaction, and a scan again
  *
- * Usage: weir-txn-bench [--dir DIR] [--scale F] [--reps N]
+ * Usage: weir-txn-bench [--dir DIR] [--scale F] [--reps N] [--only txn|incr|delete]
  * F scales every count (default 1); each figure is the median of N runs
  * (default 3). Only needs libweir.
  */
@@ -55,17 +58,19 @@ static int make_key(char *out, uint64_t i) { return snprintf(out, 32, "key%013" 
 static char g_dir[512];
 static int g_run;
 
-static weir_db *fresh_db(char *path, size_t cap) {
+static weir_db *fresh_db_sync(char *path, size_t cap, int sync) {
     snprintf(path, cap, "%s/run%d", g_dir, g_run++);
     weir_destroy(path);
     weir_options *o = weir_options_create();
     if (!o) die("options", WEIR_NO_MEMORY);
-    weir_options_set_sync_mode(o, WEIR_SYNC_FLUSH);
+    weir_options_set_sync_mode(o, sync);
     weir_db *db;
     TRY("open", weir_open(path, o, &db));
     weir_options_destroy(o);
     return db;
 }
+
+static weir_db *fresh_db(char *path, size_t cap) { return fresh_db_sync(path, cap, WEIR_SYNC_FLUSH); }
 
 static void close_db(weir_db *db, const char *path) {
     TRY("close", weir_close(db));
@@ -117,8 +122,9 @@ static double median(double *v, int n) {
 
 /* ---- txn vs get + write ------------------------------------------------------- */
 
-/* Seconds for n read-modify-writes of distinct keys: mode 0 in
- * transactions, mode 1 as weir_get + a one-put batch. */
+/* Seconds for n writes of distinct keys: read-modify-writes in
+ * transactions (mode 0) or as weir_get + a one-put batch (1); blind puts in
+ * transactions (2) or as one-put batches (3). */
 static double run_txn(uint64_t n, int mode) {
     char path[600], key[32], val[100], got[256];
     memset(val, 'x', sizeof val);
@@ -141,6 +147,16 @@ static double run_txn(uint64_t n, int mode) {
             TRY("txn put", weir_txn_put(t, key, (size_t)kl, val, sizeof val));
             TRY("txn commit", weir_txn_commit(t));
             weir_txn_destroy(t);
+        } else if (mode == 2) {
+            weir_txn *t;
+            TRY("txn begin", weir_txn_begin(db, &to, &t));
+            TRY("txn put", weir_txn_put(t, key, (size_t)kl, val, sizeof val));
+            TRY("txn commit", weir_txn_commit(t));
+            weir_txn_destroy(t);
+        } else if (mode == 3) {
+            weir_batch_clear(b);
+            TRY("batch put", weir_batch_put(b, key, (size_t)kl, val, sizeof val));
+            TRY("write", weir_write(db, &wo, b));
         } else {
             TRY("get", weir_get(db, NULL, key, (size_t)kl, got, sizeof got, &vl));
             if (vl) val[0] = got[0];
@@ -156,23 +172,28 @@ static double run_txn(uint64_t n, int mode) {
 }
 
 static void bench_txn(uint64_t n) {
-    double t[2][MAX_REPS];
+    double t[4][MAX_REPS];
     for (int r = 0; r < g_reps; r++)
-        for (int k = 0; k < 2; k++) {
-            int mode = (r + k) % 2;
+        for (int k = 0; k < 4; k++) {
+            int mode = (r + k) % 4;
             t[mode][r] = run_txn(n, mode);
         }
     double tx = median(t[0], g_reps), plain = median(t[1], g_reps);
-    header("uncontended read-modify-write, 1 key each, 100-byte values, WEIR_SYNC_FLUSH");
-    row("txn: get_for_update + put + commit", n, tx, "");
-    char note[64];
-    snprintf(note, sizeof note, "txn costs %.2fx", tx / plain);
-    row("plain: weir_get + 1-put weir_write", n, plain, note);
+    double btx = median(t[2], g_reps), bplain = median(t[3], g_reps);
+    header("uncontended transactions, 1 key each, 100-byte values, WEIR_SYNC_FLUSH");
+    char note[80];
+    snprintf(note, sizeof note, "rate %.0f%% of plain", 100 * plain / tx);
+    row("txn: get_for_update + put + commit", n, tx, note);
+    row("plain: weir_get + 1-put weir_write", n, plain, "");
+    snprintf(note, sizeof note, "rate %.0f%% of batch", 100 * bplain / btx);
+    row("txn: begin + put + commit (blind)", n, btx, note);
+    row("batch: 1-put weir_write", n, bplain, "");
 }
 
 /* ---- incr: merge vs read-modify-write ------------------------------------------ */
 
 #define COUNTERS 1000
+#define COLD_COUNTERS 1000000
 
 static int64_t read_i64(const char *v) {
     uint64_t u = 0;
@@ -182,13 +203,24 @@ static int64_t read_i64(const char *v) {
 
 /* n increments of random hot counters: mode 0 by merge, mode 1 by get +
  * put; then every counter read back (checked). */
-static void run_incr(uint64_t n, int mode, double *issue, double *read) {
+static void run_incr(uint64_t n, int mode, int sync, uint64_t counters, double *issue, double *read) {
     char path[600], key[32];
-    weir_db *db = fresh_db(path, sizeof path);
+    weir_db *db = fresh_db_sync(path, sizeof path, sync);
+    if (counters > COUNTERS) {
+        /* Cold counters: every one starts at 0 in a table, so a get must
+         * look in the tables (through the block cache). */
+        static const char zero[8] = {0};
+        weir_writeopts lwo = {WEIR_SYNC_NONE};
+        for (uint64_t c = 0; c < counters; c++) {
+            int kl = make_key(key, c);
+            TRY("load", weir_put(db, &lwo, key, (size_t)kl, zero, 8));
+        }
+        TRY("flush", weir_flush(db));
+    }
     rng_state = 0x9e3779b97f4a7c15ull;
     double t0 = now_s();
     for (uint64_t i = 0; i < n; i++) {
-        int kl = make_key(key, rng_next() % COUNTERS);
+        int kl = make_key(key, rng_next() % counters);
         if (mode == 0) {
             TRY("add_int64", weir_add_int64(db, NULL, key, (size_t)kl, 1));
         } else {
@@ -206,8 +238,8 @@ static void run_incr(uint64_t n, int mode, double *issue, double *read) {
      * value (read-modify-write). */
     t0 = now_s();
     int64_t sum = 0;
-    for (int c = 0; c < COUNTERS; c++) {
-        int kl = make_key(key, (uint64_t)c);
+    for (uint64_t c = 0; c < counters; c++) {
+        int kl = make_key(key, c);
         char v[8];
         size_t vl;
         int rc = weir_get(db, NULL, key, (size_t)kl, v, sizeof v, &vl);
@@ -222,21 +254,24 @@ static void run_incr(uint64_t n, int mode, double *issue, double *read) {
     close_db(db, path);
 }
 
-static void bench_incr(uint64_t n) {
+static void bench_incr(uint64_t n, int sync, uint64_t counters) {
     double issue[2][MAX_REPS], read[2][MAX_REPS];
     for (int r = 0; r < g_reps; r++)
         for (int k = 0; k < 2; k++) {
             int mode = (r + k) % 2;
-            run_incr(n, mode, &issue[mode][r], &read[mode][r]);
+            run_incr(n, mode, sync, counters, &issue[mode][r], &read[mode][r]);
         }
     double im = median(issue[0], g_reps), ir = median(issue[1], g_reps);
-    header("incr on 1,000 hot counters, WEIR_SYNC_FLUSH");
+    char title[120];
+    snprintf(title, sizeof title, "incr on %" PRIu64 " %s counters, %s", counters,
+             counters > COUNTERS ? "cold (in tables)" : "hot", sync == WEIR_SYNC_NONE ? "WEIR_SYNC_NONE" : "WEIR_SYNC_FLUSH");
+    header(title);
     char note[64];
-    row("merge: weir_add_int64", n, im, "");
-    snprintf(note, sizeof note, "merge takes %.2fx the time", im / ir);
-    row("read-modify-write: weir_get + weir_put", n, ir, note);
-    row("  then read all counters (merge)", COUNTERS, median(read[0], g_reps), "");
-    row("  then read all counters (rmw)", COUNTERS, median(read[1], g_reps), "");
+    snprintf(note, sizeof note, "merge is %.2fx faster", ir / im);
+    row("merge: weir_add_int64", n, im, note);
+    row("read-modify-write: weir_get + weir_put", n, ir, "");
+    row("  then read all counters (merge)", counters, median(read[0], g_reps), "");
+    row("  then read all counters (rmw)", counters, median(read[1], g_reps), "");
 }
 
 /* ---- delete_range vs deletes ---------------------------------------------------- */
@@ -312,6 +347,7 @@ static uint64_t scaled(uint64_t n, double scale) {
 
 int main(int argc, char **argv) {
     double scale = 1;
+    const char *only = NULL;
     snprintf(g_dir, sizeof g_dir, "/tmp/weir-txn-bench-%d", (int)getpid());
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
@@ -320,11 +356,18 @@ int main(int argc, char **argv) {
             g_reps = atoi(argv[++i]);
             if (g_reps < 1) g_reps = 1;
             if (g_reps > MAX_REPS) g_reps = MAX_REPS;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+            if (strcmp(only, "txn") != 0 && strcmp(only, "incr") != 0 && strcmp(only, "delete") != 0) {
+                fprintf(stderr, "%s: --only takes txn, incr or delete\n", argv[0]);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
             scale = atof(argv[++i]);
             if (scale <= 0) scale = 1;
         } else {
-            fprintf(stderr, "usage: %s [--dir DIR] [--scale F] [--reps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--dir DIR] [--scale F] [--reps N] [--only txn|incr|delete]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -333,9 +376,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "weir-txn-bench: mkdir %s: %s\n", g_dir, strerror(errno));
         return 1;
     }
-    bench_txn(scaled(200000, scale));
-    bench_incr(scaled(1000000, scale));
-    bench_delete(scaled(1000000, scale));
+    if (!only || strcmp(only, "txn") == 0) bench_txn(scaled(200000, scale));
+    if (!only || strcmp(only, "incr") == 0) {
+        bench_incr(scaled(1000000, scale), WEIR_SYNC_NONE, COUNTERS);
+        bench_incr(scaled(1000000, scale), WEIR_SYNC_FLUSH, COUNTERS);
+        bench_incr(scaled(1000000, scale), WEIR_SYNC_NONE, COLD_COUNTERS);
+        bench_incr(scaled(1000000, scale), WEIR_SYNC_FLUSH, COLD_COUNTERS);
+    }
+    if (!only || strcmp(only, "delete") == 0) bench_delete(scaled(1000000, scale));
     rmdir(g_dir);
     return 0;
 }

@@ -409,6 +409,10 @@ int db_latest_sequence(weir_db *db, slice key, uint64_t *seq) {
     return rc;
 }
 
+uint64_t db_visible_sequence(weir_db *db) {
+    return atomic_load_explicit(&db->visible_sequence, memory_order_acquire);
+}
+
 uint64_t db_smallest_snapshot(weir_db *db) {
     if (db->snapshots.next != &db->snapshots) return db->snapshots.next->sequence;
     return db->vs->last_sequence;

@@ -235,6 +235,12 @@ int db_write_validated(weir_db *db, const weir_writeopts *wo, const weir_batch *
  * TTL put, or a range tombstone covering it); 0 if none. */
 int db_latest_sequence(weir_db *db, slice key, uint64_t *seq);
 
+/* Sequence number of the newest write applied and visible to readers. In a
+ * validate hook (the write leader) every earlier write is applied, so this
+ * is the newest committed write: if it equals a snapshot's sequence,
+ * nothing was committed since the snapshot. */
+uint64_t db_visible_sequence(weir_db *db);
+
 /* Oldest sequence any snapshot may read (mutex held). */
 uint64_t db_smallest_snapshot(weir_db *db);
 

@@ -648,6 +648,47 @@ TEST(conflicts_on_written_keys) {
 
 /* ---- finished transactions, bad arguments --------------------------------------- */
 
+/* Commit skips the per-key check when nothing at all was committed since
+ * the snapshot; any commit in between, even one write or a range deletion
+ * at the very next sequence number, must still be checked key by key. */
+TEST(commit_checks_keys_after_any_other_commit) {
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "txn-fastpath");
+    weir_db *db = open_db(dir, 0);
+    CHECK(db != NULL);
+    CHECK_OK(put_s(db, "k", "0"));
+    weir_txn *t;
+    /* Nothing in between: commits. */
+    CHECK_OK(weir_txn_begin(db, NULL, &t));
+    CHECK_OK(weir_txn_put(t, "k", 1, "1", 1));
+    CHECK_OK(weir_txn_commit(t));
+    weir_txn_destroy(t);
+    CHECK(db_reads(db, "k", "1"));
+    /* A write to another key in between: checked, commits. */
+    CHECK_OK(weir_txn_begin(db, NULL, &t));
+    CHECK_OK(weir_txn_put(t, "k", 1, "2", 1));
+    CHECK_OK(put_s(db, "other", "x"));
+    CHECK_OK(weir_txn_commit(t));
+    weir_txn_destroy(t);
+    CHECK(db_reads(db, "k", "2"));
+    /* A range deletion covering the key in between: conflicts. */
+    CHECK_OK(weir_txn_begin(db, NULL, &t));
+    CHECK_OK(weir_txn_put(t, "k", 1, "3", 1));
+    CHECK_OK(weir_delete_range(db, NULL, "a", 1, "z", 1));
+    CHECK_STATUS(weir_txn_commit(t), WEIR_CONFLICT);
+    weir_txn_destroy(t);
+    CHECK(db_reads(db, "k", NULL));
+    /* A failed commit writes nothing: the next transaction, with nothing
+     * in between, commits. */
+    CHECK_OK(weir_txn_begin(db, NULL, &t));
+    CHECK_OK(weir_txn_put(t, "k", 1, "4", 1));
+    CHECK_OK(weir_txn_commit(t));
+    weir_txn_destroy(t);
+    CHECK(db_reads(db, "k", "4"));
+    CHECK_OK(weir_close(db));
+    test_rmtree(dir);
+}
+
 TEST(finished_transactions_refuse_calls) {
     char dir[512];
     test_tmpdir(dir, sizeof dir, "txn-finished");
@@ -1244,6 +1285,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(isolation_from_later_commits),
         TEST_ENTRY(conflicts_on_read_keys),
         TEST_ENTRY(conflicts_on_written_keys),
+        TEST_ENTRY(commit_checks_keys_after_any_other_commit),
         TEST_ENTRY(finished_transactions_refuse_calls),
         TEST_ENTRY(bad_arguments),
         TEST_ENTRY(bank_transfers_conserve_money),

@@ -19,6 +19,7 @@ import pytest
 import weir
 from conftest import BACKENDS, PATH_BACKENDS, PERSISTENT
 from weir.stores import (
+    EngineTransaction,
     MemoryBackend,
     RedisBackend,
     RocksDBBackend,
@@ -26,6 +27,7 @@ from weir.stores import (
     StoreBackend,
     StoreBackendConfig,
     StoreTransaction,
+    Transaction,
     TransactionConflictError,
     WeirBackend,
     create_backend,
@@ -823,7 +825,9 @@ async def test_transaction_commit_and_read_your_writes(backend: StoreBackend) ->
     await backend.set("acct:a", {"balance": 100})
     await backend.set("acct:b", {"balance": 0})
     txn = await backend.begin_transaction()
-    assert isinstance(txn, StoreTransaction)
+    assert isinstance(txn, Transaction)
+    native = backend.backend_type == "weir"
+    assert isinstance(txn, EngineTransaction if native else StoreTransaction)
     a = await txn.get("acct:a")
     b = await txn.get("acct:b")
     await txn.set("acct:a", {"balance": a["balance"] - 30})
@@ -838,9 +842,9 @@ async def test_transaction_commit_and_read_your_writes(backend: StoreBackend) ->
     assert await backend.get("acct:a") == {"balance": 70}
     assert await backend.get("acct:b") == {"balance": 30}
     assert await backend.exists("acct:c") is False
-    with pytest.raises(weir.ClosedError):
+    with pytest.raises(weir.InvalidArgumentError, match="already committed"):
         await backend.commit_transaction(txn)
-    with pytest.raises(weir.ClosedError):
+    with pytest.raises(weir.InvalidArgumentError, match="already committed"):
         await txn.set("x", 1)
     await backend.rollback_transaction(txn)  # finished: nothing to do
 
@@ -881,12 +885,25 @@ async def test_transaction_conflict_on_a_key_that_appeared(backend: StoreBackend
     assert await backend.get("slot") == "theirs"
 
 
-async def test_write_only_transactions_do_not_conflict(backend: StoreBackend) -> None:
+async def test_blind_writes_conflict_only_on_the_weir_backend(backend: StoreBackend) -> None:
     txn = await backend.begin_transaction()
     await txn.set("k", "txn")
     await backend.set("k", "direct")
+    if backend.backend_type == "weir":
+        # Engine transactions check the keys they write as well as those
+        # they read: the first writer since the snapshot wins.
+        with pytest.raises(TransactionConflictError, match='"k"'):
+            await backend.commit_transaction(txn)
+        assert await backend.get("k") == "direct"
+    else:
+        # Store-level transactions check only what they read.
+        await backend.commit_transaction(txn)
+        assert await backend.get("k") == "txn"
+    txn = await backend.begin_transaction()
+    await txn.set("untouched", 1)
+    await backend.set("other", 2)
     await backend.commit_transaction(txn)
-    assert await backend.get("k") == "txn"
+    assert await backend.get("untouched") == 1
 
 
 async def test_transaction_as_context_manager(backend: StoreBackend) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._txn import StoreTransaction
+from ._txn import EngineTransaction, StoreTransaction
 from .base import (
     BACKEND_TYPES,
     ScanResult,
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_TYPES",
+    "EngineTransaction",
     "MemoryBackend",
     "RedisBackend",
     "RocksDBBackend",

@@ -179,6 +179,32 @@ def prefix_successor(prefix: bytes) -> bytes | None:
     return p[:-1] + bytes((p[-1] + 1,))
 
 
+def range_bounds(
+    keys: KeyEncoding, start_key: Any, end_key: Any
+) -> tuple[bytes | None, bytes | None]:
+    """Encoded ``[lower, upper)`` of a ``delete_range`` (None: unbounded);
+    InvalidArgumentError, naming both keys, when ``start_key > end_key``."""
+    lower = None if start_key is None else keys.encode(start_key)
+    upper = None if end_key is None else keys.encode(end_key)
+    if lower is not None and upper is not None and lower > upper:
+        raise make_error(
+            InvalidArgumentError,
+            f"delete_range: start_key {short_repr(start_key)} is after end_key "
+            f"{short_repr(end_key)} (in the byte order of the encoded keys)",
+        )
+    return lower, upper
+
+
+def prefix_bounds(keys: KeyEncoding, prefix: Any) -> tuple[bytes, bytes | None]:
+    """Encoded ``[lower, upper)`` holding exactly the keys under ``prefix``
+    (upper None when the prefix is all 0xff bytes, or empty)."""
+    if prefix is None:
+        raise TypeError("delete_prefix needs a prefix (use clear() to remove every key)")
+    check_prefix(prefix)
+    lower = keys.encode_prefix(prefix)
+    return lower, prefix_successor(lower)
+
+
 def check_limit(limit: Any) -> int | None:
     """Validate a scan ``limit``: None (no limit) or an int >= 0."""
     if limit is None:

@@ -45,10 +45,19 @@ from ._common import (
     iter_pairs,
     make_error,
     now_ms,
+    prefix_bounds,
+    range_bounds,
     short_repr,
 )
 from ._txn import StoreTransaction
-from .base import PathLike, ScanResult, StoreBackend, StoreBackendConfig, TransactionConflictError
+from .base import (
+    PathLike,
+    ScanResult,
+    StoreBackend,
+    StoreBackendConfig,
+    Transaction,
+    TransactionConflictError,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("weir.stores")
@@ -57,6 +66,9 @@ log = logging.getLogger("weir.stores")
 COMMON_OPTIONS = frozenset({"key_codec", "value_codec", "executor_threads"})
 
 _KEYS, _VALUES, _ITEMS = 0, 1, 2
+#: Stands for a present value the engine cannot read back; live under any TTL
+#: header (its expiry reads as far in the future), so it counts as present.
+_UNREADABLE = b"\xff" * 8
 _DELETE_CHUNK = 4096
 
 
@@ -93,6 +105,8 @@ class EngineBackend(StoreBackend):
     writes_in_thread = True
     #: whether the data outlives the process
     persistent = True
+    #: whether the engine expires values itself (then values carry no expiry header)
+    engine_ttl = False
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)
@@ -106,7 +120,9 @@ class EngineBackend(StoreBackend):
                 f"{self.backend_type} backend; it accepts {allowed}",
             )
         self._keys = KeyEncoding(opts.pop("key_codec", None))
-        self._values = ValueEncoding(opts.pop("value_codec", None), config.ttl_seconds)
+        self._values = ValueEncoding(
+            opts.pop("value_codec", None), None if self.engine_ttl else config.ttl_seconds
+        )
         threads = opts.pop("executor_threads", 4)
         if isinstance(threads, bool) or not isinstance(threads, int):
             raise TypeError(f"executor_threads must be an int, not {type(threads).__name__}")
@@ -331,7 +347,13 @@ class EngineBackend(StoreBackend):
         if self._gate.barrier is not None or not self._open:
             await self._ready()
         ek = self._keys.encode(key)
-        raw = self._get(ek)
+        try:
+            raw = self._get(ek)
+        except InvalidArgumentError:
+            # A value the engine cannot read back (a merge onto a value of
+            # another type): the key holds something; deleting it is the cure.
+            self._delete(ek)
+            return True
         if raw is None:
             return False
         self._delete(ek)
@@ -385,8 +407,23 @@ class EngineBackend(StoreBackend):
         else:
             self._write(puts, [])
 
+    def _get_many_for_delete(self, eks: list[bytes]) -> list[bytes | None]:
+        """``_get_many``, but a key whose value the engine cannot read (a
+        merge onto a value of another type) counts as present."""
+        try:
+            return self._get_many(eks)
+        except InvalidArgumentError:
+            pass
+        out: list[bytes | None] = []
+        for k in eks:
+            try:
+                out.append(self._get(k))
+            except InvalidArgumentError:
+                out.append(_UNREADABLE)
+        return out
+
     def _delete_present(self, eks: list[bytes]) -> int:
-        raws = self._get_many(eks)
+        raws = self._get_many_for_delete(eks)
         live = self._values.live_payload
         now = now_ms()
         present = [k for k, r in zip(eks, raws, strict=True) if r is not None]
@@ -561,8 +598,11 @@ class EngineBackend(StoreBackend):
         await self._ready()
         return await self._in_thread(self._count_sync)
 
-    def _clear_sync(self) -> None:
-        cur = self._cursor(None, None, False)
+    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
+        """Delete ``[lower, upper)`` (None: unbounded) while nothing else of
+        this backend runs. This default deletes the keys one by one, in
+        chunks; engines with a range delete override it."""
+        cur = self._cursor(lower, upper, False)
         try:
             while True:
                 chunk = cur.fetch(_DELETE_CHUNK)
@@ -572,17 +612,36 @@ class EngineBackend(StoreBackend):
         finally:
             cur.close()
 
-    async def clear(self) -> None:
-        """Remove every key. Other operations of this backend wait until it
-        is done, so none of them sees a half-cleared store."""
+    async def _delete_range_exclusive(self, lower: bytes | None, upper: bytes | None) -> None:
         await self._ready()
+        if lower is not None and upper is not None and lower >= upper:
+            return
         await self._gate.close()
         try:
             if not self._open:
                 raise closed_error(self._describe())
-            await self._exclusive(self._clear_sync)
+            await self._exclusive(self._delete_range_sync, lower, upper)
         finally:
             self._gate.open()
+
+    async def clear(self) -> None:
+        """Remove every key. Other operations of this backend wait until it
+        is done, so none of them sees a half-cleared store."""
+        await self._delete_range_exclusive(None, None)
+
+    async def delete_range(self, start_key: Any = None, end_key: Any = None) -> None:
+        """Remove every key with ``start_key <= key < end_key`` (None:
+        unbounded on that side), atomically for the callers of this backend
+        (their operations wait until it is done). ``start_key == end_key``
+        removes nothing; ``start_key > end_key`` raises
+        :class:`weir.InvalidArgumentError`."""
+        lower, upper = range_bounds(self._keys, start_key, end_key)
+        await self._delete_range_exclusive(lower, upper)
+
+    async def delete_prefix(self, prefix: Any) -> None:
+        """Remove every key that starts with ``prefix`` (as ``delete_range``)."""
+        lower, upper = prefix_bounds(self._keys, prefix)
+        await self._delete_range_exclusive(lower, upper)
 
     # ---- stats, backup, restore ----------------------------------------------------------
 
@@ -662,9 +721,9 @@ class EngineBackend(StoreBackend):
         return self.transaction()
 
     def _own(self, txn: Any) -> StoreTransaction:
-        if not isinstance(txn, StoreTransaction):
-            raise TypeError(f"expected a StoreTransaction, not {type(txn).__name__}")
-        if txn.backend is not self:
+        if not isinstance(txn, Transaction):
+            raise TypeError(f"expected a Transaction, not {type(txn).__name__}")
+        if not isinstance(txn, StoreTransaction) or txn.backend is not self:
             raise make_error(InvalidArgumentError, "the transaction belongs to another backend")
         return txn
 
@@ -691,7 +750,9 @@ class EngineBackend(StoreBackend):
                 else:
                     puts.append((k, header + payload))
         with self._wlock:
-            if txn.reads and txn.writes:
+            # Read-only transactions are checked too: success then means
+            # every value read was current at one moment, the commit.
+            if txn.reads:
                 keys = list(txn.reads)
                 now = now_ms()
                 for k, raw in zip(keys, self._get_many(keys), strict=True):

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import unquote
 
-from .. import Error, InvalidArgumentError
+from .. import ConflictError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,10 +66,13 @@ BACKEND_TYPES = ("weir", "memory", "rocksdb", "redis")
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class TransactionConflictError(Error):
-    """A transaction's commit found that a key it read was changed since.
+class TransactionConflictError(ConflictError):
+    """A transaction's commit found that a key it read (or, on the weir
+    backend, wrote) was changed since.
 
-    Nothing of the transaction was written; retry it from the beginning.
+    Nothing of the transaction was written; retry it from the beginning. It
+    is a :class:`weir.ConflictError` (and so a :class:`weir.Error`), and
+    ``e.status`` is ``"WEIR_CONFLICT"``.
     """
 
 
@@ -249,6 +252,18 @@ class StoreBackend(abc.ABC):
     @abc.abstractmethod
     async def restore(self, path: PathLike) -> None:
         """Replace the store's contents with the backup at ``path``."""
+
+    async def delete_range(self, start_key: Any | None = None, end_key: Any | None = None) -> None:
+        """Remove every key with ``start_key <= key < end_key`` (None: unbounded).
+
+        Optional in the interface; every backend here has it. ``start_key >
+        end_key`` raises :class:`weir.InvalidArgumentError`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support delete_range")
+
+    async def delete_prefix(self, prefix: Any) -> None:
+        """Remove every key that starts with ``prefix`` (optional in the interface)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support delete_prefix")
 
     async def begin_transaction(self) -> Transaction:
         """Begin a transaction (optional in the interface; every backend here has it)."""

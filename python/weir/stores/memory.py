@@ -185,14 +185,28 @@ class MemoryBackend(EngineBackend):
             "expirations": self.expirations,
         }
 
-    def _clear_sync(self) -> None:
-        raise AssertionError("unreachable: clear() is inline for memory")
+    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
+        raise AssertionError("unreachable: range deletes are inline for memory")
 
-    async def clear(self) -> None:
-        """Remove every key."""
+    async def _delete_range_exclusive(self, lower: bytes | None, upper: bytes | None) -> None:
+        # Inline on the loop thread with no await after the check: no other
+        # operation can observe a partly deleted range.
         await self._ready()
-        self._data = OrderedDict()
-        self._expiries.clear()
+        if lower is None and upper is None:
+            self._data = OrderedDict()
+            self._expiries.clear()
+            self._gen += 1
+            return
+        if lower is not None and upper is not None and lower >= upper:
+            return
+        keys = self._sorted_keys()
+        i = 0 if lower is None else bisect.bisect_left(keys, lower)
+        j = len(keys) if upper is None else bisect.bisect_left(keys, upper)
+        if i >= j:
+            return
+        data = self._data
+        for k in keys[i:j]:
+            data.pop(k, None)
         self._gen += 1
 
     # ---- backup and restore --------------------------------------------------------------

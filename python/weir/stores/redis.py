@@ -42,12 +42,21 @@ from ._common import (
     iter_pairs,
     make_error,
     now_ms,
+    prefix_bounds,
+    range_bounds,
     read_dump,
     short_repr,
     write_dump,
 )
 from ._txn import StoreTransaction
-from .base import PathLike, ScanResult, StoreBackend, StoreBackendConfig, TransactionConflictError
+from .base import (
+    PathLike,
+    ScanResult,
+    StoreBackend,
+    StoreBackendConfig,
+    Transaction,
+    TransactionConflictError,
+)
 
 __all__ = ["RedisBackend"]
 
@@ -120,6 +129,15 @@ for i = 1, #ms do
   end
 end
 return out
+"""
+
+# Delete a key range: KEYS[1] index; ARGV[1] value-key prefix, ARGV[2] low,
+# ARGV[3] high (ZRANGEBYLEX syntax). Returns how many index entries it held.
+_DEL_RANGE = """
+local ms = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], ARGV[3])
+for i = 1, #ms do redis.call('DEL', ARGV[1] .. ms[i]) end
+if #ms > 0 then redis.call('ZREMRANGEBYLEX', KEYS[1], ARGV[2], ARGV[3]) end
+return #ms
 """
 
 _CLEAR = """
@@ -296,6 +314,7 @@ class RedisBackend(StoreBackend):
                 ("del_many", _DEL_MANY),
                 ("page", _PAGE_SCRIPT),
                 ("clear", _CLEAR),
+                ("del_range", _DEL_RANGE),
                 ("dump_all", _DUMP_ALL),
                 ("restore_all", _RESTORE_ALL),
             )
@@ -551,6 +570,30 @@ class RedisBackend(StoreBackend):
         r = self._client()
         await self._scripts["clear"](keys=[self._index], args=[self._dprefix], client=r)
 
+    async def _del_range(self, lower: bytes | None, upper: bytes | None) -> None:
+        if lower is not None and upper is not None and lower >= upper:
+            return
+        lo = b"-" if lower is None else b"[" + lower
+        hi = b"+" if upper is None else b"(" + upper
+        r = self._client()
+        await self._scripts["del_range"](keys=[self._index], args=[self._dprefix, lo, hi], client=r)
+
+    @_redis_op
+    async def delete_range(self, start_key: Any = None, end_key: Any = None) -> None:
+        """Remove every key with ``start_key <= key < end_key`` (None:
+        unbounded), in one atomic script; ``start_key > end_key`` raises
+        :class:`weir.InvalidArgumentError`."""
+        lower, upper = range_bounds(self._keys, start_key, end_key)
+        self._client()
+        await self._del_range(lower, upper)
+
+    @_redis_op
+    async def delete_prefix(self, prefix: Any) -> None:
+        """Remove every key that starts with ``prefix``, in one atomic script."""
+        lower, upper = prefix_bounds(self._keys, prefix)
+        self._client()
+        await self._del_range(lower, upper)
+
     # ---- stats, backup, restore -----------------------------------------------------------
 
     @_redis_op
@@ -642,9 +685,9 @@ class RedisBackend(StoreBackend):
         return self.transaction()
 
     def _own(self, txn: Any) -> StoreTransaction:
-        if not isinstance(txn, StoreTransaction):
-            raise TypeError(f"expected a StoreTransaction, not {type(txn).__name__}")
-        if txn.backend is not self:
+        if not isinstance(txn, Transaction):
+            raise TypeError(f"expected a Transaction, not {type(txn).__name__}")
+        if not isinstance(txn, StoreTransaction) or txn.backend is not self:
             raise make_error(InvalidArgumentError, "the transaction belongs to another backend")
         return txn
 
@@ -656,26 +699,23 @@ class RedisBackend(StoreBackend):
         txn = self._own(transaction)
         txn._check_active()
         r = self._client()
+        dp = self._dprefix
+        read_keys = list(txn.reads)
         if not txn.writes:
+            # Read-only: one MGET (atomic on the server) checks that every
+            # value read was current at one moment.
+            if read_keys:
+                current = await r.mget([dp + k for k in read_keys])
+                self._check_reads(txn, read_keys, current)
             txn.state = "committed"
             return
-        dp = self._dprefix
         redis = _redis()
-        read_keys = list(txn.reads)
         try:
             async with r.pipeline(transaction=True) as pipe:
                 if read_keys:
                     await pipe.watch(*(dp + k for k in read_keys))
                     current = await pipe.mget([dp + k for k in read_keys])
-                    for k, now_v in zip(read_keys, current, strict=True):
-                        if now_v != txn.reads[k]:
-                            txn.state = "rolled back"
-                            raise make_error(
-                                TransactionConflictError,
-                                f"transaction conflict: key {short_repr(self._keys.decode(k))} "
-                                "changed after the transaction read it; nothing was written",
-                                "WEIR_CONFLICT",
-                            )
+                    self._check_reads(txn, read_keys, current)
                 pipe.multi()
                 for k, payload in txn.writes.items():
                     if payload is None:
@@ -692,6 +732,19 @@ class RedisBackend(StoreBackend):
             txn.state = "rolled back"
             raise
         txn.state = "committed"
+
+    def _check_reads(
+        self, txn: StoreTransaction, read_keys: list[bytes], current: list[bytes | None]
+    ) -> None:
+        for k, now_v in zip(read_keys, current, strict=True):
+            if now_v != txn.reads[k]:
+                txn.state = "rolled back"
+                raise make_error(
+                    TransactionConflictError,
+                    f"transaction conflict: key {short_repr(self._keys.decode(k))} "
+                    "changed after the transaction read it; nothing was written",
+                    "WEIR_CONFLICT",
+                )
 
     async def rollback_transaction(self, transaction: Any) -> None:
         """Discard the transaction's writes; a finished one is left as is."""

@@ -1,8 +1,12 @@
 """The RocksDB backend, through ``rocksdict`` (which bundles RocksDB).
 
 It is here as the peer weir is measured against and as a migration path;
-it behaves exactly like the weir backend (same codecs, key order, TTL
-header, atomic batches via ``WriteBatch``, backups via RocksDB checkpoints).
+it behaves like the weir backend (same codecs and key order, atomic batches
+via ``WriteBatch``, ``delete_range`` and ``clear`` via RocksDB's
+``DeleteRange``, backups via RocksDB checkpoints). rocksdict exposes no
+RocksDB transactions and no TTL that hides values before compaction, so
+transactions are the store-level ones (:class:`~._txn.StoreTransaction`)
+and ``ttl_seconds`` puts an 8-byte expiry header before each value.
 
 Options, besides ``key_codec``, ``value_codec`` and ``executor_threads``:
 ``sync`` (``"flush"``, the default, or ``"fsync"``), ``write_buffer_size``,
@@ -214,6 +218,22 @@ class RocksDBBackend(EngineBackend):
             wb.put(k, v)
         try:
             self._db.write(wb)
+        except Exception as e:
+            raise translate(e, self._path) from e
+
+    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
+        """One RocksDB range tombstone. An open end is closed just past the
+        largest key (nothing else of this backend writes meanwhile)."""
+        db = self._db
+        begin = b"" if lower is None else lower
+        try:
+            if upper is None:
+                last = next(iter(db.keys(backwards=True)), None)
+                if last is None or last < begin:
+                    return
+                upper = last + b"\x00"
+            with self._wlock:
+                db.delete_range(begin, upper)
         except Exception as e:
             raise translate(e, self._path) from e
 

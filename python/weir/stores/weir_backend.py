@@ -6,6 +6,14 @@ take long runs in the backend's thread pool (see :mod:`._engine`).
 Batches are single engine write batches, atomic across a crash; scans are
 engine range iterators over one consistent view.
 
+The store features are the engine's own, not emulated above it:
+transactions are engine transactions (:class:`~._txn.EngineTransaction`),
+``ttl_seconds`` is the database's default TTL (values carry no header),
+``clear``, ``delete_range`` and ``delete_prefix`` write one range tombstone,
+``backup`` is an engine checkpoint, and ``restore`` hard-links the backup's
+table files into the store (copying the rest), so neither costs a copy of the
+data on one file system.
+
 Options (``StoreBackendConfig.options``), besides ``key_codec``,
 ``value_codec`` and ``executor_threads``: ``sync`` (``"flush"``, the
 default, survives a process crash; ``"fsync"`` survives power loss;
@@ -26,9 +34,11 @@ from itertools import islice
 from typing import Any
 
 from .. import DB, InvalidArgumentError
-from ._common import make_error
+from .. import Transaction as WeirTransaction
+from ._common import closed_error, make_error
 from ._engine import EngineBackend, dir_size
-from .base import StoreBackendConfig
+from ._txn import EngineTransaction
+from .base import StoreBackendConfig, Transaction
 
 _DB_OPTIONS = frozenset(
     {
@@ -46,7 +56,19 @@ _DB_OPTIONS = frozenset(
         "error_if_exists",
     }
 )
-_COPY_CHUNK = 4096
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link table files (weir never changes one once written, and
+    deleting a link leaves the other name intact); copy everything else,
+    and tables too across file systems."""
+    if src.endswith(".sst"):
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    return str(shutil.copy2(src, dst))
 
 
 class _WeirCursor:
@@ -82,6 +104,7 @@ class WeirBackend(EngineBackend):
 
     backend_type = "weir"
     engine_options = _DB_OPTIONS
+    engine_ttl = True
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)
@@ -100,6 +123,10 @@ class WeirBackend(EngineBackend):
         kwargs = dict(self._engine_opts)
         if self.config.compression is not None:
             kwargs["compression"] = self.config.compression
+        if self.config.ttl_seconds is not None:
+            # Every store write is a put without its own TTL, so the DB-wide
+            # default gives each value ttl_seconds from its last write.
+            kwargs["default_ttl"] = self.config.ttl_seconds
         return kwargs
 
     def _bind(self, db: DB) -> None:
@@ -132,6 +159,22 @@ class WeirBackend(EngineBackend):
             if puts:
                 batch.put_many(puts)
 
+    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
+        """One range tombstone, however many keys it covers. An open end is
+        closed just past the largest key (nothing else of this backend
+        writes meanwhile: the gate is up)."""
+        db = self._db
+        assert db is not None
+        begin = b"" if lower is None else lower
+        if upper is None:
+            with db.keys(start=begin, reverse=True) as it:
+                last = next(it, None)
+            if last is None:
+                return
+            upper = last + b"\x00"
+        with self._wlock:
+            db.delete_range(begin, upper)
+
     def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _WeirCursor:
         assert self._db is not None
         return _WeirCursor(self._db, lower, upper, values)
@@ -148,28 +191,14 @@ class WeirBackend(EngineBackend):
     # ---- backup and restore --------------------------------------------------------------
 
     def _backup_sync(self, path: str) -> None:
-        """Copy one consistent snapshot into a new weir database at ``path``,
-        built aside and renamed into place, so ``path`` is complete or absent."""
+        """An engine checkpoint (hard links to the immutable tables, a copy
+        of the rest) taken aside and renamed into place, so ``path`` is a
+        complete openable weir database or absent."""
         db = self._db
         assert db is not None
-        checkpoint = getattr(db, "checkpoint", None)
-        if checkpoint is not None:  # the engine's hard-link checkpoint, once exposed
-            checkpoint(path)
-            return
         partial = f"{path}.partial-{uuid.uuid4().hex[:8]}"
         try:
-            with db.snapshot() as snap:
-                dst = DB(partial, error_if_exists=True, sync="none")
-                try:
-                    it = snap.items()
-                    while True:
-                        chunk = list(islice(it, _COPY_CHUNK))
-                        if not chunk:
-                            break
-                        dst.put_many(chunk)
-                    dst.flush()
-                finally:
-                    dst.close()
+            db.checkpoint(partial)
             os.rename(partial, path)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -180,7 +209,9 @@ class WeirBackend(EngineBackend):
             raise make_error(InvalidArgumentError, f"{path!r} is not a weir backup directory")
         staging = f"{self._path}.restore-{uuid.uuid4().hex[:8]}"
         try:
-            shutil.copytree(path, staging, ignore=shutil.ignore_patterns("LOCK"))
+            shutil.copytree(
+                path, staging, ignore=shutil.ignore_patterns("LOCK"), copy_function=_link_or_copy
+            )
             # Opening checks it is a sound weir database before we swap it in.
             DB(staging, create_if_missing=False).close()
         except BaseException:
@@ -206,6 +237,59 @@ class WeirBackend(EngineBackend):
 
     def _discard_restore(self, staged: Any) -> None:
         shutil.rmtree(str(staged), ignore_errors=True)
+
+    # ---- transactions: the engine's own ---------------------------------------------------
+
+    async def _txn_ready(self) -> None:
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+
+    def transaction(self) -> EngineTransaction:  # type: ignore[override]
+        """A new engine transaction; ``async with backend.transaction() as
+        txn:`` commits it on a clean exit and rolls it back on an exception."""
+        if not self._open:
+            raise closed_error(self._describe())
+        # While a restore swaps the database (the gate's barrier is up) the
+        # engine transaction is begun at first use, on the restored data.
+        return EngineTransaction(
+            self,
+            self._keys,
+            self._values,
+            self._begin_engine_txn,
+            self._txn_ready,
+            eager=self._gate.barrier is None and self._db is not None,
+        )
+
+    def _begin_engine_txn(self) -> WeirTransaction:
+        db = self._db
+        if db is None:
+            raise closed_error(self._describe())
+        return db.transaction()
+
+    async def begin_transaction(self) -> EngineTransaction:  # type: ignore[override]
+        """Begin an engine transaction at a snapshot of the store."""
+        await self._ready()
+        return self.transaction()
+
+    def _own_engine(self, txn: Any) -> EngineTransaction:
+        if not isinstance(txn, Transaction):
+            raise TypeError(f"expected a Transaction, not {type(txn).__name__}")
+        if not isinstance(txn, EngineTransaction) or txn.backend is not self:
+            raise make_error(InvalidArgumentError, "the transaction belongs to another backend")
+        return txn
+
+    async def commit_transaction(self, transaction: Any) -> None:
+        """Commit: one atomic engine write, or :class:`TransactionConflictError`
+        (nothing written) if another commit changed a key this transaction
+        read or wrote after it began."""
+        txn = self._own_engine(transaction)
+        txn._check_active()
+        await self._txn_ready()
+        txn.commit_now()
+
+    async def rollback_transaction(self, transaction: Any) -> None:
+        """Discard the transaction's writes; a finished one is left as is."""
+        self._own_engine(transaction).rollback_now()
 
     @property
     def db(self) -> DB | None:
