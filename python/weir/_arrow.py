@@ -30,9 +30,7 @@ def _pyarrow() -> Any:
     try:
         import pyarrow
     except ImportError as e:  # pragma: no cover - pyarrow is a test dependency
-        raise ImportError(
-            "DB.put_batch / DB.get_batch need pyarrow (pip install pyarrow)"
-        ) from e
+        raise ImportError("DB.put_batch / DB.get_batch need pyarrow (pip install pyarrow)") from e
     return pyarrow
 
 

@@ -636,6 +636,7 @@ enum {
     K_UNSUPPORTED,
     K_BINARY,  /* z, u: int32 offsets */
     K_LBINARY, /* Z, U: int64 offsets */
+    K_VIEW,    /* vz, vu: 16-byte views into variadic buffers */
     K_INT,     /* c s i l */
     K_UINT,    /* C S I L */
     K_F32,
@@ -656,7 +657,12 @@ static void classify(const char *fmt, colspec *c) {
     c->kind = K_UNSUPPORTED;
     c->is_str = 0;
     c->width = 0;
-    if (!fmt || !fmt[0] || fmt[1]) return; /* every format we take is one character */
+    if (fmt && (!strcmp(fmt, "vz") || !strcmp(fmt, "vu"))) {
+        c->kind = K_VIEW;
+        c->is_str = fmt[1] == 'u';
+        return;
+    }
+    if (!fmt || !fmt[0] || fmt[1]) return; /* the other formats we take are one character */
     switch (fmt[0]) {
     case 'z': c->kind = K_BINARY; break;
     case 'u': c->kind = K_BINARY; c->is_str = 1; break;
@@ -681,8 +687,6 @@ static const char *describe_format(const char *fmt) {
     if (!fmt) return "unknown";
     if (!strcmp(fmt, "e")) return "float16";
     if (!strcmp(fmt, "n")) return "null";
-    if (!strcmp(fmt, "vu")) return "string_view";
-    if (!strcmp(fmt, "vz")) return "binary_view";
     if (!strncmp(fmt, "ts", 2)) return "timestamp";
     if (!strncmp(fmt, "td", 2)) return "date";
     if (!strncmp(fmt, "tt", 2)) return "time";
@@ -737,6 +741,18 @@ static int reserve(char **buf, size_t *cap, size_t need) {
 /* The bytes of row i of a binary/string column. */
 static inline const char *bin_at(const struct ArrowArray *a, int kind, int64_t i, size_t *len) {
     int64_t j = a->offset + i;
+    if (kind == K_VIEW) {
+        /* A view: int32 length, then the bytes inline if they fit in 12,
+         * else a 4-byte prefix, the data buffer's index and the offset in it. */
+        const char *v = (const char *)a->buffers[1] + 16 * j;
+        int32_t n, buf, off;
+        memcpy(&n, v, 4);
+        *len = (size_t)n;
+        if (n <= 12) return v + 4;
+        memcpy(&buf, v + 8, 4);
+        memcpy(&off, v + 12, 4);
+        return (const char *)a->buffers[2 + buf] + off;
+    }
     const char *data = a->buffers[2];
     if (kind == K_BINARY) {
         const int32_t *off = a->buffers[1];
@@ -840,7 +856,8 @@ static void mp_value(mp *m, const colspec *c, const struct ArrowArray *a, int64_
     }
     switch (c->kind) {
     case K_BINARY:
-    case K_LBINARY: {
+    case K_LBINARY:
+    case K_VIEW: {
         size_t n;
         const char *s = bin_at(a, c->kind, i, &n);
         if (c->is_str) mp_str(m, s, n);
@@ -901,7 +918,7 @@ static int encode_rows(put_plan *pl, const struct ArrowArray *top) {
         }
         /* the key */
         size_t klen;
-        if (pl->key.kind == K_BINARY || pl->key.kind == K_LBINARY) {
+        if (pl->key.kind == K_BINARY || pl->key.kind == K_LBINARY || pl->key.kind == K_VIEW) {
             const char *k = bin_at(&kview, pl->key.kind, i, &klen);
             if (reserve(&pl->kbuf, &pl->kcap, pl->prefix_len + klen) < 0) goto oom;
             memcpy(pl->kbuf + pl->prefix_len, k, klen);
@@ -1035,8 +1052,8 @@ static int make_plan(put_plan *pl, const struct ArrowSchema *schema, PyObject *k
     pl->key.name = schema->children[ki]->name;
     pl->key.name_len = strlen(pl->key.name);
     classify(schema->children[ki]->format, &pl->key);
-    if (pl->key.kind != K_BINARY && pl->key.kind != K_LBINARY && pl->key.kind != K_INT &&
-        pl->key.kind != K_UINT) {
+    if (pl->key.kind != K_BINARY && pl->key.kind != K_LBINARY && pl->key.kind != K_VIEW &&
+        pl->key.kind != K_INT && pl->key.kind != K_UINT) {
         const char *f = schema->children[ki]->format;
         PyErr_Format(PyExc_TypeError,
                      "put_arrow: key column '%s' has Arrow type %s (format '%s'); keys must be binary, "
@@ -1137,7 +1154,7 @@ static int make_plan(put_plan *pl, const struct ArrowSchema *schema, PyObject *k
             Py_DECREF(names);
             return -1;
         }
-        if (pl->raw && cs->kind != K_BINARY && cs->kind != K_LBINARY) {
+        if (pl->raw && cs->kind != K_BINARY && cs->kind != K_LBINARY && cs->kind != K_VIEW) {
             PyErr_Format(PyExc_TypeError,
                          "put_arrow: value column '%s' has format '%s', but a single value column is stored "
                          "raw and must be binary or string; pass value_columns=['%s'] to store it as a "

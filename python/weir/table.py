@@ -427,7 +427,9 @@ class Table(MutableMapping[Any, Any]):
         dk = self._dk(key)
         if self._db is not None:
             return dk in self._db
-        return self._sync("__contains__", self._home.backend.exists, dk)  # type: ignore[union-attr]
+        home = self._home
+        assert home is not None
+        return bool(home.call_sync("__contains__", home.backend.exists, dk))
 
     def __len__(self) -> int:
         self._check_open()
@@ -468,15 +470,15 @@ class Table(MutableMapping[Any, Any]):
             if not home.loop.is_closed() and home.loop.is_running():
                 asyncio.run_coroutine_threadsafe(agen.aclose(), home.loop).result()
 
-    def keys(self, prefix: Any = None) -> KeysView[Any]:  # type: ignore[override]
+    def keys(self, prefix: Any = None) -> KeysView[Any]:
         """The keys (those whose encoded form starts with ``prefix``), in key order."""
         return _Keys(self, prefix)
 
-    def values(self, prefix: Any = None) -> ValuesView[Any]:  # type: ignore[override]
+    def values(self, prefix: Any = None) -> ValuesView[Any]:
         """The values, in key order (optionally under ``prefix``)."""
         return _Values(self, prefix)
 
-    def items(self, prefix: Any = None) -> ItemsView[Any, Any]:  # type: ignore[override]
+    def items(self, prefix: Any = None) -> ItemsView[Any, Any]:
         """``(key, value)`` pairs in key order; with ``prefix`` (str as UTF-8, or
         bytes), only keys whose encoded bytes start with it."""
         return _Items(self, prefix)
@@ -889,8 +891,8 @@ class TableBatch:
 def batch(*tables: Table) -> TableBatch:
     """One atomic write across ``tables`` (which must share one store)::
 
-        with weir.table.batch(customers, orders) as b:
-            b[customers]["C001"] = {...}
-            b.delete(orders, "O-7")
+    with weir.table.batch(customers, orders) as b:
+        b[customers]["C001"] = {...}
+        b.delete(orders, "O-7")
     """
     return TableBatch(tables)
