@@ -208,7 +208,9 @@ def main() -> int:
         "so compare within a table rather than across runs.",
         "",
         "Table operations per second (values are 3-field dicts; msgpack on weir,",
-        "JSON on the store backends):",
+        "JSON on the store backends). On the store backends each sync call is a hop",
+        "to the table's own event-loop thread and back (see docs/PYTHON.md), which",
+        "dominates their figures; on weir.DB the sync face calls the engine directly.",
         "",
         "| store | rows | " + " | ".join(ops) + " |",
         "|---|---:|" + "---:|" * len(ops),
@@ -249,6 +251,8 @@ def main() -> int:
         f"scan_arrow is {scan_ratio:.1f}x building the same pyarrow Table from db.items() and "
         f"{iter_ratio:.1f}x merely iterating db.items(); put_arrow is {put_ratio:.1f}x put_many "
         f"for raw values and {mp_ratio:.1f}x put_many with per-row msgpack for three columns.",
+        "Both bulk loads write one engine batch of every row, so with raw values the",
+        "engine's write, not the encoding, sets the pace.",
     ]
     report = "\n".join(lines)
     print(report)

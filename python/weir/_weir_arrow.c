@@ -239,6 +239,7 @@ typedef struct scan_state {
     int positioned;
     int done;               /* the end was reached and reported */
     int db_closed;          /* the DB was closed under the stream */
+    size_t hint[2];         /* key and value bytes of the last batch */
     char errmsg[512];
 } scan_state;
 
@@ -301,6 +302,11 @@ static int scan_fill(scan_state *st, int64_t cap, int large, struct ArrowArray *
             return ENOMEM;
         }
     }
+    /* Start at the previous batch's size: growing by doubling copies the
+     * data and faults in fresh pages several times over. */
+    for (int i = 0; i < 2; i++) {
+        if (st->hint[i] && (cols[i].data = malloc(st->hint[i]))) cols[i].data_cap = st->hint[i];
+    }
     while (rows < cap && weir_iter_valid(it)) {
         size_t klen, vlen;
         const void *k = weir_iter_key(it, &klen);
@@ -331,6 +337,8 @@ static int scan_fill(scan_state *st, int64_t cap, int large, struct ArrowArray *
         out->release = NULL;
         return 0;
     }
+    st->hint[0] = cols[0].data_len;
+    st->hint[1] = cols[1].data_len;
     if (make_kv_array(out, cols, rows)) {
         snprintf(st->errmsg, sizeof st->errmsg, "out of memory for an Arrow batch");
         return ENOMEM;
