@@ -22,6 +22,7 @@ Usage: bench/python/table_bench.py [--num N] [--arrow-num N] [--repeat R] [--no-
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import statistics
@@ -93,6 +94,45 @@ def bench_mapping(name: str, m: Any, n: int, repeat: int) -> dict[str, float]:
         "get": median_rate(n, gets),
         "iterate items": median_rate(n, iters),
     }
+
+
+async def _async_rounds(
+    t: Table, keys: list[str], vals: list[Any], repeat: int
+) -> dict[str, float]:
+    sets, gets = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for k, v in zip(keys, vals, strict=True):
+            await t.aset(k, v)
+        sets.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for k in keys:
+            await t.aget(k)
+        gets.append(time.perf_counter() - t0)
+    n = len(keys)
+    return {"aset": median_rate(n, sets), "aget": median_rate(n, gets)}
+
+
+def bench_async(kind: str, work: str, n: int, repeat: int) -> dict[str, float]:
+    """The async face as stream code uses it: inside the loop the store runs on."""
+    keys = [f"C{i:08d}" for i in range(n)]
+    vals = [value(i) for i in range(n)]
+    log(f"  {kind}: async face, {repeat} rounds of {n:,} aset + aget")
+
+    async def run() -> dict[str, float]:
+        if kind == "weir.DB":
+            with Table("customers", os.path.join(work, "async-weir")) as t:
+                return await _async_rounds(t, keys, vals, repeat)
+        path = None if kind == "memory" else os.path.join(work, f"async-{kind}")
+        backend = create_backend(StoreBackendConfig(backend_type=kind, path=path))
+        await backend.start()
+        try:
+            with Table("customers", backend) as t:
+                return await _async_rounds(t, keys, vals, repeat)
+        finally:
+            await backend.stop()
+
+    return asyncio.run(run())
 
 
 # ---- 2 and 3. Arrow ------------------------------------------------------------------
@@ -195,6 +235,9 @@ def main() -> int:
             backend = create_backend(StoreBackendConfig(backend_type=kind, path=path))
             with Table("customers", backend) as t:
                 tables[f"Table on {kind} backend"] = (nb, bench_mapping(kind, t, nb, rep))
+        asyncs = {
+            kind: bench_async(kind, work, nb, rep) for kind in ("weir.DB", "memory", "rocksdb")
+        }
         log("2/2 Arrow scans and bulk loads")
         arrow = bench_arrow(os.path.join(work, "arrow-db"), args.arrow_num, rep)
     finally:
@@ -226,10 +269,23 @@ def main() -> int:
         "|---|" + "---:|" * len(ops),
     ]
     for name, (_rows, r) in tables.items():
-        if name != "Table on weir.DB":
+        if name not in ("Table on weir.DB", "dict (reference)"):
             lines.append(
                 f"| {name} | " + " | ".join(f"{weir_row[o] / r[o]:.2f}x" for o in ops) + " |"
             )
+    lines += [
+        "",
+        f"The async face inside the event loop the store runs on (stream code), {nb:,} rows,",
+        "operations per second:",
+        "",
+        "| store | aset | aget |",
+        "|---|---:|---:|",
+    ]
+    for kind, r in asyncs.items():
+        lines.append(
+            f"| Table on {kind}{'' if kind == 'weir.DB' else ' backend'} | "
+            f"{fmt(r['aset'])} | {fmt(r['aget'])} |"
+        )
     lines += [
         "",
         f"Arrow, {args.arrow_num:,} rows of a 13-byte key and a ~50-byte value, rows per second:",

@@ -1060,6 +1060,15 @@ static int make_plan(put_plan *pl, const struct ArrowSchema *schema, PyObject *k
     pl->key.name = schema->children[ki]->name;
     pl->key.name_len = strlen(pl->key.name);
     classify(schema->children[ki]->format, &pl->key);
+    if (schema->children[ki]->dictionary) {
+        /* The format of a dictionary column is its index type: reading it as
+         * such would store the indices, silently. */
+        PyErr_Format(PyExc_TypeError,
+                     "put_arrow: key column '%s' is dictionary-encoded; decode it first "
+                     "(e.g. pyarrow.compute.cast or dictionary_decode)",
+                     kname);
+        return -1;
+    }
     if (pl->key.kind != K_BINARY && pl->key.kind != K_LBINARY && pl->key.kind != K_VIEW &&
         pl->key.kind != K_INT && pl->key.kind != K_UINT) {
         const char *f = schema->children[ki]->format;
@@ -1154,6 +1163,14 @@ static int make_plan(put_plan *pl, const struct ArrowSchema *schema, PyObject *k
         cs->name_len = strlen(cs->name);
         const char *f = schema->children[vi]->format;
         classify(f, cs);
+        if (schema->children[vi]->dictionary) {
+            PyErr_Format(PyExc_TypeError,
+                         "put_arrow: value column '%s' is dictionary-encoded; decode it first "
+                         "(e.g. pyarrow.compute.cast or dictionary_decode)",
+                         vn);
+            Py_DECREF(names);
+            return -1;
+        }
         if (cs->kind == K_UNSUPPORTED) {
             PyErr_Format(PyExc_TypeError,
                          "put_arrow: value column '%s' has Arrow type %s (format '%s'); supported: binary, "

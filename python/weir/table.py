@@ -232,9 +232,11 @@ def _home_for(backend: Any) -> _Home:
 def _release_home(home: _Home) -> None:
     with _HOMES_GUARD:
         home.users -= 1
-        if home.users > 0 or not home.portal:
+        if home.users > 0:
             return
         _HOMES.pop(home.backend, None)
+        if not home.portal:
+            return  # the backend belongs to whoever started it
     try:
         asyncio.run_coroutine_threadsafe(home.backend.stop(), home.loop).result()
     finally:

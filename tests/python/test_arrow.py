@@ -291,6 +291,13 @@ def test_put_arrow_wrong_column_types(seeded: weir.DB) -> None:
         seeded.put_arrow(data, key="id", value_columns="n")
     with pytest.raises(TypeError, match="value_columns"):
         seeded.put_arrow(data, key="id", value_columns=5)
+    # A dictionary column's format is its index type: it must not be read as one.
+    coded = pa.table({"id": pa.array(["existing"]).dictionary_encode(), "v": ["after"]})
+    with pytest.raises(TypeError, match="key column 'id' is dictionary-encoded"):
+        seeded.put_arrow(coded, key="id", value_columns="v")
+    coded = pa.table({"id": ["existing"], "v": pa.array(["after"]).dictionary_encode()})
+    with pytest.raises(TypeError, match="value column 'v' is dictionary-encoded"):
+        seeded.put_arrow(coded, key="id", value_columns=["v"])
     with pytest.raises(TypeError, match="key must be a column name"):
         seeded.put_arrow(data, key=1)
     assert unchanged(seeded)
