@@ -448,15 +448,16 @@ class Table(MutableMapping[Any, Any]):
         lo, hi = self._bounds(prefix)
         uk = self._user_key
         if self._db is not None:
-            dec = self._values.decode
+            # The engine returns bytes: strip the row prefix without _user_key's checks.
+            dec, kdec, skip = self._values.decode, self._keys.decode, len(self._rows)
             if values:
                 with self._db.items(start=lo, stop=hi) as it:
                     for k, v in it:
-                        yield uk(k), dec(v)
+                        yield kdec(k[skip:]), dec(v)
             else:
                 with self._db.keys(start=lo, stop=hi) as kit:
                     for k in kit:
-                        yield uk(k), None
+                        yield kdec(k[skip:]), None
             return
         home = self._home
         assert home is not None
