@@ -382,3 +382,28 @@ def test_put_batch_get_batch_bad_input(db: weir.DB) -> None:
         db.get_batch(b"raw")
     with pytest.raises(TypeError):
         db.put_batch("str key", pa.record_batch({"a": [1]}))
+
+
+def test_scan_arrow_releases_its_snapshot(db: weir.DB) -> None:
+    fill(db, 100)
+    assert pa.table(db.scan_arrow()).num_rows == 100
+    assert db.property("weir.num-snapshots") == "0"  # the temporary scan is gone
+    with db.scan_arrow() as scan:
+        reader = pa.RecordBatchReader.from_stream(scan)
+        assert db.property("weir.num-snapshots") == "1"
+    assert db.property("weir.num-snapshots") == "0"
+    assert reader.read_all().num_rows == 100  # an exported stream reads on after close()
+    del reader
+
+
+def test_unconsumed_stream_outlives_the_db(tmp_path: pathlib.Path) -> None:
+    db = weir.DB(tmp_path / "db")
+    fill(db, 10)
+    scan = db.scan_arrow()
+    capsule = scan.__arrow_c_stream__()
+    del scan
+    db.close()  # invalidates the stream's iterator and the snapshot
+    del capsule  # releasing it afterwards touches nothing of the closed engine
+    again = weir.DB(tmp_path / "db")
+    assert pa.table(again.scan_arrow()).num_rows == 10
+    again.close()
