@@ -407,3 +407,35 @@ def test_unconsumed_stream_outlives_the_db(tmp_path: pathlib.Path) -> None:
     again = weir.DB(tmp_path / "db")
     assert pa.table(again.scan_arrow()).num_rows == 10
     again.close()
+
+
+class OnlyArray:
+    """A producer with only __arrow_c_array__ (no stream)."""
+
+    def __init__(self, batch: pa.RecordBatch) -> None:
+        self.batch = batch
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> object:
+        return self.batch.__arrow_c_array__()
+
+
+class OnlyStream:
+    """A producer with only __arrow_c_stream__."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.table.__arrow_c_stream__()
+
+
+def test_put_arrow_through_each_capsule_protocol(seeded: weir.DB) -> None:
+    batch = pa.record_batch({"key": ["a", "b", "c"], "v": ["1", "2", "3"]})
+    assert seeded.put_arrow(OnlyArray(batch.slice(1)), value_columns="v") == 2
+    assert seeded.get(b"b") == b"2" and seeded.get(b"a") is None
+    assert seeded.put_arrow(OnlyStream(pa.table(batch)), value_columns="v", key_prefix=b"s") == 3
+    assert seeded.get(b"sc") == b"3"
+    bad = pa.record_batch({"key": ["x", None], "v": ["1", "2"]})
+    with pytest.raises(weir.InvalidArgumentError, match="null at row 1"):
+        seeded.put_arrow(OnlyArray(bad), value_columns="v")
+    assert seeded.get(b"x") is None
