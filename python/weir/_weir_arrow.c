@@ -897,6 +897,31 @@ static void mp_value(mp *m, const colspec *c, const struct ArrowArray *a, int64_
     }
 }
 
+/* Views point into variadic buffers by index and offset, numbers a
+ * producer could get wrong; check them before any is followed. The last
+ * buffer of a view array holds the variadic buffers' sizes. */
+static int check_views(put_plan *pl, const colspec *c, const struct ArrowArray *a, int64_t n) {
+    int64_t nvar = a->n_buffers - 3;
+    const int64_t *sizes = nvar >= 0 ? a->buffers[a->n_buffers - 1] : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        if (is_null(a, i)) continue;
+        const char *v = (const char *)a->buffers[1] + 16 * (a->offset + i);
+        int32_t len, buf, off;
+        memcpy(&len, v, 4);
+        if (len <= 12 && len >= 0) continue;
+        memcpy(&buf, v + 8, 4);
+        memcpy(&off, v + 12, 4);
+        if (len < 0 || buf < 0 || buf >= nvar || off < 0 || !sizes || (int64_t)off + len > sizes[buf]) {
+            snprintf(pl->err_msg, sizeof pl->err_msg,
+                     "column '%s' has a malformed string/binary view at row %lld",
+                     c->name, (long long)(pl->rows_done + i));
+            pl->err_kind = 5;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Encode the rows of one struct array into plan->batch; runs without the
  * GIL. 0, or -1 with plan->err_* set. */
 static int encode_rows(put_plan *pl, const struct ArrowArray *top) {
@@ -911,11 +936,17 @@ static int encode_rows(put_plan *pl, const struct ArrowArray *top) {
         pl->err_kind = 4;
         return -1;
     }
+    int rc = 0;
     for (int c = 0; c < pl->nvals; c++) {
         vv[c] = *top->children[pl->vals[c].index];
         vv[c].offset += top->offset;
+        if (pl->vals[c].kind == K_VIEW && check_views(pl, &pl->vals[c], &vv[c], n) < 0) rc = -1;
     }
-    int rc = 0;
+    if (pl->key.kind == K_VIEW && check_views(pl, &pl->key, &kview, n) < 0) rc = -1;
+    if (rc < 0) {
+        if (vv != vviews) free(vv);
+        return -1;
+    }
     for (int64_t i = 0; i < n; i++) {
         if (is_null(&kview, i)) {
             pl->err_kind = 1;

@@ -4,6 +4,7 @@ DB.put_batch / DB.get_batch, read by pyarrow, polars and duckdb."""
 from __future__ import annotations
 
 import pathlib
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -439,3 +440,20 @@ def test_put_arrow_through_each_capsule_protocol(seeded: weir.DB) -> None:
     with pytest.raises(weir.InvalidArgumentError, match="null at row 1"):
         seeded.put_arrow(OnlyArray(bad), value_columns="v")
     assert seeded.get(b"x") is None
+
+
+def test_put_arrow_malformed_view_is_an_error_not_a_crash(seeded: weir.DB) -> None:
+    data = pa.py_buffer(b"x" * 20)
+
+    def view(offset: int) -> pa.Array:
+        # One 16-byte string view: length 16, prefix, buffer 0, offset.
+        raw = struct.pack("<i4sii", 16, b"xxxx", 0, offset)
+        return pa.Array.from_buffers(pa.string_view(), 1, [None, pa.py_buffer(raw), data])
+
+    good = pa.RecordBatch.from_arrays([pa.array(["k"]), view(2)], names=["key", "v"])
+    bad = pa.RecordBatch.from_arrays([pa.array(["k2"]), view(10)], names=["key", "v"])
+    with pytest.raises(weir.InvalidArgumentError, match=r"column 'v' has a malformed .* at row 1"):
+        seeded.put_arrow(pa.Table.from_batches([good, bad]), value_columns="v")
+    assert unchanged(seeded)
+    assert seeded.put_arrow(good, value_columns="v") == 1
+    assert seeded.get(b"k") == b"x" * 16
