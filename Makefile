@@ -174,6 +174,7 @@ bench-python: venv bench-deps
 	    echo "bench-python: tonbo could not be installed; it is reported as not measured"
 	$(PY) bench/python/stores_bench.py
 	$(PY) bench/python/raw_bench.py
+	$(PY) bench/python/table_bench.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py

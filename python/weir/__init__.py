@@ -3,7 +3,9 @@
 ``weir.DB`` is the C extension type itself (no Python wrapper on the hot
 path). Keys and values are bytes-like; ``weir.codecs`` turns Python objects
 into bytes for the layers above. ``weir.retry`` re-runs optimistic
-transactions that lose a conflict. See docs/PYTHON.md.
+transactions that lose a conflict. ``weir.table.Table`` is a dict-like table
+over a DB or a store backend; ``DB.scan_arrow`` / ``DB.put_arrow`` move Arrow
+data in and out. See docs/PYTHON.md.
 """
 
 from . import codecs
@@ -13,6 +15,7 @@ from ._weir import (
     ENGINE_VERSION,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    ArrowScan,
     BusyError,
     ClosedError,
     ConflictError,
@@ -37,6 +40,7 @@ __all__ = [
     "ENGINE_VERSION",
     "MAX_KEY_SIZE",
     "MAX_VALUE_SIZE",
+    "ArrowScan",
     "BusyError",
     "ClosedError",
     "ConflictError",

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "weir.h"
+#include "_weir_internal.h"
 
 /* ---- exceptions ------------------------------------------------------------ */
 
@@ -97,14 +98,14 @@ static PyObject *raise_with(int status, PyObject *msg) {
 
 /* Raise for a failed engine call. Must run in the thread that made the
  * call, before any other weir call in it: the message is thread-local. */
-static PyObject *raise_status(int status) {
+PyObject *raise_status(int status) {
     const char *m = weir_errmsg();
     if (!m || !*m) m = weir_status_name(status);
     /* Messages may quote key bytes; never fail on invalid UTF-8. */
     return raise_with(status, PyUnicode_DecodeUTF8(m, (Py_ssize_t)strlen(m), "backslashreplace"));
 }
 
-static PyObject *raise_fmt(int status, const char *fmt, ...) {
+PyObject *raise_fmt(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
@@ -238,13 +239,6 @@ static argspec *all_specs[] = {&spec_get,          &spec_put,         &spec_dele
 
 /* ---- byte arguments -------------------------------------------------------- */
 
-typedef struct bufarg {
-    const char *ptr;
-    size_t len;
-    int has_view;
-    Py_buffer view;
-} bufarg;
-
 static int bufarg_slow(PyObject *o, bufarg *b, const char *what) {
     if (!PyObject_CheckBuffer(o)) {
         PyErr_Format(PyExc_TypeError, "%s must be bytes-like (bytes, bytearray or memoryview), not %.100s",
@@ -271,7 +265,7 @@ static inline int bufarg_get(PyObject *o, bufarg *b, const char *what) {
 }
 
 /* None (or absent) leaves ptr NULL: "no bound". */
-static int bufarg_opt(PyObject *o, bufarg *b, const char *what) {
+int bufarg_opt(PyObject *o, bufarg *b, const char *what) {
     b->has_view = 0;
     b->ptr = NULL;
     b->len = 0;
@@ -279,16 +273,9 @@ static int bufarg_opt(PyObject *o, bufarg *b, const char *what) {
     return bufarg_get(o, b, what);
 }
 
-static inline void bufarg_release(bufarg *b) {
-    if (b->has_view) {
-        PyBuffer_Release(&b->view);
-        b->has_view = 0;
-    }
-}
-
 /* ---- shared helpers ------------------------------------------------------- */
 
-static int parse_sync(PyObject *o, weir_sync_mode *mode) {
+int parse_sync(PyObject *o, weir_sync_mode *mode) {
     *mode = WEIR_SYNC_DEFAULT;
     if (!o || o == Py_None) return 0;
     if (!PyUnicode_Check(o)) {
@@ -461,23 +448,7 @@ static void nap(long *ns) {
 
 /* ---- objects --------------------------------------------------------------- */
 
-/* Iterators and snapshots bound to a DB sit on its list, so close() can
- * invalidate them before the engine handle goes away. */
-typedef struct dep {
-    struct dep *prev, *next;
-    PyObject *owner;
-    void (*invalidate)(PyObject *owner);
-} dep;
-
-typedef struct DBObject {
-    PyObject_HEAD
-    weir_db *db;
-    PyObject *path;       /* str */
-    Py_ssize_t inflight;  /* engine calls running without the GIL */
-    int closing;
-    dep deps;             /* sentinel */
-    PyObject *weakreflist;
-} DBObject;
+/* dep and DBObject are in _weir_internal.h (shared with _weir_arrow.c). */
 
 typedef struct SnapshotObject {
     PyObject_HEAD
@@ -559,7 +530,7 @@ static PyTypeObject RangeIter_Type;
 static PyTypeObject Batch_Type;
 static PyTypeObject Txn_Type;
 
-static void dep_link(DBObject *db, dep *d, PyObject *owner, void (*inv)(PyObject *)) {
+void dep_link(DBObject *db, dep *d, PyObject *owner, void (*inv)(PyObject *)) {
     d->owner = owner;
     d->invalidate = inv;
     d->next = db->deps.next;
@@ -568,27 +539,18 @@ static void dep_link(DBObject *db, dep *d, PyObject *owner, void (*inv)(PyObject
     db->deps.next = d;
 }
 
-static void dep_unlink(dep *d) {
+void dep_unlink(dep *d) {
     if (!d->next) return;
     d->prev->next = d->next;
     d->next->prev = d->prev;
     d->next = d->prev = NULL;
 }
 
-static PyObject *raise_closed(DBObject *self) {
+PyObject *raise_closed(DBObject *self) {
     return raise_fmt(WEIR_CLOSED, "the DB at %R is closed", self->path ? self->path : Py_None);
 }
 
-static inline int db_enter(DBObject *self) {
-    if (!self->db || self->closing) {
-        raise_closed(self);
-        return -1;
-    }
-    self->inflight++;
-    return 0;
-}
-
-static inline void db_leave(DBObject *self) { self->inflight--; }
+int weir_is_db(PyObject *o) { return PyObject_TypeCheck(o, &DB_Type); }
 
 /* Check a snapshot= argument; NULL/None means none. */
 static int check_snapshot(DBObject *self, PyObject *o, SnapshotObject **out) {
@@ -2151,6 +2113,7 @@ static PyMethodDef DB_methods[] = {
      "close() -> None; idempotent; invalidates iterators, snapshots and transactions"},
     {"__enter__", (PyCFunction)DB_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))DB_exit, METH_FASTCALL, NULL},
+    WEIR_ARROW_DB_METHODS
     {0},
 };
 
@@ -3566,6 +3529,7 @@ PyMODINIT_FUNC PyInit__weir(void) {
         PyModule_AddIntConstant(m, "MAX_KEY_SIZE", (long)WEIR_MAX_KEY_SIZE) < 0 ||
         PyModule_AddIntConstant(m, "MAX_VALUE_SIZE", (long)WEIR_MAX_VALUE_SIZE) < 0)
         goto fail;
+    if (weir_arrow_init(m) < 0) goto fail;
     return m;
 fail:
     Py_XDECREF(dict);

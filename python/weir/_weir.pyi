@@ -1,7 +1,7 @@
 """Type stubs of weir._weir, the C extension."""
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import GenericAlias, TracebackType
 from typing import Any, Generic, Literal, Self, TypeAlias, TypeVar, final, overload
@@ -183,6 +183,30 @@ class DB:
     def compact(self, start: _BytesLike | None = None, stop: _BytesLike | None = None) -> None: ...
     def stats(self) -> dict[str, Any]: ...
     def property(self, name: str) -> str | None: ...
+    def scan_arrow(
+        self,
+        *,
+        prefix: _BytesLike | None = None,
+        start: _BytesLike | None = None,
+        stop: _BytesLike | None = None,
+        batch_size: int = 65536,
+        large: bool = False,
+    ) -> ArrowScan:
+        """An Arrow stream of struct<key: binary, value: binary> rows in key order."""
+    def put_arrow(
+        self,
+        data: Any,
+        *,
+        key: str = "key",
+        value_columns: str | Sequence[str] | None = None,
+        key_prefix: _BytesLike = b"",
+        sync: _SyncMode | None = None,
+    ) -> int:
+        """Write the rows of an Arrow record batch, table or stream in one atomic batch."""
+    def put_batch(self, key: _BytesLike, batch: Any, *, sync: _SyncMode | None = None) -> None:
+        """Store a record batch (or a table, combined into one) as Arrow IPC."""
+    def get_batch(self, key: _BytesLike, *, snapshot: Snapshot | None = None) -> Any:
+        """The pyarrow.RecordBatch stored by put_batch, or None if absent."""
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -196,6 +220,22 @@ class DB:
     def __setitem__(self, key: _BytesLike, value: _BytesLike, /) -> None: ...
     def __delitem__(self, key: _BytesLike, /) -> None: ...
     def __iter__(self) -> RangeIterator[bytes]: ...
+
+@final
+class ArrowScan:
+    """What DB.scan_arrow() returns: an Arrow PyCapsule stream producer."""
+
+    @property
+    def closed(self) -> bool: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]: ...
 
 @final
 class Snapshot:

@@ -1,0 +1,83 @@
+"""``DB.put_batch`` and ``DB.get_batch``: whole record batches as Arrow IPC.
+
+The C extension's ``DB.put_batch`` / ``DB.get_batch`` call these. pyarrow
+does the IPC encoding (the C code links no Arrow library); it is imported
+only when one of them is first used.
+
+A stored batch is one Arrow IPC *stream* (schema message, one record batch
+message, end-of-stream marker), so any Arrow implementation reads it. On
+the way back the value leaves the engine in one copy (into a ``bytes``);
+``pyarrow.py_buffer`` wraps that without copying and the IPC reader slices
+the batch's buffers out of it, so the batch's columns point into that one
+buffer rather than being copied again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._weir import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ._weir import DB, Snapshot
+
+__all__ = ["get_batch", "put_batch"]
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError as e:  # pragma: no cover - pyarrow is a test dependency
+        raise ImportError("DB.put_batch / DB.get_batch need pyarrow (pip install pyarrow)") from e
+    return pyarrow
+
+
+def _as_record_batch(pa: Any, batch: Any) -> pa.RecordBatch:
+    if isinstance(batch, pa.RecordBatch):
+        return batch
+    if isinstance(batch, pa.Table):
+        table = batch
+    elif hasattr(batch, "__arrow_c_array__"):
+        return pa.record_batch(batch)
+    elif hasattr(batch, "__arrow_c_stream__"):
+        table = pa.table(batch)
+    else:
+        raise TypeError(
+            "put_batch needs a record batch (pyarrow.RecordBatch, or an object with "
+            f"__arrow_c_array__ or __arrow_c_stream__), not {type(batch).__name__}"
+        )
+    # A table's chunks become one batch: the stored value is one record batch.
+    batches = table.combine_chunks().to_batches()
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=table.schema)
+    return batches[0]
+
+
+def put_batch(db: DB, key: Any, batch: Any, *, sync: str | None = None) -> None:
+    """Store ``batch`` (a record batch, or a table, combined into one) under ``key``."""
+    pa = _pyarrow()
+    rb = _as_record_batch(pa, batch)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rb.schema) as writer:
+        writer.write_batch(rb)
+    # A pyarrow Buffer exports the buffer protocol: put reads it in place.
+    db.put(key, sink.getvalue(), sync=sync)  # type: ignore[arg-type]
+
+
+def get_batch(db: DB, key: Any, *, snapshot: Snapshot | None = None) -> pa.RecordBatch | None:
+    """The record batch stored under ``key`` by ``put_batch``, or None if absent."""
+    raw = db.get(key, snapshot=snapshot)
+    if raw is None:
+        return None
+    pa = _pyarrow()
+    try:
+        reader = pa.ipc.open_stream(pa.py_buffer(raw))
+        batch = reader.read_next_batch()
+    except (pa.ArrowInvalid, StopIteration, OSError) as e:
+        raise InvalidArgumentError(
+            f"the value of key {bytes(key)!r} is not an Arrow IPC record batch "
+            f"(was it stored with put_batch?): {e}"
+        ) from None
+    return batch
