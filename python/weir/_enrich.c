@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- Arrow C Data Interface (ABI from the Arrow specification) ---------- */
 
@@ -178,6 +179,7 @@ enum { KIND_NONE = 0, KIND_INT64 = 1, KIND_STRING = 2 };
 typedef struct {
     PyObject_HEAD
     int kind;
+    int binary; /* string kind: keys are bytes (Arrow binary), not text */
     uint64_t cap;    /* slots; a power of two, or 0 */
     int shift;       /* 64 - log2(cap) */
     uint64_t count;  /* live keys */
@@ -312,6 +314,7 @@ static int check_keys(KeyIndex *ix, const Imported *im, int adopt) {
     }
     if (ix->kind == KIND_NONE && adopt) {
         ix->kind = kind;
+        ix->binary = im->schema->format[0] == 'z' || im->schema->format[0] == 'Z';
     } else if (kind != ix->kind) {
         PyErr_Format(PyExc_TypeError, "key column is %s but the index holds %s keys",
                      kind_name(kind), kind_name(ix->kind));
@@ -585,6 +588,22 @@ static int remove_str(KeyIndex *ix, const unsigned char *p, uint64_t n) {
     }
 }
 
+static void free_storage(KeyIndex *ix) {
+    free(ix->islots);
+    free(ix->sslots);
+    free(ix->offs);
+    free(ix->arena);
+    ix->islots = NULL;
+    ix->sslots = NULL;
+    ix->offs = NULL;
+    ix->arena = NULL;
+    ix->cap = ix->count = ix->n_rows = 0;
+    ix->offs_cap = ix->arena_len = ix->arena_cap = 0;
+    ix->shift = 64;
+    ix->kind = KIND_NONE;
+    ix->binary = 0;
+}
+
 /* ---- Python-level key conversion ----------------------------------------- */
 
 /* 1: converted; 0: the object cannot be a key of this index (not found);
@@ -610,15 +629,16 @@ static int py_int_key(PyObject *obj, int64_t *out) {
     return 1;
 }
 
-static int py_str_key(PyObject *obj, const unsigned char **p, Py_ssize_t *n) {
-    if (PyUnicode_Check(obj)) {
+static int py_str_key(const KeyIndex *ix, PyObject *obj, const unsigned char **p,
+                      Py_ssize_t *n) {
+    if (!ix->binary && PyUnicode_Check(obj)) {
         const char *s = PyUnicode_AsUTF8AndSize(obj, n);
         if (s == NULL)
             return -1;
         *p = (const unsigned char *)s;
         return 1;
     }
-    if (PyBytes_Check(obj)) {
+    if (ix->binary && PyBytes_Check(obj)) {
         *p = (const unsigned char *)PyBytes_AS_STRING(obj);
         *n = PyBytes_GET_SIZE(obj);
         return 1;
@@ -638,7 +658,7 @@ static int64_t find_py(KeyIndex *ix, PyObject *key) {
     if (ix->kind == KIND_STRING) {
         const unsigned char *p;
         Py_ssize_t n;
-        int r = py_str_key(key, &p, &n);
+        int r = py_str_key(ix, key, &p, &n);
         if (r <= 0)
             return r < 0 ? -2 : (int64_t)ROW_EMPTY;
         return find_str(ix, p, (uint64_t)n, hash_bytes(p, (uint64_t)n));
@@ -663,20 +683,6 @@ static PyObject *KeyIndex_new(PyTypeObject *type, PyObject *args, PyObject *kwds
     return (PyObject *)ix;
 }
 
-static void free_storage(KeyIndex *ix) {
-    free(ix->islots);
-    free(ix->sslots);
-    free(ix->offs);
-    free(ix->arena);
-    ix->islots = NULL;
-    ix->sslots = NULL;
-    ix->offs = NULL;
-    ix->arena = NULL;
-    ix->cap = ix->count = ix->n_rows = 0;
-    ix->offs_cap = ix->arena_len = ix->arena_cap = 0;
-    ix->shift = 64;
-    ix->kind = KIND_NONE;
-}
 
 static void KeyIndex_dealloc(KeyIndex *ix) {
     free_storage(ix);
@@ -709,33 +715,28 @@ static PyObject *KeyIndex_clear(KeyIndex *ix, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* append(keys) -> (first_row, replaced): rows n_rows.. get the keys in
- * order; a key already present (or repeated later in `keys`) points at its
- * last row. Null keys are refused before anything changes. */
-static PyObject *KeyIndex_append(KeyIndex *ix, PyObject *arr) {
-    Imported im;
-    if (import_array(arr, &im, "keys") < 0)
-        return NULL;
-    PyObject *result = NULL;
-    int had_kind = ix->kind != KIND_NONE;
-    lock_write(ix);
-    if (check_keys(ix, &im, 1) < 0)
-        goto done;
-    int64_t nul = first_null(&im);
+/* Numbers the keys' rows from ix->n_rows on; a key already present (or
+ * repeated later in `im`) points at its last row. Null keys are refused
+ * before anything changes. The caller holds the write lock (or owns `ix`). */
+static int append_keys(KeyIndex *ix, const Imported *im, uint64_t *first_out,
+                       uint64_t *replaced_out) {
+    if (check_keys(ix, im, 1) < 0)
+        return -1;
+    int64_t nul = first_null(im);
     if (nul >= 0) {
         PyErr_Format(PyExc_ValueError, "null key at position %lld", (long long)nul);
-        goto done;
+        return -1;
     }
-    uint64_t n = (uint64_t)im.array->length;
+    uint64_t n = (uint64_t)im->array->length;
     if (ix->n_rows + n > MAX_ROWS) {
         PyErr_Format(PyExc_OverflowError, "an index holds at most %llu rows",
                      (unsigned long long)MAX_ROWS);
-        goto done;
+        return -1;
     }
     StrView sv;
     uint64_t bytes = 0;
     if (ix->kind == KIND_STRING) {
-        str_view(&im, &sv);
+        str_view(im, &sv);
         for (uint64_t i = 0; i < n; i++) {
             uint64_t len;
             (void)str_at(&sv, (int64_t)i, &len);
@@ -744,11 +745,11 @@ static PyObject *KeyIndex_append(KeyIndex *ix, PyObject *arr) {
     }
     if (reserve_keys(ix, n) < 0 || reserve_rows(ix, n, bytes) < 0) {
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
     uint64_t first = ix->n_rows, replaced = 0;
     if (ix->kind == KIND_INT64) {
-        const int64_t *keys = (const int64_t *)im.array->buffers[1] + im.array->offset;
+        const int64_t *keys = (const int64_t *)im->array->buffers[1] + im->array->offset;
         for (uint64_t i = 0; i < n; i++)
             replaced += (uint64_t)upsert_int(ix, keys[i], (uint32_t)(first + i));
     } else {
@@ -764,13 +765,72 @@ static PyObject *KeyIndex_append(KeyIndex *ix, PyObject *arr) {
         }
     }
     ix->n_rows += n;
-    result = Py_BuildValue("(KK)", (unsigned long long)first, (unsigned long long)replaced);
-done:
-    if (result == NULL && !had_kind && ix->n_rows == 0)
+    *first_out = first;
+    *replaced_out = replaced;
+    return 0;
+}
+
+/* append(keys) -> (first_row, replaced). */
+static PyObject *KeyIndex_append(KeyIndex *ix, PyObject *arr) {
+    Imported im;
+    if (import_array(arr, &im, "keys") < 0)
+        return NULL;
+    PyObject *result = NULL;
+    lock_write(ix);
+    int had_kind = ix->kind != KIND_NONE;
+    uint64_t first, replaced;
+    if (append_keys(ix, &im, &first, &replaced) == 0)
+        result = Py_BuildValue("(KK)", (unsigned long long)first, (unsigned long long)replaced);
+    else if (!had_kind && ix->n_rows == 0)
         ix->kind = KIND_NONE;
     unlock(ix);
     release_imported(&im);
     return result;
+}
+
+/* Moves the storage (not the lock or the object header) of `from` into `to`. */
+static void move_storage(KeyIndex *to, KeyIndex *from) {
+    to->kind = from->kind;
+    to->binary = from->binary;
+    to->cap = from->cap;
+    to->shift = from->shift;
+    to->count = from->count;
+    to->n_rows = from->n_rows;
+    to->islots = from->islots;
+    to->sslots = from->sslots;
+    to->offs = from->offs;
+    to->offs_cap = from->offs_cap;
+    to->arena = from->arena;
+    to->arena_len = from->arena_len;
+    to->arena_cap = from->arena_cap;
+}
+
+/* reset(keys) -> (0, replaced): replaces the whole index with one numbering
+ * `keys` from row 0, built aside and swapped in at once, so a concurrent
+ * lookup sees the old index or the new one, never a partial one. */
+static PyObject *KeyIndex_reset(KeyIndex *ix, PyObject *arr) {
+    Imported im;
+    if (import_array(arr, &im, "keys") < 0)
+        return NULL;
+    KeyIndex fresh, old;
+    memset(&fresh, 0, sizeof fresh);
+    memset(&old, 0, sizeof old);
+    fresh.shift = 64;
+    fresh.kind = ix->kind;
+    fresh.binary = ix->binary;
+    uint64_t first, replaced;
+    if (append_keys(&fresh, &im, &first, &replaced) < 0) {
+        free_storage(&fresh);
+        release_imported(&im);
+        return NULL;
+    }
+    lock_write(ix);
+    move_storage(&old, ix);
+    move_storage(ix, &fresh);
+    unlock(ix);
+    free_storage(&old);
+    release_imported(&im);
+    return Py_BuildValue("(KK)", (unsigned long long)first, (unsigned long long)replaced);
 }
 
 /* remove(keys) -> how many were present. */
@@ -831,103 +891,188 @@ static PyObject *KeyIndex_live_bitmap(KeyIndex *ix, PyObject *unused) {
     return out;
 }
 
+/* ---- Output buffers ------------------------------------------------------ */
+
+/* A writable buffer-protocol object for probe() outputs. Large ones are
+ * 2 MiB-aligned and advised to use transparent huge pages: a 10M-row probe
+ * writes hundreds of MB of fresh memory, and first-touch page faults at
+ * 4 KiB granularity otherwise cost as much as the join itself. */
+typedef struct {
+    PyObject_HEAD
+    unsigned char *data;
+    Py_ssize_t size;
+    Py_ssize_t exports;
+} OutBuffer;
+
+static PyTypeObject OutBufferType;
+
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+static OutBuffer *outbuf_new(Py_ssize_t size) {
+    OutBuffer *b = PyObject_New(OutBuffer, &OutBufferType);
+    if (b == NULL)
+        return NULL;
+    b->size = size;
+    b->exports = 0;
+    size_t bytes = size > 0 ? (size_t)size : 1;
+    void *p = NULL;
+    if (bytes >= 2 * HUGE_ALIGN) {
+        size_t rounded = (bytes + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+        if (posix_memalign(&p, HUGE_ALIGN, rounded) != 0)
+            p = NULL;
+#ifdef MADV_HUGEPAGE
+        else
+            (void)madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    } else if (posix_memalign(&p, 64, bytes) != 0) {
+        p = NULL;
+    }
+    if (p == NULL) {
+        b->data = NULL;
+        Py_DECREF(b);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    b->data = p;
+    return b;
+}
+
+static void outbuf_dealloc(OutBuffer *b) {
+    free(b->data);
+    PyObject_Free(b);
+}
+
+static int outbuf_getbuffer(OutBuffer *b, Py_buffer *view, int flags) {
+    if (PyBuffer_FillInfo(view, (PyObject *)b, b->data, b->size, 0, flags) < 0)
+        return -1;
+    b->exports++;
+    return 0;
+}
+
+static void outbuf_releasebuffer(OutBuffer *b, Py_buffer *view) {
+    (void)view;
+    b->exports--;
+}
+
+static Py_ssize_t outbuf_len(OutBuffer *b) { return b->size; }
+
+static PyBufferProcs OutBuffer_as_buffer = {
+    .bf_getbuffer = (getbufferproc)outbuf_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)outbuf_releasebuffer,
+};
+
+static PySequenceMethods OutBuffer_as_sequence = {
+    .sq_length = (lenfunc)outbuf_len,
+};
+
+static PyTypeObject OutBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "weir._enrich.OutBuffer",
+    .tp_doc = "A probe() output buffer (buffer protocol; len() is its size in bytes).",
+    .tp_basicsize = sizeof(OutBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)outbuf_dealloc,
+    .tp_as_buffer = &OutBuffer_as_buffer,
+    .tp_as_sequence = &OutBuffer_as_sequence,
+};
+
 /* ---- probe ----------------------------------------------------------------- */
 
 typedef struct {
     Imported im;
     const unsigned char *src; /* first value (offset applied) */
     int width;
-    unsigned char *dst;
-    PyObject *out;
+    OutBuffer *out;
 } Gather;
 
 #define PREFETCH_AHEAD 16
+/* Rows are probed in blocks that fit L1 alongside the gathered values;
+ * a multiple of 8 keeps validity bytes whole. */
+#define PROBE_BLOCK 1024
 
-/* rows[i] = dimension row of probe key i, ROW_EMPTY on a miss or a null. */
-static void lookup_all(const KeyIndex *ix, const Imported *keys, uint32_t *rows) {
-    int64_t n = keys->array->length;
+/* rows[i] = dimension row of probe key start+i (i < cnt), ROW_EMPTY on a
+ * miss or a null key. */
+static void lookup_range(const KeyIndex *ix, const Imported *keys, const StrView *sv,
+                         int64_t start, int64_t cnt, uint32_t *rows) {
     const uint8_t *valid = keys->array->null_count ? keys->array->buffers[0] : NULL;
     int64_t off = keys->array->offset;
     if (ix->count == 0) {
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < cnt; i++)
             rows[i] = ROW_EMPTY;
         return;
     }
     if (ix->kind == KIND_INT64) {
-        const int64_t *k = (const int64_t *)keys->array->buffers[1] + off;
+        const int64_t *k = (const int64_t *)keys->array->buffers[1] + off + start;
         /* Beyond the caches, prefetching the home slot a few rows ahead
          * overlaps the memory latency of consecutive probes. */
-        int far = ix->cap * ISLOT_SIZE > (1u << 20);
-        for (int64_t i = 0; i < n; i++) {
-            if (far && i + PREFETCH_AHEAD < n)
-                __builtin_prefetch(
-                    ix->islots + (hash_int64(k[i + PREFETCH_AHEAD]) >> ix->shift) * ISLOT_SIZE);
-            if (valid != NULL && !bit_is_set(valid, i + off)) {
-                rows[i] = ROW_EMPTY;
-                continue;
+        if (ix->cap * ISLOT_SIZE > ((uint64_t)1 << 20)) {
+            for (int64_t i = 0; i < cnt; i++) {
+                if (i + PREFETCH_AHEAD < cnt)
+                    __builtin_prefetch(ix->islots + (hash_int64(k[i + PREFETCH_AHEAD]) >> ix->shift) *
+                                                        ISLOT_SIZE);
+                rows[i] = find_int(ix, k[i]);
             }
-            rows[i] = find_int(ix, k[i]);
+        } else {
+            for (int64_t i = 0; i < cnt; i++)
+                rows[i] = find_int(ix, k[i]);
         }
     } else {
-        StrView sv;
-        str_view(keys, &sv);
-        int far = ix->cap * sizeof(uint64_t) > (1u << 20);
+        int far = ix->cap * sizeof(uint64_t) > ((uint64_t)1 << 20);
         /* Hash a window ahead so the slot fetch is in flight by the time
          * the row is compared. */
         uint64_t ring[PREFETCH_AHEAD];
-        int64_t pre = n < PREFETCH_AHEAD ? n : PREFETCH_AHEAD;
+        int64_t pre = cnt < PREFETCH_AHEAD ? cnt : PREFETCH_AHEAD;
         for (int64_t i = 0; i < pre; i++) {
             uint64_t len;
-            const unsigned char *p = str_at(&sv, i, &len);
+            const unsigned char *p = str_at(sv, start + i, &len);
             ring[i] = hash_bytes(p, len);
         }
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; i < cnt; i++) {
             uint64_t h = ring[i % PREFETCH_AHEAD];
-            if (i + PREFETCH_AHEAD < n) {
+            if (i + PREFETCH_AHEAD < cnt) {
                 uint64_t len;
-                const unsigned char *p = str_at(&sv, i + PREFETCH_AHEAD, &len);
+                const unsigned char *p = str_at(sv, start + i + PREFETCH_AHEAD, &len);
                 uint64_t h2 = hash_bytes(p, len);
                 ring[i % PREFETCH_AHEAD] = h2;
                 if (far)
                     __builtin_prefetch(&ix->sslots[h2 >> ix->shift]);
             }
-            if (valid != NULL && !bit_is_set(valid, i + off)) {
-                rows[i] = ROW_EMPTY;
-                continue;
-            }
             uint64_t len;
-            const unsigned char *p = str_at(&sv, i, &len);
+            const unsigned char *p = str_at(sv, start + i, &len);
             rows[i] = find_str(ix, p, len, h);
         }
     }
+    if (valid != NULL)
+        for (int64_t i = 0; i < cnt; i++)
+            if (!bit_is_set(valid, off + start + i))
+                rows[i] = ROW_EMPTY;
 }
 
-static void gather_fixed(const Gather *g, const int32_t *take, int64_t m) {
+static void gather_fixed(const Gather *g, const int32_t *take, int64_t m, unsigned char *dst) {
     switch (g->width) {
     case 8: {
         const uint64_t *s = (const uint64_t *)g->src;
-        uint64_t *d = (uint64_t *)g->dst;
+        uint64_t *d = (uint64_t *)dst;
         for (int64_t i = 0; i < m; i++)
             d[i] = s[take[i]];
         break;
     }
     case 4: {
         const uint32_t *s = (const uint32_t *)g->src;
-        uint32_t *d = (uint32_t *)g->dst;
+        uint32_t *d = (uint32_t *)dst;
         for (int64_t i = 0; i < m; i++)
             d[i] = s[take[i]];
         break;
     }
     case 2: {
         const uint16_t *s = (const uint16_t *)g->src;
-        uint16_t *d = (uint16_t *)g->dst;
+        uint16_t *d = (uint16_t *)dst;
         for (int64_t i = 0; i < m; i++)
             d[i] = s[take[i]];
         break;
     }
     default: {
         const uint8_t *s = g->src;
-        uint8_t *d = g->dst;
+        uint8_t *d = dst;
         for (int64_t i = 0; i < m; i++)
             d[i] = s[take[i]];
         break;
@@ -936,31 +1081,35 @@ static void gather_fixed(const Gather *g, const int32_t *take, int64_t m) {
 }
 
 /*
- * probe(keys, inner, gather=()) -> (take, validity, misses, selection, gathered)
+ * probe(keys, inner, gather=(), need_take=True)
+ *     -> (take, validity, misses, selection, gathered)
  *
- *   take       bytearray of int32 dimension rows, one per output row (0
- *              where a left join misses)
- *   validity   left join with misses: bytearray bitmap, bit i clear on a
- *              miss; otherwise None
+ *   take       buffer of int32 dimension rows, one per output row (0 where
+ *              a left join misses); None when need_take is false
+ *   validity   left join with misses: bitmap, bit i clear on a miss;
+ *              otherwise None
  *   misses     probe rows without a match (null keys included)
- *   selection  inner join that dropped rows: bytearray of int32 probe row
+ *   selection  inner join that dropped rows: buffer of int32 probe row
  *              numbers kept; otherwise None
- *   gathered   one bytearray per `gather` array: its values taken by `take`
- *              (each a fixed-width Arrow array without nulls, of the
+ *   gathered   one buffer per `gather` array: its values taken by the
+ *              join (each a fixed-width Arrow array without nulls, of the
  *              dimension's full length)
+ * Buffers are OutBuffer objects (buffer protocol) sized to the output.
  */
 static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"keys", "inner", "gather", NULL};
+    static char *kwlist[] = {"keys", "inner", "gather", "need_take", NULL};
     PyObject *keys_obj, *gather_obj = NULL;
-    int inner = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Op|O:probe", kwlist, &keys_obj, &inner,
-                                     &gather_obj))
+    int inner = 0, need_take = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Op|Op:probe", kwlist, &keys_obj, &inner,
+                                     &gather_obj, &need_take))
         return NULL;
     PyObject *gseq = gather_obj == NULL || gather_obj == Py_None
                          ? PyTuple_New(0)
                          : PySequence_Fast(gather_obj, "gather must be a sequence");
     if (gseq == NULL)
         return NULL;
+    if (inner)
+        need_take = 1;
 
     Imported keys;
     if (import_array(keys_obj, &keys, "keys") < 0) {
@@ -969,8 +1118,8 @@ static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
     }
     Py_ssize_t ng = PySequence_Fast_GET_SIZE(gseq);
     Gather *gs = PyMem_Calloc((size_t)(ng ? ng : 1), sizeof(Gather));
-    PyObject *take_out = NULL, *valid_out = NULL, *sel_out = NULL, *result = NULL;
-    uint32_t *rows = NULL;
+    OutBuffer *take_out = NULL, *valid_out = NULL, *sel_out = NULL;
+    PyObject *result = NULL;
     if (gs == NULL) {
         PyErr_NoMemory();
         goto fail;
@@ -999,7 +1148,7 @@ static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
         case 'l': case 'L': case 'g': width = 8; break;
         default: break;
         }
-        if (fmt[1] != '\0')
+        if (fmt[0] == '\0' || fmt[1] != '\0')
             width = 0;
         if (width == 0 || gt->im.array->n_buffers != 2 || gt->im.array->null_count != 0 ||
             gt->im.array->n_children != 0) {
@@ -1015,109 +1164,118 @@ static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
                          (long long)gt->im.array->length, (unsigned long long)ix->n_rows);
             goto fail;
         }
-        gt->width = width;
-        gt->src = (const unsigned char *)gt->im.array->buffers[1] +
-                  (size_t)gt->im.array->offset * (size_t)width;
-        if (gt->src == NULL && ix->n_rows > 0) {
+        if (gt->im.array->buffers[1] == NULL && ix->n_rows > 0) {
             PyErr_Format(PyExc_ValueError, "gather array %zd has no data buffer", g);
             goto fail;
         }
-        gt->out = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(n * width));
+        gt->width = width;
+        gt->src = (const unsigned char *)gt->im.array->buffers[1] +
+                  (size_t)gt->im.array->offset * (size_t)width;
+        gt->out = outbuf_new((Py_ssize_t)(n * width));
         if (gt->out == NULL)
             goto fail;
-        gt->dst = (unsigned char *)PyByteArray_AS_STRING(gt->out);
     }
-
-    take_out = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(n * 4));
-    if (take_out == NULL)
+    if (need_take && (take_out = outbuf_new((Py_ssize_t)(n * 4))) == NULL)
         goto fail;
-    if (!inner) {
-        valid_out = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)((n + 7) / 8));
-        if (valid_out == NULL)
-            goto fail;
-    } else {
-        sel_out = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(n * 4));
-        if (sel_out == NULL)
-            goto fail;
-    }
-    /* Rows are computed into the take buffer itself (uint32 with
-     * ROW_EMPTY for misses), then rewritten in place. */
-    rows = (uint32_t *)PyByteArray_AS_STRING(take_out);
-    int32_t *take = (int32_t *)rows;
-    uint8_t *valid = valid_out ? (uint8_t *)PyByteArray_AS_STRING(valid_out) : NULL;
-    int32_t *sel = sel_out ? (int32_t *)PyByteArray_AS_STRING(sel_out) : NULL;
+    if (!inner && (valid_out = outbuf_new((Py_ssize_t)((n + 7) / 8))) == NULL)
+        goto fail;
+    if (inner && (sel_out = outbuf_new((Py_ssize_t)(n * 4))) == NULL)
+        goto fail;
+
+    StrView sv;
+    if (ix->kind == KIND_STRING)
+        str_view(&keys, &sv);
+    int32_t *take = take_out ? (int32_t *)take_out->data : NULL;
+    uint8_t *valid = valid_out ? valid_out->data : NULL;
+    int32_t *sel = sel_out ? (int32_t *)sel_out->data : NULL;
     int64_t misses = 0, m = 0;
+    int empty_dim = ix->n_rows == 0;
 
     Py_BEGIN_ALLOW_THREADS
     pthread_rwlock_rdlock(&ix->lock);
-    lookup_all(ix, &keys, rows);
-    if (!inner) {
-        int64_t full = n / 8;
-        for (int64_t b = 0; b < full; b++) {
-            uint8_t byte = 0;
-            for (int j = 0; j < 8; j++) {
-                uint32_t r = rows[b * 8 + j];
-                int hit = r != ROW_EMPTY;
-                byte |= (uint8_t)(hit << j);
-                take[b * 8 + j] = hit ? (int32_t)r : 0;
+    uint32_t rows[PROBE_BLOCK];
+    int32_t tk_local[PROBE_BLOCK];
+    for (int64_t start = 0; start < n; start += PROBE_BLOCK) {
+        int64_t cnt = n - start < PROBE_BLOCK ? n - start : PROBE_BLOCK;
+        lookup_range(ix, &keys, &sv, start, cnt, rows);
+        int32_t *tk;
+        int64_t out_at, out_cnt;
+        if (!inner) {
+            tk = take ? take + start : tk_local;
+            int64_t i = 0;
+            for (; i + 8 <= cnt; i += 8) {
+                uint8_t byte = 0;
+                for (int j = 0; j < 8; j++) {
+                    uint32_t r = rows[i + j];
+                    int hit = r != ROW_EMPTY;
+                    byte |= (uint8_t)(hit << j);
+                    tk[i + j] = hit ? (int32_t)r : 0;
+                }
+                misses += 8 - __builtin_popcount(byte);
+                valid[(start + i) >> 3] = byte;
             }
-            misses += 8 - __builtin_popcount(byte);
-            valid[b] = byte;
-        }
-        if (n % 8) {
-            uint8_t byte = 0;
-            for (int64_t i = full * 8; i < n; i++) {
+            if (i < cnt) { /* the last, partial byte */
+                uint8_t byte = 0;
+                for (int j = 0; i + j < cnt; j++) {
+                    uint32_t r = rows[i + j];
+                    int hit = r != ROW_EMPTY;
+                    byte |= (uint8_t)(hit << j);
+                    tk[i + j] = hit ? (int32_t)r : 0;
+                    misses += !hit;
+                }
+                valid[(start + i) >> 3] = byte;
+            }
+            out_at = start;
+            out_cnt = cnt;
+        } else {
+            tk = take + m;
+            int64_t k = 0;
+            for (int64_t i = 0; i < cnt; i++) {
                 uint32_t r = rows[i];
-                int hit = r != ROW_EMPTY;
-                byte |= (uint8_t)(hit << (i & 7));
-                take[i] = hit ? (int32_t)r : 0;
-                misses += !hit;
+                sel[m + k] = (int32_t)(start + i);
+                tk[k] = (int32_t)r;
+                k += r != ROW_EMPTY;
             }
-            valid[full] = byte;
+            out_at = m;
+            out_cnt = k;
+            m += k;
         }
+        for (Py_ssize_t g = 0; g < ng; g++) {
+            unsigned char *dst = gs[g].out->data + out_at * gs[g].width;
+            if (empty_dim) /* every row missed; nothing to read */
+                memset(dst, 0, (size_t)(out_cnt * gs[g].width));
+            else
+                gather_fixed(&gs[g], tk, out_cnt, dst);
+        }
+    }
+    if (!inner)
         m = n;
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t r = rows[i];
-            /* Compact in place: m <= i, so the write never overtakes the read. */
-            sel[m] = (int32_t)i;
-            take[m] = (int32_t)r;
-            m += r != ROW_EMPTY;
-        }
+    else
         misses = n - m;
-    }
-    for (Py_ssize_t g = 0; g < ng; g++) {
-        if (ix->n_rows == 0) /* every row missed; nothing to read */
-            memset(gs[g].dst, 0, (size_t)(m * gs[g].width));
-        else
-            gather_fixed(&gs[g], take, m);
-    }
     pthread_rwlock_unlock(&ix->lock);
     Py_END_ALLOW_THREADS
 
-    if (inner) {
-        if (PyByteArray_Resize(take_out, (Py_ssize_t)(m * 4)) < 0)
-            goto fail;
-        if (misses == 0) {
-            Py_CLEAR(sel_out);
-        } else if (PyByteArray_Resize(sel_out, (Py_ssize_t)(m * 4)) < 0) {
-            goto fail;
-        }
-        for (Py_ssize_t g = 0; g < ng; g++)
-            if (PyByteArray_Resize(gs[g].out, (Py_ssize_t)(m * gs[g].width)) < 0)
-                goto fail;
-    } else if (misses == 0) {
+    /* Sizes now say how much of each buffer is output. */
+    if (take_out)
+        take_out->size = (Py_ssize_t)(m * 4);
+    if (sel_out)
+        sel_out->size = (Py_ssize_t)(m * 4);
+    for (Py_ssize_t g = 0; g < ng; g++)
+        gs[g].out->size = (Py_ssize_t)(m * gs[g].width);
+    if (inner && misses == 0)
+        Py_CLEAR(sel_out);
+    if (!inner && misses == 0)
         Py_CLEAR(valid_out);
-    }
     PyObject *gathered = PyTuple_New(ng);
     if (gathered == NULL)
         goto fail;
     for (Py_ssize_t g = 0; g < ng; g++) {
-        PyTuple_SET_ITEM(gathered, g, gs[g].out);
+        PyTuple_SET_ITEM(gathered, g, (PyObject *)gs[g].out);
         gs[g].out = NULL;
     }
-    result = Py_BuildValue("(OOLON)", take_out, valid_out ? valid_out : Py_None,
-                           (long long)misses, sel_out ? sel_out : Py_None, gathered);
+    result = Py_BuildValue("(OOLON)", take_out ? (PyObject *)take_out : Py_None,
+                           valid_out ? (PyObject *)valid_out : Py_None, (long long)misses,
+                           sel_out ? (PyObject *)sel_out : Py_None, gathered);
 fail:
     Py_XDECREF(take_out);
     Py_XDECREF(valid_out);
@@ -1133,6 +1291,7 @@ fail:
     Py_DECREF(gseq);
     return result;
 }
+
 
 static PyObject *KeyIndex_get_kind(KeyIndex *ix, void *closure) {
     (void)closure;
@@ -1163,13 +1322,16 @@ static PyMethodDef KeyIndex_methods[] = {
      "_find(key) -> row of key, or -1 when absent (or of the wrong type)."},
     {"_append", (PyCFunction)KeyIndex_append, METH_O,
      "_append(keys) -> (first_row, replaced): number the keys' rows from n_rows on."},
+    {"_reset", (PyCFunction)KeyIndex_reset, METH_O,
+     "_reset(keys) -> (0, replaced): swap in an index numbering just these keys."},
     {"_remove", (PyCFunction)KeyIndex_remove, METH_O,
      "_remove(keys) -> how many of the keys were present."},
     {"_clear", (PyCFunction)KeyIndex_clear, METH_NOARGS, "_clear(): drop every key and row."},
     {"_live_bitmap", (PyCFunction)KeyIndex_live_bitmap, METH_NOARGS,
      "_live_bitmap() -> bytearray bitmap of the rows some key points at."},
     {"_probe", (PyCFunction)(void (*)(void))KeyIndex_probe, METH_VARARGS | METH_KEYWORDS,
-     "_probe(keys, inner, gather=()) -> (take, validity, misses, selection, gathered)."},
+     "_probe(keys, inner, gather=(), need_take=True) -> (take, validity, misses, selection, "
+     "gathered)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1207,7 +1369,7 @@ static struct PyModuleDef enrich_module = {
 };
 
 PyMODINIT_FUNC PyInit__enrich(void) {
-    if (PyType_Ready(&KeyIndexType) < 0)
+    if (PyType_Ready(&KeyIndexType) < 0 || PyType_Ready(&OutBufferType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&enrich_module);
     if (m == NULL)

@@ -22,6 +22,8 @@ import json
 import os
 import re
 import struct
+import threading
+from contextlib import contextmanager
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -108,6 +110,46 @@ class LoadError(MaterializeError):
         super().__init__(message, column=column)
         self.path = path
         self.line = line
+
+
+class _RWLock:
+    """Many readers (enrichment joins, which release the GIL in C) or one
+    writer (a change to the rows and the index together)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+_RETRY = object()
 
 
 def _check_name(kind: str, name: str) -> bytes:
@@ -310,6 +352,10 @@ class DimensionTable(KeyIndex):
         self._blocks: dict[int, list[dict[str, Any]]] = {}
         self._next_seq = 0
         self._log_entries = 0
+        self._lock = _RWLock()
+        # Odd while rows are being renumbered (compaction, replace); the
+        # lock-free single-key lookups check it to notice they raced one.
+        self._generation = 0
         try:
             self._reload(schema)
         except BaseException:
@@ -541,14 +587,25 @@ class DimensionTable(KeyIndex):
         self._combined = None
 
     def _append_memory(self, table: pa.Table) -> None:
+        """Adds rows, then points the index at them: a lookup without the
+        lock never sees a row number the batches do not hold yet."""
         table = table.combine_chunks()
         if self._schema is None:
             self._schema = table.schema
         keys = table.column(self._key)
         arr = keys.chunk(0) if keys.num_chunks else pa.array([], keys.type)
-        self._append(arr)
-        self._batches.extend(table.to_batches())
+        batches = table.to_batches()
+        before = len(self._batches)
+        self._batches.extend(batches)
         self._invalidate()
+        # A cached partial block ending at the old last row is now short.
+        self._blocks.pop(int(self._n_rows) // _BLOCK, None)
+        try:
+            self._append(arr)
+        except BaseException:
+            del self._batches[before:]
+            self._invalidate()
+            raise
 
     def _remove_memory(self, keys: pa.Array) -> int:
         return int(self._remove(keys))
@@ -596,15 +653,16 @@ class DimensionTable(KeyIndex):
         error nothing is stored. Returns the number of rows written."""
         table = self._conform(_as_table(data, "upsert"))
         self._check_null_keys(table.column(self._key))
-        old_schema = self._schema
-        if self._schema is None:
-            self._schema = table.schema
-        try:
-            self._persist(None, [(b"U", table)])
-        except BaseException:
-            self._schema = old_schema
-            raise
-        self._append_memory(table)
+        with self._lock.write():
+            old_schema = self._schema
+            if self._schema is None:
+                self._schema = table.schema
+            try:
+                self._persist(None, [(b"U", table)])
+            except BaseException:
+                self._schema = old_schema
+                raise
+            self._append_memory(table)
         self._maybe_compact()
         return table.num_rows
 
@@ -621,8 +679,9 @@ class DimensionTable(KeyIndex):
                 column=self._key,
                 row=row,
             )
-        self._persist(None, [(b"D", pa.table({self._key: arr}))])
-        removed = self._remove_memory(arr)
+        with self._lock.write():
+            self._persist(None, [(b"D", pa.table({self._key: arr}))])
+            removed = self._remove_memory(arr)
         self._maybe_compact()
         return removed
 
@@ -699,17 +758,19 @@ class DimensionTable(KeyIndex):
         """Replaces the whole content with ``data`` in one atomic step."""
         table = self._conform(_as_table(data, "replace"))
         self._check_null_keys(table.column(self._key))
-        old_schema = self._schema
-        if self._schema is None:
-            self._schema = table.schema
-        try:
-            self._rewrite([table])
-        except BaseException:
-            self._schema = old_schema
-            raise
+        with self._lock.write():
+            old_schema = self._schema
+            if self._schema is None:
+                self._schema = table.schema
+            try:
+                self._rewrite([table])
+            except BaseException:
+                self._schema = old_schema
+                raise
 
     def _rewrite(self, tables: list[pa.Table]) -> None:
-        """Persists ``tables`` as the entire log (atomically) and rebuilds memory."""
+        """Persists ``tables`` as the entire log (atomically) and renumbers
+        the rows in memory. The caller holds the write lock."""
         if self._db is not None:
             wb = self._db.write_batch()
             wb.delete_range(self._log_prefix(), _prefix_end(self._log_prefix()))
@@ -721,12 +782,20 @@ class DimensionTable(KeyIndex):
             except BaseException:
                 self._next_seq, self._log_entries = saved
                 raise
-        self._clear()
-        self._batches = []
-        self._blocks = {}
-        self._invalidate()
-        for t in tables:
-            self._append_memory(t)
+        assert self._schema is not None
+        table = pa.Table.from_batches(
+            [b for t in tables for b in t.combine_chunks().to_batches()], schema=self._schema
+        ).combine_chunks()
+        keys = table.column(self._key)
+        arr = keys.chunk(0) if keys.num_chunks else pa.array([], keys.type)
+        self._generation += 1
+        try:
+            self._batches = table.to_batches()
+            self._blocks = {}
+            self._invalidate()
+            self._reset(arr)  # swaps the index in one step
+        finally:
+            self._generation += 1
 
     def compact(self) -> None:
         """Drops replaced and deleted rows from memory and rewrites the
@@ -734,13 +803,15 @@ class DimensionTable(KeyIndex):
         outweighs live rows)."""
         if self._schema is None:
             return
-        self._rewrite([self.to_arrow()])
+        with self._lock.write():
+            self._rewrite([self._live_table()])
 
     def clear(self) -> None:
         """Removes every row (the schema is kept)."""
         if self._schema is None:
             return
-        self._rewrite([])
+        with self._lock.write():
+            self._rewrite([])
 
     def apply(self, changes: Iterable[tuple[str, Any]], *, batch_size: int = 1024) -> int:
         """Applies a stream of changes: ``("upsert", row_or_rows_or_batch)``
@@ -804,25 +875,42 @@ class DimensionTable(KeyIndex):
     # ---- public API: reads -----------------------------------------------------
 
     def _row(self, row: int) -> dict[str, Any]:
-        block = row // _BLOCK
+        block, i = divmod(row, _BLOCK)
         rows = self._blocks.get(block)
-        if rows is None:
+        # A block cached while rows were being appended to it may be short.
+        if rows is None or i >= len(rows):
             rows = self._table().slice(block * _BLOCK, _BLOCK).to_pylist()
             self._blocks[block] = rows
-        return rows[row - block * _BLOCK]
+        return rows[i]
+
+    def _lookup(self, key: Any) -> dict[str, Any] | None:
+        """The cached row of ``key`` (not a copy), or None. Lock-free: a
+        lookup that raced a renumbering (the generation moved or is odd)
+        is redone under the lock."""
+        generation = self._generation
+        try:
+            row = self._find(key)
+            value = self._row(row) if row >= 0 else None
+        except IndexError:
+            if generation == self._generation and not generation & 1:
+                raise
+            value = None
+        if generation != self._generation or generation & 1:
+            with self._lock.read():
+                row = self._find(key)
+                value = self._row(row) if row >= 0 else None
+        return value
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
-        row = self._find(key)
-        if row < 0:
+        value = self._lookup(key)
+        if value is None:
             raise KeyError(key)
-        return dict(self._row(row))
+        return dict(value)
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The row with ``key`` as a dict (a fresh copy), or ``default``."""
-        row = self._find(key)
-        if row < 0:
-            return default
-        return dict(self._row(row))
+        value = self._lookup(key)
+        return default if value is None else dict(value)
 
     def __iter__(self) -> Iterator[Any]:
         if self._schema is None:
@@ -837,6 +925,10 @@ class DimensionTable(KeyIndex):
         """The live rows as a pyarrow Table, in the order they were written."""
         if self._schema is None:
             raise SchemaError(f"dimension {self._name!r} has no data (and so no schema) yet")
+        with self._lock.read():
+            return self._live_table()
+
+    def _live_table(self) -> pa.Table:
         table = self._table()
         if self._dead_rows() == 0:
             return table
@@ -990,8 +1082,8 @@ class DimensionTable(KeyIndex):
             raise SchemaError(f"the record has no field {on!r} to join on", column=on)
         pairs = self._resolve_columns(list(record), columns, suffix)
         key = record[on]
-        row = -1 if key is None else self._find(key)
-        if row < 0:
+        values = None if key is None else self._lookup(key)
+        if values is None:
             if key is not None and not self._key_matches_python(key):
                 raise KeyTypeError(
                     f"field {on!r} is {type(key).__name__} but dimension {self._name!r} "
@@ -1004,7 +1096,6 @@ class DimensionTable(KeyIndex):
             for _, name in pairs:
                 out[name] = None
             return out
-        values = self._row(row)
         out = dict(record)
         for c, name in pairs:
             out[name] = values[c]
@@ -1020,6 +1111,17 @@ class DimensionTable(KeyIndex):
         return isinstance(key, bytes)
 
     def _enrich_batch(
+        self,
+        batch: pa.RecordBatch,
+        on: str,
+        columns: Sequence[str] | None,
+        how: str,
+        suffix: str | None,
+    ) -> pa.RecordBatch:
+        with self._lock.read():
+            return self._enrich_batch_locked(batch, on, columns, how, suffix)
+
+    def _enrich_batch_locked(
         self,
         batch: pa.RecordBatch,
         on: str,
@@ -1047,21 +1149,23 @@ class DimensionTable(KeyIndex):
             if (pa.types.is_integer(t) or pa.types.is_floating(t)) and arr.null_count == 0:
                 fast.append(j)
         inner = how == "inner"
+        need_take = inner or len(fast) < len(pairs)
         if n_rows == 0:
-            take_buf, valid_buf, misses = bytearray(4 * len(batch)), None, len(batch)
-            selection: bytearray | None = None
-            if inner:
-                take_buf, selection = bytearray(), bytearray()
-            else:
-                valid_buf = bytearray((len(batch) + 7) // 8)
-            gathered: tuple[bytearray, ...] = tuple(
-                bytearray(len(take_buf) // 4 * dim_cols[j].type.bit_width // 8) for j in fast
+            # Nothing can match: a left join gets all-null columns, an
+            # inner join no rows.
+            m = 0 if inner else len(batch)
+            take_buf: Any = bytearray(4 * m)
+            valid_buf: Any = None if inner else bytearray((m + 7) // 8)
+            misses = len(batch)
+            selection: Any = bytearray() if inner else None
+            gathered: tuple[Any, ...] = tuple(
+                bytearray(m * dim_cols[j].type.bit_width // 8) for j in fast
             )
         else:
             take_buf, valid_buf, misses, selection, gathered = self._probe(
-                keys, inner, [dim_cols[j] for j in fast]
+                keys, inner, [dim_cols[j] for j in fast], need_take
             )
-        m = len(take_buf) // 4
+            m = len(batch) - misses if inner else len(batch)
         validity = None if valid_buf is None else pa.py_buffer(valid_buf)
         null_count = misses if validity is not None else 0
         out_cols: list[pa.Array] = [None] * len(pairs)  # type: ignore[list-item]
@@ -1135,14 +1239,17 @@ class DimensionTable(KeyIndex):
 
     def drop(self) -> None:
         """Deletes everything stored under this dimension's name and empties it."""
-        if self._db is not None:
-            self._db.delete_prefix(self._prefix)
-        self._clear()
-        self._batches = []
-        self._blocks = {}
-        self._schema = None
-        self._next_seq = self._log_entries = 0
-        self._invalidate()
+        with self._lock.write():
+            if self._db is not None:
+                self._db.delete_prefix(self._prefix)
+            self._generation += 1
+            self._clear()
+            self._batches = []
+            self._blocks = {}
+            self._schema = None
+            self._next_seq = self._log_entries = 0
+            self._invalidate()
+            self._generation += 1
 
     def close(self) -> None:
         """Closes the DB if this table opened it from a path."""
@@ -1294,8 +1401,8 @@ class AggregateView:
                     column=col,
                 )
             t = table.schema.field(col).type
-            if agg == "count":
-                continue
+            if agg == "count" or pa.types.is_null(t):
+                continue  # all-null values add nothing but counts
             if _is_int_type(t):
                 kind = "int"
             elif pa.types.is_floating(t):
@@ -1325,6 +1432,11 @@ class AggregateView:
             return 0
         group_types, kinds = self._check_batch(table)
         columns = {c for _, c in self._aggs.values() if c is not None}
+        for c in columns:
+            if pa.types.is_null(table.schema.field(c).type):
+                table = table.set_column(
+                    table.schema.get_field_index(c), c, table.column(c).cast(pa.float64())
+                )
         for g in self._group_by:
             t = table.schema.field(g).type
             if pa.types.is_dictionary(t):
