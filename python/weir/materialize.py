@@ -23,7 +23,6 @@ import os
 import re
 import struct
 import threading
-from contextlib import contextmanager
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -32,7 +31,8 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import Any, Literal, TypeAlias, overload
+from contextlib import contextmanager
+from typing import Any, Literal, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,17 +114,19 @@ class LoadError(MaterializeError):
 
 class _RWLock:
     """Many readers (enrichment joins, which release the GIL in C) or one
-    writer (a change to the rows and the index together)."""
+    writer (a change to the rows and the index together). A waiting writer
+    holds back new readers, so a steady flow of joins cannot starve it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            while self._writer:
+            while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -138,8 +140,12 @@ class _RWLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
         try:
             yield
@@ -222,10 +228,10 @@ def _describe_differences(stored: pa.Schema, got: pa.Schema) -> str:
 def _first_problem_column(stored: pa.Schema, got: pa.Schema) -> str | None:
     for n in stored.names:
         if n not in got.names or got.field(n).type != stored.field(n).type:
-            return n
+            return str(n)
     for n in got.names:
         if n not in stored.names:
-            return n
+            return str(n)
     return None
 
 
@@ -269,7 +275,9 @@ def _as_table(data: Any, what: str) -> pa.Table:
 _CONVERSION = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.S)
 
 
-def _locate_csv_error(path: str, message: str, options: dict[str, Any]) -> tuple[int | None, int | None]:
+def _locate_csv_error(
+    path: str, message: str, options: dict[str, Any]
+) -> tuple[int | None, int | None]:
     """(line, column index) of the problem pyarrow reported without a line
     number, found by re-reading the file with the csv module."""
     parse = options.get("parse_options")
@@ -664,7 +672,7 @@ class DimensionTable(KeyIndex):
                 raise
             self._append_memory(table)
         self._maybe_compact()
-        return table.num_rows
+        return int(table.num_rows)
 
     def delete(self, keys: Any) -> int:
         """Removes keys (one key, an iterable of keys or an Arrow array);
@@ -714,7 +722,7 @@ class DimensionTable(KeyIndex):
         if not replace:
             return self.upsert(table)
         self.replace(table)
-        return table.num_rows
+        return int(table.num_rows)
 
     def _read_file(self, path: PathLike, fmt: str | None, csv_options: dict[str, Any]) -> pa.Table:
         spath = os.fspath(path)
@@ -731,7 +739,9 @@ class DimensionTable(KeyIndex):
                 ".tsv": "csv",
             }.get(ext)
             if fmt is None:
-                raise ValueError(f"{spath}: cannot tell the format from the extension; pass format=")
+                raise ValueError(
+                    f"{spath}: cannot tell the format from the extension; pass format="
+                )
         if fmt != "csv" and csv_options:
             raise TypeError("CSV options apply to CSV files only")
         if fmt == "csv":
@@ -939,9 +949,7 @@ class DimensionTable(KeyIndex):
     @property
     def nbytes(self) -> int:
         """Bytes of the stored rows in memory (Arrow buffers) plus the index."""
-        return int(self._table().nbytes if self._schema is not None else 0) + int(
-            self.index_nbytes
-        )
+        return int(self._table().nbytes if self._schema is not None else 0) + int(self.index_nbytes)
 
     def __repr__(self) -> str:
         return f"DimensionTable({self._name!r}, key={self._key!r}, rows={len(self)})"
@@ -976,43 +984,6 @@ class DimensionTable(KeyIndex):
                 name = c + suffix
             out.append((c, name))
         return out
-
-    @overload
-    def enrich(
-        self,
-        batch: pa.RecordBatch,
-        on: str | None = ...,
-        columns: Sequence[str] | None = ...,
-        how: Literal["left", "inner"] = ...,
-        suffix: str | None = ...,
-    ) -> pa.RecordBatch: ...
-    @overload
-    def enrich(
-        self,
-        batch: pa.Table,
-        on: str | None = ...,
-        columns: Sequence[str] | None = ...,
-        how: Literal["left", "inner"] = ...,
-        suffix: str | None = ...,
-    ) -> pa.Table: ...
-    @overload
-    def enrich(
-        self,
-        batch: Mapping[str, Any],
-        on: str | None = ...,
-        columns: Sequence[str] | None = ...,
-        how: Literal["left", "inner"] = ...,
-        suffix: str | None = ...,
-    ) -> dict[str, Any] | None: ...
-    @overload
-    def enrich(
-        self,
-        batch: Sequence[Mapping[str, Any]],
-        on: str | None = ...,
-        columns: Sequence[str] | None = ...,
-        how: Literal["left", "inner"] = ...,
-        suffix: str | None = ...,
-    ) -> list[dict[str, Any]]: ...
 
     def enrich(
         self,
@@ -1105,7 +1076,7 @@ class DimensionTable(KeyIndex):
         assert self._schema is not None
         t = self._schema.field(self._key).type
         if t == pa.int64():
-            return isinstance(key, int) and not isinstance(key, bool) or hasattr(key, "__index__")
+            return (isinstance(key, int) and not isinstance(key, bool)) or hasattr(key, "__index__")
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             return isinstance(key, str)
         return isinstance(key, bytes)
@@ -1168,7 +1139,7 @@ class DimensionTable(KeyIndex):
             m = len(batch) - misses if inner else len(batch)
         validity = None if valid_buf is None else pa.py_buffer(valid_buf)
         null_count = misses if validity is not None else 0
-        out_cols: list[pa.Array] = [None] * len(pairs)  # type: ignore[list-item]
+        out_cols: list[Any] = [None] * len(pairs)
         for j, g in zip(fast, gathered, strict=True):
             out_cols[j] = pa.Array.from_buffers(
                 dim_cols[j].type, m, [validity, pa.py_buffer(g)], null_count=null_count
@@ -1180,9 +1151,7 @@ class DimensionTable(KeyIndex):
                     take = pa.Array.from_buffers(
                         pa.int32(), m, [validity, pa.py_buffer(take_buf)], null_count=null_count
                     )
-                out_cols[j] = (
-                    dim_cols[j].take(take) if n_rows else pa.nulls(m, dim_cols[j].type)
-                )
+                out_cols[j] = dim_cols[j].take(take) if n_rows else pa.nulls(m, dim_cols[j].type)
         base = batch
         if inner and selection is not None:
             base = batch.take(pa.Array.from_buffers(pa.int32(), m, [None, pa.py_buffer(selection)]))
@@ -1308,9 +1277,13 @@ class AggregateView:
             elif isinstance(spec, tuple) and len(spec) == 2:
                 agg, col = spec
             else:
-                raise ValueError(f"aggregation {out!r}: expected 'agg' or ('agg', column), not {spec!r}")
+                raise ValueError(
+                    f"aggregation {out!r}: expected 'agg' or ('agg', column), not {spec!r}"
+                )
             if agg not in _AGGS:
-                raise ValueError(f"aggregation {out!r}: unknown aggregate {agg!r} (one of {', '.join(_AGGS)})")
+                raise ValueError(
+                    f"aggregation {out!r}: unknown aggregate {agg!r} (one of {', '.join(_AGGS)})"
+                )
             if out in self._group_by:
                 raise ValueError(f"aggregation {out!r} has the name of a group_by column")
             self._aggs[out] = (agg, col)
@@ -1329,10 +1302,11 @@ class AggregateView:
             stored_aggs = {k: (v[0], v[1]) for k, v in meta["aggregations"].items()}
             if meta["group_by"] != self._group_by or stored_aggs != self._aggs:
                 self.close()
+                wanted = {k: list(v) for k, v in self._aggs.items()}
                 raise SchemaError(
                     f"view {name!r} was stored with group_by={meta['group_by']} and "
                     f"aggregations={meta['aggregations']}; it cannot be reopened as "
-                    f"group_by={self._group_by}, aggregations={ {k: list(v) for k, v in self._aggs.items()} }"
+                    f"group_by={self._group_by}, aggregations={wanted}"
                 )
             self._group_types = meta["group_types"]
             self._value_kinds = meta["value_kinds"]
@@ -1475,10 +1449,13 @@ class AggregateView:
                         wb.merge(self._slot_key(group, out), "float64_add", float(v))
                 else:
                     v = row[f"{col}_{agg}"]
-                    op = ("int64_" if kind == "int" else "float64_") + agg
-                    wb.merge(self._slot_key(group, out), op, int(v) if kind == "int" else float(v))
+                    key = self._slot_key(group, out)
+                    if kind == "int":
+                        wb.merge(key, "int64_max" if agg == "max" else "int64_min", int(v))
+                    else:
+                        wb.merge(key, "float64_max" if agg == "max" else "float64_min", float(v))
         wb.commit()
-        return table.num_rows
+        return int(table.num_rows)
 
     def consume(self, stream: Iterable[Any]) -> int:
         """Folds every item (batch, table, record or list of records) of a
@@ -1512,7 +1489,7 @@ class AggregateView:
             group = (group,)
         if len(group) != len(self._group_by):
             raise KeyError(group)
-        return group
+        return tuple(group)
 
     def _read_group(self, group: tuple[Any, ...]) -> dict[str, bytes]:
         prefix = self._prefix + b"g/" + self._codec.prefix((group,))
@@ -1551,7 +1528,7 @@ class AggregateView:
         for k, v in self._db.items(prefix=self._prefix + b"g/"):
             decoded = self._codec.decode(k[len(self._prefix) + 2 :])
             assert isinstance(decoded, tuple)
-            group, slot = decoded
+            group, slot = tuple(decoded[0]), decoded[1]  # type: ignore[arg-type]
             if group != current:
                 if current is not None:
                     out.append((current, slots))
@@ -1592,7 +1569,7 @@ class AggregateView:
     def to_pandas(self) -> Any:
         """to_arrow() as a pandas DataFrame (needs pandas installed)."""
         try:
-            import pandas  # noqa: F401
+            import pandas  # type: ignore[import-untyped]  # noqa: F401
         except ImportError as e:
             raise ImportError("AggregateView.to_pandas() needs pandas: pip install pandas") from e
         return self.to_arrow().to_pandas()
