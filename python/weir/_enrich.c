@@ -421,11 +421,13 @@ static int reserve_keys(KeyIndex *ix, uint64_t more) {
 static int reserve_rows(KeyIndex *ix, uint64_t rows, uint64_t bytes) {
     if (ix->kind != KIND_STRING)
         return 0;
+    /* Grow by half (amortized appends) or to the exact need, whichever is
+     * larger: a bulk load then fits without slack. */
     uint64_t need = ix->n_rows + rows + 1;
     if (need > ix->offs_cap) {
-        uint64_t cap = ix->offs_cap ? ix->offs_cap : 64;
-        while (cap < need)
-            cap *= 2;
+        uint64_t cap = ix->offs_cap + ix->offs_cap / 2;
+        if (cap < need)
+            cap = need;
         uint64_t *offs = realloc(ix->offs, cap * sizeof(uint64_t));
         if (offs == NULL)
             return -1;
@@ -434,10 +436,12 @@ static int reserve_rows(KeyIndex *ix, uint64_t rows, uint64_t bytes) {
         ix->offs = offs;
         ix->offs_cap = cap;
     }
-    if (ix->arena_len + bytes > ix->arena_cap) {
-        uint64_t cap = ix->arena_cap ? ix->arena_cap : 1024;
-        while (cap < ix->arena_len + bytes)
-            cap *= 2;
+    if (ix->arena == NULL || ix->arena_len + bytes > ix->arena_cap) {
+        uint64_t cap = ix->arena_cap + ix->arena_cap / 2;
+        if (cap < ix->arena_len + bytes)
+            cap = ix->arena_len + bytes;
+        if (cap < 16) /* never NULL, even when every key is empty */
+            cap = 16;
         unsigned char *arena = realloc(ix->arena, cap);
         if (arena == NULL)
             return -1;

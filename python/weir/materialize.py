@@ -23,6 +23,7 @@ import os
 import re
 import struct
 import threading
+import types
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -65,7 +66,8 @@ _FORMAT = 1
 # value-size limit for any realistic row width.
 _ENTRY_ROWS = 262_144
 # Rows are turned into Python dicts for dim[key] this many at a time.
-_BLOCK = 1024
+_BLOCK_BITS = 10
+_BLOCK = 1 << _BLOCK_BITS
 
 
 class MaterializeError(ValueError):
@@ -155,7 +157,7 @@ class _RWLock:
                 self._cond.notify_all()
 
 
-_RETRY = object()
+_ReadOnly = types.MappingProxyType
 
 
 def _check_name(kind: str, name: str) -> bytes:
@@ -911,16 +913,33 @@ class DimensionTable(KeyIndex):
                 value = self._row(row) if row >= 0 else None
         return value
 
-    def __getitem__(self, key: Any) -> dict[str, Any]:
+    def __getitem__(self, key: Any) -> Mapping[str, Any]:
+        """The row with ``key``, as a read-only mapping (``dict(dim[key])``
+        for a copy to modify); KeyError when absent. Rows change only
+        through upserts, so the mapping is shared rather than copied:
+        copying touches every value, which costs more than the lookup."""
+        # The hot path of _lookup, inlined: dim[key] is called per event.
+        generation = self._generation
+        row = self._find(key)
+        if row >= 0:
+            rows = self._blocks.get(row >> _BLOCK_BITS)
+            i = row & (_BLOCK - 1)
+            if (
+                rows is not None
+                and i < len(rows)
+                and generation == self._generation
+                and not generation & 1
+            ):
+                return _ReadOnly(rows[i])
         value = self._lookup(key)
         if value is None:
             raise KeyError(key)
-        return dict(value)
+        return _ReadOnly(value)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        """The row with ``key`` as a dict (a fresh copy), or ``default``."""
+        """The row with ``key`` as a read-only mapping, or ``default``."""
         value = self._lookup(key)
-        return default if value is None else dict(value)
+        return default if value is None else _ReadOnly(value)
 
     def __iter__(self) -> Iterator[Any]:
         if self._schema is None:

@@ -177,6 +177,9 @@ def test_seed_customer_example(db: weir.DB) -> None:
         "region": "US-WEST",
     }
 
+    with pytest.raises(TypeError):
+        customer["tier"] = "platinum"  # type: ignore[index]  # rows are read-only
+    customer = dict(customer)
     customer["tier"] = "platinum"  # a copy: the table is unchanged until upserted
     assert customers["C001"]["tier"] == "gold"
     customers.upsert(customer)
