@@ -738,6 +738,7 @@ static int append_keys(KeyIndex *ix, const Imported *im, uint64_t *first_out,
         return -1;
     }
     StrView sv;
+    memset(&sv, 0, sizeof sv);
     uint64_t bytes = 0;
     if (ix->kind == KIND_STRING) {
         str_view(im, &sv);
@@ -862,6 +863,7 @@ static PyObject *KeyIndex_remove(KeyIndex *ix, PyObject *arr) {
             removed += (uint64_t)remove_int(ix, keys[i]);
     } else {
         StrView sv;
+        memset(&sv, 0, sizeof sv);
         str_view(&im, &sv);
         for (uint64_t i = 0; i < n; i++) {
             uint64_t len;
@@ -1032,6 +1034,25 @@ static void lookup_range(const KeyIndex *ix, const Imported *keys, const StrView
         }
         for (int64_t i = 0; i < cnt; i++) {
             uint64_t h = ring[i % PREFETCH_AHEAD];
+            if (far) {
+                /* A three-stage pipeline over the cache misses of one
+                 * probe: the home slot (16 rows ahead), the candidate
+                 * row's key offsets (8 ahead, once the slot has arrived),
+                 * then its key bytes (4 ahead). */
+                if (i + PREFETCH_AHEAD / 2 < cnt) {
+                    uint64_t hs = ring[(i + PREFETCH_AHEAD / 2) % PREFETCH_AHEAD];
+                    uint32_t r = (uint32_t)ix->sslots[hs >> ix->shift];
+                    if (r != ROW_EMPTY)
+                        __builtin_prefetch(&ix->offs[r]);
+                }
+                if (i + PREFETCH_AHEAD / 4 < cnt) {
+                    uint64_t hs = ring[(i + PREFETCH_AHEAD / 4) % PREFETCH_AHEAD];
+                    uint64_t slot = ix->sslots[hs >> ix->shift];
+                    uint32_t r = (uint32_t)slot;
+                    if (r != ROW_EMPTY && (uint32_t)(slot >> 32) == (uint32_t)hs)
+                        __builtin_prefetch(ix->arena + ix->offs[r]);
+                }
+            }
             if (i + PREFETCH_AHEAD < cnt) {
                 uint64_t len;
                 const unsigned char *p = str_at(sv, start + i + PREFETCH_AHEAD, &len);
@@ -1084,9 +1105,100 @@ static void gather_fixed(const Gather *g, const int32_t *take, int64_t m, unsign
     }
 }
 
+/* One slice [start, end) of a probe. Left joins write output row i at i;
+ * inner joins compact into the front of the slice (from `start`) and
+ * report how many rows they kept in `m`. */
+typedef struct {
+    const KeyIndex *ix;
+    const Imported *keys;
+    const StrView *sv;
+    Gather *gs;
+    Py_ssize_t ng;
+    int inner, empty_dim;
+    int32_t *take;
+    uint8_t *valid;
+    int32_t *sel;
+    int64_t start, end;
+    int64_t misses, m;
+} ProbeJob;
+
+#define MAX_PROBE_THREADS 8
+
+static void run_probe(ProbeJob *job) {
+    uint32_t rows[PROBE_BLOCK];
+    int32_t tk_local[PROBE_BLOCK];
+    int64_t misses = 0, m = 0;
+    for (int64_t start = job->start; start < job->end; start += PROBE_BLOCK) {
+        int64_t cnt = job->end - start < PROBE_BLOCK ? job->end - start : PROBE_BLOCK;
+        lookup_range(job->ix, job->keys, job->sv, start, cnt, rows);
+        int32_t *tk;
+        int64_t out_at, out_cnt;
+        if (!job->inner) {
+            tk = job->take ? job->take + start : tk_local;
+            uint8_t *valid = job->valid;
+            int64_t i = 0;
+            for (; i + 8 <= cnt; i += 8) {
+                uint8_t byte = 0;
+                for (int j = 0; j < 8; j++) {
+                    uint32_t r = rows[i + j];
+                    int hit = r != ROW_EMPTY;
+                    byte |= (uint8_t)(hit << j);
+                    tk[i + j] = hit ? (int32_t)r : 0;
+                }
+                misses += 8 - __builtin_popcount(byte);
+                valid[(start + i) >> 3] = byte;
+            }
+            if (i < cnt) { /* the last, partial byte */
+                uint8_t byte = 0;
+                for (int j = 0; i + j < cnt; j++) {
+                    uint32_t r = rows[i + j];
+                    int hit = r != ROW_EMPTY;
+                    byte |= (uint8_t)(hit << j);
+                    tk[i + j] = hit ? (int32_t)r : 0;
+                    misses += !hit;
+                }
+                valid[(start + i) >> 3] = byte;
+            }
+            out_at = start;
+            out_cnt = cnt;
+        } else {
+            int64_t base = job->start + m;
+            tk = job->take + base;
+            int32_t *sel = job->sel + base;
+            int64_t k = 0;
+            for (int64_t i = 0; i < cnt; i++) {
+                uint32_t r = rows[i];
+                sel[k] = (int32_t)(start + i);
+                tk[k] = (int32_t)r;
+                k += r != ROW_EMPTY;
+            }
+            out_at = base;
+            out_cnt = k;
+            m += k;
+        }
+        for (Py_ssize_t g = 0; g < job->ng; g++) {
+            unsigned char *dst = job->gs[g].out->data + out_at * job->gs[g].width;
+            if (job->empty_dim) /* every row missed; nothing to read */
+                memset(dst, 0, (size_t)(out_cnt * job->gs[g].width));
+            else
+                gather_fixed(&job->gs[g], tk, out_cnt, dst);
+        }
+    }
+    job->misses = misses;
+    job->m = m;
+}
+
+static void *probe_thread(void *arg) {
+    run_probe(arg);
+    return NULL;
+}
+
 /*
- * probe(keys, inner, gather=(), need_take=True)
+ * probe(keys, inner, gather=(), need_take=True, threads=1)
  *     -> (take, validity, misses, selection, gathered)
+ *
+ * `threads` slices of the batch are probed in parallel (threads of our
+ * own, started here; the caller's read lock covers them all).
  *
  *   take       buffer of int32 dimension rows, one per output row (0 where
  *              a left join misses); None when need_take is false
@@ -1101,12 +1213,16 @@ static void gather_fixed(const Gather *g, const int32_t *take, int64_t m, unsign
  * Buffers are OutBuffer objects (buffer protocol) sized to the output.
  */
 static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"keys", "inner", "gather", "need_take", NULL};
+    static char *kwlist[] = {"keys", "inner", "gather", "need_take", "threads", NULL};
     PyObject *keys_obj, *gather_obj = NULL;
-    int inner = 0, need_take = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Op|Op:probe", kwlist, &keys_obj, &inner,
-                                     &gather_obj, &need_take))
+    int inner = 0, need_take = 1, threads = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Op|Opi:probe", kwlist, &keys_obj, &inner,
+                                     &gather_obj, &need_take, &threads))
         return NULL;
+    if (threads < 1 || threads > MAX_PROBE_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be between 1 and %d", MAX_PROBE_THREADS);
+        return NULL;
+    }
     PyObject *gseq = gather_obj == NULL || gather_obj == Py_None
                          ? PyTuple_New(0)
                          : PySequence_Fast(gather_obj, "gather must be a sequence");
@@ -1187,6 +1303,7 @@ static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
         goto fail;
 
     StrView sv;
+    memset(&sv, 0, sizeof sv);
     if (ix->kind == KIND_STRING)
         str_view(&keys, &sv);
     int32_t *take = take_out ? (int32_t *)take_out->data : NULL;
@@ -1197,65 +1314,62 @@ static PyObject *KeyIndex_probe(KeyIndex *ix, PyObject *args, PyObject *kwds) {
 
     Py_BEGIN_ALLOW_THREADS
     pthread_rwlock_rdlock(&ix->lock);
-    uint32_t rows[PROBE_BLOCK];
-    int32_t tk_local[PROBE_BLOCK];
-    for (int64_t start = 0; start < n; start += PROBE_BLOCK) {
-        int64_t cnt = n - start < PROBE_BLOCK ? n - start : PROBE_BLOCK;
-        lookup_range(ix, &keys, &sv, start, cnt, rows);
-        int32_t *tk;
-        int64_t out_at, out_cnt;
-        if (!inner) {
-            tk = take ? take + start : tk_local;
-            int64_t i = 0;
-            for (; i + 8 <= cnt; i += 8) {
-                uint8_t byte = 0;
-                for (int j = 0; j < 8; j++) {
-                    uint32_t r = rows[i + j];
-                    int hit = r != ROW_EMPTY;
-                    byte |= (uint8_t)(hit << j);
-                    tk[i + j] = hit ? (int32_t)r : 0;
-                }
-                misses += 8 - __builtin_popcount(byte);
-                valid[(start + i) >> 3] = byte;
-            }
-            if (i < cnt) { /* the last, partial byte */
-                uint8_t byte = 0;
-                for (int j = 0; i + j < cnt; j++) {
-                    uint32_t r = rows[i + j];
-                    int hit = r != ROW_EMPTY;
-                    byte |= (uint8_t)(hit << j);
-                    tk[i + j] = hit ? (int32_t)r : 0;
-                    misses += !hit;
-                }
-                valid[(start + i) >> 3] = byte;
-            }
-            out_at = start;
-            out_cnt = cnt;
-        } else {
-            tk = take + m;
-            int64_t k = 0;
-            for (int64_t i = 0; i < cnt; i++) {
-                uint32_t r = rows[i];
-                sel[m + k] = (int32_t)(start + i);
-                tk[k] = (int32_t)r;
-                k += r != ROW_EMPTY;
-            }
-            out_at = m;
-            out_cnt = k;
-            m += k;
-        }
-        for (Py_ssize_t g = 0; g < ng; g++) {
-            unsigned char *dst = gs[g].out->data + out_at * gs[g].width;
-            if (empty_dim) /* every row missed; nothing to read */
-                memset(dst, 0, (size_t)(out_cnt * gs[g].width));
-            else
-                gather_fixed(&gs[g], tk, out_cnt, dst);
-        }
+    /* Split at block boundaries (so validity bytes never straddle jobs). */
+    int64_t per = (n + threads - 1) / threads;
+    per = (per + PROBE_BLOCK - 1) / PROBE_BLOCK * PROBE_BLOCK;
+    ProbeJob jobs[MAX_PROBE_THREADS];
+    pthread_t tids[MAX_PROBE_THREADS];
+    int started[MAX_PROBE_THREADS] = {0};
+    int njobs = 0;
+    for (int64_t at = 0; at < n || njobs == 0; at += per) {
+        ProbeJob *j = &jobs[njobs++];
+        j->ix = ix;
+        j->keys = &keys;
+        j->sv = &sv;
+        j->gs = gs;
+        j->ng = ng;
+        j->inner = inner;
+        j->empty_dim = empty_dim;
+        j->take = take;
+        j->valid = valid;
+        j->sel = sel;
+        j->start = at;
+        j->end = at + per < n ? at + per : n;
+        j->misses = j->m = 0;
+        if (njobs == MAX_PROBE_THREADS)
+            break;
     }
-    if (!inner)
+    for (int t = 1; t < njobs; t++)
+        started[t] = pthread_create(&tids[t], NULL, probe_thread, &jobs[t]) == 0;
+    run_probe(&jobs[0]);
+    for (int t = 1; t < njobs; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            run_probe(&jobs[t]); /* no thread to be had: do it here */
+    }
+    if (!inner) {
+        for (int t = 0; t < njobs; t++)
+            misses += jobs[t].misses;
         m = n;
-    else
+    } else {
+        /* Each job compacted its output into the front of its own range;
+         * close the gaps. */
+        m = jobs[0].m;
+        for (int t = 1; t < njobs; t++) {
+            ProbeJob *j = &jobs[t];
+            if (j->m && m != j->start) {
+                memmove(take + m, take + j->start, (size_t)j->m * 4);
+                memmove(sel + m, sel + j->start, (size_t)j->m * 4);
+                for (Py_ssize_t g = 0; g < ng; g++)
+                    memmove(gs[g].out->data + m * gs[g].width,
+                            gs[g].out->data + j->start * gs[g].width,
+                            (size_t)(j->m * gs[g].width));
+            }
+            m += j->m;
+        }
         misses = n - m;
+    }
     pthread_rwlock_unlock(&ix->lock);
     Py_END_ALLOW_THREADS
 
@@ -1334,8 +1448,8 @@ static PyMethodDef KeyIndex_methods[] = {
     {"_live_bitmap", (PyCFunction)KeyIndex_live_bitmap, METH_NOARGS,
      "_live_bitmap() -> bytearray bitmap of the rows some key points at."},
     {"_probe", (PyCFunction)(void (*)(void))KeyIndex_probe, METH_VARARGS | METH_KEYWORDS,
-     "_probe(keys, inner, gather=(), need_take=True) -> (take, validity, misses, selection, "
-     "gathered)."},
+     "_probe(keys, inner, gather=(), need_take=True, threads=1) -> (take, validity, misses, "
+     "selection, gathered)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -30,7 +30,12 @@ class KeyIndex:
     def _clear(self) -> None: ...
     def _live_bitmap(self) -> bytearray: ...
     def _probe(
-        self, keys: Any, inner: bool, gather: Sequence[Any] = (), need_take: bool = True
+        self,
+        keys: Any,
+        inner: bool,
+        gather: Sequence[Any] = (),
+        need_take: bool = True,
+        threads: int = 1,
     ) -> tuple[
         OutBuffer | None, OutBuffer | None, int, OutBuffer | None, tuple[OutBuffer, ...]
     ]: ...

@@ -65,6 +65,10 @@ _FORMAT = 1
 # One persisted log entry holds at most this many rows, far below weir's
 # value-size limit for any realistic row width.
 _ENTRY_ROWS = 262_144
+# The C probe splits a batch over threads of its own, one per this many rows.
+_ROWS_PER_THREAD = 262_144
+_MAX_THREADS = 8
+_CPUS = max(1, min(len(os.sched_getaffinity(0)), _MAX_THREADS))
 # Rows are turned into Python dicts for dim[key] this many at a time.
 _BLOCK_BITS = 10
 _BLOCK = 1 << _BLOCK_BITS
@@ -1011,6 +1015,8 @@ class DimensionTable(KeyIndex):
         columns: Sequence[str] | None = None,
         how: Literal["left", "inner"] = "left",
         suffix: str | None = None,
+        *,
+        threads: int | None = None,
     ) -> Any:
         """Attaches the dimension's ``columns`` (default: all but the key)
         to ``batch``, matching ``batch[on]`` (default: the key column's
@@ -1018,14 +1024,17 @@ class DimensionTable(KeyIndex):
         the key is absent or null); ``"inner"`` keeps matching rows only.
         A RecordBatch or Table comes back as the same type; a record (a
         mapping) as a dict (None when an inner join drops it); a list of
-        records as a list of dicts."""
+        records as a list of dicts. ``threads`` caps the threads the C
+        probe uses (default: one per 256K rows, at most the CPU count)."""
         if how not in ("left", "inner"):
             raise ValueError(f"how must be 'left' or 'inner', not {how!r}")
+        if threads is not None and not 1 <= threads <= _MAX_THREADS:
+            raise ValueError(f"threads must be between 1 and {_MAX_THREADS}, not {threads!r}")
         on = self._key if on is None else on
         if self._schema is None:
             raise SchemaError(f"dimension {self._name!r} has no data (and so no schema) yet")
         if isinstance(batch, pa.RecordBatch):
-            return self._enrich_batch(batch, on, columns, how, suffix)
+            return self._enrich_batch(batch, on, columns, how, suffix, threads)
         if isinstance(batch, pa.Table):
             pairs = self._resolve_columns(batch.schema.names, columns, suffix)
             if on not in batch.schema.names:
@@ -1035,7 +1044,7 @@ class DimensionTable(KeyIndex):
                     column=on,
                 )
             batches = [
-                self._enrich_batch(b, on, [c for c, _ in pairs], how, suffix)
+                self._enrich_batch(b, on, [c for c, _ in pairs], how, suffix, threads)
                 for b in batch.to_batches()
             ]
             if not batches:
@@ -1107,9 +1116,10 @@ class DimensionTable(KeyIndex):
         columns: Sequence[str] | None,
         how: str,
         suffix: str | None,
+        threads: int | None = None,
     ) -> pa.RecordBatch:
         with self._lock.read():
-            return self._enrich_batch_locked(batch, on, columns, how, suffix)
+            return self._enrich_batch_locked(batch, on, columns, how, suffix, threads)
 
     def _enrich_batch_locked(
         self,
@@ -1118,6 +1128,7 @@ class DimensionTable(KeyIndex):
         columns: Sequence[str] | None,
         how: str,
         suffix: str | None,
+        threads: int | None,
     ) -> pa.RecordBatch:
         if on not in batch.schema.names:
             raise SchemaError(
@@ -1152,8 +1163,9 @@ class DimensionTable(KeyIndex):
                 bytearray(m * dim_cols[j].type.bit_width // 8) for j in fast
             )
         else:
+            threads = threads or min(_CPUS, max(1, len(batch) // _ROWS_PER_THREAD), _MAX_THREADS)
             take_buf, valid_buf, misses, selection, gathered = self._probe(
-                keys, inner, [dim_cols[j] for j in fast], need_take
+                keys, inner, [dim_cols[j] for j in fast], need_take, threads
             )
             m = len(batch) - misses if inner else len(batch)
         validity = None if valid_buf is None else pa.py_buffer(valid_buf)

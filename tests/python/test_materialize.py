@@ -671,3 +671,47 @@ def test_enrich_matches_pyarrow_join(
     assert sorted(got.to_pylist(), key=key) == sorted(
         expected.select(got.schema.names).to_pylist(), key=key
     )
+
+
+@pytest.mark.parametrize("key_type", ["int64", "string"])
+def test_threaded_probe_matches_single_threaded(key_type: str) -> None:
+    rng = random.Random(5)
+    n_dim, n_probe = 3000, 10_000
+
+    def conv(k: int | None) -> Any:
+        return None if k is None else (k if key_type == "int64" else f"key-{k}")
+
+    ktype = pa.int64() if key_type == "int64" else pa.string()
+    dim = DimensionTable("threads", key="k")
+    dim.upsert(
+        pa.table(
+            {
+                "k": pa.array([conv(i) for i in range(n_dim)], ktype),
+                "v": pa.array(range(n_dim), pa.int32()),
+                "s": [f"s{i}" for i in range(n_dim)],
+            }
+        )
+    )
+    keys = [
+        None if rng.random() < 0.05 else rng.randrange(int(n_dim * 1.3)) for _ in range(n_probe)
+    ]
+    probe = pa.record_batch({"k": pa.array([conv(k) for k in keys], ktype)})
+    for how in ("left", "inner"):
+        single = dim.enrich(probe, how=how, threads=1)  # type: ignore[arg-type]
+        expected = [
+            (conv(k), k, f"s{k}") for k in keys if (k is not None and k < n_dim) or how == "left"
+        ]
+        expected = [
+            (
+                ck,
+                v if v is not None and v < n_dim else None,
+                s if v is not None and v < n_dim else None,
+            )
+            for ck, v, s in expected
+        ]
+        got = list(zip(*(single.column(c).to_pylist() for c in ("k", "v", "s")), strict=True))
+        assert got == expected
+        for threads in (2, 3, 8):
+            assert dim.enrich(probe, how=how, threads=threads).equals(single)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="threads must be between 1 and 8"):
+        dim.enrich(probe, threads=0)
