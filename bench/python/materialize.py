@@ -163,7 +163,7 @@ def setup_engine(
         con.register("probe", probe)
         con.register("dim", dim_table)
         sql = "SELECT p.key, p.qty, d.a, d.b FROM probe p LEFT JOIN dim d ON p.key = d.key"
-        return lambda: con.execute(sql).to_arrow_table()
+        return lambda: con.sql(sql).to_arrow_table()
     if engine == "polars":
         import polars as pl
 
