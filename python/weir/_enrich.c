@@ -907,12 +907,53 @@ typedef struct {
     PyObject_HEAD
     unsigned char *data;
     Py_ssize_t size;
+    size_t cap; /* bytes allocated; a multiple of HUGE_ALIGN for big buffers */
     Py_ssize_t exports;
 } OutBuffer;
 
 static PyTypeObject OutBufferType;
 
 #define HUGE_ALIGN ((size_t)2 << 20)
+
+/* Big buffers freed by Arrow are kept for the next probe (as Arrow's own
+ * allocators keep memory): fresh pages cost a kernel fault and zeroing
+ * each, which for a stream of large joins costs as much as the join.
+ * Bounded in count and bytes; touched only with the GIL held. */
+#define POOL_SLOTS 16
+#define POOL_MAX_BYTES ((size_t)512 << 20)
+static struct {
+    void *p;
+    size_t cap;
+} pool[POOL_SLOTS];
+static size_t pool_bytes;
+
+static void *pool_take(size_t rounded, size_t *cap) {
+    int best = -1;
+    for (int i = 0; i < POOL_SLOTS; i++)
+        if (pool[i].p != NULL && pool[i].cap >= rounded && pool[i].cap <= 2 * rounded &&
+            (best < 0 || pool[i].cap < pool[best].cap))
+            best = i;
+    if (best < 0)
+        return NULL;
+    void *p = pool[best].p;
+    *cap = pool[best].cap;
+    pool_bytes -= pool[best].cap;
+    pool[best].p = NULL;
+    return p;
+}
+
+static int pool_put(void *p, size_t cap) {
+    if (pool_bytes + cap > POOL_MAX_BYTES)
+        return 0;
+    for (int i = 0; i < POOL_SLOTS; i++)
+        if (pool[i].p == NULL) {
+            pool[i].p = p;
+            pool[i].cap = cap;
+            pool_bytes += cap;
+            return 1;
+        }
+    return 0;
+}
 
 static OutBuffer *outbuf_new(Py_ssize_t size) {
     OutBuffer *b = PyObject_New(OutBuffer, &OutBufferType);
@@ -924,14 +965,20 @@ static OutBuffer *outbuf_new(Py_ssize_t size) {
     void *p = NULL;
     if (bytes >= 2 * HUGE_ALIGN) {
         size_t rounded = (bytes + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
-        if (posix_memalign(&p, HUGE_ALIGN, rounded) != 0)
-            p = NULL;
+        b->cap = rounded;
+        p = pool_take(rounded, &b->cap);
+        if (p == NULL) {
+            if (posix_memalign(&p, HUGE_ALIGN, rounded) != 0)
+                p = NULL;
 #ifdef MADV_HUGEPAGE
-        else
-            (void)madvise(p, rounded, MADV_HUGEPAGE);
+            else
+                (void)madvise(p, rounded, MADV_HUGEPAGE);
 #endif
-    } else if (posix_memalign(&p, 64, bytes) != 0) {
-        p = NULL;
+        }
+    } else {
+        b->cap = bytes;
+        if (posix_memalign(&p, 64, bytes) != 0)
+            p = NULL;
     }
     if (p == NULL) {
         b->data = NULL;
@@ -944,7 +991,8 @@ static OutBuffer *outbuf_new(Py_ssize_t size) {
 }
 
 static void outbuf_dealloc(OutBuffer *b) {
-    free(b->data);
+    if (b->data != NULL && !(b->cap >= 2 * HUGE_ALIGN && pool_put(b->data, b->cap)))
+        free(b->data);
     PyObject_Free(b);
 }
 

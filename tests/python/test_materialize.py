@@ -715,3 +715,18 @@ def test_threaded_probe_matches_single_threaded(key_type: str) -> None:
             assert dim.enrich(probe, how=how, threads=threads).equals(single)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threads must be between 1 and 8"):
         dim.enrich(probe, threads=0)
+
+
+def test_large_outputs_stay_valid_while_buffers_are_reused() -> None:
+    dim = DimensionTable("big", key="k")
+    dim.upsert(pa.table({"k": pa.array(range(1000), pa.int64()), "v": pa.array(range(1000))}))
+    n = 700_000  # 5.6 MB per gathered int64 column: the large-buffer path
+    probe = pa.record_batch({"k": pa.array([i % 1100 for i in range(n)], pa.int64())})
+    first = dim.enrich(probe, threads=2)
+    expected = first.column("v").to_pylist()
+    assert expected[:3] == [0, 1, 2] and expected[1000] is None
+    for _ in range(3):  # the outputs of later joins reuse freed buffers, never live ones
+        again = dim.enrich(probe)
+        assert again.equals(first)
+        del again
+    assert first.column("v").to_pylist() == expected
