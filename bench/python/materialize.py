@@ -7,8 +7,8 @@ One run, the same Arrow data for every engine:
 * ``enrich``  -- a left join of PROBE probe rows (key, qty) against a
   dimension of D rows (key, a: int64, b: float64) for each D in --dims and
   each key type (int64; string keys "k" + 10 digits). About 9% of probe keys
-  miss. weir: ``DimensionTable.enrich`` on one RecordBatch (single-threaded
-  C probe and gather). Peers: pyarrow ``Table.join`` (Acero, its default
+  miss. weir: ``DimensionTable.enrich`` on one RecordBatch (C probe and
+  gather, on its default threads). Peers: pyarrow ``Table.join`` (Acero, its default
   threads), duckdb (``LEFT JOIN`` over the registered Arrow tables, result
   fetched as an Arrow table), polars (``DataFrame.join(how="left")`` on
   frames converted from the Arrow tables before timing). Each figure is
@@ -297,8 +297,8 @@ def render(res: dict[str, Any]) -> str:
         "jobs, so absolute figures move between runs (ratios less so). "
         f"{res['settings']['probe']:,} probe rows (key, qty) left-joined to a dimension "
         "(key, a: int64, b: float64), about 9% of probe keys absent; string keys are "
-        '"k" + 10 digits. weir joins single-threaded; the peers use their default '
-        "threads (2 cores here).",
+        '"k" + 10 digits. Every engine uses its default threads (weir: one per 256K '
+        "probe rows, at most one per core; 2 cores here).",
         "",
         "**Enrichment, million probe rows per second** (ratio = weir ÷ the fastest peer)",
         "",

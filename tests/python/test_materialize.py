@@ -730,3 +730,17 @@ def test_large_outputs_stay_valid_while_buffers_are_reused() -> None:
         assert again.equals(first)
         del again
     assert first.column("v").to_pylist() == expected
+
+
+def test_string_index_grows_across_large_allocations() -> None:
+    dim = DimensionTable("grow", key="k")
+    total = 0
+    for chunk in range(4):  # offsets and key bytes pass 4 MiB: the huge-page path
+        keys = [f"key-{chunk}-{i}" for i in range(160_000)]
+        dim.upsert(pa.table({"k": keys, "v": pa.array(range(total, total + len(keys)))}))
+        total += len(keys)
+    assert len(dim) == total
+    assert dim.index_nbytes > 8 << 20
+    probe = pa.record_batch({"k": ["key-0-0", "key-3-159999", "key-2-77", "nope"]})
+    assert dim.enrich(probe).column("v").to_pylist() == [0, total - 1, 2 * 160_000 + 77, None]
+    assert all(f"key-1-{i}" in dim for i in range(0, 160_000, 997))
