@@ -35,11 +35,16 @@ from collections.abc import (
 from contextlib import contextmanager
 from typing import Any, Literal, TypeAlias
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.ipc as pa_ipc
-import pyarrow.parquet as pa_parquet
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+    import pyarrow.ipc as pa_ipc
+    import pyarrow.parquet as pa_parquet
+except ImportError as e:  # pragma: no cover - pyarrow is in the test extras
+    raise ImportError(
+        "weir.materialize needs pyarrow: pip install 'weirdb[arrow]' (or pyarrow)"
+    ) from e
 
 from ._enrich import KeyIndex
 from ._weir import DB, WriteBatch
