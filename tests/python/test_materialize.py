@@ -744,3 +744,18 @@ def test_string_index_grows_across_large_allocations() -> None:
     probe = pa.record_batch({"k": ["key-0-0", "key-3-159999", "key-2-77", "nope"]})
     assert dim.enrich(probe).column("v").to_pylist() == [0, total - 1, 2 * 160_000 + 77, None]
     assert all(f"key-1-{i}" in dim for i in range(0, 160_000, 997))
+
+
+def test_sliced_probe_batches() -> None:
+    dim = DimensionTable("sliced", key="k")
+    dim.upsert(pa.table({"k": ["a", "b", "c"], "v": [1, 2, 3], "s": ["x", "y", "z"]}))
+    probe = pa.record_batch({"k": ["c", None, "b", "q", "a", "c", "b", "zz", "a"] * 3})
+    for start, length in ((1, 7), (9, 9), (13, 14)):
+        part = probe.slice(start, length)
+        keys = part.column("k").to_pylist()
+        rows = {"a": (1, "x"), "b": (2, "y"), "c": (3, "z")}
+        got = dim.enrich(part)
+        assert got.column("v").to_pylist() == [rows.get(k, (None,))[0] for k in keys]
+        assert got.column("s").to_pylist() == [rows[k][1] if k in rows else None for k in keys]
+        inner = dim.enrich(part, how="inner")
+        assert inner.column("k").to_pylist() == [k for k in keys if k in rows]
