@@ -133,6 +133,12 @@ static inline uint64_t load_u64(const unsigned char *p) {
     return v;
 }
 
+static inline uint64_t load_u32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* Folds a 128-bit product: the multiply spreads every input bit over the
  * high half, the xor brings it back into the low half. */
 static inline uint64_t fold_mul(uint64_t a, uint64_t b) {
@@ -161,15 +167,33 @@ static uint64_t hash_bytes(const unsigned char *p, size_t n) {
         p += 16;
         left -= 16;
     }
-    uint64_t a = 0, b = 0;
+    /* The last 0-15 bytes, read with fixed-size loads (overlapping when
+     * the tail is shorter than the load) instead of a variable memcpy;
+     * the length, mixed in above, tells overlapping tails apart. */
+    uint64_t a, b;
     if (left >= 8) {
         a = load_u64(p);
-        memcpy(&b, p + 8, left - 8);
+        b = load_u64(p + left - 8);
+    } else if (left >= 4) {
+        a = load_u32(p);
+        b = load_u32(p + left - 4);
+    } else if (left > 0) {
+        a = ((uint64_t)p[0] << 16) | ((uint64_t)p[left >> 1] << 8) | p[left - 1];
+        b = 0;
     } else {
-        memcpy(&a, p, left);
+        a = b = 0;
     }
     h = fold_mul(a ^ K1 ^ h, b ^ K3);
     return fold_mul(h ^ K2, K3 ^ (uint64_t)n);
+}
+
+/* Equality of two n-byte keys; short keys without a call to memcmp. */
+static inline int same_bytes(const unsigned char *x, const unsigned char *y, uint64_t n) {
+    if (n >= 8 && n <= 16)
+        return load_u64(x) == load_u64(y) && load_u64(x + n - 8) == load_u64(y + n - 8);
+    if (n >= 4 && n < 8)
+        return load_u32(x) == load_u32(y) && load_u32(x + n - 4) == load_u32(y + n - 4);
+    return memcmp(x, y, n) == 0;
 }
 
 /* ---- The index object ----------------------------------------------------- */
@@ -249,7 +273,7 @@ static inline uint32_t find_str(const KeyIndex *ix, const unsigned char *p, uint
         if ((uint32_t)(s >> 32) == tag) {
             uint64_t len;
             const unsigned char *k = row_key(ix, row, &len);
-            if (len == n && memcmp(k, p, n) == 0)
+            if (len == n && same_bytes(k, p, n))
                 return row;
         }
         i = (i + 1) & mask;
@@ -522,7 +546,7 @@ static int upsert_str(KeyIndex *ix, uint32_t row) {
         if ((uint32_t)(s >> 32) == tag) {
             uint64_t len;
             const unsigned char *k = row_key(ix, r, &len);
-            if (len == n && memcmp(k, p, n) == 0) {
+            if (len == n && same_bytes(k, p, n)) {
                 ix->sslots[i] = slot;
                 return 1;
             }
@@ -613,7 +637,7 @@ static int remove_str(KeyIndex *ix, const unsigned char *p, uint64_t n) {
         if ((uint32_t)(s >> 32) == tag) {
             uint64_t len;
             const unsigned char *k = row_key(ix, r, &len);
-            if (len == n && memcmp(k, p, n) == 0) {
+            if (len == n && same_bytes(k, p, n)) {
                 remove_slot(ix, i);
                 return 1;
             }
