@@ -759,3 +759,21 @@ def test_sliced_probe_batches() -> None:
         assert got.column("s").to_pylist() == [rows[k][1] if k in rows else None for k in keys]
         inner = dim.enrich(part, how="inner")
         assert inner.column("k").to_pylist() == [k for k in keys if k in rows]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    keys=st.lists(st.text(max_size=40), max_size=50, unique=True),
+    extra=st.lists(st.text(max_size=40), max_size=30),
+)
+def test_any_text_keys_round_trip(keys: list[str], extra: list[str]) -> None:
+    dim = DimensionTable("text", key="k")
+    dim.upsert(pa.table({"k": pa.array(keys, pa.string()), "i": pa.array(range(len(keys)))}))
+    position = {k: i for i, k in enumerate(keys)}
+    probe = keys + extra
+    got = dim.enrich(pa.record_batch({"k": pa.array(probe, pa.string())}))
+    assert got.column("i").to_pylist() == [position.get(k) for k in probe]
+    assert all((k in dim) == (k in position) for k in probe)
+    half = keys[: len(keys) // 2]
+    dim.delete(half)
+    assert all((k in dim) == (k in position and k not in half) for k in probe)
