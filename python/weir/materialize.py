@@ -670,9 +670,10 @@ class DimensionTable(KeyIndex):
         RecordBatchReader, one record (a mapping) or a list of records.
         Within ``data`` a later row with the same key wins. Atomic: on any
         error nothing is stored. Returns the number of rows written."""
-        table = self._conform(_as_table(data, "upsert"))
-        self._check_null_keys(table.column(self._key))
-        with self._lock.write():
+        table = _as_table(data, "upsert")
+        with self._lock.write():  # the schema check too: the first data fixes it
+            table = self._conform(table)
+            self._check_null_keys(table.column(self._key))
             old_schema = self._schema
             if self._schema is None:
                 self._schema = table.schema
@@ -688,17 +689,17 @@ class DimensionTable(KeyIndex):
     def delete(self, keys: Any) -> int:
         """Removes keys (one key, an iterable of keys or an Arrow array);
         absent keys are ignored. Returns how many were present."""
-        if self._schema is None:
-            return 0
-        arr = self._keys_array(keys)
-        if arr.null_count:
-            row = int(pc.index(pc.is_null(arr), True).as_py())
-            raise NullKeyError(
-                f"dimension {self._name!r}: key to delete is null at position {row}",
-                column=self._key,
-                row=row,
-            )
         with self._lock.write():
+            if self._schema is None:
+                return 0
+            arr = self._keys_array(keys)
+            if arr.null_count:
+                row = int(pc.index(pc.is_null(arr), True).as_py())
+                raise NullKeyError(
+                    f"dimension {self._name!r}: key to delete is null at position {row}",
+                    column=self._key,
+                    row=row,
+                )
             self._persist(None, [(b"D", pa.table({self._key: arr}))])
             removed = self._remove_memory(arr)
         self._maybe_compact()
@@ -777,9 +778,10 @@ class DimensionTable(KeyIndex):
 
     def replace(self, data: Any) -> None:
         """Replaces the whole content with ``data`` in one atomic step."""
-        table = self._conform(_as_table(data, "replace"))
-        self._check_null_keys(table.column(self._key))
+        table = _as_table(data, "replace")
         with self._lock.write():
+            table = self._conform(table)
+            self._check_null_keys(table.column(self._key))
             old_schema = self._schema
             if self._schema is None:
                 self._schema = table.schema
