@@ -17,7 +17,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize clean help
 .PHONY: fuzz-python test-valgrind
 
 all: build
@@ -42,6 +42,8 @@ help:
 	@echo "make bench-python  the store backends and raw Python bindings vs rocksdict,"
 	@echo "                plyvel, py-lmdb (and tonbo if installable); updates docs/BENCHMARKS.md"
 	@echo "make bench-txn  transactions, merges, range deletes vs plain operations (C and Python)"
+	@echo "make bench-materialize  weir.materialize enrich joins vs pyarrow, duckdb, polars;"
+	@echo "                lookups, index memory, bulk loads; updates docs/BENCHMARKS.md"
 	@echo "make clean      remove build directories"
 
 deps:
@@ -175,6 +177,17 @@ bench-python: venv bench-deps
 	$(PY) bench/python/stores_bench.py
 	$(PY) bench/python/raw_bench.py
 	$(PY) bench/python/table_bench.py
+
+# weir.materialize (bench/python/materialize.py): 10M probe rows against
+# dimensions of 10K, 1M and 10M rows. duckdb, polars and matplotlib are
+# installed into .venv here only; a peer that cannot be installed is
+# reported as not measured. MATERIALIZE_ARGS="--dims 10000,1000000" to shorten.
+MATERIALIZE_ARGS ?=
+bench-materialize: venv
+	@$(PY) -m pip install -q duckdb || echo "bench-materialize: duckdb could not be installed"
+	@$(PY) -m pip install -q polars || echo "bench-materialize: polars could not be installed"
+	@$(PY) -m pip install -q matplotlib || echo "bench-materialize: no matplotlib, no plot"
+	$(PY) bench/python/materialize.py $(MATERIALIZE_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py
