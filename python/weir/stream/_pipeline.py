@@ -501,14 +501,27 @@ class _SinkRunner:
 class _Checkpoint:
     """A checkpoint between its barrier and its commit."""
 
-    __slots__ = ("barrier_at", "handles", "meta", "pause", "started")
+    __slots__ = ("barrier_at", "handles", "meta", "pause", "pause_cpu", "started", "work")
 
     def __init__(self, meta: dict[str, Any], handles: list[StateHandle]) -> None:
         self.meta = meta
         self.handles = handles
         self.started = time.perf_counter()
         self.barrier_at = self.started
+        #: the longest time the pipeline stood still for this checkpoint
         self.pause = 0.0
+        #: the same in CPU time of the pipeline's thread (what the pause
+        #: would be on an idle machine: wall time includes being preempted)
+        self.pause_cpu = 0.0
+        #: all the time the main loop spent on it (barrier and encoding slices)
+        self.work = 0.0
+
+    def stalled(self, seconds: float, cpu_seconds: float) -> None:
+        self.work += seconds
+        if seconds > self.pause:
+            self.pause = seconds
+        if cpu_seconds > self.pause_cpu:
+            self.pause_cpu = cpu_seconds
 
 
 class Pipeline:
@@ -575,6 +588,9 @@ class Pipeline:
         self._events = 0
         self._dead = 0
         self._started = 0.0
+        self._started_cpu = 0.0
+        self._ckpt_work: list[float] = []
+        self._ckpt_pauses_cpu: list[float] = []
         self._checkpoints = 0
         self._ckpt_durations: list[float] = []
         self._ckpt_pauses: list[float] = []
@@ -665,10 +681,10 @@ class Pipeline:
         self._ran = True
         source = self._source
         await self.open_store()
-        encode = self._encoder()
+        encode_key, encode = self._encoders()
         for node in self._stateful:
             for h in node.handles():
-                h.bind(self.state_prefix(node.label, h.name), encode)
+                h.bind(self.state_prefix(node.label, h.name), encode_key, encode)
         meta = await self.last_checkpoint()
         positions = (meta or {}).get("sinks", {})
         ops = (meta or {}).get("operators", {})
@@ -685,6 +701,7 @@ class Pipeline:
         in_q: asyncio.Queue[SourceBatch | None] = asyncio.Queue(self.queue_batches)
         reader = asyncio.create_task(self._read(source, in_q), name=f"source {source.name}")
         self._started = time.perf_counter()
+        self._started_cpu = time.process_time()
         self._last_progress = 0.0
         pending: _Checkpoint | None = None
         commit: asyncio.Task[None] | None = None
@@ -698,9 +715,9 @@ class Pipeline:
                 if batch is None:
                     break
                 if pending is not None:
-                    t0 = time.perf_counter()
-                    left = self._encode_slice(pending, all_of_it=in_q.empty())
-                    pending.pause += time.perf_counter() - t0
+                    t0, c0 = time.perf_counter(), time.thread_time()
+                    left = self._encode_slice(pending, all_of_it=False)
+                    pending.stalled(time.perf_counter() - t0, time.thread_time() - c0)
                     if not left:
                         commit = asyncio.create_task(self._commit(pending))
                         pending = None
@@ -747,12 +764,25 @@ class Pipeline:
     def _all_runners(self) -> list[_SinkRunner]:
         return list(self._runners)
 
-    def _encoder(self) -> Callable[[str, Any], bytes]:
+    def _encoders(self) -> tuple[Callable[[str], bytes], Callable[[str, Any], bytes]]:
+        keys = getattr(self.store, "_keys", None)
         values = getattr(self.store, "_values", None)
-        if values is None:
+        if keys is None or values is None:
             raise PipelineError(f"{type(self.store).__name__} is not a weir.stores backend")
-        enc: Callable[[str, Any], bytes] = values.encode_plain
-        return enc
+        from ..stores._common import TextOrBytesKeys
+
+        encode_key: Callable[[str], bytes] = keys.encode
+        if type(keys.codec) is TextOrBytesKeys:
+            # State keys are str: UTF-8 is the default codec's whole work.
+            encode_key = str.encode
+        encode: Callable[[str, Any], bytes] = values.codec.encode
+        if getattr(values.codec, "name", None) == "pickle":
+            import pickle
+
+            def encode(_key: str, value: Any, dumps: Any = pickle.dumps, proto: int = pickle.HIGHEST_PROTOCOL) -> bytes:
+                return dumps(value, proto)  # type: ignore[no-any-return]
+
+        return encode_key, encode
 
     async def _read(self, source: Source, q: asyncio.Queue[SourceBatch | None]) -> None:
         size = self.batch_size
@@ -820,14 +850,16 @@ class Pipeline:
         finished: bool,
     ) -> tuple[_Checkpoint | None, asyncio.Task[None] | None]:
         # One checkpoint at a time: finish the previous one first.
+        t0, c0 = time.perf_counter(), time.thread_time()
         if pending is not None:
             self._encode_slice(pending, all_of_it=True)
+            pending.stalled(time.perf_counter() - t0, time.thread_time() - c0)
             await self._commit(pending)
             pending = None
         if commit is not None:
             await commit
             commit = None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         positions: dict[str, Any] = {}
         for r in self._all_runners():
             await r.queue.join()
@@ -846,7 +878,7 @@ class Pipeline:
         }
         ckpt = _Checkpoint(meta, handles)
         ckpt.started = t0
-        ckpt.pause = time.perf_counter() - t0
+        ckpt.stalled(time.perf_counter() - t0, time.thread_time() - c0)
         return ckpt, None
 
     def _encode_slice(self, ckpt: _Checkpoint, *, all_of_it: bool) -> int:
@@ -854,7 +886,7 @@ class Pipeline:
         left = 0
         for h in ckpt.handles:
             while True:
-                rem = h.encode_some(1_000_000_000 if all_of_it else 2048)
+                rem = h.encode_some(1_000_000_000 if all_of_it else 512)
                 if not rem or (not all_of_it and time.perf_counter() >= deadline):
                     break
             left += rem
@@ -862,29 +894,32 @@ class Pipeline:
 
     async def _commit(self, ckpt: _Checkpoint) -> None:
         store = self.store
-        keys = store._keys
-        values = store._values
-        writes: dict[bytes, bytes | None] = {}
+        puts: list[tuple[bytes, bytes]] = []
+        deletes: list[bytes] = []
         for h in ckpt.handles:
-            for sk, payload in h.take_snapshot().items():
-                writes[keys.encode(sk)] = payload
+            p, d = h.take_snapshot()
+            puts += p
+            deletes += d
         meta_key = self._key(_META)
-        writes[keys.encode(meta_key)] = values.encode_plain(meta_key, ckpt.meta)
+        puts.append((store._keys.encode(meta_key), store._values.encode_plain(meta_key, ckpt.meta)))
         locked_write = getattr(store, "_locked_write", None)
-        if locked_write is not None and values.ttl_ms is None:
+        if locked_write is not None and store._values.ttl_ms is None:
             # An embedded engine: one atomic write batch, in a thread so the
             # pipeline keeps running while the engine writes.
-            puts = [(k, v) for k, v in writes.items() if v is not None]
-            deletes = [k for k, v in writes.items() if v is None]
             await asyncio.get_running_loop().run_in_executor(None, locked_write, puts, deletes)
         else:
+            # Any other backend: a transaction with writes only commits them
+            # atomically (it has no reads to conflict).
             txn = await store.begin_transaction()
-            txn.writes.update(writes)
+            txn.writes.update(puts)
+            txn.writes.update(dict.fromkeys(deletes))
             await store.commit_transaction(txn)
         assert self._source is not None
         await self._source.committed(ckpt.meta["offset"])
         self._ckpt_durations.append(time.perf_counter() - ckpt.started)
         self._ckpt_pauses.append(ckpt.pause)
+        self._ckpt_pauses_cpu.append(ckpt.pause_cpu)
+        self._ckpt_work.append(ckpt.work)
         if self.cache_limit is not None:
             for h in ckpt.handles:
                 h.evict_clean(self.cache_limit)
@@ -903,6 +938,9 @@ class Pipeline:
         elapsed = max(time.perf_counter() - self._started, 1e-9) if self._started else 0.0
         durs = sorted(self._ckpt_durations)
         pauses = sorted(self._ckpt_pauses)
+        work = sorted(self._ckpt_work)
+        pcpu = sorted(self._ckpt_pauses_cpu)
+        cpu = time.process_time() - self._started_cpu if self._started else 0.0
         state_keys = sum(h.cached_keys for n in self._stateful for h in n.handles())
         lag = self._source.remaining() if self._source is not None else None
         return {
@@ -910,6 +948,8 @@ class Pipeline:
             "events_total": self._restored_events + self._events,
             "seconds": elapsed,
             "events_per_s": self._events / elapsed if elapsed else 0.0,
+            "cpu_seconds": cpu,
+            "events_per_cpu_s": self._events / cpu if cpu > 0 else 0.0,
             "dead_letters": self._dead,
             "state_keys": state_keys,
             "checkpoints": len(durs),
@@ -918,6 +958,9 @@ class Pipeline:
             "checkpoint_ms_max": 1000 * durs[-1] if durs else 0.0,
             "checkpoint_pause_ms_median": 1000 * pauses[len(pauses) // 2] if pauses else 0.0,
             "checkpoint_pause_ms_max": 1000 * pauses[-1] if pauses else 0.0,
+            "checkpoint_pause_cpu_ms_median": 1000 * pcpu[len(pcpu) // 2] if pcpu else 0.0,
+            "checkpoint_pause_cpu_ms_max": 1000 * pcpu[-1] if pcpu else 0.0,
+            "checkpoint_work_ms_median": 1000 * work[len(work) // 2] if work else 0.0,
             "lag": lag,
             "sinks": {r.sink.name: r.written for r in self._runners},
         }

@@ -40,10 +40,12 @@ class StateHandle:
 
     __slots__ = (
         "_cache",
+        "_deletes",
         "_dirty",
         "_encode",
+        "_encode_key",
         "_frozen",
-        "_snapshot",
+        "_puts",
         "key",
         "name",
         "prefix",
@@ -61,18 +63,23 @@ class StateHandle:
         self._dirty: set[str] = set()
         #: keys whose barrier-time value is still to be encoded (None: no checkpoint running)
         self._frozen: set[str] | None = None
-        #: store key -> encoded value (None: delete), for the running checkpoint
-        self._snapshot: dict[str, bytes | None] = {}
+        #: the running checkpoint's encoded writes
+        self._puts: list[tuple[bytes, bytes]] = []
+        self._deletes: list[bytes] = []
         self._encode: Encoder | None = None
+        self._encode_key: Callable[[str], bytes] | None = None
 
     # ---- runtime side ---------------------------------------------------------------
 
-    def bind(self, prefix: str, encode: Encoder) -> None:
-        """Attach the handle to its place in the store (done by the runtime)."""
+    def bind(self, prefix: str, encode_key: Callable[[str], bytes], encode: Encoder) -> None:
+        """Attach the handle to its place in the store (done by the runtime):
+        ``encode_key(store_key)`` and ``encode(store_key, value)`` give the
+        bytes the store holds."""
         self.prefix = prefix
+        self._encode_key = encode_key
         self._encode = encode
 
-    def missing(self, keys: Iterator[str] | list[str]) -> list[str]:
+    def missing(self, keys: list[str]) -> list[str]:
         """Those of ``keys`` not in the cache (to fetch before a micro-batch)."""
         cache = self._cache
         return list({k: None for k in keys if k not in cache})
@@ -86,17 +93,36 @@ class StateHandle:
     def _freeze_key(self, k: str) -> None:
         # Called before the first touch of a frozen key: keep its barrier value.
         frozen = self._frozen
-        assert frozen is not None and self._encode is not None
+        assert frozen is not None and self._encode is not None and self._encode_key is not None
         frozen.discard(k)
+        if not frozen:
+            self._set_cow(False)
         v = self._cache.get(k, ABSENT)
         sk = self.prefix + k
-        self._snapshot[sk] = None if v is ABSENT else self._encode(sk, v)
+        if v is ABSENT:
+            self._deletes.append(self._encode_key(sk))
+        else:
+            self._puts.append((self._encode_key(sk), self._encode(sk, v)))
+
+    #: the subclass whose methods copy frozen values before touching them,
+    #: swapped in while a checkpoint is being encoded (so that outside
+    #: checkpoints the per-event methods carry no check at all)
+    _COW: type[StateHandle] | None = None
+    _FAST: type[StateHandle] | None = None
+
+    def _set_cow(self, on: bool) -> None:
+        cls = self._COW if on else self._FAST
+        if cls is not None and self.__class__ is not cls:
+            self.__class__ = cls
 
     def begin_checkpoint(self) -> None:
         """The barrier: what is dirty now is what this checkpoint writes."""
         self._frozen = self._dirty
         self._dirty = set()
-        self._snapshot = {}
+        self._puts = []
+        self._deletes = []
+        if self._frozen:
+            self._set_cow(True)
 
     def encode_some(self, budget: int) -> int:
         """Encode up to ``budget`` frozen keys; returns how many are left."""
@@ -104,33 +130,33 @@ class StateHandle:
         if not frozen:
             return 0
         cache = self._cache
-        snap = self._snapshot
+        puts = self._puts
         enc = self._encode
+        enc_key = self._encode_key
         prefix = self.prefix
-        assert enc is not None
+        assert enc is not None and enc_key is not None
         pop = frozen.pop
         for _ in range(min(budget, len(frozen))):
             k = pop()
             v = cache.get(k, ABSENT)
             sk = prefix + k
-            snap[sk] = None if v is ABSENT else enc(sk, v)
+            if v is ABSENT:
+                self._deletes.append(enc_key(sk))
+            else:
+                puts.append((enc_key(sk), enc(sk, v)))
+        if not frozen:
+            self._set_cow(False)
         return len(frozen)
 
-    def take_snapshot(self) -> dict[str, bytes | None]:
-        """The encoded writes of the finished barrier (encode_some returned 0)."""
-        snap = self._snapshot
-        self._snapshot = {}
+    def take_snapshot(self) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """The encoded puts and deletes of the finished barrier (once
+        encode_some returned 0)."""
+        out = self._puts, self._deletes
+        self._puts = []
+        self._deletes = []
         self._frozen = None
-        return snap
-
-    def abort_checkpoint(self) -> None:
-        """A checkpoint failed to commit: its keys are dirty again."""
-        if self._frozen is not None:
-            self._dirty |= self._frozen
-        for sk in self._snapshot:
-            self._dirty.add(sk[len(self.prefix) :])
-        self._frozen = None
-        self._snapshot = {}
+        self._set_cow(False)
+        return out
 
     def evict_clean(self, keep: int) -> None:
         """Drop clean cached keys until at most ``keep`` remain."""
@@ -175,27 +201,48 @@ class ValueState(StateHandle, Generic[T]):
 
     def value(self) -> T | None:
         """The current key's value, or ``default``."""
-        k = self.key
-        if self._frozen and k in self._frozen:
-            self._freeze_key(k)
-        v = self._cache.get(k, ABSENT)
+        v = self._cache.get(self.key, ABSENT)
         return self.default if v is ABSENT else v  # type: ignore[no-any-return]
 
     def update(self, value: T) -> None:
         """Set the current key's value."""
         k = self.key
-        if self._frozen and k in self._frozen:
-            self._freeze_key(k)
         self._cache[k] = value
         self._dirty.add(k)
 
     def clear(self) -> None:
         """Remove the current key's value."""
         k = self.key
-        if self._frozen and k in self._frozen:
-            self._freeze_key(k)
         self._cache[k] = ABSENT
         self._dirty.add(k)
+
+
+class _CowValueState(ValueState[T]):
+    """ValueState while a checkpoint is encoded: copy before touching."""
+
+    __slots__ = ()
+
+    def value(self) -> T | None:
+        k = self.key
+        if self._frozen and k in self._frozen:
+            self._freeze_key(k)
+        return ValueState.value(self)
+
+    def update(self, value: T) -> None:
+        k = self.key
+        if self._frozen and k in self._frozen:
+            self._freeze_key(k)
+        ValueState.update(self, value)
+
+    def clear(self) -> None:
+        k = self.key
+        if self._frozen and k in self._frozen:
+            self._freeze_key(k)
+        ValueState.clear(self)
+
+
+ValueState._COW = _CowValueState
+ValueState._FAST = ValueState
 
 
 class MapState(StateHandle, Generic[V]):
