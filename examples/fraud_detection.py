@@ -82,8 +82,15 @@ UserState = tuple[int, float, float, tuple[float, ...]]
 def describe(state: UserState) -> dict[str, Any]:
     """A user's state with names (and the average) for printing."""
     count, total, largest, recent = state
-    return {"txn_count": count, "total_amount": total, "avg_amount": total / count,
-            "max_amount": largest, "recent": list(recent)}
+    return {
+        "txn_count": count,
+        "total_amount": total,
+        "avg_amount": total / count,
+        "max_amount": largest,
+        "recent": list(recent),
+    }
+
+
 STATE = "user"
 
 
@@ -104,7 +111,7 @@ def make_detector(emit_every_verdict: bool) -> Any:
             count = s[0] + 1
             total = s[1] + amount
             largest = s[2] if s[2] >= amount else amount
-            recent = s[3][1 - RECENT :] + (amount,)
+            recent = (*s[3][1 - RECENT :], amount)
         user.update((count, total, largest, recent))
         avg = total / count
         if count > 1 and amount > UNUSUAL_FACTOR * avg:
@@ -115,8 +122,15 @@ def make_detector(emit_every_verdict: bool) -> Any:
             reason = None
         else:
             return None
-        return ({"tx_id": tx["tx_id"], "user_id": user_id, "amount": amount,
-                 "merchant": tx.get("merchant", ""), "reason": reason},)
+        return (
+            {
+                "tx_id": tx["tx_id"],
+                "user_id": user_id,
+                "amount": amount,
+                "merchant": tx.get("merchant", ""),
+                "reason": reason,
+            },
+        )
 
     return detect
 
@@ -159,8 +173,18 @@ def build_job(
 # ---- generated transactions ---------------------------------------------------------------
 
 MERCHANTS = [
-    "Coffee Shop", "Gas Station", "Grocery Store", "Restaurant", "Pharmacy", "Bookstore",
-    "Department Store", "Electronics", "Jewelry Store", "Car Dealer", "Airline", "Hotel",
+    "Coffee Shop",
+    "Gas Station",
+    "Grocery Store",
+    "Restaurant",
+    "Pharmacy",
+    "Bookstore",
+    "Department Store",
+    "Electronics",
+    "Jewelry Store",
+    "Car Dealer",
+    "Airline",
+    "Hotel",
 ]
 _CHUNK = 4096
 
@@ -233,9 +257,21 @@ def redis_server() -> Iterator[str]:
         port = s.getsockname()[1]
     workdir = tempfile.mkdtemp(prefix="weir-redis-")
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
@@ -264,7 +300,9 @@ def make_store(backend: str, path: Path, redis_addr: str | None, namespace: str)
     options: dict[str, Any] = {"value_codec": "pickle"}
     if backend == "redis":
         options["namespace"] = namespace
-        return create_backend(StoreBackendConfig(backend_type="redis", path=redis_addr, options=options))
+        return create_backend(
+            StoreBackendConfig(backend_type="redis", path=redis_addr, options=options)
+        )
     if backend == "memory":
         return create_backend(StoreBackendConfig(backend_type="memory", options=options))
     return create_backend(StoreBackendConfig(backend_type=backend, path=path, options=options))
@@ -284,7 +322,9 @@ def print_verdict(v: dict[str, Any]) -> None:
     if v["reason"] is None:
         print(f"✅ OK | {v['tx_id']} | User {v['user_id']} | ${v['amount']:8.2f} | {v['merchant']}")
     else:
-        print(f"🚨 FRAUD | {v['tx_id']} | User {v['user_id']} | ${v['amount']:8.2f} | {v['merchant']}")
+        print(
+            f"🚨 FRAUD | {v['tx_id']} | User {v['user_id']} | ${v['amount']:8.2f} | {v['merchant']}"
+        )
         print(f"      └─ Reason: {v['reason']}")
 
 
@@ -319,7 +359,9 @@ async def run_seed(backend: str, workdir: Path, redis_addr: str | None) -> dict[
         print(f"  Total amount: ${s['total_amount']:.2f}")
         print(f"  Average: ${s['avg_amount']:.2f}")
         print(f"  Max: ${s['max_amount']:.2f}")
-    print(f"\n✅ State correctly persisted: User U001 has {users['U001']['txn_count']} transactions")
+    print(
+        f"\n✅ State correctly persisted: User U001 has {users['U001']['txn_count']} transactions"
+    )
     return {"alerts": [a["tx_id"] for a in alerts.items], "users": users}
 
 
@@ -346,32 +388,54 @@ async def run_generated(
 def print_generated(m: dict[str, Any], alerts_path: Path, args: argparse.Namespace) -> None:
     with open(alerts_path, "rb") as f:
         n_alerts = sum(1 for _ in f)
-    print(f"\nGenerated stream: {m['events_total']:,} transactions over {args.users:,} users "
-          f"on the {args.backend} backend")
-    print(f"  alerts found:        {n_alerts:,} ({100 * n_alerts / max(1, m['events_total']):.2f}%)")
+    print(
+        f"\nGenerated stream: {m['events_total']:,} transactions over {args.users:,} users "
+        f"on the {args.backend} backend"
+    )
+    print(
+        f"  alerts found:        {n_alerts:,} ({100 * n_alerts / max(1, m['events_total']):.2f}%)"
+    )
     print(f"  throughput:          {m['events_per_s']:,.0f} events/s ({m['seconds']:.2f} s)")
     print(f"  users in state:      {m['state_keys']:,}")
     print(f"  checkpoints:         {m['checkpoints']} (every {args.checkpoint_every:,} events)")
-    print(f"  checkpoint duration: median {m['checkpoint_ms_median']:.1f} ms, "
-          f"max {m['checkpoint_ms_max']:.1f} ms (barrier to durable)")
-    print(f"  checkpoint pause:    median {m['checkpoint_pause_ms_median']:.2f} ms, "
-          f"max {m['checkpoint_pause_ms_max']:.2f} ms (time the pipeline stood still)")
+    print(
+        f"  checkpoint duration: median {m['checkpoint_ms_median']:.1f} ms, "
+        f"max {m['checkpoint_ms_max']:.1f} ms (barrier to durable)"
+    )
+    print(
+        f"  checkpoint pause:    median {m['checkpoint_pause_ms_median']:.2f} ms, "
+        f"max {m['checkpoint_pause_ms_max']:.2f} ms (time the pipeline stood still)"
+    )
 
 
 # ---- 3. the crash test ----------------------------------------------------------------------
 
 
 def worker_argv(args: argparse.Namespace, workdir: Path, redis_addr: str | None) -> list[str]:
-    argv = [sys.executable, os.path.abspath(__file__), "--worker", str(workdir),
-            "--events", str(args.events), "--users", str(args.users), "--seed", str(args.seed),
-            "--backend", args.backend, "--checkpoint-every", str(args.checkpoint_every)]
+    argv = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        str(workdir),
+        "--events",
+        str(args.events),
+        "--users",
+        str(args.users),
+        "--seed",
+        str(args.seed),
+        "--backend",
+        args.backend,
+        "--checkpoint-every",
+        str(args.checkpoint_every),
+    ]
     if redis_addr:
         argv += ["--redis", redis_addr]
     return argv
 
 
-async def result_of(args: argparse.Namespace, workdir: Path, redis_addr: str | None,
-                    namespace: str) -> tuple[bytes, bytes]:
+async def result_of(
+    args: argparse.Namespace, workdir: Path, redis_addr: str | None, namespace: str
+) -> tuple[bytes, bytes]:
     store = make_store(args.backend, workdir / "state", redis_addr, namespace)
     await store.start()
     try:
@@ -389,14 +453,18 @@ def crash_test(args: argparse.Namespace, workdir: Path, redis_addr: str | None) 
     ref_dir, crash_dir = workdir / "reference", workdir / "crashed"
     ref_dir.mkdir()
     crash_dir.mkdir()
-    print(f"\nCrash test: {args.events:,} transactions, killed with SIGKILL {args.crash_test} times")
+    print(
+        f"\nCrash test: {args.events:,} transactions, killed with SIGKILL {args.crash_test} times"
+    )
     t0 = time.perf_counter()
     ref = subprocess.run(worker_argv(args, ref_dir, redis_addr), check=False)
     ref_seconds = time.perf_counter() - t0
     if ref.returncode != 0:
         print(f"  the uninterrupted run failed (exit {ref.returncode})")
         return False
-    ref_state, ref_alerts = asyncio.run(result_of(args, ref_dir, redis_addr, "fraud-worker-reference"))
+    ref_state, ref_alerts = asyncio.run(
+        result_of(args, ref_dir, redis_addr, "fraud-worker-reference")
+    )
     print(f"  uninterrupted run: {ref_seconds:.2f} s, {ref_alerts.count(NL):,} alerts")
     kills = 0
     runs = 0
@@ -423,9 +491,11 @@ def crash_test(args: argparse.Namespace, workdir: Path, redis_addr: str | None) 
     state, alerts = asyncio.run(result_of(args, crash_dir, redis_addr, "fraud-worker-crashed"))
     same_state = state == ref_state
     same_alerts = alerts == ref_alerts
-    print(f"  {kills} kills, {runs} runs; final state identical: {same_state} "
-          f"(sha256 {hashlib.sha256(state).hexdigest()[:16]}); alert output identical: "
-          f"{same_alerts} ({len(alerts):,} bytes, {alerts.count(NL):,} alerts)")
+    print(
+        f"  {kills} kills, {runs} runs; final state identical: {same_state} "
+        f"(sha256 {hashlib.sha256(state).hexdigest()[:16]}); alert output identical: "
+        f"{same_alerts} ({len(alerts):,} bytes, {alerts.count(NL):,} alerts)"
+    )
     return same_state and same_alerts
 
 
@@ -454,29 +524,59 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Fraud detection on weir.stream: the seed's 10 transactions, a generated "
         "stream, and optionally a kill -9 crash test of exactly-once processing.",
     )
-    ap.add_argument("--events", type=int, default=1_000_000,
-                    help="generated transactions (default 1,000,000)")
+    ap.add_argument(
+        "--events", type=int, default=1_000_000, help="generated transactions (default 1,000,000)"
+    )
     ap.add_argument("--users", type=int, default=100_000, help="distinct users (default 100,000)")
-    ap.add_argument("--backend", choices=["weir", "memory", "rocksdb", "redis"], default="weir",
-                    help="store backend for the state (default weir)")
-    ap.add_argument("--checkpoint-every", type=int, default=100_000,
-                    help="events between checkpoints (default 100,000)")
-    ap.add_argument("--crash-test", type=int, default=0, metavar="N",
-                    help="also run the job in a worker killed with SIGKILL N times at random "
-                    "points and check its final state and alerts equal an uninterrupted run")
-    ap.add_argument("--crash-events", type=int, default=200_000,
-                    help="transactions for the crash test (default 200,000)")
-    ap.add_argument("--crash-checkpoint-every", type=int, default=10_000,
-                    help="events between checkpoints in the crash test (default 10,000)")
+    ap.add_argument(
+        "--backend",
+        choices=["weir", "memory", "rocksdb", "redis"],
+        default="weir",
+        help="store backend for the state (default weir)",
+    )
+    ap.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=100_000,
+        help="events between checkpoints (default 100,000)",
+    )
+    ap.add_argument(
+        "--crash-test",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the job in a worker killed with SIGKILL N times at random "
+        "points and check its final state and alerts equal an uninterrupted run",
+    )
+    ap.add_argument(
+        "--crash-events",
+        type=int,
+        default=200_000,
+        help="transactions for the crash test (default 200,000)",
+    )
+    ap.add_argument(
+        "--crash-checkpoint-every",
+        type=int,
+        default=10_000,
+        help="events between checkpoints in the crash test (default 10,000)",
+    )
     ap.add_argument("--seed", type=int, default=42, help="random seed of the generated stream")
     ap.add_argument("--skip-seed", action="store_true", help="skip the seed's 10 transactions")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--redis", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if (args.events < 0 or args.users <= 0 or args.checkpoint_every <= 0 or args.crash_test < 0
-            or args.crash_events <= 0 or args.crash_checkpoint_every <= 0):
-        ap.error("--events and --crash-test must be >= 0; --users, --checkpoint-every, "
-                 "--crash-events and --crash-checkpoint-every positive")
+    if (
+        args.events < 0
+        or args.users <= 0
+        or args.checkpoint_every <= 0
+        or args.crash_test < 0
+        or args.crash_events <= 0
+        or args.crash_checkpoint_every <= 0
+    ):
+        ap.error(
+            "--events and --crash-test must be >= 0; --users, --checkpoint-every, "
+            "--crash-events and --crash-checkpoint-every positive"
+        )
     if args.crash_test and args.backend == "memory":
         ap.error("the memory backend keeps nothing across a crash; pick another for --crash-test")
     return args
@@ -493,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_seed:
             seed = asyncio.run(run_seed(args.backend, workdir, redis_addr))
             expect = {"U001": (5, 5225.0), "U002": (2, 8025.0), "U003": (3, 12350.0)}
-            got = {u: (s["txn_count"], round(s["total_amount"], 2)) for u, s in seed["users"].items()}
+            got = {
+                u: (s["txn_count"], round(s["total_amount"], 2)) for u, s in seed["users"].items()
+            }
             if seed["alerts"] != ["T006", "T010"] or got != expect:
                 print(f"\n❌ the seed's result differs: alerts {seed['alerts']}, users {got}")
                 ok = False

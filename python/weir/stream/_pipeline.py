@@ -274,7 +274,11 @@ class _Window(_Node):
         for sk, acc in items:
             wkey = sk[plen:]
             key, _, start_s = wkey.rpartition("@")
-            start: Any = float(start_s) if ("." in start_s or "e" in start_s or "n" in start_s) else int(start_s)
+            start: Any = (
+                float(start_s)
+                if ("." in start_s or "e" in start_s or "n" in start_s)
+                else int(start_s)
+            )
             end = start + self.windows.size
             h._cache[wkey] = acc
             if end > self.watermark:
@@ -330,7 +334,8 @@ class _Window(_Node):
                 end = start + size
                 if end + lateness <= wm:
                     dead.add(
-                        self.label, v,
+                        self.label,
+                        v,
                         f"late event: timestamp {t!r} is behind the watermark {wm!r} "
                         f"by more than the allowed lateness for window [{start!r}, {end!r})",
                     )
@@ -379,31 +384,38 @@ class Stream:
         self._pipeline = pipeline
         self._node = node
 
-    def _then(self, node: _Node, keyed: bool) -> Any:
+    def _then(self, node: _Node, keyed: bool) -> Stream:
         self._node.children.append(node)
-        return (KeyedStream if keyed else Stream)(self._pipeline, node)
+        return KeyedStream(self._pipeline, node) if keyed else Stream(self._pipeline, node)
 
     def _label(self, kind: str, name: str | None) -> str:
         return name or f"{kind}#{self._pipeline._next_id()}"
 
     def map(self, fn: Callable[[Any], Any], *, name: str | None = None) -> Stream:
         """Each record becomes ``fn(record)``."""
-        return self._then(_Map(self._pipeline, self._label("map", name), fn, self._keyed), self._keyed)  # type: ignore[no-any-return]
+        return self._then(
+            _Map(self._pipeline, self._label("map", name), fn, self._keyed), self._keyed
+        )
 
     def filter(self, fn: Callable[[Any], Any], *, name: str | None = None) -> Stream:
         """Keep the records for which ``fn(record)`` is true."""
-        return self._then(_Filter(self._pipeline, self._label("filter", name), fn, self._keyed), self._keyed)  # type: ignore[no-any-return]
+        return self._then(
+            _Filter(self._pipeline, self._label("filter", name), fn, self._keyed), self._keyed
+        )
 
     def flat_map(self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None) -> Stream:
         """Each record becomes the records of ``fn(record)`` (zero or more)."""
-        return self._then(_FlatMap(self._pipeline, self._label("flat_map", name), fn, self._keyed), self._keyed)  # type: ignore[no-any-return]
+        return self._then(
+            _FlatMap(self._pipeline, self._label("flat_map", name), fn, self._keyed), self._keyed
+        )
 
     def key_by(self, key: str | Callable[[Any], Any], *, name: str | None = None) -> KeyedStream:
         """Key each record by its field ``key`` (a str) or by ``key(record)``.
         Keys are strings (other values are converted with ``str``). A record
         without the field goes to the dead-letter sink."""
         node = _KeyBy(self._pipeline, self._label("key_by", name), key)
-        return self._then(node, True)  # type: ignore[no-any-return]
+        self._node.children.append(node)
+        return KeyedStream(self._pipeline, node)
 
     def sink(self, sink: Sink) -> Stream:
         """Send this stream's records to ``sink`` too; returns this stream."""
@@ -439,7 +451,7 @@ class KeyedStream(Stream):
                 raise PipelineError(f"{label}: state {h.name!r} already belongs to an operator")
         node = _Process(self._pipeline, label, fn, tuple(states))
         self._pipeline._register_stateful(node)
-        return self._then(node, False)  # type: ignore[no-any-return]
+        return self._then(node, False)
 
     def window(
         self,
@@ -467,12 +479,18 @@ class KeyedStream(Stream):
             raise PipelineError("max_delay and allowed_lateness must be >= 0")
         label = name or f"window#{self._pipeline._next_id()}"
         node = _Window(
-            self._pipeline, label, windows, timestamp, init, add,
+            self._pipeline,
+            label,
+            windows,
+            timestamp,
+            init,
+            add,
             result or (lambda k, s, e, acc: {"key": k, "start": s, "end": e, "value": acc}),
-            max_delay, allowed_lateness,
+            max_delay,
+            allowed_lateness,
         )
         self._pipeline._register_stateful(node)
-        return self._then(node, False)  # type: ignore[no-any-return]
+        return self._then(node, False)
 
 
 # ---- runtime ----------------------------------------------------------------------------
@@ -607,7 +625,9 @@ class Pipeline:
     def source(self, source: Source) -> Stream:
         """The pipeline's input (one per pipeline)."""
         if self._source is not None:
-            raise PipelineError("a pipeline has one source; this one already has " + self._source.name)
+            raise PipelineError(
+                "a pipeline has one source; this one already has " + self._source.name
+            )
         if not isinstance(source, Source):
             raise PipelineError(f"{source!r} is not a weir.stream Source")
         self._source = source
@@ -752,7 +772,9 @@ class Pipeline:
             for r in runners:
                 if r.task is not None:
                     r.task.cancel()
-            await asyncio.gather(reader, *(r.task for r in runners if r.task), return_exceptions=True)
+            await asyncio.gather(
+                reader, *(r.task for r in runners if r.task), return_exceptions=True
+            )
             await source.close()
             for r in runners:
                 await r.sink.close()
@@ -779,7 +801,12 @@ class Pipeline:
         if getattr(values.codec, "name", None) == "pickle":
             import pickle
 
-            def encode(_key: str, value: Any, dumps: Any = pickle.dumps, proto: int = pickle.HIGHEST_PROTOCOL) -> bytes:
+            def encode(
+                _key: str,
+                value: Any,
+                dumps: Any = pickle.dumps,
+                proto: int = pickle.HIGHEST_PROTOCOL,
+            ) -> bytes:
                 return dumps(value, proto)  # type: ignore[no-any-return]
 
         return encode_key, encode
@@ -980,7 +1007,8 @@ class Pipeline:
         else:
             head = f"{done:,} events"
         line = (
-            f"\r{self.name}: {head} | {m['events_per_s']:,.0f} ev/s | state {m['state_keys']:,} keys"
+            f"\r{self.name}: {head} | {m['events_per_s']:,.0f} ev/s"
+            f" | state {m['state_keys']:,} keys"
             f" | ckpt {m['checkpoint_id']} (pause {m['checkpoint_pause_ms_max']:.1f} ms max)"
         )
         sys.stderr.write(line + ("\n" if final else ""))

@@ -18,7 +18,7 @@ bounded by the slice length, not by the number of dirty keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -202,7 +202,7 @@ class ValueState(StateHandle, Generic[T]):
     def value(self) -> T | None:
         """The current key's value, or ``default``."""
         v = self._cache.get(self.key, ABSENT)
-        return self.default if v is ABSENT else v  # type: ignore[no-any-return]
+        return self.default if v is ABSENT else v
 
     def update(self, value: T) -> None:
         """Set the current key's value."""

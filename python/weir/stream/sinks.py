@@ -50,7 +50,7 @@ class Sink(abc.ABC):
         """Make what was written survive a crash of this process; return the
         position to store in the checkpoint."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release files or connections."""
 
 

@@ -70,10 +70,10 @@ class Source(abc.ABC):
         """Up to ``max_events`` events; an empty batch if none are ready yet;
         None at the end of the input."""
 
-    async def committed(self, offset: Any) -> None:
+    async def committed(self, offset: Any) -> None:  # noqa: B027 - optional hook
         """A checkpoint holding ``offset`` is durable (Redis acks here)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release files or connections."""
 
     def remaining(self) -> int | None:
@@ -243,7 +243,7 @@ class JsonLinesSource(Source):
                     f"({self._size} bytes); was the file replaced?"
                 )
         f.seek(pos)
-        self._f = f  # type: ignore[assignment]
+        self._f = f
         self._line = line
 
     async def read(self, max_events: int) -> SourceBatch | None:
@@ -270,7 +270,12 @@ class JsonLinesSource(Source):
             try:
                 events.append(loads(raw))
             except ValueError as e:
-                errors.append((raw.decode("utf-8", "replace").rstrip("\n"), f"{self.path} line {n}: invalid JSON: {e}"))
+                errors.append(
+                    (
+                        raw.decode("utf-8", "replace").rstrip("\n"),
+                        f"{self.path} line {n}: invalid JSON: {e}",
+                    )
+                )
         self._line = n
         return SourceBatch(events, [f.tell(), n], errors)
 
@@ -324,7 +329,9 @@ class CsvSource(Source):
             raise SourceError(f"{self.name}: typed columns {sorted(unknown)} are not in the header")
         skipped = sum(1 for _ in islice(self._reader, start))
         if skipped < start:
-            raise SourceError(f"{self.name}: checkpoint offset {start} is past the end ({skipped} rows)")
+            raise SourceError(
+                f"{self.name}: checkpoint offset {start} is past the end ({skipped} rows)"
+            )
         self._pos = start
 
     async def read(self, max_events: int) -> SourceBatch | None:
@@ -340,7 +347,9 @@ class CsvSource(Source):
             got += 1
             line = self._reader.line_num
             if len(row) != width:
-                errors.append((row, f"{self.path} line {line}: {len(row)} fields, expected {width}"))
+                errors.append(
+                    (row, f"{self.path} line {line}: {len(row)} fields, expected {width}")
+                )
                 continue
             rec = dict(zip(header, row, strict=True))
             bad = None
@@ -389,7 +398,9 @@ class _ArrowRowsSource(Source):
         except Exception as e:  # pyarrow's ArrowInvalid and friends
             raise SourceError(f"{self.name}: {self.path} is not readable: {e}") from e
         if start > total:
-            raise SourceError(f"{self.name}: checkpoint offset {start} is past the end ({total} rows)")
+            raise SourceError(
+                f"{self.name}: checkpoint offset {start} is past the end ({total} rows)"
+            )
         self._total = total
 
         def rows() -> Iterator[dict[str, Any]]:
@@ -539,7 +550,10 @@ class RedisStreamSource(Source):
                 return SourceBatch([], self._after_or_none())
         else:
             reply = await client.xreadgroup(
-                self.group, self.consumer, {self.stream: ">"}, count=max_events,
+                self.group,
+                self.consumer,
+                {self.stream: ">"},
+                count=max_events,
                 block=self._block_ms,
             )
             entries = reply[0][1] if reply else []
@@ -547,7 +561,9 @@ class RedisStreamSource(Source):
                 now = loop.time()
                 if self._idle_since is None:
                     self._idle_since = now
-                elif self._idle_timeout is not None and now - self._idle_since >= self._idle_timeout:
+                elif (
+                    self._idle_timeout is not None and now - self._idle_since >= self._idle_timeout
+                ):
                     return None
                 return SourceBatch([], self._after_or_none())
         self._idle_since = None

@@ -42,7 +42,9 @@ class HoppingWindows:
         if not self.size > 0 or not self.hop > 0:
             raise ValueError(f"size and hop must be positive, not {self.size!r}, {self.hop!r}")
         if self.hop > self.size:
-            raise ValueError(f"hop {self.hop!r} is larger than size {self.size!r}: events would be lost")
+            raise ValueError(
+                f"hop {self.hop!r} is larger than size {self.size!r}: events would be lost"
+            )
 
     def assign(self, t: float) -> list[float]:
         """The starts of every window holding ``t``, oldest first."""
