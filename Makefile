@@ -17,7 +17,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-stream clean help
 
 all: build
 
@@ -37,6 +37,8 @@ help:
 	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
 	@echo "make bench-python  the store backends and raw Python bindings vs rocksdict,"
 	@echo "                plyvel, py-lmdb (and tonbo if installable); updates docs/BENCHMARKS.md"
+	@echo "make bench-stream  the fraud job on weir.stream (each backend) vs bytewax and PyFlink;"
+	@echo "                updates docs/BENCHMARKS.md"
 	@echo "make clean      remove build directories"
 
 deps:
@@ -146,6 +148,23 @@ bench-python: venv bench-deps
 	    echo "bench-python: tonbo could not be installed; it is reported as not measured"
 	$(PY) bench/python/stores_bench.py
 	$(PY) bench/python/raw_bench.py
+
+# weir.stream benchmark (bench/python/stream.py): the fraud job over 1,000,000
+# generated transactions on each store backend, then on bytewax and PyFlink.
+# The peers go into a venv of their own: apache-flink pins older pyarrow and
+# numpy than weir's test extras. A peer that cannot be installed is reported
+# as not measured. STREAM_BENCH_ARGS="--events 200000 --repeat 1" for a
+# quicker run.
+STREAM_PEERS_VENV ?= .venv-stream-peers
+STREAM_BENCH_ARGS ?=
+bench-stream: venv
+	@test -x $(STREAM_PEERS_VENV)/bin/python || python3 -m venv $(STREAM_PEERS_VENV)
+	@$(STREAM_PEERS_VENV)/bin/pip install -q bytewax >/dev/null 2>&1 || \
+	    echo "bench-stream: bytewax could not be installed; it is reported as not measured"
+	@$(STREAM_PEERS_VENV)/bin/pip install -q apache-flink >/dev/null 2>&1 || \
+	    echo "bench-stream: apache-flink could not be installed; it is reported as not measured"
+	$(PY) bench/python/stream.py --peer-python $(STREAM_PEERS_VENV)/bin/python \
+	    --update-docs $(STREAM_BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py
