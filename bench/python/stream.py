@@ -210,6 +210,12 @@ def main() -> int:
         help="checkpoint interval for every engine (default 1.0)",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per engine; the median is kept")
+    ap.add_argument(
+        "--peer-repeat",
+        type=int,
+        default=None,
+        help="runs per peer (default --repeat; PyFlink takes long)",
+    )
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "stream.json")
     ap.add_argument(
@@ -242,8 +248,9 @@ def main() -> int:
                 results.append({"engine": peer, "error": "no --peer-python venv given"})
                 continue
             runs = []
-            for i in range(args.repeat):
-                progress(f"{peer} run {i + 1}/{args.repeat}")
+            peer_repeat = args.repeat if args.peer_repeat is None else args.peer_repeat
+            for i in range(peer_repeat):
+                progress(f"{peer} run {i + 1}/{peer_repeat}")
                 work = tmp / f"{peer}-{i}"
                 work.mkdir()
                 runs.append(
@@ -268,7 +275,8 @@ def main() -> int:
     md = table(results, args)
     header = (
         f"Fraud job, {args.events:,} transactions over {args.users:,} users, JSON-lines input, "
-        f"checkpoint every {args.checkpoint_seconds:g} s, median of {args.repeat} runs; "
+        f"checkpoint every {args.checkpoint_seconds:g} s, median of {args.repeat} runs "
+        f"(peers: {args.repeat if args.peer_repeat is None else args.peer_repeat}); "
         f"{platform.machine()}, {os.cpu_count()} cores shared with other agents' builds "
         f"(loaded: treat the figures as lower bounds), Python {platform.python_version()}."
     )

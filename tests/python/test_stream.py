@@ -63,6 +63,7 @@ fd = load_fraud_example()
 @pytest.mark.parametrize("kind", BACKENDS)
 async def test_seed_fraud_scenario_on_every_backend(kind: str, make_backend: Any) -> None:
     store = make_backend(kind, options={"value_codec": "pickle"})
+    await store.start()  # started by us, so the run leaves it open (memory keeps its data)
     alerts, verdicts = ListSink("alerts"), ListSink("verdicts")
     job = fd.build_job(
         IterableSource(fd.SEED_TRANSACTIONS, name="seed"),
@@ -80,7 +81,7 @@ async def test_seed_fraud_scenario_on_every_backend(kind: str, make_backend: Any
     ]
     assert len(verdicts.items) == 10
     assert 100 * len(alerts.items) / len(verdicts.items) == 20.0
-    await store.start()
+    assert store.started
     users = {k: fd.describe(v) for k, v in await job.state_items(fd.OPERATOR, fd.STATE)}
     assert {u: (s["txn_count"], s["total_amount"], s["max_amount"]) for u, s in users.items()} == {
         "U001": (5, 5225.0, 5000.0),
@@ -630,3 +631,62 @@ async def test_pipeline_configuration_errors(tmp_path: pathlib.Path) -> None:
     assert cb == [1, 2]
     with pytest.raises(PipelineError, match="runs once"):
         await job3.run()
+
+
+class FailingSource(FunctionSource):
+    """Fails once it reaches event ``fail_at``."""
+
+    def __init__(self, total: int, fail_at: int | None) -> None:
+        super().__init__(
+            lambda s, c: [{"k": "a", "i": i} for i in range(s, s + c)], total, name="failing"
+        )
+        self.fail_at = fail_at
+
+    async def read(self, max_events: int) -> Any:
+        b = await super().read(max_events)
+        if b is not None and self.fail_at is not None and b.offset > self.fail_at:
+            raise OSError("disk on fire")
+        return b
+
+
+async def test_source_failure_is_not_taken_for_the_end_of_input(tmp_path: pathlib.Path) -> None:
+    def job_with(src: Any, out: Any) -> Pipeline:
+        job = Pipeline(
+            "f", state_dir=tmp_path / "s", batch_size=10, checkpoint_every=20, progress=False
+        )
+        job.source(src).key_by("k").process(
+            lambda k, e, c: [(e["i"], c.add())], CounterState("c"), name="p"
+        ).sink(out)
+        return job
+
+    out_path = tmp_path / "out.jsonl"
+    with pytest.raises(OSError, match="disk on fire"):
+        await job_with(FailingSource(100, 55), JsonLinesSink(out_path, name="out")).run()
+    job = job_with(FailingSource(100, None), ListSink("x"))
+    await job.open_store()
+    meta = await job.last_checkpoint()
+    await job.close_store()
+    assert meta is not None and not meta["finished"] and meta["offset"] <= 55
+    await job_with(FailingSource(100, None), JsonLinesSink(out_path, name="out")).run()
+    rows = [json.loads(x) for x in out_path.read_text().splitlines()]
+    assert rows == [[i, i + 1] for i in range(100)]  # each event counted once
+
+
+class BrokenSink(Sink):
+    name = "broken"
+
+    async def open(self, position: Any) -> None:
+        return None
+
+    async def write(self, items: list[Any]) -> None:
+        raise ConnectionError("sink went away")
+
+    async def flush(self) -> Any:
+        return 0
+
+
+async def test_sink_failure_stops_the_job(tmp_path: pathlib.Path) -> None:
+    job = Pipeline("b", state_dir=tmp_path / "s", batch_size=10, queue_batches=2, progress=False)
+    job.source(IterableSource(range(1000))).sink(BrokenSink())
+    with pytest.raises(ConnectionError, match="sink went away"):
+        await asyncio.wait_for(job.run(), 30)
