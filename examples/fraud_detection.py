@@ -467,7 +467,9 @@ def crash_test(args: argparse.Namespace, workdir: Path, redis_addr: str | None) 
         f"\nCrash test: {args.events:,} transactions, killed with SIGKILL {args.crash_test} times"
     )
     t0 = time.perf_counter()
-    ref = subprocess.run(worker_argv(args, ref_dir, redis_addr), check=False)
+    ref = subprocess.run(
+        worker_argv(args, ref_dir, redis_addr), check=False, stdout=subprocess.DEVNULL
+    )
     ref_seconds = time.perf_counter() - t0
     if ref.returncode != 0:
         print(f"  the uninterrupted run failed (exit {ref.returncode})")
@@ -479,21 +481,45 @@ def crash_test(args: argparse.Namespace, workdir: Path, redis_addr: str | None) 
     kills = 0
     runs = 0
     width = 30
+    kill_points: list[int] = []
     while kills < args.crash_test:
-        proc = subprocess.Popen(worker_argv(args, crash_dir, redis_addr))
+        # The worker prints the offset of each batch it reads; kill it once it
+        # passes a random point between where it resumed and the end, drawn
+        # so that the remaining kills spread over the rest of the input.
+        proc = subprocess.Popen(
+            worker_argv(args, crash_dir, redis_addr), stdout=subprocess.PIPE, text=True
+        )
         runs += 1
-        # Aim for about 1/N of the job per run, so the kills spread over it.
-        time.sleep(rng.uniform(0.3, 0.3 + 1.5 * ref_seconds / args.crash_test))
-        if proc.poll() is not None:
-            break  # finished before this kill: the job is done
-        proc.send_signal(signal.SIGKILL)
+        assert proc.stdout is not None
+        target: int | None = None
+        killed = False
+        for line in proc.stdout:
+            offset = int(line.split()[1])
+            if target is None:
+                left = args.events - offset
+                span = max(1, 2 * left // (args.crash_test - kills + 1))
+                # ...but before the last batch (1024 events), so it is reached.
+                target = min(offset + rng.randint(1, span), max(offset + 1, args.events - 1025))
+            if offset >= target and offset < args.events:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+                kill_points.append(offset)
+                break
+        proc.stdout.close()
         proc.wait()
+        if not killed:
+            if proc.returncode != 0:
+                print(f"  a worker failed (exit {proc.returncode})")
+                return False
+            break  # it finished before the kill point: the job is done
         kills += 1
         bar = "#" * (width * kills // args.crash_test)
         sys.stderr.write(f"\r  [{bar:<{width}}] {kills}/{args.crash_test} kills")
         sys.stderr.flush()
     sys.stderr.write("\n")
-    final = subprocess.run(worker_argv(args, crash_dir, redis_addr), check=False)
+    final = subprocess.run(
+        worker_argv(args, crash_dir, redis_addr), check=False, stdout=subprocess.DEVNULL
+    )
     runs += 1
     if final.returncode != 0:
         print(f"  the final restart failed (exit {final.returncode})")
@@ -502,6 +528,7 @@ def crash_test(args: argparse.Namespace, workdir: Path, redis_addr: str | None) 
     same_state = state == ref_state
     same_alerts = alerts == ref_alerts
     print(
+        f"  killed while reading events {', '.join(f'{k:,}' for k in kill_points)}\n"
         f"  {kills} kills, {runs} runs; final state identical: {same_state} "
         f"(sha256 {hashlib.sha256(state).hexdigest()[:16]}); alert output identical: "
         f"{same_alerts} ({len(alerts):,} bytes, {alerts.count(NL):,} alerts)"
@@ -515,8 +542,14 @@ def worker_main(args: argparse.Namespace) -> int:
     namespace = "fraud-worker-" + workdir.name
     gen = TransactionGenerator(args.users, args.seed)
     store = make_store(args.backend, workdir / "state", args.redis, namespace)
+
+    def make(start: int, count: int) -> list[dict[str, Any]]:
+        # Progress for the crash test's parent, which picks when to kill.
+        print(f"read {start}", flush=True)
+        return gen.make(start, count)
+
     job = build_job(
-        FunctionSource(gen.make, args.events, name="transactions"),
+        FunctionSource(make, args.events, name="transactions"),
         JsonLinesSink(workdir / "alerts.jsonl", name="alerts"),
         store=store,
         checkpoint_every=args.checkpoint_every,
