@@ -99,6 +99,24 @@ async def run_weir(
     }
 
 
+async def run_pause(fd: Any, events: int, users: int, work: Path) -> dict[str, Any]:
+    """The checkpoint pause with about ``users`` dirty keys per checkpoint:
+    the generated stream (no file parsing), weir backend, a checkpoint
+    halfway (by then ~99% of the users changed) and one at the end."""
+    from weir.stream import FunctionSource, ListSink
+
+    gen = fd.TransactionGenerator(users, 7)
+    job = fd.build_job(
+        FunctionSource(gen.make, events),
+        ListSink("alerts"),
+        state_dir=work / "state",
+        checkpoint_every=events // 2,
+        progress=False,
+    )
+    m: dict[str, Any] = await job.run()
+    return m
+
+
 def run_peer(
     engine: str, python: str, inp: Path, work: Path, ckpt_s: float, timeout: float
 ) -> dict[str, Any]:
@@ -217,6 +235,12 @@ def main() -> int:
         help="runs per peer (default --repeat; PyFlink takes long)",
     )
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument(
+        "--pause-users",
+        type=int,
+        default=100_000,
+        help="keys for the checkpoint-pause measurement (0: skip)",
+    )
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "stream.json")
     ap.add_argument(
         "--update-docs", action="store_true", help="write the table into docs/BENCHMARKS.md"
@@ -243,6 +267,18 @@ def main() -> int:
                 )
                 shutil.rmtree(work, ignore_errors=True)
             results.append(median_run(runs))
+        pauses = []
+        if args.pause_users:
+            for i in range(args.repeat):
+                progress(
+                    f"checkpoint pause at {args.pause_users:,} keys, run {i + 1}/{args.repeat}"
+                )
+                work = tmp / f"pause-{i}"
+                work.mkdir()
+                pauses.append(
+                    asyncio.run(run_pause(fd, 10 * args.pause_users, args.pause_users, work))
+                )
+                shutil.rmtree(work, ignore_errors=True)
         for peer in [p for p in args.peers.split(",") if p]:
             if args.peer_python is None:
                 results.append({"engine": peer, "error": "no --peer-python venv given"})
@@ -273,6 +309,23 @@ def main() -> int:
         print(f"engines disagree on the number of alerts: {sorted(want)}", file=sys.stderr)
         return 1
     md = table(results, args)
+    pause_md = ""
+    if pauses:
+        pauses.sort(key=lambda m: m["checkpoint_pause_ms_max"])
+        p = pauses[len(pauses) // 2]
+        pause_md = (
+            f"\n\nCheckpoint pause with {p['checkpoint_keys_max']:,} keys written by one "
+            f"checkpoint (generated stream of {p['events']:,} transactions over "
+            f"{args.pause_users:,} users, weir backend, a checkpoint halfway; median of "
+            f"{len(pauses)} runs): longest stall {p['checkpoint_pause_ms_max']:.1f} ms wall, "
+            f"{p['checkpoint_pause_cpu_ms_max']:.1f} ms CPU; the checkpoint took "
+            f"{p['checkpoint_ms_max']:.0f} ms from barrier to durable while processing went "
+            f"on; {p['events_per_s']:,.0f} events/s, {p['events_per_cpu_s']:,.0f} per CPU "
+            "second (source included)."
+        )
+        for m in pauses:
+            m.pop("sinks", None)
+    md += pause_md
     header = (
         f"Fraud job, {args.events:,} transactions over {args.users:,} users, JSON-lines input, "
         f"checkpoint every {args.checkpoint_seconds:g} s, median of {args.repeat} runs "
@@ -284,7 +337,12 @@ def main() -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "results": results,
+                "pause_runs": pauses,
+            },
+            indent=2,
         )
     )
     if args.update_docs:

@@ -619,6 +619,7 @@ class Pipeline:
         self._started_cpu = 0.0
         self._ckpt_work: list[float] = []
         self._ckpt_pauses_cpu: list[float] = []
+        self._ckpt_keys: list[int] = []
         self._checkpoints = 0
         self._ckpt_durations: list[float] = []
         self._ckpt_pauses: list[float] = []
@@ -968,6 +969,7 @@ class Pipeline:
             p, d = h.take_snapshot()
             puts += p
             deletes += d
+        self._ckpt_keys.append(len(puts) + len(deletes))
         meta_key = self._key(_META)
         puts.append((store._keys.encode(meta_key), store._values.encode_plain(meta_key, ckpt.meta)))
         locked_write = getattr(store, "_locked_write", None)
@@ -1028,6 +1030,7 @@ class Pipeline:
             "checkpoint_pause_ms_max": 1000 * pauses[-1] if pauses else 0.0,
             "checkpoint_pause_cpu_ms_median": 1000 * pcpu[len(pcpu) // 2] if pcpu else 0.0,
             "checkpoint_pause_cpu_ms_max": 1000 * pcpu[-1] if pcpu else 0.0,
+            "checkpoint_keys_max": max(self._ckpt_keys, default=0),
             "checkpoint_work_ms_median": 1000 * work[len(work) // 2] if work else 0.0,
             "lag": lag,
             "sinks": {r.sink.name: r.written for r in self._runners},
