@@ -17,7 +17,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream clean help
 .PHONY: fuzz-python test-valgrind
 
 all: build
@@ -36,7 +36,8 @@ help:
 	@echo "make fuzz-python  the atheris harnesses of tests/fuzz/python/ for FUZZ_SECONDS each"
 	@echo "make test-valgrind  the extension's Python tests under valgrind memcheck"
 	@echo "                (VALGRIND_TESTS=\"tests/python/test_db.py\" to run fewer)"
-	@echo "make demo       load a generated data set into weir and query it"
+	@echo "make demo       fraud detection on weir.stream: the seed's 10 transactions, then 1M"
+	@echo "                generated ones (DEMO_ARGS=\"--crash-test 5\" adds the kill -9 check)"
 	@echo "make bench      weir vs RocksDB, LevelDB and LMDB; updates docs/BENCHMARKS.md"
 	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
 	@echo "make bench-python  the store backends and raw Python bindings vs rocksdict,"
@@ -44,6 +45,8 @@ help:
 	@echo "make bench-txn  transactions, merges, range deletes vs plain operations (C and Python)"
 	@echo "make bench-materialize  weir.materialize enrich joins vs pyarrow, duckdb, polars;"
 	@echo "                lookups, index memory, bulk loads; updates docs/BENCHMARKS.md"
+	@echo "make bench-stream  the fraud job on weir.stream (each backend) vs bytewax and PyFlink;"
+	@echo "                updates docs/BENCHMARKS.md"
 	@echo "make clean      remove build directories"
 
 deps:
@@ -131,8 +134,13 @@ test-valgrind: venv
 	@scripts/install-deps.sh --valgrind
 	scripts/valgrind-python.sh $(VENV) $(VALGRIND_TESTS)
 
-demo: build
-	$(BUILD)/weir-demo
+# The fraud-detection job on weir.stream (examples/fraud_detection.py): the
+# seed's 10 transactions, then 1,000,000 generated ones over 100,000 users.
+# DEMO_ARGS="--crash-test 5" adds the kill -9 exactly-once check. The
+# interim C demo is still built by `make build` as $(BUILD)/weir-demo.
+DEMO_ARGS ?=
+demo: venv
+	$(PY) examples/fraud_detection.py $(DEMO_ARGS)
 
 # The benchmark: a Release build of weir-bench in its own directory, run on
 # 1,000,000 keys, three rounds (about 10 minutes on 2 cores; the median round
@@ -188,6 +196,23 @@ bench-materialize: venv
 	@$(PY) -m pip install -q polars || echo "bench-materialize: polars could not be installed"
 	@$(PY) -m pip install -q matplotlib || echo "bench-materialize: no matplotlib, no plot"
 	$(PY) bench/python/materialize.py $(MATERIALIZE_ARGS)
+
+# weir.stream benchmark (bench/python/stream.py): the fraud job over 1,000,000
+# generated transactions on each store backend, then on bytewax and PyFlink.
+# The peers go into a venv of their own: apache-flink pins older pyarrow and
+# numpy than weir's test extras. A peer that cannot be installed is reported
+# as not measured. STREAM_BENCH_ARGS="--events 200000 --repeat 1" for a
+# quicker run.
+STREAM_PEERS_VENV ?= .venv-stream-peers
+STREAM_BENCH_ARGS ?=
+bench-stream: venv
+	@test -x $(STREAM_PEERS_VENV)/bin/python || python3 -m venv $(STREAM_PEERS_VENV)
+	@$(STREAM_PEERS_VENV)/bin/pip install -q bytewax >/dev/null 2>&1 || \
+	    echo "bench-stream: bytewax could not be installed; it is reported as not measured"
+	@$(STREAM_PEERS_VENV)/bin/pip install -q apache-flink >/dev/null 2>&1 || \
+	    echo "bench-stream: apache-flink could not be installed; it is reported as not measured"
+	$(PY) bench/python/stream.py --peer-python $(STREAM_PEERS_VENV)/bin/python \
+	    --update-docs $(STREAM_BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py
