@@ -76,8 +76,10 @@ def get_batch(db: DB, key: Any, *, snapshot: Snapshot | None = None) -> pa.Recor
         reader = pa.ipc.open_stream(pa.py_buffer(raw))
         batch = reader.read_next_batch()
     except (pa.ArrowInvalid, StopIteration, OSError) as e:
-        raise InvalidArgumentError(
+        err = InvalidArgumentError(
             f"the value of key {bytes(key)!r} is not an Arrow IPC record batch "
             f"(was it stored with put_batch?): {e}"
-        ) from None
+        )
+        err.status = "WEIR_INVALID"  # as the engine's own InvalidArgumentErrors carry
+        raise err from None
     return batch

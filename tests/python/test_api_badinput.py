@@ -90,6 +90,13 @@ def c(target: str, what: str, call: Callable[[H], Any], exc: type[BaseException]
     return Case(target, what, call, exc, msg)
 
 
+def _arrow_rows(null_key: bool = False) -> Any:
+    """A two-row pyarrow table (id, v) for the Arrow rows."""
+    import pyarrow as pa
+
+    return pa.table({"id": [1, None if null_key else 2], "v": [b"a", b"b"]})
+
+
 IA = weir.InvalidArgumentError
 CL = weir.ClosedError
 
@@ -613,6 +620,79 @@ CASES: list[Case] = [
         CL,
         "is closed",
     ),
+    c(
+        "DB.scan_arrow",
+        "int prefix",
+        lambda h: h.db.scan_arrow(prefix=1),
+        TypeError,
+        f"prefix {NOT_BYTES} int",
+    ),
+    c(
+        "DB.scan_arrow",
+        "batch_size 0",
+        lambda h: h.db.scan_arrow(batch_size=0),
+        IA,
+        "batch_size must be between 1 and 2**30, not 0",
+    ),
+    c("DB.scan_arrow", "closed DB", lambda h: h.closed.scan_arrow(), CL, "is closed"),
+    c(
+        "DB.put_arrow",
+        "a list, not Arrow data",
+        lambda h: h.db.put_arrow([1, 2], key="id"),
+        TypeError,
+        "put_arrow needs Arrow data",
+    ),
+    c(
+        "DB.put_arrow",
+        "missing key column",
+        lambda h: h.db.put_arrow(_arrow_rows(), key="nope"),
+        IA,
+        "no key column 'nope' in the data; its columns are 'id', 'v'",
+    ),
+    c(
+        "DB.put_arrow",
+        "null key",
+        lambda h: h.db.put_arrow(_arrow_rows(null_key=True), key="id"),
+        IA,
+        "key column 'id' is null at row 1; nothing was written",
+    ),
+    c(
+        "DB.put_arrow",
+        "closed DB",
+        lambda h: h.closed.put_arrow(_arrow_rows(), key="id"),
+        CL,
+        "is closed",
+    ),
+    c(
+        "DB.put_batch",
+        "int, not a batch",
+        lambda h: h.db.put_batch(b"k", 5),
+        TypeError,
+        "put_batch needs a record batch",
+    ),
+    c(
+        "DB.put_batch",
+        "int key",
+        lambda h: h.db.put_batch(1, _arrow_rows().to_batches()[0]),
+        TypeError,
+        f"key {NOT_BYTES} int",
+    ),
+    c(
+        "DB.put_batch",
+        "closed DB",
+        lambda h: h.closed.put_batch(b"k", _arrow_rows().to_batches()[0]),
+        CL,
+        "is closed",
+    ),
+    c(
+        "DB.get_batch",
+        "value not Arrow IPC",
+        lambda h: h.db.get_batch(b"s"),
+        IA,
+        "is not an Arrow IPC record batch",
+    ),
+    c("DB.get_batch", "int key", lambda h: h.db.get_batch(1), TypeError, f"key {NOT_BYTES} int"),
+    c("DB.get_batch", "closed DB", lambda h: h.closed.get_batch(b"k"), CL, "is closed"),
     c("DB.transaction", "int sync", lambda h: h.db.transaction(sync=1), TypeError, "sync must be"),
     c("DB.transaction", "positional", lambda h: h.db.transaction("fsync"), TypeError, "positional"),
     c("DB.transaction", "closed DB", lambda h: h.closed.transaction(), CL, "is closed"),
