@@ -48,6 +48,12 @@ struct memtable {
     _Atomic int refs;
     _Atomic uint64_t count;
     uint64_t rng; /* writer-only PRNG state for node heights */
+    /* Writer-only "finger": splice[l] is the last node before the newest
+     * insert's key on level l (the new node itself on its own levels).
+     * Keys written in ascending order (sequential loads, the sorted keys
+     * of a batch) then start their search next to the previous insert
+     * instead of at the head. */
+    skip_node *splice[SKIP_MAX_HEIGHT];
     _Atomic(const range_tomb *) tombs; /* newest first */
     /* Optional bloom filter of the user keys, so a point lookup of a key
      * the memtable does not hold (most lookups, once data is in tables)
@@ -266,6 +272,42 @@ static skip_node *find_last(const memtable *m) {
     }
 }
 
+/* Writer only: prev[l] = the last node < k on every level in use, as
+ * find_greater_or_equal computes, but starting from the splice of the
+ * previous insert when k sorts after it. The splice's nodes ascend as the
+ * levels descend and each brackets the previous key exactly, so if k lies
+ * between splice[L] and its successor on level L, it does so on every
+ * level above L too (their successors are level-L nodes at or after that
+ * successor); only levels L and below need searching. */
+static void find_insert_position(memtable *m, const lookup_key *k, skip_node **prev) {
+    int top = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
+    skip_node *base = m->splice[0];
+    if (base != m->head && entry_compare(node_entry(base), k) >= 0) {
+        find_greater_or_equal(m, k, prev); /* k is not after the last insert */
+        return;
+    }
+    /* Climb to the lowest level whose successor is not before k. */
+    int level = 0;
+    for (;;) {
+        skip_node *next = link_load(m->splice[level], level);
+        if (next == NULL || entry_compare(node_entry(next), k) >= 0) break;
+        if (level == top) break; /* search this level onward from the splice */
+        level++;
+    }
+    for (int l = top; l > level; l--) prev[l] = m->splice[l];
+    skip_node *x = m->splice[level];
+    for (;;) {
+        skip_node *next = link_load(x, level);
+        if (next != NULL && entry_compare(node_entry(next), k) < 0) {
+            x = next;
+            continue;
+        }
+        prev[level] = x;
+        if (level == 0) return;
+        level--;
+    }
+}
+
 /* Height h with probability (1/2)^h, capped. */
 static int random_height(memtable *m) {
     uint64_t x = m->rng; /* xorshift64 */
@@ -332,6 +374,7 @@ memtable *memtable_create_with_filter(size_t filter_bytes) {
     atomic_init(&m->count, 0);
     atomic_init(&m->tombs, NULL);
     m->rng = 0x2545F4914F6CDD1Dull;
+    for (int i = 0; i < SKIP_MAX_HEIGHT; i++) m->splice[i] = m->head;
     return m;
 }
 
@@ -423,7 +466,7 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
     if (m->bloom_lines) bloom_add(m, hash);
     lookup_key k = make_lookup(user_key.data, user_key.len, tag);
     skip_node *prev[SKIP_MAX_HEIGHT];
-    find_greater_or_equal(m, &k, prev);
+    find_insert_position(m, &k, prev);
     int cur_height = atomic_load_explicit(&m->max_height, memory_order_relaxed);
     if (height > cur_height) {
         for (int i = cur_height; i < height; i++) prev[i] = m->head;
@@ -438,6 +481,9 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
         atomic_store_explicit(node_link(node, i), next, memory_order_relaxed);
         atomic_store_explicit(node_link(prev[i], i), node, memory_order_release);
     }
+    /* prev[] now covers every level in use (new levels start at head). */
+    int levels = height > cur_height ? height : cur_height;
+    for (int i = 0; i < levels; i++) m->splice[i] = i < height ? node : prev[i];
     if (m->index) index_put(m, hash, user_key, node, seq);
     uint64_t n = atomic_load_explicit(&m->count, memory_order_relaxed);
     atomic_store_explicit(&m->count, n + 1, memory_order_relaxed);
@@ -546,6 +592,26 @@ uint64_t memtable_count(const memtable *m) {
 }
 
 /* ---- iterator ------------------------------------------------------------ */
+
+int memtable_levels_ordered(const memtable *m) {
+    int height = atomic_load_explicit(&m->max_height, memory_order_relaxed);
+    for (int level = 0; level < height; level++) {
+        skip_node *below = level ? link_load(m->head, level - 1) : NULL;
+        skip_node *prev = NULL;
+        for (skip_node *x = link_load(m->head, level); x != NULL; x = link_load(x, level)) {
+            if (prev) {
+                lookup_key k = lookup_from_entry(node_entry(x));
+                if (entry_compare(node_entry(prev), &k) >= 0) return 0;
+            }
+            if (level) { /* x must appear on the level below, after prev */
+                while (below != NULL && below != x) below = link_load(below, level - 1);
+                if (below == NULL) return 0;
+            }
+            prev = x;
+        }
+    }
+    return 1;
+}
 
 typedef struct memtable_iter {
     iter base;

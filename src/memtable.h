@@ -74,6 +74,12 @@ size_t memtable_memory_usage(const memtable *m);
 /* Entries inserted. */
 uint64_t memtable_count(const memtable *m);
 
+/* 1 if every level of the skiplist is in strictly ascending order and each
+ * level is a subset of the one below, else 0. Walks the whole list: for
+ * tests (an out-of-order upper level never changes results, only speed, so
+ * nothing else would notice it). Not safe against a concurrent writer. */
+int memtable_levels_ordered(const memtable *m);
+
 /* Iterator over internal keys; holds a reference on m until destroyed.
  * NULL if out of memory. */
 iter *memtable_iter_create(memtable *m);

@@ -112,6 +112,7 @@ TEST(iteration_matches_sorted_reference_both_ways) {
         CHECK_EQ_INT(type, r->type);
         if (type == TYPE_VALUE) CHECK(slice_equal(v, slice_make(r->val, r->vlen)));
     }
+    CHECK(memtable_levels_ordered(m));
     qsort(refs, N, sizeof *refs, ref_cmp);
 
     iter *it = memtable_iter_create(m);
@@ -159,6 +160,81 @@ TEST(iteration_matches_sorted_reference_both_ways) {
 }
 
 /* get at seq must return the newest version with sequence <= seq. */
+static int int_cmp(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Inserts that start from the previous insert's splice (ascending runs)
+ * mixed with jumps back and forth: every key must still be found by a
+ * search, which walks the upper levels, and iteration must be sorted. */
+TEST(ascending_runs_and_jumps_keep_every_level_sorted) {
+    test_rng rng;
+    uint64_t seed = test_seed_from_env();
+    printf("  seed %llu\n", (unsigned long long)seed);
+    test_rng_seed(&rng, seed);
+    enum { N = 20000 };
+    int *order = malloc(N * sizeof *order);
+    CHECK(order != NULL);
+    for (int i = 0; i < N; i++) order[i] = i;
+    for (int i = N - 1; i > 0; i--) {
+        int j = (int)test_rng_uniform(&rng, (uint64_t)i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    /* Sort chunks of 1 to 300 keys: each chunk ascends, chunks jump. The
+     * first chunk is long and the last is sorted descending. */
+    int at = 0;
+    while (at < N) {
+        int len = at == 0 ? 3000 : 1 + (int)test_rng_uniform(&rng, 300);
+        if (len > N - at) len = N - at;
+        qsort(order + at, (size_t)len, sizeof *order, int_cmp);
+        if (at + len == N)
+            for (int a = at, b = N - 1; a < b; a++, b--) {
+                int t = order[a];
+                order[a] = order[b];
+                order[b] = t;
+            }
+        at += len;
+    }
+    memtable *m = memtable_create_with_filter(64 * 1024);
+    CHECK(m != NULL);
+    char key[16], val[16];
+    for (int i = 0; i < N; i++) {
+        int klen = snprintf(key, sizeof key, "k%08d", order[i]);
+        int vlen = snprintf(val, sizeof val, "v%d", order[i]);
+        CHECK_OK(memtable_add(m, (uint64_t)i + 1, TYPE_VALUE, slice_make(key, (size_t)klen),
+                              slice_make(val, (size_t)vlen)));
+    }
+    CHECK(memtable_levels_ordered(m));
+    iter *it = memtable_iter_create(m);
+    CHECK(it != NULL);
+    int n = 0;
+    for (iter_seek_first(it); iter_valid(it); iter_next(it), n++) {
+        int klen = snprintf(key, sizeof key, "k%08d", n);
+        slice ik = iter_key(it);
+        CHECK(ik.len == (size_t)klen + IKEY_TAG_SIZE && memcmp(ik.data, key, (size_t)klen) == 0);
+    }
+    CHECK_EQ_INT(n, N);
+    for (int i = 0; i < N; i++) {
+        int klen = snprintf(key, sizeof key, "k%08d", i);
+        int type;
+        slice v;
+        CHECK_EQ_INT(memtable_get(m, slice_make(key, (size_t)klen), MAX_SEQUENCE, &type, &v), 1);
+        int vlen = snprintf(val, sizeof val, "v%d", i);
+        CHECK(slice_equal(v, slice_make(val, (size_t)vlen)));
+        buf target = BUF_INIT;
+        CHECK(ikey_append(&target, slice_make(key, (size_t)klen), MAX_SEQUENCE, TYPE_VALUE) == 0);
+        iter_seek(it, buf_slice(&target));
+        CHECK(iter_valid(it) && memcmp(iter_key(it).data, key, (size_t)klen) == 0);
+        buf_free(&target);
+    }
+    iter_destroy(it);
+    memtable_unref(m);
+    free(order);
+}
+
 TEST(versions_visible_by_sequence) {
     memtable *m = memtable_create();
     CHECK(m != NULL);
@@ -625,6 +701,7 @@ int main(int argc, char **argv) {
     static const test_case tests[] = {
         TEST_ENTRY(empty_memtable),
         TEST_ENTRY(iteration_matches_sorted_reference_both_ways),
+        TEST_ENTRY(ascending_runs_and_jumps_keep_every_level_sorted),
         TEST_ENTRY(versions_visible_by_sequence),
         TEST_ENTRY(deletions_and_absent_keys),
         TEST_ENTRY(empty_key_and_empty_value),
