@@ -38,32 +38,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ---- Arrow C Data Interface (ABI from the Arrow specification) ---------- */
-
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
-
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
+#include "arrow_abi.h"
 
 /* An array exported by its producer; `owner` keeps the capsules (and with
  * them the producer's buffers) alive until release_imported(). */

@@ -27,7 +27,7 @@ finished ``weir.Transaction`` does; rolling one back again does nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from .. import ClosedError, ConflictError, InvalidArgumentError
 from ._common import KeyEncoding, ValueEncoding, make_error
@@ -50,7 +50,38 @@ def finished_error(state: str) -> Exception:
     )
 
 
-class StoreTransaction(Transaction):
+class _BackendTransaction(Transaction):
+    """What both transaction kinds share: commit and rollback go through the
+    backend that made them, and ``async with`` commits on success and rolls
+    back on an exception."""
+
+    _backend: StoreBackend
+    state: str
+
+    async def commit(self) -> None:
+        """Same as ``backend.commit_transaction(self)``."""
+        await self._backend.commit_transaction(self)
+
+    async def rollback(self) -> None:
+        """Same as ``backend.rollback_transaction(self)``."""
+        await self._backend.rollback_transaction(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None and self.state == "active":
+            await self.commit()
+        elif self.state == "active":
+            await self.rollback()
+
+
+class StoreTransaction(_BackendTransaction):
     """A buffered, optimistically checked transaction on one backend.
 
     Use it as ``async with backend.transaction() as txn:`` (commits on a
@@ -125,33 +156,11 @@ class StoreTransaction(Transaction):
         self.writes[ek] = None
         return present
 
-    async def commit(self) -> None:
-        """Same as ``backend.commit_transaction(self)``."""
-        await self._backend.commit_transaction(self)
-
-    async def rollback(self) -> None:
-        """Same as ``backend.rollback_transaction(self)``."""
-        await self._backend.rollback_transaction(self)
-
-    async def __aenter__(self) -> StoreTransaction:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None and self.state == "active":
-            await self.commit()
-        elif self.state == "active":
-            await self.rollback()
-
     def __repr__(self) -> str:
         return f"<StoreTransaction {self.state} reads={len(self.reads)} writes={len(self.writes)}>"
 
 
-class EngineTransaction(Transaction):
+class EngineTransaction(_BackendTransaction):
     """A weir engine transaction behind the store's key and value codecs.
 
     Reads come from the snapshot taken at begin, overlaid with this
@@ -269,28 +278,6 @@ class EngineTransaction(Transaction):
                 self.engine_txn.rollback()
             except ClosedError:
                 pass  # the store was stopped or restored: the engine dropped it already
-
-    async def commit(self) -> None:
-        """Same as ``backend.commit_transaction(self)``."""
-        await self._backend.commit_transaction(self)
-
-    async def rollback(self) -> None:
-        """Same as ``backend.rollback_transaction(self)``."""
-        await self._backend.rollback_transaction(self)
-
-    async def __aenter__(self) -> EngineTransaction:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None and self.state == "active":
-            await self.commit()
-        elif self.state == "active":
-            await self.rollback()
 
     def __repr__(self) -> str:
         return f"<EngineTransaction {self.state}>"

@@ -253,29 +253,27 @@ class StoreBackend(abc.ABC):
     async def restore(self, path: PathLike) -> None:
         """Replace the store's contents with the backup at ``path``."""
 
+    @abc.abstractmethod
     async def delete_range(self, start_key: Any | None = None, end_key: Any | None = None) -> None:
-        """Remove every key with ``start_key <= key < end_key`` (None: unbounded).
+        """Remove every key with ``start_key <= key < end_key`` (None: unbounded)
+        in one atomic write. ``start_key > end_key`` raises
+        :class:`weir.InvalidArgumentError`."""
 
-        Optional in the interface; every backend here has it. ``start_key >
-        end_key`` raises :class:`weir.InvalidArgumentError`.
-        """
-        raise NotImplementedError(f"{type(self).__name__} does not support delete_range")
-
+    @abc.abstractmethod
     async def delete_prefix(self, prefix: Any) -> None:
-        """Remove every key that starts with ``prefix`` (optional in the interface)."""
-        raise NotImplementedError(f"{type(self).__name__} does not support delete_prefix")
+        """Remove every key that starts with ``prefix`` in one atomic write."""
 
+    @abc.abstractmethod
     async def begin_transaction(self) -> Transaction:
-        """Begin a transaction (optional in the interface; every backend here has it)."""
-        raise NotImplementedError(f"{type(self).__name__} does not support transactions")
+        """Begin a transaction (see :class:`Transaction`)."""
 
+    @abc.abstractmethod
     async def commit_transaction(self, transaction: Transaction) -> None:
         """Apply a transaction's writes atomically."""
-        raise NotImplementedError(f"{type(self).__name__} does not support transactions")
 
+    @abc.abstractmethod
     async def rollback_transaction(self, transaction: Transaction) -> None:
         """Discard a transaction's writes."""
-        raise NotImplementedError(f"{type(self).__name__} does not support transactions")
 
     async def __aenter__(self) -> StoreBackend:
         await self.start()
