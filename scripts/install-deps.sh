@@ -57,6 +57,13 @@ fi
 
 if [ $valgrind -eq 1 ]; then
     command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+    # CPython's debug symbols: memcheck's stacks name CPython's functions
+    # instead of ???, which the suppressions in tests/valgrind/python.supp
+    # match on. Debian ships them with the debug interpreter (python3.X-dbg).
+    pyver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)
+    if [ -n "$pyver" ] && ! dpkg -s "python${pyver}-dbg" >/dev/null 2>&1; then
+        need+=("python${pyver}-dbg")
+    fi
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
