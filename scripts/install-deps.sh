@@ -37,6 +37,8 @@ fi
 
 # The Redis store backend's tests start their own redis-server (tests/python/conftest.py).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# weir.cluster's tests join three redis-servers into a Redis Cluster with it.
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 
 if [ $fuzz -eq 1 ]; then
     command -v clang >/dev/null 2>&1 || need+=(clang)

@@ -2623,6 +2623,54 @@ static int cmd_dump_log(int argc, char **argv) {
 }
 
 /* ======================================================================
+ * job: scaled-out jobs live in the Python package (weir.cluster), which
+ * talks to Redis; the C tool hands the command to it rather than linking a
+ * Redis client of its own.
+ * ====================================================================== */
+
+static const char help_job[] =
+    "Usage: weir job status JOB [--redis URL] [--json] [--watch SECONDS]\n"
+    "\n"
+    "Inspect a scaled-out job (weir.cluster): its partitions, their owners and\n"
+    "fencing tokens, committed events, lag, throughput, changelog length and\n"
+    "snapshot, and the live workers. Workers are started with weir-worker.\n"
+    "\n"
+    "This runs 'python3 -m weir.cluster job ...' ($WEIR_PYTHON instead of\n"
+    "python3 if set), so the weir Python package must be importable by it.\n"
+    "\n"
+    "Example:\n"
+    "  weir job status fraud --redis redis://127.0.0.1:7000\n";
+
+static int cmd_job(int argc, char **argv) {
+    if (argc == 0) {
+        fputs(help_job, stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        fputs(help_job, stdout);
+        return EXIT_OK;
+    }
+    const char *python = getenv("WEIR_PYTHON");
+    if (!python || !*python) python = "python3";
+    char **args = calloc((size_t)argc + 5, sizeof *args);
+    if (!args) {
+        errorf("out of memory");
+        return EXIT_FAIL;
+    }
+    args[0] = (char *)python;
+    args[1] = "-m";
+    args[2] = "weir.cluster";
+    args[3] = "job";
+    for (int i = 0; i < argc; i++) args[4 + i] = argv[i];
+    fflush(stdout);
+    execvp(python, args);
+    errorf("cannot run %s (set WEIR_PYTHON to a Python with the weir package): %s", python,
+           strerror(errno));
+    free(args);
+    return EXIT_FAIL;
+}
+
+/* ======================================================================
  * main
  * ====================================================================== */
 
@@ -2646,6 +2694,7 @@ static const command commands[] = {
     {"check", cmd_check, "verify every checksum in every file (offline)", help_check},
     {"dump-table", cmd_dump_table, "print a table file's entries or layout", help_dump_table},
     {"dump-log", cmd_dump_log, "print a write-ahead log's or manifest's records", help_dump_log},
+    {"job", cmd_job, "inspect a scaled-out job (weir.cluster) in Redis", help_job},
     {"help", cmd_help, "show help for a command", help_help},
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])

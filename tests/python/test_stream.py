@@ -690,3 +690,79 @@ async def test_sink_failure_stops_the_job(tmp_path: pathlib.Path) -> None:
     job.source(IterableSource(range(1000))).sink(BrokenSink())
     with pytest.raises(ConnectionError, match="sink went away"):
         await asyncio.wait_for(job.run(), 30)
+
+
+# ---- request_stop and commit_hook (what weir.cluster builds on) -----------------------------
+
+
+async def test_request_stop_checkpoints_unfinished_and_a_rerun_resumes(
+    tmp_path: pathlib.Path,
+) -> None:
+    total = 50_000
+    events = [{"k": f"u{i % 37}", "v": 1} for i in range(total)]
+
+    def count(key: str, e: dict[str, Any], n: ValueState[int]) -> Any:
+        n.update((n.value() or 0) + 1)
+        return None
+
+    def build(sink: ListSink, hook: Any = None) -> Pipeline:
+        job = Pipeline(
+            "stop",
+            state_dir=tmp_path / "s",
+            checkpoint_every=None,
+            batch_size=100,
+            progress=False,
+            commit_hook=hook,
+        )
+        job.source(FunctionSource(lambda s, c: events[s : s + c], total)).key_by("k").process(
+            count, ValueState("n"), name="count"
+        ).sink(sink)
+        return job
+
+    first = build(ListSink())
+
+    async def stop_soon() -> None:
+        while first.metrics()["events"] < 1000:
+            await asyncio.sleep(0)
+        first.request_stop()
+
+    stopper = asyncio.create_task(stop_soon())
+    m = await first.run()
+    await stopper
+    assert 1000 <= m["events"] < total
+    await first.open_store()
+    meta = await first.last_checkpoint()
+    await first.close_store()
+    assert meta is not None and meta["finished"] is False and meta["offset"] == m["events"]
+
+    seen: list[dict[str, Any]] = []
+
+    async def hook(puts: list[tuple[bytes, bytes]], deletes: list[bytes], meta: Any) -> None:
+        seen.append(meta)
+        assert puts and puts[-1][0].endswith(b"meta")
+
+    second = build(ListSink(), hook)
+    m2 = await second.run()
+    assert m["events"] + m2["events"] == total
+    assert seen and seen[-1]["finished"] is True and seen[-1]["events"] == total
+    await second.open_store()
+    counts = dict(await second.state_items("count", "n"))
+    await second.close_store()
+    assert sum(counts.values()) == total
+
+
+async def test_a_failing_commit_hook_stops_the_run_without_a_checkpoint(
+    tmp_path: pathlib.Path,
+) -> None:
+    async def refuse(puts: Any, deletes: Any, meta: Any) -> None:
+        raise RuntimeError("lease lost")
+
+    job = Pipeline("hook", state_dir=tmp_path / "s", progress=False, commit_hook=refuse)
+    job.source(IterableSource([{"k": "a"}] * 10)).key_by("k").process(
+        lambda k, e, n: n.update(1), ValueState("n"), name="p"
+    ).sink(ListSink())
+    with pytest.raises(RuntimeError, match="lease lost"):
+        await job.run()
+    await job.open_store()
+    assert await job.last_checkpoint() is None
+    await job.close_store()

@@ -24,7 +24,7 @@ import heapq
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._state import ABSENT, StateHandle, ValueState
@@ -34,6 +34,9 @@ from .sources import Source, SourceBatch
 __all__ = ["KeyedStream", "Pipeline", "PipelineError", "Stream"]
 
 _META = "meta"
+
+#: ``commit_hook(puts, deletes, meta)``: see :class:`Pipeline`.
+CommitHook = Callable[[list[tuple[bytes, bytes]], list[bytes], dict[str, Any]], Awaitable[None]]
 
 
 class PipelineError(Exception):
@@ -559,7 +562,14 @@ class Pipeline:
     share a store. Checkpoints come every ``checkpoint_every`` events and/or
     ``checkpoint_interval`` seconds, and at the end of the input.
 
-    Build with :meth:`source`, then ``await run()`` (or :meth:`run_sync`).
+    ``commit_hook(puts, deletes, meta)``, if given, is awaited inside every
+    checkpoint commit with the encoded batch the store is about to write
+    (the checkpoint record is its last put) and the checkpoint record; if it
+    raises, the checkpoint is not written and the run stops with the error.
+    :mod:`weir.cluster` uses it to append the batch to a fenced changelog.
+
+    Build with :meth:`source`, then ``await run()`` (or :meth:`run_sync`);
+    :meth:`request_stop` ends a run early at a checkpoint.
     """
 
     def __init__(
@@ -577,6 +587,7 @@ class Pipeline:
         cache_limit: int | None = None,
         slice_seconds: float = 0.005,
         postpone_full_gc: bool = True,
+        commit_hook: CommitHook | None = None,
     ) -> None:
         if not name or ":" in name:
             raise PipelineError(f"pipeline name must be non-empty without ':', not {name!r}")
@@ -605,6 +616,8 @@ class Pipeline:
         self.cache_limit = cache_limit
         self.slice_seconds = slice_seconds
         self.postpone_full_gc = postpone_full_gc
+        self.commit_hook = commit_hook
+        self._stop_requested = False
         self._runners: list[_SinkRunner] = []
         self._dead_runner = self._sink_runner(dead_letter) if dead_letter is not None else None
         self._source: Source | None = None
@@ -627,6 +640,7 @@ class Pipeline:
         self._offset: Any = None
         self._restored_events = 0
         self._reader_error: BaseException | None = None
+        self._closing = False
 
     # ---- building ---------------------------------------------------------------------
 
@@ -703,6 +717,13 @@ class Pipeline:
 
     # ---- running ----------------------------------------------------------------------
 
+    def request_stop(self) -> None:
+        """Ask a running pipeline to stop after the batch in hand: it takes
+        a checkpoint (not marked finished: open windows stay open in the
+        state) and ``run`` returns. Used to hand a partition to another
+        worker; a later run resumes where this one stopped."""
+        self._stop_requested = True
+
     def run_sync(self) -> dict[str, Any]:
         """``asyncio.run(self.run())``."""
         return asyncio.run(self.run())
@@ -753,7 +774,11 @@ class Pipeline:
             pending: _Checkpoint | None = None
             since = 0
             last_ckpt_time = time.monotonic()
+            stopped_early = False
             while True:
+                if self._stop_requested:
+                    stopped_early = True
+                    break
                 batch = await in_q.get()
                 if batch is None:
                     if self._reader_error is not None:
@@ -781,8 +806,10 @@ class Pipeline:
                 if self.progress:
                     self._show_progress(False)
             # End of input: close every window, then the final checkpoint.
-            await self._end_of_input()
-            pending, commit = await self._barrier(pending, commit, finished=True)
+            # A requested stop keeps the windows open (in the checkpoint).
+            if not stopped_early:
+                await self._end_of_input()
+            pending, commit = await self._barrier(pending, commit, finished=not stopped_early)
             if pending is not None:
                 self._encode_slice(pending, all_of_it=True)
                 await self._commit(pending)
@@ -790,6 +817,7 @@ class Pipeline:
                 await commit
         finally:
             gc.set_threshold(*gc_saved)
+            self._closing = True
             if reader is not None:
                 reader.cancel()
             if commit is not None and not commit.done():
@@ -850,9 +878,13 @@ class Pipeline:
     async def _read(self, source: Source, q: asyncio.Queue[SourceBatch | None]) -> None:
         size = self.batch_size
         try:
-            while True:
+            # The closing flag, not only cancellation, ends the loop: a
+            # client library that swallows the CancelledError delivered in
+            # the middle of its read (redis-py's cluster client can) would
+            # otherwise leave this task blocked on a full queue forever.
+            while not self._closing:
                 batch = await source.read(size)
-                if batch is None:
+                if batch is None or self._closing:
                     break
                 await q.put(batch)
         except Exception as e:
@@ -860,7 +892,11 @@ class Pipeline:
             # of the input (that would commit a "finished" checkpoint).
             self._reader_error = e
         finally:
-            await q.put(None)
+            if self._closing:
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(None)
+            else:
+                await q.put(None)
 
     async def _process(self, batch: SourceBatch) -> None:
         dead = _DeadLetters()
@@ -975,6 +1011,8 @@ class Pipeline:
         self._ckpt_keys.append(len(puts) + len(deletes))
         meta_key = self._key(_META)
         puts.append((store._keys.encode(meta_key), store._values.encode_plain(meta_key, ckpt.meta)))
+        if self.commit_hook is not None:
+            await self.commit_hook(puts, deletes, ckpt.meta)
         locked_write = getattr(store, "_locked_write", None)
         if locked_write is not None and store._values.ttl_ms is None:
             # An embedded engine: one atomic write batch, in a thread so the

@@ -1,0 +1,190 @@
+"""Redis plumbing of a scaled-out job: the key layout, the connection (one
+server or a Redis Cluster) and the Lua scripts that make leases and fenced
+writes atomic.
+
+Every key of one partition carries the hash tag ``{job.p}``, so in a Redis
+Cluster they all live in one slot and a script can touch several of them
+atomically: the fence check and the write it guards are one operation.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+__all__ = [
+    "ClusterError",
+    "FencedError",
+    "PartitionKeys",
+    "connect",
+    "job_key",
+    "partition_of",
+]
+
+
+class ClusterError(Exception):
+    """A scaled-out job cannot go on: Redis unreachable, a job whose
+    configuration disagrees with the one Redis holds, a bad job module."""
+
+
+class FencedError(ClusterError):
+    """A write was refused because this worker no longer holds the
+    partition's lease: another worker took the partition over (its fencing
+    token is newer). The partition must be dropped, not retried."""
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_job_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ClusterError(
+            f"job name must be letters, digits, '_', '.' or '-' (it goes into Redis keys), "
+            f"not {name!r}"
+        )
+    return name
+
+
+def partition_of(key: Any, partitions: int) -> int:
+    """The partition of a record key: CRC-32 of its UTF-8 (or raw) bytes
+    modulo ``partitions``, the same on every machine and Python version
+    (unlike ``hash()``, which is salted per process)."""
+    if isinstance(key, bytes):
+        data = key
+    elif isinstance(key, str):
+        data = key.encode()
+    else:
+        data = repr(key).encode()
+    return zlib.crc32(data) % partitions
+
+
+def job_key(job: str, what: str) -> str:
+    """A job-wide key (membership, configuration)."""
+    return f"weir:{{{job}}}:{what}"
+
+
+class PartitionKeys:
+    """The Redis keys of one partition of one job."""
+
+    __slots__ = ("fence", "input", "lease", "log", "out", "out_last", "snap", "state")
+
+    def __init__(self, job: str, partition: int) -> None:
+        tag = f"weir:{{{job}.{partition}}}"
+        #: the partition's input stream (the producer appends records here)
+        self.input = f"{tag}:in"
+        #: the fencing counter: incremented by every new owner
+        self.fence = f"{tag}:fence"
+        #: "<worker id> <token>" while a worker owns the partition, with a TTL
+        self.lease = f"{tag}:lease"
+        #: the changelog stream: one entry per checkpoint
+        self.log = f"{tag}:log"
+        #: a hash: the latest checkpoint record (JSON) and its changelog id
+        self.state = f"{tag}:ckpt"
+        #: a hash: the latest snapshot's path, changelog id and checkpoint id
+        self.snap = f"{tag}:snap"
+        #: the output stream and the number of its last item (de-duplication)
+        self.out = f"{tag}:out"
+        self.out_last = f"{tag}:out:last"
+
+
+async def connect(url: str) -> Any:
+    """A redis-py asyncio client for ``url``: a cluster client when the
+    server is a Redis Cluster node, a plain client otherwise. Replies are
+    bytes (the changelog carries binary keys and values)."""
+    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
+
+    probe = aioredis.from_url(url)
+    try:
+        info = await probe.info("cluster")
+    except (RedisError, OSError) as e:
+        raise ClusterError(f"cannot reach Redis at {url}: {e}") from e
+    finally:
+        await probe.aclose()
+    if info.get("cluster_enabled"):
+        client: Any = RedisCluster.from_url(url)
+        try:
+            await client.initialize()
+        except (RedisError, OSError) as e:
+            await client.aclose()
+            raise ClusterError(f"cannot join the Redis Cluster at {url}: {e}") from e
+        return client
+    return aioredis.from_url(url)
+
+
+def raise_if_fenced(e: ResponseError, what: str) -> None:
+    if "WEIRFENCED" in str(e):
+        raise FencedError(f"{what}: {e}") from e
+
+
+# ---- scripts --------------------------------------------------------------------------------
+# Tokens are compared as strings: GET returns the counter's decimal text and
+# the caller passes its token the same way.
+
+#: KEYS lease, fence; ARGV worker id, ttl ms -> the new token, or 0 if taken.
+ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])
+return token
+"""
+
+#: KEYS lease, fence; ARGV worker id, token, ttl ms -> 1 if still ours.
+#: The fence, not the lease key, is the authority: a lease that expired
+#: while nobody else took the partition is still ours to renew.
+RENEW = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+#: KEYS lease, fence; ARGV token -> 1 if released.
+RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+#: KEYS fence, log, state; ARGV token, ops, record -> the changelog entry id.
+COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('WEIRFENCED checkpoint refused: token ' .. ARGV[1] .. ' is stale')
+end
+local id = redis.call('XADD', KEYS[2], '*', 'ops', ARGV[2], 'ckpt', ARGV[3], 'token', ARGV[1])
+redis.call('HSET', KEYS[3], 'record', ARGV[3], 'log', id)
+return id
+"""
+
+#: KEYS fence, snap, log; ARGV token, path, changelog id, checkpoint id.
+#: Entries before the snapshot's are trimmed: the snapshot holds them.
+SNAPSHOT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('WEIRFENCED snapshot refused: token ' .. ARGV[1] .. ' is stale')
+end
+redis.call('HSET', KEYS[2], 'path', ARGV[2], 'log', ARGV[3], 'ckpt', ARGV[4], 'token', ARGV[1])
+return redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3])
+"""
+
+#: KEYS fence, out, out_last; ARGV token, number of the first item, items.
+#: Items numbered at or below the last written number were written before a
+#: crash or a move: skip them (the new owner replays the same outputs).
+OUTPUT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('WEIRFENCED output refused: token ' .. ARGV[1] .. ' is stale')
+end
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local first = tonumber(ARGV[2])
+local top = last
+for i = 3, #ARGV do
+  local n = first + i - 3
+  if n > last then
+    redis.call('XADD', KEYS[2], '*', 'n', n, 'data', ARGV[i], 'token', ARGV[1])
+    top = n
+  end
+end
+if top > last then redis.call('SET', KEYS[3], top) end
+return top
+"""

@@ -1,0 +1,544 @@
+"""The worker: leases on partitions, one pipeline per owned partition over a
+local weir DB, a fenced changelog and snapshots that let any worker take a
+partition over, and rebalancing as workers come and go."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgpack
+from redis.exceptions import RedisError, ResponseError
+
+from ..stores import StoreBackendConfig, create_backend
+from ..stream import Pipeline
+from ._job import FencedStreamSink, Job, PartitionSource
+from ._redis import (
+    ACQUIRE,
+    COMMIT,
+    RELEASE,
+    RENEW,
+    SNAPSHOT,
+    ClusterError,
+    FencedError,
+    PartitionKeys,
+    connect,
+    job_key,
+    raise_if_fenced,
+)
+
+__all__ = ["Worker", "job_status", "restore_partition"]
+
+_REPLAY_CHUNK = 256
+
+
+def _open_store(path: Path) -> Any:
+    # Pickle values: the pipeline's state is arbitrary Python objects, and
+    # the store is private to this partition (never read by anything else).
+    return create_backend(StoreBackendConfig(path=str(path), options={"value_codec": "pickle"}))
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+async def _restore(client: Any, keys: PartitionKeys, path: Path) -> tuple[Any, str | None, int]:
+    """Rebuild a partition's state at ``path``: copy the latest snapshot,
+    then apply the changelog entries after it, each one checkpoint's atomic
+    batch. Returns the started store, the last changelog id applied and the
+    number of entries replayed."""
+    shutil.rmtree(path, ignore_errors=True)
+    snap = await client.hgetall(keys.snap)
+    log_id: str | None = None
+    if snap:
+        src = snap[b"path"].decode()
+        if not os.path.isdir(src):
+            raise ClusterError(
+                f"snapshot {src} of {keys.snap} is missing: the snapshot directory must be "
+                "shared by every worker (a network or object-store mount)"
+            )
+        await asyncio.to_thread(
+            shutil.copytree, src, path, ignore=shutil.ignore_patterns("LOCK", "SNAPSHOT.json")
+        )
+        log_id = snap[b"log"].decode()
+    store = _open_store(path)
+    await store.start()
+    replayed = 0
+    try:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = f"({log_id}" if log_id else "-"
+            entries = await client.xrange(keys.log, min=start, count=_REPLAY_CHUNK)
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                puts, deletes = msgpack.unpackb(fields[b"ops"], use_list=False)
+                await loop.run_in_executor(None, store._locked_write, list(puts), list(deletes))
+                log_id = entry_id.decode()
+                replayed += 1
+    except BaseException:
+        await store.stop()
+        raise
+    return store, log_id, replayed
+
+
+async def restore_partition(
+    url: str, job: str, partition: int, path: str | os.PathLike[str]
+) -> Any:
+    """A started weir store at ``path`` holding partition ``partition`` of
+    ``job`` as of its last checkpoint (snapshot plus changelog), for
+    inspection: ``Pipeline(job, store=...).state_items(...)`` reads it.
+    Stop it when done."""
+    client = await connect(url)
+    try:
+        store, _log, _n = await _restore(client, PartitionKeys(job, partition), Path(path))
+    finally:
+        await client.aclose()
+    return store
+
+
+class _Partition:
+    """One owned partition: its restore, pipeline, changelog and snapshots."""
+
+    def __init__(self, worker: Worker, p: int, token: int) -> None:
+        self.worker = worker
+        self.p = p
+        self.token = token
+        self.keys = PartitionKeys(worker.job.name, p)
+        self.dir = worker.work_dir / f"p{p}-t{token}"
+        self.pipeline: Pipeline | None = None
+        self.store: Any = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.finished = False
+        self.log_id: str | None = None
+        self.since_snapshot = 0
+        self.last_events = 0
+        self.last_time = time.time()
+        self.events = 0
+        self._commit = worker.client.register_script(COMMIT)
+        self._snapshot = worker.client.register_script(SNAPSHOT)
+
+    async def run(self) -> None:
+        w = self.worker
+        t0 = time.perf_counter()
+        self.store, self.log_id, replayed = await _restore(w.client, self.keys, self.dir)
+        try:
+            job = w.job
+            pipeline = Pipeline(
+                job.name,
+                store=self.store,
+                checkpoint_every=job.checkpoint_every,
+                checkpoint_interval=job.checkpoint_interval,
+                progress=False,
+                commit_hook=self._on_commit,
+            )
+            self.pipeline = pipeline
+            meta = await pipeline.last_checkpoint()
+            self.last_events = self.events = int((meta or {}).get("events", 0))
+            w.log(
+                f"p{self.p}: restored in {1000 * (time.perf_counter() - t0):.0f} ms "
+                f"({replayed} changelog entries, checkpoint {(meta or {}).get('id', 0)}, "
+                f"{self.events:,} events)"
+            )
+            if meta is not None and meta.get("finished"):
+                self.finished = True
+                return
+            if self.stopping:
+                return
+            source = PartitionSource(w.client, self.keys, f"{job.name}.p{self.p}")
+            job.build(pipeline.source(source), FencedStreamSink(w.client, self.keys, self.token))
+            m = await pipeline.run()
+            self.finished = not self.stopping
+            w.log(
+                f"p{self.p}: {'finished' if self.finished else 'handed over'} after "
+                f"{m['events']:,} events ({m['events_per_s']:,.0f} ev/s)"
+            )
+        finally:
+            await self.store.stop()
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        if self.pipeline is not None:
+            self.pipeline.request_stop()
+
+    async def _on_commit(
+        self, puts: list[tuple[bytes, bytes]], deletes: list[bytes], meta: dict[str, Any]
+    ) -> None:
+        # The local DB holds every checkpoint through self.log_id and nothing
+        # after (commits are serialised): a snapshot now is exactly that.
+        if self.since_snapshot >= self.worker.job.snapshot_every and self.log_id is not None:
+            await self._take_snapshot(int(meta["id"]) - 1)
+        now = time.time()
+        events = int(meta.get("events", 0))
+        rate = (events - self.last_events) / (now - self.last_time) if now > self.last_time else 0.0
+        record = json.dumps(
+            {
+                "id": meta["id"],
+                "offset": meta.get("offset"),
+                "events": events,
+                "finished": bool(meta.get("finished")),
+                "owner": self.worker.worker_id,
+                "token": self.token,
+                "time": now,
+                "rate": rate,
+            },
+            separators=(",", ":"),
+        )
+        ops = msgpack.packb((puts, deletes), use_bin_type=True)
+        k = self.keys
+        try:
+            log_id = await self._commit(
+                keys=[k.fence, k.log, k.state], args=[str(self.token), ops, record]
+            )
+        except ResponseError as e:
+            raise_if_fenced(e, f"p{self.p}")
+            raise
+        self.log_id = log_id.decode()
+        self.since_snapshot += 1
+        self.last_events, self.last_time, self.events = events, now, events
+
+    async def _take_snapshot(self, ckpt_id: int) -> None:
+        w = self.worker
+        assert w.snapshot_dir is not None and self.log_id is not None
+        base = w.snapshot_dir / w.job.name / f"p{self.p}"
+        name = f"{ckpt_id:012d}-t{self.token}"
+        final = base / name
+        partial = base / f"{name}.partial-{uuid.uuid4().hex[:8]}"
+        local = w.work_dir / f".snap-p{self.p}-{uuid.uuid4().hex[:8]}"
+        t0 = time.perf_counter()
+        try:
+            await self.store.backup(local)
+            base.mkdir(parents=True, exist_ok=True)
+
+            def ship() -> None:
+                shutil.copytree(local, partial, ignore=shutil.ignore_patterns("LOCK"))
+                (partial / "SNAPSHOT.json").write_text(
+                    json.dumps({"log": self.log_id, "checkpoint": ckpt_id, "token": self.token})
+                )
+                _fsync_tree(partial)
+                os.rename(partial, final)
+                fd = os.open(base, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+            await asyncio.to_thread(ship)
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+            shutil.rmtree(partial, ignore_errors=True)
+        k = self.keys
+        try:
+            await self._snapshot(
+                keys=[k.fence, k.snap, k.log],
+                args=[str(self.token), str(final), self.log_id, ckpt_id],
+            )
+        except ResponseError as e:
+            shutil.rmtree(final, ignore_errors=True)
+            raise_if_fenced(e, f"p{self.p} snapshot")
+            raise
+        self.since_snapshot = 0
+        # Older snapshots are garbage now; never touch a newer owner's.
+        for d in base.iterdir():
+            parts = d.name.split("-t")
+            if d == final or len(parts) != 2 or not parts[0].isdigit():
+                continue
+            tok = parts[1].split(".")[0]
+            older = tok.isdigit() and (
+                int(tok) < self.token or (int(tok) == self.token and d.name < name)
+            )
+            if older:
+                shutil.rmtree(d, ignore_errors=True)
+        w.log(f"p{self.p}: snapshot {name} in {1000 * (time.perf_counter() - t0):.0f} ms")
+
+
+class Worker:
+    """A worker process's engine: takes a fair share of ``job``'s
+    partitions through leases, runs a pipeline per partition, hands
+    partitions over when workers join and takes them over when one dies.
+
+    ``lease_ms`` is how long a silent worker keeps its partitions; leases
+    are renewed every third of it. ``work_dir`` holds the local weir DBs;
+    ``snapshot_dir`` must be shared by every worker of the job (a mount of
+    network or object storage; any directory on one machine). With
+    ``exit_when_done`` the worker returns once every partition has reached
+    the end of its input (see :meth:`Producer.end`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        job: Job,
+        work_dir: str | os.PathLike[str],
+        snapshot_dir: str | os.PathLike[str],
+        *,
+        worker_id: str | None = None,
+        lease_ms: int = 6000,
+        exit_when_done: bool = True,
+        log: TextIO | None = None,
+    ) -> None:
+        if lease_ms < 300:
+            raise ClusterError(f"lease_ms must be at least 300, not {lease_ms}")
+        self.url = url
+        self.job = job
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        if " " in self.worker_id or not self.worker_id:
+            raise ClusterError(f"worker id must be non-empty without spaces: {self.worker_id!r}")
+        self.work_dir = Path(work_dir) / self.worker_id
+        self.snapshot_dir: Path | None = Path(snapshot_dir)
+        self.lease_ms = lease_ms
+        self.exit_when_done = exit_when_done
+        self._log = log if log is not None else sys.stderr
+        self.client: Any = None
+        self.owned: dict[int, _Partition] = {}
+        self._stop = asyncio.Event()
+        self._all = [PartitionKeys(job.name, p) for p in range(job.partitions)]
+        self.stats = {"acquired": 0, "lost": 0, "released": 0, "finished": 0}
+
+    def log(self, msg: str) -> None:
+        self._log.write(f"weir-worker {self.worker_id}: {msg}\n")
+        self._log.flush()
+
+    def _dump_tasks(self) -> None:
+        # kill -USR2: where every task of this worker is waiting (a stuck
+        # hand-over or restore shows up here).
+        for task in asyncio.all_tasks():
+            self._log.write(f"--- task {task.get_name()}\n")
+            task.print_stack(file=self._log)
+        self._log.flush()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to hand every partition back and return."""
+        self._stop.set()
+
+    async def run(self) -> dict[str, int]:
+        """Work until stopped (or, with ``exit_when_done``, until the job
+        is done); returns counts of partitions acquired, lost, released."""
+        self.client = await connect(self.url)
+        self._acquire = self.client.register_script(ACQUIRE)
+        self._renew = self.client.register_script(RENEW)
+        self._release = self.client.register_script(RELEASE)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGUSR2, self._dump_tasks)
+        members = job_key(self.job.name, "members")
+        try:
+            await self._check_config()
+            self.log(f"joined job {self.job.name} ({self.job.partitions} partitions)")
+            beat = self.lease_ms / 3000
+            while not self._stop.is_set():
+                now_ms = await self._now_ms()
+                await self.client.zadd(members, {self.worker_id: now_ms + self.lease_ms})
+                await self.client.zremrangebyscore(members, "-inf", now_ms)
+                await self._tend_owned()
+                finished = await self._finished()
+                unfinished = [p for p in range(self.job.partitions) if not finished[p]]
+                if not unfinished and not self.owned and self.exit_when_done:
+                    self.log("every partition is finished")
+                    break
+                live = max(1, int(await self.client.zcard(members)))
+                share = math.ceil(len(unfinished) / live)
+                await self._balance(share, unfinished)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), beat)
+        finally:
+            await self._shutdown(members)
+        return dict(self.stats)
+
+    async def _now_ms(self) -> int:
+        # Redis's clock, not ours: member expiries compare across machines.
+        sec, usec = await self.client.time()
+        return int(sec) * 1000 + int(usec) // 1000
+
+    async def _check_config(self) -> None:
+        key = job_key(self.job.name, "config")
+        await self.client.hsetnx(key, "partitions", self.job.partitions)
+        have = int(await self.client.hget(key, "partitions"))
+        if have != self.job.partitions:
+            raise ClusterError(
+                f"job {self.job.name} has {have} partitions in Redis but this job module says "
+                f"{self.job.partitions}; repartitioning needs a new job name"
+            )
+
+    async def _finished(self) -> list[bool]:
+        pipe = self.client.pipeline(transaction=False)
+        for k in self._all:
+            pipe.hget(k.state, "record")
+        out = []
+        for rec in await pipe.execute():
+            out.append(bool(rec) and bool(json.loads(rec).get("finished")))
+        return out
+
+    async def _tend_owned(self) -> None:
+        for p, part in list(self.owned.items()):
+            assert part.task is not None
+            if part.task.done():
+                await self._settle(part)
+                continue
+            try:
+                ok = await self._renew(
+                    keys=[part.keys.lease, part.keys.fence],
+                    args=[self.worker_id, part.token, self.lease_ms],
+                )
+            except RedisError as e:
+                self.log(f"p{p}: cannot renew the lease ({e}); retrying")
+                continue
+            if not ok:
+                # Someone else holds a newer token: stop at once, write nothing.
+                self.log(f"p{p}: lease lost to a newer owner; dropping the partition")
+                part.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await part.task
+                self._drop(part, lost=True)
+
+    async def _settle(self, part: _Partition) -> None:
+        assert part.task is not None
+        err = part.task.exception() if not part.task.cancelled() else None
+        if isinstance(err, FencedError):
+            self.log(f"p{part.p}: {err}; dropping the partition")
+            self._drop(part, lost=True)
+            return
+        if err is not None:
+            self.log(f"p{part.p}: failed: {type(err).__name__}: {err}; releasing it")
+        elif part.finished:
+            self.stats["finished"] += 1
+        with contextlib.suppress(RedisError):
+            await self._release(keys=[part.keys.lease, part.keys.fence], args=[part.token])
+        self.stats["released"] += 0 if part.finished else 1
+        self._drop(part, lost=False)
+
+    def _drop(self, part: _Partition, *, lost: bool) -> None:
+        self.owned.pop(part.p, None)
+        if lost:
+            self.stats["lost"] += 1
+        shutil.rmtree(part.dir, ignore_errors=True)
+
+    async def _balance(self, share: int, unfinished: list[int]) -> None:
+        active = [
+            p
+            for p, part in self.owned.items()
+            if not part.stopping and part.task is not None and not part.task.done()
+        ]
+        if len(active) > share:
+            for p in active[share:]:
+                self.log(f"p{p}: handing over ({len(active)} owned, fair share {share})")
+                self.owned[p].request_stop()
+            return
+        want = share - len(active)
+        if want <= 0:
+            return
+        # Start at a worker-specific place so joiners do not all race for p0.
+        start = sum(self.worker_id.encode()) % len(unfinished)
+        for p in unfinished[start:] + unfinished[:start]:
+            if want == 0:
+                break
+            if p in self.owned:
+                continue
+            k = self._all[p]
+            token = int(
+                await self._acquire(keys=[k.lease, k.fence], args=[self.worker_id, self.lease_ms])
+            )
+            if not token:
+                continue
+            part = _Partition(self, p, token)
+            part.task = asyncio.create_task(part.run(), name=f"partition {p}")
+            self.owned[p] = part
+            self.stats["acquired"] += 1
+            want -= 1
+            self.log(f"p{p}: acquired (fencing token {token})")
+
+    async def _shutdown(self, members: str) -> None:
+        for part in self.owned.values():
+            part.request_stop()
+        for part in list(self.owned.values()):
+            assert part.task is not None
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(part.task), self.lease_ms / 1000)
+            if not part.task.done():
+                part.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await part.task
+            await self._settle(part)
+        with contextlib.suppress(RedisError):
+            await self.client.zrem(members, self.worker_id)
+        await self.client.aclose()
+
+
+async def job_status(url: str, job: str) -> dict[str, Any]:
+    """What ``weir job status`` shows: per partition its owner, fencing
+    token, committed events, lag (input entries not yet checkpointed),
+    throughput at the last checkpoint, changelog length and snapshot; and
+    the live workers."""
+    client = await connect(url)
+    try:
+        parts_raw = await client.hget(job_key(job, "config"), "partitions")
+        if parts_raw is None:
+            raise ClusterError(f"no job {job!r} in Redis at {url} (no worker has started it)")
+        n = int(parts_raw)
+        now_ms = int((await client.time())[0]) * 1000
+        workers = await client.zrangebyscore(
+            job_key(job, "members"), now_ms, "+inf", withscores=True
+        )
+        partitions = []
+        for p in range(n):
+            k = PartitionKeys(job, p)
+            lease = await client.get(k.lease)
+            rec_raw = await client.hget(k.state, "record")
+            rec = json.loads(rec_raw) if rec_raw else {}
+            snap = await client.hgetall(k.snap)
+            try:
+                info = await client.xinfo_stream(k.input)
+                added = int(info.get("entries-added", info.get("length", 0)))
+            except ResponseError:
+                added = 0
+            read = int((rec.get("offset") or {}).get("n", 0))
+            partitions.append(
+                {
+                    "partition": p,
+                    "owner": lease.decode().split(" ")[0] if lease else None,
+                    "token": int(lease.decode().split(" ")[1]) if lease else None,
+                    "checkpoint": rec.get("id", 0),
+                    "events": rec.get("events", 0),
+                    "lag": max(0, added - read),
+                    "rate": rec.get("rate", 0.0) if not rec.get("finished") else 0.0,
+                    "finished": bool(rec.get("finished")),
+                    "changelog": int(await client.xlen(k.log)),
+                    "snapshot": int(snap[b"ckpt"]) if snap else None,
+                }
+            )
+        return {
+            "job": job,
+            "partitions": partitions,
+            "workers": [
+                {"id": w.decode(), "expires_in_ms": int(score) - now_ms} for w, score in workers
+            ],
+        }
+    finally:
+        await client.aclose()
