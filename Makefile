@@ -17,7 +17,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream clean help
+.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
 .PHONY: fuzz-python test-valgrind
 
 all: build
@@ -47,6 +47,8 @@ help:
 	@echo "                lookups, index memory, bulk loads; updates docs/BENCHMARKS.md"
 	@echo "make bench-stream  the fraud job on weir.stream (each backend) vs bytewax and PyFlink;"
 	@echo "                updates docs/BENCHMARKS.md"
+	@echo "make bench-cluster  weir.cluster: the fraud job with 1, 2, 4 workers on a local"
+	@echo "                3-node Redis Cluster, and a 1M-key partition move; updates docs/BENCHMARKS.md"
 	@echo "make clean      remove build directories"
 
 deps:
@@ -196,6 +198,14 @@ bench-materialize: venv
 	@$(PY) -m pip install -q polars || echo "bench-materialize: polars could not be installed"
 	@$(PY) -m pip install -q matplotlib || echo "bench-materialize: no matplotlib, no plot"
 	$(PY) bench/python/materialize.py $(MATERIALIZE_ARGS)
+
+# weir.cluster benchmark (bench/python/cluster_bench.py): throughput of the
+# fraud job with 1, 2 and 4 worker processes and the time to move a
+# partition of 1,000,000 keys, on a Redis Cluster the script starts.
+# CLUSTER_BENCH_ARGS="--events 100000 --move-keys 100000" for a quicker run.
+CLUSTER_BENCH_ARGS ?=
+bench-cluster: venv
+	$(PY) bench/python/cluster_bench.py --update-docs $(CLUSTER_BENCH_ARGS)
 
 # weir.stream benchmark (bench/python/stream.py): the fraud job over 1,000,000
 # generated transactions on each store backend, then on bytewax and PyFlink.

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from weir.cluster.local import redis_ping
+
 #: Every store backend; the conformance suite runs each test on each.
 BACKENDS = ("weir", "memory", "rocksdb", "redis")
 #: Backends whose data outlives a stop()/start() of a new backend object.
@@ -29,15 +31,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +68,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and proc.poll() is None and not _ping(port):
+        while time.monotonic() < deadline and proc.poll() is None and not redis_ping(port):
             time.sleep(0.02)
-        if proc.poll() is None and _ping(port):
+        if proc.poll() is None and redis_ping(port):
             try:
                 yield f"redis://127.0.0.1:{port}/0"
             finally:

@@ -37,7 +37,7 @@ from weir.cluster import (
     restore_partition,
 )
 from weir.cluster._redis import ACQUIRE, COMMIT, RENEW, connect
-from weir.cluster.local import LocalRedisCluster
+from weir.cluster.local import LocalRedisCluster, start_worker
 from weir.stream import IterableSource, ListSink, Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,36 +235,21 @@ async def test_one_worker_runs_the_job_and_snapshots_restore_it(
 
 
 def _spawn(url: str, job: Job, tmp: Path, n: int, lease_ms: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        WEIR_FRAUD_JOB=job.name,
-        WEIR_FRAUD_PARTITIONS=str(job.partitions),
-        WEIR_FRAUD_CHECKPOINT_S="0.3",
-        WEIR_FRAUD_SNAPSHOT_EVERY="4",
-    )
-    log = open(tmp / f"worker-{n}.log", "wb")  # noqa: SIM115 - the child holds it
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "weir.cluster",
-            "worker",
-            str(FRAUD_MODULE),
-            "--redis",
-            url,
-            "--work-dir",
-            str(tmp / "work"),
-            "--snapshot-dir",
-            str(tmp / "snap"),
-            "--id",
-            f"w{n}",
-            "--lease-ms",
-            str(lease_ms),
-        ],
+    env = {
+        "WEIR_FRAUD_JOB": job.name,
+        "WEIR_FRAUD_PARTITIONS": str(job.partitions),
+        "WEIR_FRAUD_CHECKPOINT_S": "0.3",
+        "WEIR_FRAUD_SNAPSHOT_EVERY": "4",
+    }
+    return start_worker(
+        url,
+        FRAUD_MODULE,
+        tmp / "work",
+        tmp / "snap",
+        f"w{n}",
+        tmp / f"worker-{n}.log",
+        lease_ms=lease_ms,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
     )
 
 

@@ -3,10 +3,12 @@ trying weir.cluster on one machine (Debian's redis-server and redis-cli)."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ from types import TracebackType
 
 from ._redis import ClusterError
 
-__all__ = ["LocalRedisCluster"]
+__all__ = ["LocalRedisCluster", "redis_ping", "start_worker"]
 
 
 def _port_pair_free(port: int) -> bool:
@@ -28,7 +30,8 @@ def _port_pair_free(port: int) -> bool:
     return True
 
 
-def _ping(port: int) -> bool:
+def redis_ping(port: int) -> bool:
+    """Whether a Redis server answers PING on loopback ``port``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
@@ -116,7 +119,7 @@ class LocalRedisCluster:
                     )
             deadline = time.monotonic() + 15
             for port in self.ports:
-                while not _ping(port):
+                while not redis_ping(port):
                     if time.monotonic() > deadline:
                         raise ClusterError(f"redis cluster node on port {port} did not start")
                     time.sleep(0.05)
@@ -163,3 +166,43 @@ class LocalRedisCluster:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def start_worker(
+    url: str,
+    job_module: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str],
+    snapshot_dir: str | os.PathLike[str],
+    worker_id: str,
+    log_path: str | os.PathLike[str],
+    *,
+    lease_ms: int = 6000,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """A ``weir-worker`` process (this interpreter, ``-m weir.cluster
+    worker``) with its output in ``log_path`` and ``env`` added to the
+    environment; the caller waits for it or kills it."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "weir.cluster",
+                "worker",
+                os.fspath(job_module),
+                "--redis",
+                url,
+                "--work-dir",
+                os.fspath(work_dir),
+                "--snapshot-dir",
+                os.fspath(snapshot_dir),
+                "--id",
+                worker_id,
+                "--lease-ms",
+                str(lease_ms),
+            ],
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
