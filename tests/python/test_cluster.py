@@ -29,6 +29,7 @@ from weir.cluster import (
     FencedStreamSink,
     Job,
     PartitionKeys,
+    PartitionSource,
     Producer,
     Worker,
     job_status,
@@ -400,3 +401,29 @@ def test_job_status_cli(redis_cluster: str, tmp_path: Path) -> None:
             timeout=60,
         )
         assert h.returncode == 0 and "usage" in h.stdout.lower()
+
+
+async def test_the_end_marker_is_left_for_the_next_owner(redis_cluster: str) -> None:
+    # A pipeline stopped for a hand-over right after the batch holding the
+    # end marker must not checkpoint an offset past it: the next owner
+    # would wait for input forever instead of finishing.
+    job = fraud_job("endmark", 1)
+    async with Producer(redis_cluster, job) as prod:
+        await prod.send([{"user_id": "u", "n": i} for i in range(3)])
+        await prod.end()
+    client = await connect(redis_cluster)
+    try:
+        keys = PartitionKeys("endmark", 0)
+        first = PartitionSource(client, keys, "p0")
+        await first.open(None)
+        batch = await first.read(100)
+        assert batch is not None and [e["n"] for e in batch.events] == [0, 1, 2]
+        assert batch.offset["n"] == 3
+        assert await first.read(100) is None
+        second = PartitionSource(client, keys, "p0")
+        await second.open(batch.offset)
+        again = await second.read(100)
+        assert again is not None and again.events == []
+        assert await second.read(100) is None
+    finally:
+        await client.aclose()

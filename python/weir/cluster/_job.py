@@ -218,11 +218,14 @@ class PartitionSource(Source):
         errors: list[tuple[Any, str]] = []
         loads = self._loads
         for entry_id, fields in entries:
-            self._after = entry_id.decode()
-            self._n += 1
             if _END in fields:
+                # The offset stays before the marker: a pipeline stopped for
+                # a hand-over before it saw the end must leave the marker
+                # for the next owner, or that one would wait forever.
                 self._ended = True
                 break
+            self._after = entry_id.decode()
+            self._n += 1
             try:
                 events.append(loads(fields[b"data"]))
             except (KeyError, ValueError) as e:

@@ -526,7 +526,8 @@ async def job_status(url: str, job: str) -> dict[str, Any]:
                     "token": int(lease.decode().split(" ")[1]) if lease else None,
                     "checkpoint": rec.get("id", 0),
                     "events": rec.get("events", 0),
-                    "lag": max(0, added - read),
+                    # (a finished partition's end marker is not lag)
+                    "lag": 0 if rec.get("finished") else max(0, added - read),
                     "rate": rec.get("rate", 0.0) if not rec.get("finished") else 0.0,
                     "finished": bool(rec.get("finished")),
                     "changelog": int(await client.xlen(k.log)),
