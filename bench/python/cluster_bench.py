@@ -194,6 +194,12 @@ def render(r: dict[str, Any]) -> str:
         f"copy, {m['snapshot_mb']:.0f} MB, plus {m['changelog_entries']} changelog entries "
         f"replayed) in **{m['seconds']:.2f} s**; a takeover after a crash adds the lease "
         f"time ({m['lease_ms']} ms here) before it starts.",
+        "",
+        "The wall time includes starting the worker processes (about a second). On two",
+        "cores the job saturates at two workers: Redis's nodes, the producer's appends",
+        "and the workers compete for the same cores. docs/CLUSTER.md estimates how it",
+        "scales on many machines (bounds: per-shard Redis command rate, about one XADD",
+        "per input event, and changelog bytes = changed keys x state size per checkpoint).",
     ]
     return "\n".join(lines)
 
