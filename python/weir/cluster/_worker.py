@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -343,10 +344,12 @@ class Worker:
         self._release = self.client.register_script(RELEASE)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Signal handlers can only be set from the main thread (RuntimeError
+        # elsewhere, e.g. a worker embedded in a threaded program); such a
+        # worker is stopped through stop() instead.
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGUSR2, self._dump_tasks)
         members = job_key(self.job.name, "members")
         try:
@@ -431,7 +434,8 @@ class Worker:
             self.stats["finished"] += 1
         with contextlib.suppress(RedisError):
             await self._release(keys=[part.keys.lease, part.keys.fence], args=[part.token])
-        self.stats["released"] += 0 if part.finished else 1
+        if not part.finished:
+            self.stats["released"] += 1
         self._drop(part, lost=False)
 
     def _drop(self, part: _Partition, *, lost: bool) -> None:
