@@ -48,6 +48,15 @@ if [ "$pyver" != "$ver" ]; then
     echo "valgrind-python: $py is Python $pyver but $venv has $ver" >&2
     exit 2
 fi
+# pip chose the venv's packages for the venv's interpreter (3.11.7 on the
+# development machines); Debian's 3.11.2 takes some dependency markers the
+# other way. redis-py wants async-timeout below 3.11.3, so a test importing
+# redis would fail to import under Debian's interpreter without it.
+if ! env PYTHONPATH="$site" "$py" -c 'import redis' >/dev/null 2>&1; then
+    echo "valgrind-python: installing async-timeout, which redis-py needs on Python $("$py" -c 'import platform; print(platform.python_version())')"
+    "$vpy" -m pip install -q 'async-timeout>=4.0.3' || exit 2
+    env PYTHONPATH="$site" "$py" -c 'import redis' || exit 2
+fi
 logs=${VALGRIND_LOGS:-build-valgrind}
 rm -rf "$logs"
 mkdir -p "$logs"

@@ -241,23 +241,6 @@ static skip_node *find_greater_or_equal(const memtable *m, const lookup_key *k, 
     }
 }
 
-/* Last node < k, or NULL. */
-static skip_node *find_less_than(const memtable *m, const lookup_key *k) {
-    skip_node *x = m->head;
-    int level = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
-    skip_node *known_bigger = NULL;
-    for (;;) {
-        skip_node *next = link_load(x, level);
-        if (next != NULL && next != known_bigger && entry_compare(node_entry(next), k) < 0) {
-            x = next;
-            continue;
-        }
-        if (level == 0) return x == m->head ? NULL : x;
-        known_bigger = next;
-        level--;
-    }
-}
-
 static skip_node *find_last(const memtable *m) {
     skip_node *x = m->head;
     int level = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
@@ -617,37 +600,89 @@ typedef struct memtable_iter {
     iter base;
     memtable *m;
     skip_node *node; /* NULL: not valid */
+    /* Links only point forward, so stepping back means finding the last
+     * node before this one. When back_valid, back[l] is a node before
+     * `node` on level l (the head counts as before everything), and the
+     * entries never descend as l rises; a step back then only searches
+     * the levels the predecessor itself stands on, starting next to it,
+     * instead of searching from the head. Nodes the writer inserts
+     * meanwhile keep back[] correct: a search forward from a node before
+     * the target still ends at the target's current predecessor. */
+    int back_valid;
+    skip_node *back[SKIP_MAX_HEIGHT];
 } memtable_iter;
 
 static int mi_valid(const iter *it) { return ((const memtable_iter *)it)->node != NULL; }
 
 static void mi_seek_first(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
+    mi->back_valid = 0;
     mi->node = link_load(mi->m->head, 0);
 }
 
 static void mi_seek_last(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
+    mi->back_valid = 0;
     mi->node = find_last(mi->m);
 }
 
 static void mi_seek(iter *it, slice target) {
     memtable_iter *mi = (memtable_iter *)it;
     lookup_key k = lookup_from_ikey(target);
+    mi->back_valid = 0;
     mi->node = find_greater_or_equal(mi->m, &k, NULL);
 }
 
 static void mi_next(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
+    mi->back_valid = 0;
     if (mi->node) mi->node = link_load(mi->node, 0);
+}
+
+/* back[l] = the last node before k on every level (the head above the
+ * levels in use), by a search from the head. */
+static void find_predecessors(const memtable *m, const lookup_key *k, skip_node **back) {
+    for (int l = 0; l < SKIP_MAX_HEIGHT; l++) back[l] = m->head;
+    find_greater_or_equal(m, k, back);
 }
 
 static void mi_prev(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
     if (mi->node == NULL) return;
-    /* Links only point forward: find the predecessor by searching. */
-    lookup_key k = lookup_from_entry(node_entry(mi->node));
-    mi->node = find_less_than(mi->m, &k);
+    skip_node **back = mi->back;
+    if (!mi->back_valid) {
+        lookup_key k = lookup_from_entry(node_entry(mi->node));
+        find_predecessors(mi->m, &k, back);
+        mi->back_valid = 1;
+    }
+    skip_node *p = back[0];
+    if (p == mi->m->head) {
+        mi->node = NULL;
+        mi->back_valid = 0;
+        return;
+    }
+    mi->node = p;
+    /* Make back[] describe p: the levels where back[] holds p itself (the
+     * levels p stands on) need the node before p. The first level that
+     * does not hold p holds a node before p, so search on from there. */
+    int level = 0;
+    while (level < SKIP_MAX_HEIGHT && back[level] == p) level++;
+    lookup_key k = lookup_from_entry(node_entry(p));
+    if (level == SKIP_MAX_HEIGHT) {
+        find_predecessors(mi->m, &k, back);
+        return;
+    }
+    skip_node *x = back[level];
+    for (;;) {
+        skip_node *next = link_load(x, level);
+        if (next != NULL && entry_compare(node_entry(next), &k) < 0) {
+            x = next;
+            continue;
+        }
+        back[level] = x;
+        if (level == 0) return;
+        level--;
+    }
 }
 
 static slice mi_key(const iter *it) {
@@ -687,6 +722,7 @@ iter *memtable_iter_create(memtable *m) {
     mi->base.ops = &memtable_iter_ops;
     mi->m = m;
     mi->node = NULL;
+    mi->back_valid = 0;
     memtable_ref(m);
     return &mi->base;
 }

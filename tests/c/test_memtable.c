@@ -152,6 +152,36 @@ TEST(iteration_matches_sorted_reference_both_ways) {
             }
         }
     }
+    /* A random walk of runs of next and prev steps: a prev after a next,
+     * a seek or another prev must each land on the reference's neighbour. */
+    int pos = (int)test_rng_uniform(&rng, N);
+    iter_seek(it, buf_slice(&refs[pos].ikey));
+    for (int step = 0; step < 20000; step++) {
+        int run = 1 + (int)test_rng_uniform(&rng, 40);
+        int forward = (int)test_rng_uniform(&rng, 2);
+        for (int r = 0; r < run; r++) {
+            if (forward) {
+                iter_next(it);
+                pos++;
+            } else {
+                iter_prev(it);
+                pos--;
+            }
+            if (pos < 0 || pos >= N) {
+                CHECK(!iter_valid(it));
+                pos = (int)test_rng_uniform(&rng, N);
+                if (test_rng_uniform(&rng, 2)) {
+                    iter_seek(it, buf_slice(&refs[pos].ikey));
+                } else {
+                    pos = N - 1;
+                    iter_seek_last(it);
+                }
+                break;
+            }
+            CHECK(iter_valid(it));
+            CHECK(slice_equal(iter_key(it), buf_slice(&refs[pos].ikey)));
+        }
+    }
     iter_destroy(it);
     memtable_unref(m);
     for (i = 0; i < N; i++) buf_free(&refs[i].ikey);
@@ -608,6 +638,16 @@ static void *conc_reader(void *arg) {
             for (iter_seek_first(it); iter_valid(it) && !bad; iter_next(it), count++) {
                 if (!conc_check_entry(it)) bad = 1;
                 else if (prevkey.len && ikey_compare(buf_slice(&prevkey), iter_key(it)) >= 0) bad = 1;
+                if (buf_set(&prevkey, iter_key(it).data, iter_key(it).len) != 0) abort();
+            }
+            if (!bad && count < n) bad = 1;
+            /* And backwards: stepping back from the end must also meet
+             * every entry published before the walk began. */
+            count = 0;
+            buf_clear(&prevkey);
+            for (iter_seek_last(it); iter_valid(it) && !bad; iter_prev(it), count++) {
+                if (!conc_check_entry(it)) bad = 1;
+                else if (prevkey.len && ikey_compare(iter_key(it), buf_slice(&prevkey)) >= 0) bad = 1;
                 if (buf_set(&prevkey, iter_key(it).data, iter_key(it).len) != 0) abort();
             }
             if (!bad && count < n) bad = 1;

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from weir.cluster.local import redis_ping
-
 #: Every store backend; the conformance suite runs each test on each.
 BACKENDS = ("weir", "memory", "rocksdb", "redis")
 #: Backends whose data outlives a stop()/start() of a new backend object.
@@ -40,6 +38,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     redis-server comes from scripts/install-deps.sh; it is a failure, not a
     skip, when it is missing. Nothing is saved to disk.
     """
+    # Imported here, not at the top: weir.cluster pulls in redis-py, and the
+    # tests that never touch Redis (the valgrind run among them) should not
+    # depend on it importing.
+    from weir.cluster.local import redis_ping
+
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is not installed: run scripts/install-deps.sh (make deps)")

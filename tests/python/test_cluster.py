@@ -165,6 +165,30 @@ async def test_a_worker_refuses_a_job_with_other_partitions(
         await job_status(redis_cluster, "nosuch")
 
 
+def test_worker_options_are_checked(tmp_path: Path) -> None:
+    job = fraud_job("opts", 2)
+    with pytest.raises(ClusterError, match="lease_ms must be at least 300"):
+        Worker("redis://127.0.0.1:1/0", job, tmp_path / "w", tmp_path / "s", lease_ms=100)
+    with pytest.raises(ClusterError, match="worker id must be non-empty"):
+        Worker("redis://127.0.0.1:1/0", job, tmp_path / "w", tmp_path / "s", worker_id="a b")
+
+
+async def test_a_missing_snapshot_is_a_clear_error(redis_cluster: str, tmp_path: Path) -> None:
+    # The snapshot directory must be shared; a worker that cannot see the
+    # snapshot a partition's record names refuses to restore instead of
+    # starting the partition from empty state.
+    keys = PartitionKeys("lostsnap", 0)
+    client = await connect(redis_cluster)
+    try:
+        await client.hset(
+            keys.snap, mapping={"path": str(tmp_path / "gone" / "p0-t1"), "log": "0-1", "ckpt": 1}
+        )
+    finally:
+        await client.aclose()
+    with pytest.raises(ClusterError, match=r"p0-t1 of .* is missing: the snapshot directory"):
+        await restore_partition(redis_cluster, "lostsnap", 0, tmp_path / "restore")
+
+
 # ---- leases and fencing ----------------------------------------------------------------------
 
 
@@ -427,3 +451,86 @@ async def test_the_end_marker_is_left_for_the_next_owner(redis_cluster: str) -> 
         assert await second.read(100) is None
     finally:
         await client.aclose()
+
+
+def test_sigterm_hands_the_partitions_over_at_once(redis_cluster: str, tmp_path: Path) -> None:
+    # A worker told to stop (SIGTERM) checkpoints, releases its leases and
+    # exits 0; with a 60 s lease a second worker can only take over this
+    # fast if the leases were released, not left to expire.
+    job = fraud_job("term", 3)
+    events = TransactionGenerator(50, seed=3).make(0, 3000)
+
+    async def produce(end: bool) -> None:
+        async with Producer(redis_cluster, job) as prod:
+            await prod.send(events if not end else [])
+            if end:
+                await prod.end()
+
+    asyncio.run(produce(end=False))
+    env = {"WEIR_FRAUD_JOB": "term", "WEIR_FRAUD_PARTITIONS": "3"}
+    log1 = tmp_path / "w1.log"
+    w1 = start_worker(
+        redis_cluster,
+        FRAUD_MODULE,
+        tmp_path / "work",
+        tmp_path / "snap",
+        "t1",
+        log1,
+        lease_ms=60000,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st = _status_or_none(redis_cluster, "term")
+            if (
+                st
+                and all(p["owner"] == "t1" for p in st["partitions"])
+                and sum(p["events"] for p in st["partitions"]) == len(events)
+            ):
+                break
+            assert w1.poll() is None, log1.read_text()
+            time.sleep(0.2)
+        else:
+            pytest.fail(
+                f"worker t1 did not take and checkpoint every partition: {log1.read_text()}"
+            )
+        w1.send_signal(signal.SIGTERM)
+        assert w1.wait(timeout=30) == 0, log1.read_text()
+    finally:
+        if w1.poll() is None:
+            w1.kill()
+            w1.wait()
+    st = asyncio.run(job_status(redis_cluster, "term"))
+    assert all(p["owner"] is None and not p["finished"] for p in st["partitions"]), st
+    assert "3 handed over, 0 lost" in log1.read_text()
+    asyncio.run(produce(end=True))
+    log2 = tmp_path / "w2.log"
+    started = time.monotonic()
+    w2 = start_worker(
+        redis_cluster,
+        FRAUD_MODULE,
+        tmp_path / "work",
+        tmp_path / "snap",
+        "t2",
+        log2,
+        lease_ms=60000,
+        env=env,
+    )
+    assert w2.wait(timeout=50) == 0, log2.read_text()
+    assert time.monotonic() - started < 50
+    st = asyncio.run(job_status(redis_cluster, "term"))
+    assert all(p["finished"] for p in st["partitions"])
+    assert sum(p["events"] for p in st["partitions"]) == len(events)
+    want_alerts, want_state = reference_run(job, events, tmp_path)
+    alerts, state = asyncio.run(cluster_result(redis_cluster, job, tmp_path))
+    assert by_tx(alerts) == by_tx(want_alerts)
+    assert state == sorted(want_state)
+
+
+def _status_or_none(url: str, job: str) -> dict[str, Any] | None:
+    """job_status, or None while no worker has registered the job yet."""
+    try:
+        return asyncio.run(job_status(url, job))
+    except ClusterError:
+        return None
