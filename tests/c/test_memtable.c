@@ -76,13 +76,14 @@ TEST(iteration_matches_sorted_reference_both_ways) {
     CHECK(m != NULL);
     for (int i = 0; i < N; i++) {
         ref_entry *r = &refs[i];
-        /* Keys of 0..13 bytes over tiny alphabets: many shared 8-byte
-         * prefixes (the comparator's fast path), duplicate user keys with
-         * distinct sequences, and keys that are prefixes of each other. */
-        r->klen = (size_t)test_rng_uniform(&rng, 14);
+        /* Keys of 0..23 bytes over tiny alphabets: many shared first and
+         * second 8-byte words (the comparator's two fast paths) and keys
+         * that differ only past them, duplicate user keys with distinct
+         * sequences, and keys that are prefixes of each other. */
+        r->klen = (size_t)test_rng_uniform(&rng, 24);
         for (size_t j = 0; j < r->klen; j++)
-            r->key[j] = j < 8 ? (char)("\0\xff"[test_rng_uniform(&rng, 2)])
-                              : (char)("ab\0\xff"[test_rng_uniform(&rng, 4)]);
+            r->key[j] = j < 16 ? (char)("\0\xff"[test_rng_uniform(&rng, 2)])
+                               : (char)("ab\0\xff"[test_rng_uniform(&rng, 4)]);
         r->seq = (uint64_t)i + 1;
         r->type = test_rng_uniform(&rng, 5) == 0 ? TYPE_DELETION : TYPE_VALUE;
         r->vlen = r->type == TYPE_VALUE ? (size_t)snprintf(r->val, sizeof r->val, "v%d", i) : 0;
