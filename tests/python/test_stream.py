@@ -448,6 +448,56 @@ async def test_jsonl_source_resumes_at_its_offset(tmp_path: pathlib.Path) -> Non
         await JsonLinesSource(tmp_path / "missing.jsonl").open(None)
 
 
+async def test_jsonl_source_accepts_and_rejects_exactly_what_json_loads_does(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The source parses lines with json's C scanner directly and falls back
+    # to json.loads for anything unusual; the split must never change which
+    # lines are events, which are errors, or what the events are.
+    lines = [
+        b'{"a": 1, "b": [1, 2.5, null, true], "c": {"d": "x\\u00e9"}}\n',
+        b"\n",
+        b"   \n",
+        b'  {"indented": 1}\n',
+        b'{"trailing": 1}   \n',
+        b'{"crlf": 1}\r\n',
+        b"1 2\n",
+        b'{"ff": 1}\x0c\n',
+        b'{"nbsp": 1}\xc2\xa0\n',
+        b"\xef\xbb\xbf" + b'{"bom": 1}\n',
+        b'{"bad utf8": "\xff"}\n',
+        b'"a string"\n',
+        b"NaN\n",
+        b"-0.0\n",
+        b"[1, 2\n",
+        b"{}{}\n",
+        b'{"dup": 1, "dup": 2}\n',
+        b"12345678901234567890123\n",
+        b'{"last": 1}\n',
+    ]
+    p = tmp_path / "edge.jsonl"
+    p.write_bytes(b"".join(lines))
+    want_events, want_errors = [], []
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            want_events.append(json.loads(raw))
+        except ValueError:
+            want_errors.append(n)
+    src = JsonLinesSource(p)
+    await src.open(None)
+    events, errors = [], []
+    while (b := await src.read(4)) is not None and (b.events or b.errors):
+        events += b.events
+        errors += b.errors
+    await src.close()
+    # NaN != NaN, so compare the JSON texts.
+    assert json.dumps(events) == json.dumps(want_events)
+    assert [int(msg.split(" line ")[1].split(":")[0]) for _raw, msg in errors] == want_errors
+    assert all("invalid JSON" in msg for _raw, msg in errors)
+
+
 async def test_async_iterable_source(tmp_path: pathlib.Path) -> None:
     async def gen() -> Any:
         for i in range(50):
