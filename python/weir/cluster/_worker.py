@@ -172,7 +172,10 @@ class _Partition:
             source = PartitionSource(w.client, self.keys, f"{job.name}.p{self.p}")
             job.build(pipeline.source(source), FencedStreamSink(w.client, self.keys, self.token))
             m = await pipeline.run()
-            self.finished = not self.stopping
+            # Finished is what the last checkpoint says: a hand-over asked
+            # for just as the input ended still ends the partition.
+            meta = await pipeline.last_checkpoint()
+            self.finished = bool(meta and meta.get("finished"))
             w.log(
                 f"p{self.p}: {'finished' if self.finished else 'handed over'} after "
                 f"{m['events']:,} events ({m['events_per_s']:,.0f} ev/s)"
@@ -316,6 +319,10 @@ class Worker:
         self.client: Any = None
         self.owned: dict[int, _Partition] = {}
         self._stop = asyncio.Event()
+        # Set to run the next round at once instead of after a heartbeat:
+        # on stop(), and when a partition finishes or is handed over (with a
+        # long lease a heartbeat can be tens of seconds away).
+        self._wake = asyncio.Event()
         self._all = [PartitionKeys(job.name, p) for p in range(job.partitions)]
         self.stats = {"acquired": 0, "lost": 0, "released": 0, "finished": 0}
 
@@ -334,6 +341,14 @@ class Worker:
     def stop(self) -> None:
         """Ask :meth:`run` to hand every partition back and return."""
         self._stop.set()
+        self._wake.set()
+
+    def _partition_ended(self, task: asyncio.Task[Any]) -> None:
+        # A partition that finished or was handed over: settle it and
+        # rebalance now. A failed one waits for the heartbeat, so a
+        # partition that fails on every start is not retried in a loop.
+        if not task.cancelled() and task.exception() is None:
+            self._wake.set()
 
     async def run(self) -> dict[str, int]:
         """Work until stopped (or, with ``exit_when_done``, until the job
@@ -357,6 +372,9 @@ class Worker:
             self.log(f"joined job {self.job.name} ({self.job.partitions} partitions)")
             beat = self.lease_ms / 3000
             while not self._stop.is_set():
+                # Cleared before the round, so a partition that ends during
+                # it makes the wait below return at once.
+                self._wake.clear()
                 now_ms = await self._now_ms()
                 await self.client.zadd(members, {self.worker_id: now_ms + self.lease_ms})
                 await self.client.zremrangebyscore(members, "-inf", now_ms)
@@ -370,7 +388,7 @@ class Worker:
                 share = math.ceil(len(unfinished) / live)
                 await self._balance(share, unfinished)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), beat)
+                    await asyncio.wait_for(self._wake.wait(), beat)
         finally:
             await self._shutdown(members)
         return dict(self.stats)
@@ -445,10 +463,13 @@ class Worker:
         shutil.rmtree(part.dir, ignore_errors=True)
 
     async def _balance(self, share: int, unfinished: list[int]) -> None:
+        # A partition whose last checkpoint says finished is only closing
+        # its store: counting it would hand over a running one for it.
+        still = set(unfinished)
         active = [
             p
             for p, part in self.owned.items()
-            if not part.stopping and part.task is not None and not part.task.done()
+            if p in still and not part.stopping and part.task is not None and not part.task.done()
         ]
         if len(active) > share:
             for p in active[share:]:
@@ -473,6 +494,7 @@ class Worker:
                 continue
             part = _Partition(self, p, token)
             part.task = asyncio.create_task(part.run(), name=f"partition {p}")
+            part.task.add_done_callback(self._partition_ended)
             self.owned[p] = part
             self.stats["acquired"] += 1
             want -= 1
