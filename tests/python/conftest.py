@@ -8,7 +8,6 @@ import os
 import pathlib
 import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -41,7 +40,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Imported here, not at the top: weir.cluster pulls in redis-py, and the
     # tests that never touch Redis (the valgrind run among them) should not
     # depend on it importing.
-    from weir.cluster.local import redis_ping
+    from weir.cluster.local import redis_ping, start_redis_server, stop_redis_server
 
     exe = shutil.which("redis-server")
     if exe is None:
@@ -51,25 +50,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for _attempt in range(3):
         port = _free_port()
         log_path = workdir / f"redis-{port}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    exe,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        proc = start_redis_server(exe, port, workdir, log_path)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and proc.poll() is None and not redis_ping(port):
             time.sleep(0.02)
@@ -77,12 +58,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             try:
                 yield f"redis://127.0.0.1:{port}/0"
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_redis_server(proc)
             return
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

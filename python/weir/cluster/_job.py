@@ -15,8 +15,8 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from ..stream import Sink, SinkError, Source, SourceBatch, SourceError, Stream
+from ..stream.sinks import XADD_ONCE_SCRIPT
 from ._redis import (
-    OUTPUT,
     ClusterError,
     PartitionKeys,
     check_job_name,
@@ -243,7 +243,7 @@ class FencedStreamSink(Sink):
         self._client = client
         self._keys = keys
         self._token = str(token)
-        self._script = client.register_script(OUTPUT)
+        self._script = client.register_script(XADD_ONCE_SCRIPT)
         self._count = 0
         self._encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -257,7 +257,7 @@ class FencedStreamSink(Sink):
         keys = self._keys
         try:
             await self._script(
-                keys=[keys.fence, keys.out, keys.out_last],
+                keys=[keys.out, keys.out_last, keys.fence],
                 args=[self._token, self._count + 1, *[enc(x) for x in items]],
             )
         except ResponseError as e:

@@ -167,24 +167,3 @@ end
 redis.call('HSET', KEYS[2], 'path', ARGV[2], 'log', ARGV[3], 'ckpt', ARGV[4], 'token', ARGV[1])
 return redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3])
 """
-
-#: KEYS fence, out, out_last; ARGV token, number of the first item, items.
-#: Items numbered at or below the last written number were written before a
-#: crash or a move: skip them (the new owner replays the same outputs).
-OUTPUT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('WEIRFENCED output refused: token ' .. ARGV[1] .. ' is stale')
-end
-local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-local first = tonumber(ARGV[2])
-local top = last
-for i = 3, #ARGV do
-  local n = first + i - 3
-  if n > last then
-    redis.call('XADD', KEYS[2], '*', 'n', n, 'data', ARGV[i], 'token', ARGV[1])
-    top = n
-  end
-end
-if top > last then redis.call('SET', KEYS[3], top) end
-return top
-"""

@@ -226,7 +226,7 @@ class _Partition:
 
     async def _take_snapshot(self, ckpt_id: int) -> None:
         w = self.worker
-        assert w.snapshot_dir is not None and self.log_id is not None
+        assert self.log_id is not None
         base = w.snapshot_dir / w.job.name / f"p{self.p}"
         name = f"{ckpt_id:012d}-t{self.token}"
         final = base / name
@@ -312,7 +312,7 @@ class Worker:
         if " " in self.worker_id or not self.worker_id:
             raise ClusterError(f"worker id must be non-empty without spaces: {self.worker_id!r}")
         self.work_dir = Path(work_dir) / self.worker_id
-        self.snapshot_dir: Path | None = Path(snapshot_dir)
+        self.snapshot_dir = Path(snapshot_dir)
         self.lease_ms = lease_ms
         self.exit_when_done = exit_when_done
         self._log = log if log is not None else sys.stderr

@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(argv[1:], prog="python -m weir.cluster worker")
     if argv and argv[0] == "job":
         return job_main(argv[1:])
+    usage = "usage: python -m weir.cluster {worker|job} ...  (each takes --help)"
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: python -m weir.cluster {worker|job} ...  (each takes --help)")
+        print(usage)
         return 0
-    print("usage: python -m weir.cluster {worker|job} ...  (each takes --help)", file=sys.stderr)
+    print(usage, file=sys.stderr)
     return 2

@@ -16,7 +16,13 @@ from types import TracebackType
 
 from ._redis import ClusterError
 
-__all__ = ["LocalRedisCluster", "redis_ping", "start_worker"]
+__all__ = [
+    "LocalRedisCluster",
+    "redis_ping",
+    "start_redis_server",
+    "start_worker",
+    "stop_redis_server",
+]
 
 
 def _port_pair_free(port: int) -> bool:
@@ -38,6 +44,46 @@ def redis_ping(port: int) -> bool:
             return s.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def start_redis_server(
+    server: str, port: int, data_dir: Path, log_path: Path, *options: str
+) -> subprocess.Popen[bytes]:
+    """A ``server`` (redis-server) process on loopback ``port`` that saves
+    nothing to disk, with ``options`` added and its output in ``log_path``;
+    wait for it with :func:`redis_ping`, end it with
+    :func:`stop_redis_server`."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                *options,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def stop_redis_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server from :func:`start_redis_server`: SIGTERM, then SIGKILL
+    after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class LocalRedisCluster:
@@ -90,33 +136,20 @@ class LocalRedisCluster:
             for port in self.ports:
                 d = self._workdir / str(port)
                 d.mkdir(parents=True, exist_ok=True)
-                with open(d / "redis.log", "wb") as log:
-                    self._procs.append(
-                        subprocess.Popen(
-                            [
-                                server,
-                                "--port",
-                                str(port),
-                                "--bind",
-                                "127.0.0.1",
-                                "--cluster-enabled",
-                                "yes",
-                                "--cluster-config-file",
-                                "nodes.conf",
-                                "--cluster-node-timeout",
-                                "5000",
-                                "--save",
-                                "",
-                                "--appendonly",
-                                "no",
-                                "--dir",
-                                str(d),
-                            ],
-                            stdout=log,
-                            stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL,
-                        )
+                self._procs.append(
+                    start_redis_server(
+                        server,
+                        port,
+                        d,
+                        d / "redis.log",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
                     )
+                )
             deadline = time.monotonic() + 15
             for port in self.ports:
                 while not redis_ping(port):
@@ -155,13 +188,7 @@ class LocalRedisCluster:
 
     def stop(self) -> None:
         for proc in self._procs:
-            proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_redis_server(proc)
         self._procs = []
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -156,17 +156,31 @@ class JsonLinesSink(Sink):
             self._f = None
 
 
-# KEYS[1] the stream, KEYS[2] its last written number; ARGV[1] the number of
-# the first item, ARGV[2..] the items' JSON. Items numbered at or below the
-# last written number were written before a crash: skip them.
-_XADD_ONCE = """
+#: Appends numbered items to a Redis Stream at most once each.
+#: KEYS[1] the stream, KEYS[2] its last written number, and optionally
+#: KEYS[3] a fencing counter (weir.cluster); ARGV[1] the writer's fencing
+#: token ('' without a fence), ARGV[2] the number of the first item,
+#: ARGV[3..] the items' JSON. Items numbered at or below the last written
+#: number were written before a crash (or by a partition's previous owner)
+#: and are skipped. With a fence, a writer whose token is no longer the
+#: counter's value writes nothing and gets a WEIRFENCED error, and every
+#: entry records the token that wrote it.
+XADD_ONCE_SCRIPT = """
+local fenced = #KEYS > 2
+if fenced and redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('WEIRFENCED output refused: token ' .. ARGV[1] .. ' is stale')
+end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local first = tonumber(ARGV[1])
+local first = tonumber(ARGV[2])
 local top = last
-for i = 2, #ARGV do
-  local n = first + i - 2
+for i = 3, #ARGV do
+  local n = first + i - 3
   if n > last then
-    redis.call('XADD', KEYS[1], '*', 'n', n, 'data', ARGV[i])
+    if fenced then
+      redis.call('XADD', KEYS[1], '*', 'n', n, 'data', ARGV[i], 'token', ARGV[1])
+    else
+      redis.call('XADD', KEYS[1], '*', 'n', n, 'data', ARGV[i])
+    end
     top = n
   end
 end
@@ -204,7 +218,7 @@ class RedisStreamSink(Sink):
             await self._client.ping()
         except RedisError as e:
             raise SinkError(f"{self.name}: cannot reach Redis at {self.url}: {e}") from e
-        self._script = self._client.register_script(_XADD_ONCE)
+        self._script = self._client.register_script(XADD_ONCE_SCRIPT)
         self._count = int(position or 0)
 
     async def write(self, items: list[Any]) -> None:
@@ -215,7 +229,7 @@ class RedisStreamSink(Sink):
         enc = self._encode
         await self._script(
             keys=[self.stream, self.counter_key],
-            args=[self._count + 1, *[enc(x) for x in items]],
+            args=["", self._count + 1, *[enc(x) for x in items]],
         )
         self._count += len(items)
 
