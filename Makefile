@@ -76,7 +76,8 @@ venv: deps $(PY)
 	    $(PY) -m pip install -q 'scikit-build-core>=0.10'
 	$(PY) -m pip install -q --no-build-isolation '.[test]'
 
-test-python: venv
+# build first: the tests also run the C tool (`weir job` hands over to Python).
+test-python: venv build
 	$(PY) -m pytest -q
 
 lint-python: venv

@@ -2638,6 +2638,9 @@ static const char help_job[] =
     "This runs 'python3 -m weir.cluster job ...' ($WEIR_PYTHON instead of\n"
     "python3 if set), so the weir Python package must be importable by it.\n"
     "\n"
+    "Exit status: 0 shown, 1 an error (no such job, Redis unreachable, no\n"
+    "Python to run), 2 usage error.\n"
+    "\n"
     "Example:\n"
     "  weir job status fraud --redis redis://127.0.0.1:7000\n";
 

@@ -131,6 +131,26 @@ done
 run help nosuch
 expect_rc 2
 
+# --------------------------------------------- job: handed to weir.cluster
+# `weir job` runs `$WEIR_PYTHON -m weir.cluster job ...`; what it shows is
+# tested with a Redis Cluster in tests/python/test_cluster.py. Here: its help,
+# its usage error, and a Python that cannot be run.
+run --help
+expect_out_has "  job "
+run job --help
+expect_rc 0
+expect_out_has "Usage: weir job status JOB"
+expect_out_has "Exit status"
+expect_err_empty
+run job
+expect_rc 2
+expect_err_has "Usage: weir job"
+current="WEIR_PYTHON=$T/no-such-python weir job status x"
+WEIR_PYTHON="$T/no-such-python" "$WEIR" job status x >"$T/out" 2>"$T/err"
+rc=$?
+expect_rc 1
+expect_err_has "cannot run $T/no-such-python (set WEIR_PYTHON"
+
 # ------------------------------------------------ a missing database dir
 for c in get delete scan stats levels compact; do
     case $c in

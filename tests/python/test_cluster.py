@@ -409,16 +409,17 @@ def test_job_status_cli(redis_cluster: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "no job 'nojob'" in bad.stderr
+    # The C tool hands `weir job` to this package (make test builds it first).
     weir_cli = ROOT / "build" / "weir"
-    if weir_cli.exists():
-        via_c = subprocess.run(
-            [str(weir_cli), "job", "status", "clijob", "--redis", redis_cluster],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "WEIR_PYTHON": sys.executable},
-        )
-        assert via_c.returncode == 0 and "job clijob" in via_c.stdout, via_c.stderr
+    assert weir_cli.exists(), f"{weir_cli} is missing: build the C tool (make build)"
+    via_c = subprocess.run(
+        [str(weir_cli), "job", "status", "clijob", "--redis", redis_cluster],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WEIR_PYTHON": sys.executable},
+    )
+    assert via_c.returncode == 0 and "job clijob" in via_c.stdout, via_c.stderr
     for args in (["worker", "--help"], ["job", "status", "--help"]):
         h = subprocess.run(
             [sys.executable, "-m", "weir.cluster", *args],
