@@ -255,41 +255,16 @@ def redis_server() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    from weir.cluster.local import start_redis_server, stop_redis_server, wait_for_redis
+
     workdir = tempfile.mkdtemp(prefix="weir-redis-")
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_redis_server(exe, port, workdir, None)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("redis-server did not start")
-            time.sleep(0.05)
+        if not wait_for_redis(port, proc, timeout=10):
+            raise SystemExit("redis-server did not start")
         yield f"127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_redis_server(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

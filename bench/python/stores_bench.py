@@ -24,7 +24,6 @@ import gc
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,47 +56,22 @@ class RedisServer:
             raise RuntimeError(
                 "redis-server is not installed (scripts/install-deps.sh installs it)"
             )
+        from weir.cluster.local import start_redis_server, wait_for_redis
+
         self.port = free_port()
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("redis-server did not start")
+        self.proc = start_redis_server(exe, self.port, workdir, None)
+        if not wait_for_redis(self.port, self.proc):
+            self.stop()
+            raise RuntimeError("redis-server did not start")
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        from weir.cluster.local import stop_redis_server
+
+        stop_redis_server(self.proc)
 
 
 async def run_backend(kind: str, n: int, workdir: str, redis_url: str | None) -> dict[str, float]:

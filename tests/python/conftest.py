@@ -8,7 +8,6 @@ import os
 import pathlib
 import shutil
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -40,7 +39,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Imported here, not at the top: weir.cluster pulls in redis-py, and the
     # tests that never touch Redis (the valgrind run among them) should not
     # depend on it importing.
-    from weir.cluster.local import redis_ping, start_redis_server, stop_redis_server
+    from weir.cluster.local import start_redis_server, stop_redis_server, wait_for_redis
 
     exe = shutil.which("redis-server")
     if exe is None:
@@ -51,10 +50,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = _free_port()
         log_path = workdir / f"redis-{port}.log"
         proc = start_redis_server(exe, port, workdir, log_path)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and proc.poll() is None and not redis_ping(port):
-            time.sleep(0.02)
-        if proc.poll() is None and redis_ping(port):
+        if wait_for_redis(port, proc):
             try:
                 yield f"redis://127.0.0.1:{port}/0"
             finally:

@@ -22,6 +22,7 @@ __all__ = [
     "start_redis_server",
     "start_worker",
     "stop_redis_server",
+    "wait_for_redis",
 ]
 
 
@@ -47,13 +48,17 @@ def redis_ping(port: int) -> bool:
 
 
 def start_redis_server(
-    server: str, port: int, data_dir: Path, log_path: Path, *options: str
+    server: str,
+    port: int,
+    data_dir: str | os.PathLike[str],
+    log_path: str | os.PathLike[str] | None,
+    *options: str,
 ) -> subprocess.Popen[bytes]:
     """A ``server`` (redis-server) process on loopback ``port`` that saves
-    nothing to disk, with ``options`` added and its output in ``log_path``;
-    wait for it with :func:`redis_ping`, end it with
-    :func:`stop_redis_server`."""
-    with open(log_path, "wb") as log:
+    nothing to disk, with ``options`` added and its output in ``log_path``
+    (discarded when None); wait for it with :func:`wait_for_redis`, end it
+    with :func:`stop_redis_server`."""
+    with open(log_path if log_path is not None else os.devnull, "wb") as log:
         return subprocess.Popen(
             [
                 server,
@@ -67,12 +72,25 @@ def start_redis_server(
                 "--appendonly",
                 "no",
                 "--dir",
-                str(data_dir),
+                os.fspath(data_dir),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def wait_for_redis(port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> bool:
+    """Wait until the server ``proc`` answers PING on ``port``; False if it
+    exited or ``timeout`` seconds passed first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if redis_ping(port):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return False
 
 
 def stop_redis_server(proc: subprocess.Popen[bytes]) -> None:
@@ -150,12 +168,9 @@ class LocalRedisCluster:
                         "5000",
                     )
                 )
-            deadline = time.monotonic() + 15
-            for port in self.ports:
-                while not redis_ping(port):
-                    if time.monotonic() > deadline:
-                        raise ClusterError(f"redis cluster node on port {port} did not start")
-                    time.sleep(0.05)
+            for port, proc in zip(self.ports, self._procs, strict=True):
+                if not wait_for_redis(port, proc):
+                    raise ClusterError(f"redis cluster node on port {port} did not start")
             made = subprocess.run(
                 [
                     cli,
