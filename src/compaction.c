@@ -15,10 +15,6 @@
 #include "filename.h"
 #include "sst.h"
 
-static void stat_add(_Atomic uint64_t *c, uint64_t n) {
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
 typedef struct output_file {
     uint64_t number;
     uint64_t size;
