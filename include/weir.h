@@ -49,7 +49,8 @@ enum {
     WEIR_BUFFER_TOO_SMALL = 8, /* weir_get: value longer than the buffer    */
     WEIR_EXISTS = 9,           /* error_if_exists and the DB exists         */
     WEIR_NOT_SUPPORTED = 10,   /* e.g. a codec not compiled in              */
-    WEIR_READ_ONLY = 11,       /* a background error stopped writes         */
+    WEIR_READ_ONLY = 11,       /* writes refused: opened read-only, or a
+                                  background error stopped them            */
     WEIR_CLOSED = 12,          /* the DB is being closed                    */
     WEIR_CONFLICT = 13         /* a transaction lost to a concurrent commit */
 };
@@ -95,6 +96,24 @@ WEIR_API void weir_options_destroy(weir_options *opts);
  * leave the option unchanged. Defaults in brackets. */
 WEIR_API int weir_options_set_create_if_missing(weir_options *o, int yes); /* [1] */
 WEIR_API int weir_options_set_error_if_exists(weir_options *o, int yes);  /* [0] */
+/* Open read-only [0]: recovery checks every file as usual and replays the
+ * logs into memory, but nothing is written, renamed or deleted (it works on
+ * read-only media and directories). Writes, flushes and compactions fail
+ * with WEIR_READ_ONLY. Any number of read-only handles (in any processes)
+ * may share a DB; a writer excludes them and they exclude a writer (both
+ * get WEIR_BUSY), because a reader's view of the logs would go stale and a
+ * writer may delete files a reader has not opened yet. Where the LOCK file
+ * cannot be opened (read-only media, no permission) there is no lock:
+ * then no writer can be running either. */
+WEIR_API int weir_options_set_read_only(weir_options *o, int yes);
+/* Processes and fork(): a handle belongs to the process that opened it. In
+ * a child of fork() every call on an inherited handle (or its iterators,
+ * snapshots and transactions) fails with WEIR_INVALID ("opened by process
+ * P: open a new handle in the child") and touches no file; weir_close on it
+ * returns WEIR_OK at once and frees nothing (the child's copy of the
+ * parent's memory), so a child's exit never hangs. A child may open its own
+ * handle on another DB, or on the same one once the parent has closed it
+ * (the lock is per process). */
 /* Memtable size before it is switched and flushed [64 MiB; 64 KiB..4 GiB] */
 WEIR_API int weir_options_set_write_buffer_size(weir_options *o, size_t bytes);
 /* Target uncompressed data block size [4 KiB; 256 B..64 MiB] */
@@ -177,15 +196,23 @@ WEIR_API int weir_options_set_merge_operator(weir_options *o, int id, weir_merge
 typedef struct weir_db weir_db;
 
 /* Open (or create) the store in directory `path`. `opts` may be NULL for
- * defaults. The directory may already exist and be empty. A second open of
- * the same directory, in this or another process, fails with WEIR_BUSY.
- * On success *out is the handle; on failure *out is NULL. */
+ * defaults. The directory may already exist and be empty; weir never
+ * creates a store in a directory holding other files (WEIR_INVALID). A
+ * second open of the same directory, in this or another process, fails
+ * with WEIR_BUSY (except read-only opens, which share; see
+ * weir_options_set_read_only). Recovery never serves a state that was not
+ * written: damage, a missing file or a gap in the write history is
+ * WEIR_CORRUPTION naming the file and offset (docs/RELIABILITY.md, "Recovery
+ * rules"); weir_salvage copies what is intact out of such a store. On
+ * success *out is the handle; on failure *out is NULL. */
 WEIR_API int weir_open(const char *path, const weir_options *opts, weir_db **out);
 
-/* Wait for background work to stop, flush weir's log buffer to the OS,
- * release the lock and free the handle. Iterators and snapshots must be
- * released first. Returns the first background error seen, if any; the
- * handle is freed either way. NULL is fine. */
+/* Wait for background work to stop, make every acknowledged write durable
+ * (the logs are fsynced), record the clean close in the manifest, release
+ * the lock and free the handle. Iterators, snapshots and transactions must
+ * be released first: while any is live, WEIR_BUSY (naming how many) and
+ * the DB stays open. Otherwise returns the first background error seen, if
+ * any, and the handle is freed either way. NULL is fine. */
 WEIR_API int weir_close(weir_db *db);
 
 /* Delete every file of the store in `path` (it must not be open). */
@@ -389,6 +416,51 @@ WEIR_API int weir_txn_rollback(weir_txn *txn);
 /* Finished transactions refuse further calls with WEIR_INVALID. */
 WEIR_API void weir_txn_destroy(weir_txn *txn);
 
+/* ---- checking and salvage ------------------------------------------------ */
+
+/* What weir_check and weir_salvage report, one call per file or finding. */
+enum {
+    WEIR_REPORT_OK = 0,     /* a file checked and found intact               */
+    WEIR_REPORT_NOTE = 1,   /* worth knowing, nothing lost (a leftover file)  */
+    WEIR_REPORT_WARN = 2,   /* only what the sync mode allows was dropped: a
+                               torn tail at the crash point, a power cut's hole
+                               in unsynced writes                             */
+    WEIR_REPORT_DAMAGE = 3, /* acknowledged data is lost or would be changed  */
+    WEIR_REPORT_ERROR = 4   /* a file could not be read at all (I/O error)    */
+};
+/* `file` is a name within the DB directory, or "database" for findings
+ * about the whole store; `message` names offsets, key and sequence ranges. */
+typedef void (*weir_report_fn)(void *arg, int level, const char *file, const char *message);
+
+/* Check every file of the DB in `path` and its write history without
+ * changing anything (nothing is created, written, renamed or deleted; the
+ * LOCK file is only read-locked, for the history check): CURRENT, every
+ * manifest record, every table block's checksum and key order, every log
+ * record, the tables' sizes, entry counts and key ranges against the
+ * manifest, and the sequence history across manifest and logs (a read-only
+ * recovery). Reports through fn (may be NULL). Returns WEIR_OK when nothing
+ * acknowledged is lost or changed (WARN findings allowed), WEIR_CORRUPTION
+ * when something is (message: the first such finding), another status when
+ * the check could not run (WEIR_INVALID: not a weir database). */
+WEIR_API int weir_check(const char *path, weir_report_fn fn, void *arg);
+
+/* Copy every record that can be proved intact out of a damaged DB in
+ * `src` into a new DB in `dst` (which must not exist, or be empty): the
+ * tables the manifest lists (and tables newer than it), block by block,
+ * and the logs record by record, each checked by its checksum, merged by
+ * sequence number so the newest intact version of each key wins. Tables
+ * the manifest no longer lists are not used (they could bring back deleted
+ * keys). Never writes to src (it is read-locked so no writer runs
+ * meanwhile). Reports each source and everything that could not be
+ * recovered (file, byte offsets, key range, sequence range) through fn
+ * (may be NULL). `opts` (may be NULL) sets dst's table options
+ * (compression, block size). Returns WEIR_OK when dst was written and
+ * nothing was lost, WEIR_CORRUPTION when dst was written but something
+ * could not be recovered (message: a summary), or another status when no
+ * dst was made. */
+WEIR_API int weir_salvage(const char *src, const char *dst, const weir_options *opts,
+                          weir_report_fn fn, void *arg);
+
 /* Read a property as a malloc'd NUL-terminated string (weir_free it).
  * Names:
  *   "weir.num-files-at-level<N>"   files in level N
@@ -400,6 +472,10 @@ WEIR_API void weir_txn_destroy(weir_txn *txn);
  *   "weir.total-sst-bytes"         bytes of all live tables
  *   "weir.num-snapshots"           live snapshots
  *   "weir.background-error"       "" or the message that stopped writes
+ *   "weir.recovery"                what the open that made this handle found:
+ *                                  records replayed, a torn tail dropped, a
+ *                                  history cut at a power cut's hole, files
+ *                                  kept or set aside
  *   "weir.counters"                every counter as "name value" lines,
  *                                  including block cache and bloom filter
  *                                  figures and get/put latency percentiles

@@ -38,6 +38,23 @@ void db_update_compaction_debt(weir_db *db) {
 }
 
 
+void db_background_failed(weir_db *db, int code, int is_flush) {
+    if (code != WEIR_NO_SPACE) {
+        db_set_bg_error(db, code);
+        return;
+    }
+    /* The failed job changed nothing the current version depends on (a
+     * half-built table is removed; a manifest write that failed midway
+     * freezes deletions until a new manifest is written), so it can simply
+     * run again once space may have been freed. */
+    weir_error_save(is_flush ? &db->flush_no_space : &db->compaction_no_space, code);
+    if (is_flush) db->flush_failures++;
+    else db->compaction_failures++;
+    db->space_retry_micros = db->env->ops->now_micros(db->env) + SPACE_RETRY_MICROS;
+    stat_add(&db->stats.background_no_space, 1);
+    pthread_cond_broadcast(&db->bg_cv);
+}
+
 void db_set_bg_error(weir_db *db, int code) {
     if (db->bg_error.code == WEIR_OK) {
         weir_error_save(&db->bg_error, code);
@@ -99,11 +116,13 @@ static int number_set_has(const number_set *s, uint64_t number) {
 }
 
 void db_delete_obsolete_files(weir_db *db) {
-    /* After a background error the on-disk state may be ahead of what we
-     * know; keep everything so nothing needed is lost. */
-    if (db->bg_error.code != WEIR_OK) return;
+    /* After a background error, or a manifest write that failed midway, the
+     * on-disk state may be ahead of what we know; keep everything so
+     * nothing needed is lost. A read-only handle deletes nothing at all. */
+    if (db->read_only || db->bg_error.code != WEIR_OK || db->vs->manifest_uncertain) return;
     number_set live = {0};
     for (size_t i = 0; i < db->num_pending; i++) number_set_add(&live, db->pending_outputs[i]);
+    for (size_t i = 0; i < db->num_kept_tables; i++) number_set_add(&live, db->kept_tables[i]);
     vset_for_each_live_file(db->vs, number_set_add, &live);
     if (live.oom) {
         free(live.v);
@@ -244,7 +263,7 @@ int db_flush_imm(weir_db *db) {
     int rc = db_write_level0_table(db, imm, &edit, &number);
     if (rc == WEIR_OK) {
         /* Logs before the active one hold nothing the tables lack now. */
-        version_edit_set_log_number(&edit, db->log_number);
+        version_edit_set_log(&edit, db->log_number, db->log_start_seq);
         rc = vset_log_and_apply(db->vs, &edit, &db->mu);
     }
     db_remove_pending_output(db, number);
@@ -259,9 +278,10 @@ int db_flush_imm(weir_db *db) {
         db_install_superversion(db);
         stat_add(&db->stats.flushes, 1);
         db_update_compaction_debt(db);
+        db->flush_no_space.code = WEIR_OK;
         db_delete_obsolete_files(db);
     } else {
-        db_set_bg_error(db, rc);
+        db_background_failed(db, rc, 1);
     }
     pthread_cond_broadcast(&db->bg_cv);
     return rc;
@@ -278,8 +298,28 @@ static void run_manual_compaction(weir_db *db) {
     int rc = WEIR_OK;
     if (c) rc = db_run_compaction(db, c);
     if (rc != WEIR_OK) weir_error_save(&m->err, rc);
+    /* A manifest write that failed for any reason but space stops the DB,
+     * as for automatic compactions; the caller gets the error either way. */
+    if (rc != WEIR_OK && rc != WEIR_NO_SPACE && db->vs->manifest_uncertain) db_set_bg_error(db, rc);
     m->status = rc;
     m->done = 1;
+}
+
+/* 1 if work that last failed for want of space may be tried again. */
+static int space_retry_due(weir_db *db, const weir_error *space_error) {
+    return space_error->code == WEIR_OK || db->env->ops->now_micros(db->env) >= db->space_retry_micros;
+}
+
+/* Sleep until more work may arrive, or until a job that ran out of space
+ * is due to be tried again. */
+static void wait_for_work(weir_db *db) {
+    if (db->flush_no_space.code == WEIR_OK && db->compaction_no_space.code == WEIR_OK) {
+        pthread_cond_wait(&db->work_cv, &db->mu);
+        return;
+    }
+    uint64_t at = db->space_retry_micros;
+    struct timespec ts = {(time_t)(at / 1000000u), (long)(at % 1000000u) * 1000};
+    pthread_cond_timedwait(&db->work_cv, &db->mu, &ts); /* the env's clock is CLOCK_REALTIME */
 }
 
 void *db_background_main(void *arg) {
@@ -299,7 +339,7 @@ void *db_background_main(void *arg) {
             pthread_cond_wait(&db->work_cv, &db->mu);
             continue;
         }
-        if (db->imm && !db->flush_running) {
+        if (db->imm && !db->flush_running && space_retry_due(db, &db->flush_no_space)) {
             db->flush_running = 1;
             db_flush_imm(db);
             db->flush_running = 0;
@@ -307,7 +347,10 @@ void *db_background_main(void *arg) {
             pthread_cond_broadcast(&db->work_cv);
             continue;
         }
-        if (!db->compaction_running && (manual_pending(db) || vset_needs_compaction(db->vs))) {
+        /* A manual request always runs (it reports its own failure). */
+        if (!db->compaction_running &&
+            (manual_pending(db) ||
+             (vset_needs_compaction(db->vs) && space_retry_due(db, &db->compaction_no_space)))) {
             db->compaction_running = 1;
             if (manual_pending(db)) {
                 run_manual_compaction(db);
@@ -315,11 +358,12 @@ void *db_background_main(void *arg) {
                 compaction *c = vset_pick_compaction(db->vs);
                 if (c) {
                     int rc = db_run_compaction(db, c);
-                    if (rc != WEIR_OK) db_set_bg_error(db, rc);
+                    if (rc != WEIR_OK) db_background_failed(db, rc, 0);
+                    else db->compaction_no_space.code = WEIR_OK;
                 } else {
                     /* Needed but nothing pickable (inputs busy): wait. */
                     db->compaction_running = 0;
-                    pthread_cond_wait(&db->work_cv, &db->mu);
+                    wait_for_work(db);
                     continue;
                 }
             }
@@ -328,7 +372,7 @@ void *db_background_main(void *arg) {
             pthread_cond_broadcast(&db->work_cv);
             continue;
         }
-        pthread_cond_wait(&db->work_cv, &db->mu);
+        wait_for_work(db);
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;
@@ -339,14 +383,21 @@ void *db_background_main(void *arg) {
 
 int weir_flush(weir_db *db) {
     CHECK_DB(db, "weir_flush");
+    pthread_mutex_lock(&db->mu);
+    uint64_t failures_before = db->flush_failures;
+    pthread_mutex_unlock(&db->mu);
     int rc = db_write_internal(db, NULL, NULL); /* switches the memtable */
     if (rc != WEIR_OK) return rc;
     pthread_mutex_lock(&db->mu);
-    while (db->imm && db->bg_error.code == WEIR_OK) {
+    /* Until the flush is done, or fails (a full disk fails it without
+     * stopping the DB: the failure is reported here, and retried later). */
+    while (db->imm && db->bg_error.code == WEIR_OK && db->flush_failures == failures_before) {
         pthread_cond_broadcast(&db->work_cv);
         pthread_cond_wait(&db->bg_cv, &db->mu);
     }
-    if (rc == WEIR_OK && db->bg_error.code != WEIR_OK) rc = weir_error_raise(&db->bg_error);
+    if (db->bg_error.code != WEIR_OK) rc = weir_error_raise(&db->bg_error);
+    else if (db->imm && db->flush_failures != failures_before)
+        rc = weir_error_raise(&db->flush_no_space);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -381,6 +432,12 @@ int weir_compact_range(weir_db *db, const void *start, size_t slen, const void *
     int rc = db_check_key_arg("weir_compact_range", start, slen);
     if (rc == WEIR_OK) rc = db_check_key_arg("weir_compact_range", end, elen);
     if (rc != WEIR_OK) return rc;
+    if (start && end && slice_compare(slice_make(start, slen), slice_make(end, elen)) > 0)
+        return weir_set_error(WEIR_INVALID,
+                              "weir_compact_range: start is after end (an empty range is start == end; "
+                              "NULL means unbounded)");
+    if (db->read_only)
+        return weir_set_error(WEIR_READ_ONLY, "weir_compact_range: %s was opened read-only", db->path);
     rc = weir_flush(db);
     if (rc != WEIR_OK) return rc;
 

@@ -119,8 +119,10 @@ int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg) {
         if (found == expected)
             return weir_set_error(WEIR_CORRUPTION, "write batch holds more ops than its count %u",
                                   expected);
-        int rc = fn(arg, seq + found, type, key, value);
-        if (rc != 0) return rc;
+        if (fn) {
+            int rc = fn(arg, seq + found, type, key, value);
+            if (rc != 0) return rc;
+        }
         found++;
     }
     if (found != expected)

@@ -32,7 +32,17 @@ struct weir_batch {
  * puts into expiring ones. WEIR_NO_MEMORY / WEIR_CORRUPTION. */
 int batch_rep_resolve(buf *dst, slice src, uint64_t now_ms, uint64_t default_ttl_ms);
 
-static inline uint64_t batch_rep_sequence(slice rep) { return decode_fixed64(rep.data); }
+/* Bit 63 of the sequence field of a logged record (sequences use 56 bits):
+ * the write asked for an fsync (WEIR_SYNC_FSYNC), and every earlier log was
+ * made durable before it was written. Recovery uses it to tell a hole a
+ * power cut may leave in unsynced writes from damage: nothing synced can
+ * follow such a hole. Never set in a batch a caller holds. */
+#define BATCH_SEQ_SYNCED (UINT64_C(1) << 63)
+
+static inline uint64_t batch_rep_sequence(slice rep) { return decode_fixed64(rep.data) & ~BATCH_SEQ_SYNCED; }
+static inline int batch_rep_synced(slice rep) { return (decode_fixed64(rep.data) & BATCH_SEQ_SYNCED) != 0; }
+/* The sequence field exactly as stored (flag bits included). */
+static inline uint64_t batch_rep_sequence_field(slice rep) { return decode_fixed64(rep.data); }
 static inline uint32_t batch_rep_count(slice rep) { return decode_fixed32(rep.data + 8); }
 static inline void batch_rep_set_sequence(char *rep, uint64_t seq) { encode_fixed64(rep, seq); }
 
@@ -40,8 +50,9 @@ static inline void batch_rep_set_sequence(char *rep, uint64_t seq) { encode_fixe
  * stops the walk and is returned by batch_rep_iterate. */
 typedef int (*batch_op_fn)(void *arg, uint64_t seq, int type, slice key, slice value);
 
-/* Walk a batch representation. WEIR_CORRUPTION (message: what is wrong and
- * at which byte of the record) if it is malformed or its count is wrong. */
+/* Walk a batch representation (fn NULL: only validate it). WEIR_CORRUPTION
+ * (message: what is wrong and at which byte of the record) if it is
+ * malformed or its count is wrong. */
 int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg);
 
 /* Append src's ops to dst's rep (header count updated). WEIR_NO_MEMORY on OOM. */

@@ -66,6 +66,11 @@ static int prepare_dir(weir_env *env, const char *dir) {
 
 int weir_checkpoint(weir_db *db, const char *dir) {
     if (!db) return weir_set_error(WEIR_INVALID, "weir_checkpoint: db is NULL");
+    int owner = db_owner_check(db, "weir_checkpoint");
+    if (owner != WEIR_OK) return owner;
+    if (db->read_only)
+        return weir_set_error(WEIR_READ_ONLY, "weir_checkpoint: %s was opened read-only (a checkpoint "
+                              "flushes the memtable first)", db->path);
     if (!dir || !*dir) return weir_set_error(WEIR_INVALID, "weir_checkpoint: dir is NULL or empty");
     if (strlen(dir) > PATH_MAX - 64)
         return weir_set_error(WEIR_INVALID, "weir_checkpoint: path of %zu bytes is too long", strlen(dir));
@@ -85,8 +90,10 @@ int weir_checkpoint(weir_db *db, const char *dir) {
 
     version_edit snap;
     version_edit_init(&snap);
-    /* No logs come along: everything is in the tables. */
-    version_edit_set_log_number(&snap, next_file);
+    /* No logs come along: everything is in the tables, and the copy is
+     * sealed as closed cleanly with no log (recovery then expects none). */
+    version_edit_set_log(&snap, next_file, last_sequence + 1);
+    version_edit_set_clean_close(&snap, last_sequence, 0);
     version_edit_set_next_file_number(&snap, next_file + 1);
     version_edit_set_last_sequence(&snap, last_sequence);
     char from[PATH_MAX], to[PATH_MAX];
@@ -133,6 +140,20 @@ int weir_checkpoint(weir_db *db, const char *dir) {
         rc = env_write_file_synced(env, tmp, contents, (size_t)len);
         if (rc == WEIR_OK) rc = env->ops->rename_file(env, tmp, current_file_path(to, sizeof to, dir));
         if (rc == WEIR_OK) rc = env->ops->sync_dir(env, dir);
+        /* The checkpoint directory's own entry must survive a power cut too. */
+        if (rc == WEIR_OK) {
+            char parent[PATH_MAX];
+            snprintf(parent, sizeof parent, "%s", dir);
+            char *slash = strrchr(parent, '/');
+            while (slash && slash > parent && slash[1] == '\0') { /* trailing slashes */
+                *slash = '\0';
+                slash = strrchr(parent, '/');
+            }
+            if (!slash) snprintf(parent, sizeof parent, ".");
+            else if (slash == parent) parent[1] = '\0';
+            else *slash = '\0';
+            rc = env->ops->sync_dir(env, parent);
+        }
     }
     buf_free(&record);
     weir_error saved;

@@ -426,12 +426,13 @@ int db_run_compaction(weir_db *db, compaction *c) {
     }
     if (rc == WEIR_OK) rc = drop_dead_tombstones(&cs);
     if (rc == WEIR_OK) {
-        rc = vset_log_and_apply(db->vs, &c->edit, &db->mu);
         /* A failed manifest write (say its fsync) may still have put the
          * edit on disk, naming the outputs and dropping the inputs: both
-         * must stay until a later manifest settles it, so freeze file
-         * deletion with a background error before anything is removed. */
-        if (rc != WEIR_OK && rc != WEIR_CLOSED) db_set_bg_error(db, rc);
+         * must stay until a later manifest settles it. The version set
+         * marks the manifest uncertain, which freezes file deletion until a
+         * new manifest is written; the caller decides whether the failure
+         * stops the DB (WEIR_NO_SPACE does not). */
+        rc = vset_log_and_apply(db->vs, &c->edit, &db->mu);
     }
     for (size_t i = 0; i < cs.num_outputs; i++) {
         db_remove_pending_output(db, cs.outputs[i].number);
@@ -446,7 +447,8 @@ int db_run_compaction(weir_db *db, compaction *c) {
         db_install_superversion(db);
     }
     /* On failure the outputs are not in any version and are removed here
-     * too (unless a background error froze file deletion). */
+     * too (unless a background error or an uncertain manifest froze file
+     * deletion). */
     db_delete_obsolete_files(db);
     return rc == WEIR_CLOSED ? WEIR_OK : rc;
 }

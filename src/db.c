@@ -1,8 +1,16 @@
 /*
  * db.c -- the DB handle's life: open (options, caches, recovery, background
- * threads), close, destroy, and the library's version and build info. The
+ * threads), close (which seals the manifest), destroy, the handle's
+ * ownership across fork(), and the library's version and build info. The
  * rest of the engine behind weir_db lives in options.c, db_write.c,
  * db_read.c, background.c, recovery.c and properties.c (see db_impl.h).
+ *
+ * fork(): a child gets a copy of the handle but not the threads behind it,
+ * and mutexes another thread held at the fork stay held forever. The
+ * child's copy is therefore dead: every call made with it fails with
+ * WEIR_INVALID, and closing it releases nothing (no file is touched, no
+ * thread joined), so a child's exit never hangs and never disturbs the
+ * parent's files. A child opens its own handle instead.
  *
  * Locking: db->mu guards every field of weir_db that is not an atomic, the
  * version set, and version/file reference counts. It is never held during
@@ -17,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "bloom.h"
@@ -32,6 +41,30 @@
 #endif
 
 _Thread_local unsigned db_sample_tick;
+
+/* Incremented in every child of fork() (pthread_atfork), so a handle knows
+ * it was opened by an ancestor with one relaxed load per call instead of a
+ * getpid() system call. */
+static _Atomic unsigned long process_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_in_child(void) {
+    atomic_fetch_add_explicit(&process_generation, 1, memory_order_relaxed);
+}
+
+static void install_atfork(void) { pthread_atfork(NULL, NULL, after_fork_in_child); }
+
+int db_forked_away(const weir_db *db) {
+    return atomic_load_explicit(&process_generation, memory_order_relaxed) != db->fork_generation;
+}
+
+int db_owner_check(const weir_db *db, const char *fn) {
+    if (!db_forked_away(db)) return WEIR_OK;
+    return weir_set_error(WEIR_INVALID,
+                          "%s: this handle of %s was opened by process %ld and was inherited "
+                          "through fork(); it cannot be used here: open a new handle in the child",
+                          fn, db->path ? db->path : "?", db->owner_pid);
+}
 
 
 const char *weir_version(void) { return WEIR_VERSION_STRING; }
@@ -78,6 +111,7 @@ static void db_free(weir_db *db) {
     pthread_cond_destroy(&db->work_cv);
     buf_free(&db->group_rep);
     free(db->pending_outputs);
+    free(db->kept_tables);
     free(db->threads);
     free(db->path);
     free(db);
@@ -90,9 +124,12 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
     if (strlen(path) > PATH_MAX - 64)
         return weir_set_error(WEIR_INVALID, "weir_open: path of %zu bytes is too long", strlen(path));
 
+    pthread_once(&atfork_once, install_atfork);
     weir_db *db = calloc(1, sizeof *db);
     if (!db) return weir_set_error(WEIR_NO_MEMORY, "out of memory opening %s", path);
     db->lock_fd = -1;
+    db->fork_generation = atomic_load_explicit(&process_generation, memory_order_relaxed);
+    db->owner_pid = (long)getpid();
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->sv_lock, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
@@ -114,6 +151,7 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
         db_free(db);
         return rc;
     }
+    db->read_only = db->opts.read_only;
     db->env = db->opts.env ? db->opts.env : env_posix();
     db->path = strdup(path);
     /* Strip trailing slashes so file names and messages read cleanly. */
@@ -139,6 +177,10 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
         return rc;
     }
 
+    if (db->read_only) { /* no flush, no compaction: no threads */
+        *out = db;
+        return WEIR_OK;
+    }
     db->threads = calloc((size_t)db->opts.background_threads, sizeof *db->threads);
     if (!db->threads) {
         db_free(db);
@@ -158,8 +200,38 @@ int weir_open(const char *path, const weir_options *opts, weir_db **out) {
     return WEIR_OK;
 }
 
+/* Record a clean close in the manifest: every acknowledged write is in the
+ * tables or in the logs, ending exactly at logged_sequence in the log
+ * open now. Recovery then treats any missing, short or torn log as
+ * corruption instead of a crash's torn tail. Best effort: if it cannot be
+ * written (a full disk), the next open recovers as after a crash. */
+static void seal_manifest(weir_db *db) {
+    version_edit e;
+    version_edit_init(&e);
+    version_edit_set_clean_close(&e, db->logged_sequence, db->log_number);
+    weir_error saved;
+    weir_error_save(&saved, WEIR_OK);
+    pthread_mutex_lock(&db->mu);
+    vset_log_and_apply(db->vs, &e, &db->mu);
+    pthread_mutex_unlock(&db->mu);
+    weir_error_raise(&saved);
+    version_edit_free(&e);
+}
+
 int weir_close(weir_db *db) {
     if (!db) return WEIR_OK;
+    /* A copy inherited through fork(): release nothing (see the top). */
+    if (db_forked_away(db)) return WEIR_OK;
+    int iters = atomic_load(&db->live_iterators), txns = atomic_load(&db->live_transactions);
+    pthread_mutex_lock(&db->mu);
+    int snaps = db->num_snapshots;
+    pthread_mutex_unlock(&db->mu);
+    if (iters || txns || snaps)
+        return weir_set_error(WEIR_BUSY,
+                              "weir_close: %s still has %d iterator(s), %d snapshot(s) and %d "
+                              "transaction(s) open; destroy or release them first (the database "
+                              "stays open)",
+                              db->path, iters, snaps, txns);
     /* Closing while other threads still use the handle is a caller bug
      * (as freeing any object in use is); background threads are ours. */
     pthread_mutex_lock(&db->mu);
@@ -197,6 +269,7 @@ int weir_close(weir_db *db) {
             weir_error_save(&err, rc);
         }
     }
+    if (rc == WEIR_OK && !db->read_only) seal_manifest(db);
     db_free(db);
     if (rc != WEIR_OK) weir_error_raise(&err);
     return rc;

@@ -46,6 +46,7 @@ struct weir_options {
     weir_clock_fn clock;
     void *clock_arg;
     merge_registry merge_ops;
+    int read_only; /* open without writing, deleting or locking exclusively */
     weir_env *env; /* tests may substitute a fault-injecting env */
 };
 
@@ -53,6 +54,7 @@ struct weir_options {
 void weir_options_set_env(weir_options *o, weir_env *env);
 
 struct weir_snapshot {
+    weir_db *db;       /* the DB it belongs to (a release through another is ignored) */
     uint64_t sequence;
     struct weir_snapshot *prev, *next; /* in the DB's list, oldest first */
 };
@@ -131,6 +133,8 @@ typedef struct db_stats {
     _Atomic uint64_t recovered_torn_bytes;
     _Atomic uint64_t files_deleted;
     _Atomic uint64_t stops;
+    _Atomic uint64_t writes_refused_no_space; /* taken back from the log, not applied */
+    _Atomic uint64_t background_no_space;     /* flushes/compactions that ran out of space */
     latency_hist get_latency;  /* sampled: one operation in 16 */
     latency_hist put_latency;  /* writes of any kind, sampled likewise */
 } db_stats;
@@ -156,6 +160,8 @@ struct weir_db {
     _Atomic uint64_t visible_sequence; /* newest sequence readers may see */
     log_writer *log;
     uint64_t log_number;    /* number of the log behind mem */
+    uint64_t log_start_seq; /* the sequence the first write into `log` gets */
+    uint64_t logged_sequence; /* the newest sequence any log holds */
     log_writer *prev_log;   /* the log behind imm, open until imm is in a table */
     int prev_log_synced;    /* prev_log was fsynced after its last record */
 
@@ -175,6 +181,28 @@ struct weir_db {
     int shutting_down;
     weir_error bg_error;    /* code != WEIR_OK: writes are refused */
     uint64_t resume_after_micros; /* after WEIR_NO_SPACE: next attempt to resume */
+    /* A flush or compaction that ran out of disk space is not fatal: it is
+     * retried from space_retry_micros on, and until then writers that need
+     * it done get WEIR_NO_SPACE instead of waiting. */
+    weir_error flush_no_space;
+    weir_error compaction_no_space;
+    uint64_t space_retry_micros;
+    uint64_t flush_failures;      /* flushes that failed, for waiters */
+    uint64_t compaction_failures; /* compactions that ran out of space */
+
+    int read_only;          /* opened with weir_options_set_read_only */
+    /* fork(): a handle belongs to the process that opened it (db_owner_ok). */
+    unsigned long fork_generation;
+    long owner_pid;
+    /* Objects a caller must release before weir_close. */
+    _Atomic int live_iterators;
+    _Atomic int live_transactions;
+    /* Tables newer than the manifest recovery read (numbers at or above its
+     * next file number): kept while this handle lives, never deleted by
+     * the open that found them. */
+    uint64_t *kept_tables;
+    size_t num_kept_tables;
+    char recovery_note[768]; /* what recovery found (property weir.recovery) */
 
     pthread_t *threads;
     int num_threads;
@@ -213,8 +241,23 @@ int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out);
 /* Remove files no live version, log or pending output needs (mutex held). */
 void db_delete_obsolete_files(weir_db *db);
 
+/* How long a flush or compaction that ran out of disk space waits before
+ * it is tried again. */
+#define SPACE_RETRY_MICROS 200000
+
 /* Record a background failure: writes are refused from now on. */
 void db_set_bg_error(weir_db *db, int code);
+/* A flush (is_flush) or compaction failed with `code` (message current):
+ * WEIR_NO_SPACE is remembered and retried later, anything else is a
+ * background error (mutex held). */
+void db_background_failed(weir_db *db, int code, int is_flush);
+
+/* fork(): WEIR_OK when the calling process opened db, else WEIR_INVALID
+ * naming the opener ("open a new handle in the child"). One relaxed load
+ * on the fast path. */
+int db_owner_check(const weir_db *db, const char *fn);
+/* 1 if the calling process is not the one that opened db. */
+int db_forked_away(const weir_db *db);
 
 /* Flush imm to level 0 if one is waiting (mutex held; drops it for I/O). */
 int db_flush_imm(weir_db *db);
@@ -266,6 +309,16 @@ int db_iter_create_overlay(weir_db *db, const weir_readopts *ro, const weir_snap
 #define CHECK_DB(db, fn)                                                      \
     do {                                                                      \
         if (!(db)) return weir_set_error(WEIR_INVALID, "%s: db is NULL", fn); \
+        int owner_rc_ = db_owner_check((db), fn);                               \
+        if (owner_rc_ != WEIR_OK) return owner_rc_;                           \
+    } while (0)
+
+/* Writes on a handle opened read-only. */
+#define CHECK_WRITABLE(db, fn)                                                \
+    do {                                                                      \
+        if ((db)->read_only)                                                  \
+            return weir_set_error(WEIR_READ_ONLY,                             \
+                                  "%s: %s was opened read-only", fn, (db)->path); \
     } while (0)
 
 static inline int db_check_key_arg(const char *fn, const void *key, size_t klen) {

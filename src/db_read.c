@@ -452,6 +452,7 @@ int weir_snapshot_create(weir_db *db, weir_snapshot **out) {
     weir_snapshot *s = malloc(sizeof *s);
     if (!s) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating a snapshot");
     pthread_mutex_lock(&db->mu);
+    s->db = db;
     s->sequence = db->vs->last_sequence;
     s->next = &db->snapshots;
     s->prev = db->snapshots.prev;
@@ -465,6 +466,9 @@ int weir_snapshot_create(weir_db *db, weir_snapshot **out) {
 
 void weir_snapshot_release(weir_db *db, weir_snapshot *s) {
     if (!db || !s) return;
+    /* A snapshot of another DB is not this one's to release (its count
+     * would go wrong); in a forked child nothing may be touched. */
+    if (s->db != db || db_forked_away(db)) return;
     pthread_mutex_lock(&db->mu);
     s->prev->next = s->next;
     s->next->prev = s->prev;

@@ -72,6 +72,10 @@ static int switch_memtable(weir_db *db) {
     db->prev_log_synced = 0;
     db->log = lw;
     db->log_number = number;
+    /* Sequences retired by a failed write before a resume end the old
+     * history: the new log starts after them (recovery checks it). */
+    db->log_start_seq = db->vs->last_sequence + 1;
+    if (db->logged_sequence < db->log_start_seq - 1) db->logged_sequence = db->log_start_seq - 1;
     db->imm = db->mem;
     db->mem = fresh;
     db_install_superversion(db);
@@ -122,6 +126,28 @@ static int try_resume(weir_db *db) {
     return WEIR_OK;
 }
 
+/* A write needs a flush (is_flush) or compaction that last ran out of disk
+ * space: wait for its next attempt (at most SPACE_RETRY_MICROS away, then
+ * the attempt itself) rather than fail at once, so writes resume as soon as
+ * space is back. WEIR_OK: it went through, make room again; else
+ * WEIR_NO_SPACE saying why. Mutex held. */
+static int wait_for_space_retry(weir_db *db, int is_flush) {
+    uint64_t *failures = is_flush ? &db->flush_failures : &db->compaction_failures;
+    uint64_t before = *failures;
+    while (*failures == before && db->bg_error.code == WEIR_OK && !db->shutting_down &&
+           (is_flush ? db->imm != NULL : db->compaction_no_space.code != WEIR_OK)) {
+        pthread_cond_broadcast(&db->work_cv);
+        pthread_cond_wait(&db->bg_cv, &db->mu);
+    }
+    if (*failures == before) return WEIR_OK;
+    weir_error_raise(is_flush ? &db->flush_no_space : &db->compaction_no_space);
+    return weir_wrap_error(WEIR_NO_SPACE,
+                           "the write was not applied: the memtable is full and its flush (or a "
+                           "compaction it waits for) ran out of disk space; it is retried every "
+                           "%d ms and writes resume once space is freed",
+                           SPACE_RETRY_MICROS / 1000);
+}
+
 /* Make sure the memtable has room, stalling writers while background work
  * catches up (mutex held; may wait on bg_cv). force: switch even if there
  * is room (weir_flush). */
@@ -152,7 +178,13 @@ static int make_room_for_write(weir_db *db, int force) {
             continue;
         }
         if (debt_stop) {
-            /* Compaction is far behind: hold every write until it catches up. */
+            /* Compaction is far behind: hold every write until it catches
+             * up, unless it cannot for want of disk space. */
+            if (db->compaction_no_space.code != WEIR_OK) {
+                int rc = wait_for_space_retry(db, 0);
+                if (rc != WEIR_OK) return rc;
+                continue;
+            }
             stat_add(&db->stats.stops, 1);
             uint64_t t0 = db->env->ops->now_micros(db->env);
             pthread_cond_broadcast(&db->work_cv);
@@ -164,6 +196,14 @@ static int make_room_for_write(weir_db *db, int force) {
         if (!force && memtable_memory_usage(db->mem) < db->opts.write_buffer_size) return WEIR_OK;
         if (force && memtable_count(db->mem) == 0) return WEIR_OK;
         if (db->imm || l0 >= db->opts.level0_stop_trigger) {
+            /* Waiting would take a flush or compaction that keeps failing
+             * for want of space: say so now instead of hanging. */
+            if ((db->imm && db->flush_no_space.code != WEIR_OK) ||
+                (!db->imm && db->compaction_no_space.code != WEIR_OK)) {
+                int rc = wait_for_space_retry(db, db->imm != NULL);
+                if (rc != WEIR_OK) return rc;
+                continue;
+            }
             if (!db->imm) stat_add(&db->stats.stops, 1);
             uint64_t t0 = db->env->ops->now_micros(db->env);
             pthread_cond_broadcast(&db->work_cv);
@@ -203,6 +243,19 @@ static int check_op(void *arg, uint64_t seq, int type, slice key, slice value) {
 static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch *batch,
                         db_validate_fn validate, void *validate_arg);
 
+/* Undo the append of a record that failed with WEIR_NO_SPACE (leader only,
+ * no mutex). WEIR_OK: the log no longer holds any of it, and the thread's
+ * message says the write was not applied. Otherwise the log must be given
+ * up; the original error stays the message. */
+static int take_back_record(log_writer *log, uint64_t size_before) {
+    weir_error cause;
+    weir_error_save(&cause, WEIR_NO_SPACE);
+    int rc = log_writer_rollback(log, size_before);
+    weir_error_raise(&cause);
+    if (rc != WEIR_OK) return rc;
+    return weir_wrap_error(WEIR_OK, "the write was not applied (nothing of it is in the log)");
+}
+
 int db_write_internal(weir_db *db, const weir_writeopts *wo, const weir_batch *batch) {
     struct timespec t0;
     int timed = batch && sample_start(&t0);
@@ -222,6 +275,9 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
     w.batch = batch;
     w.validate = validate;
     w.validate_arg = validate_arg;
+    if (db->read_only)
+        return weir_set_error(WEIR_READ_ONLY, "%s was opened read-only: writes, flushes and "
+                              "compactions are refused", db->path);
     w.sync = (wo && wo->sync != WEIR_SYNC_DEFAULT) ? wo->sync : db->opts.sync_mode;
     if (w.sync < WEIR_SYNC_NONE || w.sync > WEIR_SYNC_FSYNC)
         return weir_set_error(WEIR_INVALID, "write options: unknown sync mode %d", (int)w.sync);
@@ -318,12 +374,13 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
              * for the log record: batches are otherwise left untouched. */
             char saved_header[8];
             memcpy(saved_header, rep_data, 8);
-            batch_rep_set_sequence(rep_data, first_seq);
+            batch_rep_set_sequence(rep_data, first_seq | (sync == WEIR_SYNC_FSYNC ? BATCH_SEQ_SYNCED : 0));
             memtable *mem = db->mem;
             log_writer *log = db->log;
             pthread_mutex_unlock(&db->mu);
 
             slice record = slice_make(rep_data, rep_len);
+            uint64_t log_size_before = log_writer_size(log);
             rc = log_writer_add(log, record);
             if (rc == WEIR_OK && sync == WEIR_SYNC_FLUSH) rc = log_writer_flush(log);
             if (rc == WEIR_OK && sync == WEIR_SYNC_FSYNC) {
@@ -331,19 +388,29 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
                 stat_add(&db->stats.wal_syncs, 1);
             }
             int logged = rc == WEIR_OK;
+            /* Out of space before the record reached the disk: cut the log
+             * back to before it. The log then provably does not hold it, so
+             * the write simply fails and the next one tries again. */
+            int taken_back = !logged && rc == WEIR_NO_SPACE && !log->file->broken &&
+                             take_back_record(log, log_size_before) == WEIR_OK;
             if (logged) {
                 insert_ctx ctx = {mem};
                 rc = batch_rep_iterate(record, insert_op, &ctx);
             }
             if (single) memcpy(rep_data, saved_header, 8);
-            stat_add(&db->stats.wal_bytes_written, rep_len);
-            stat_add(&db->stats.user_bytes_written, rep_len - BATCH_HEADER_SIZE);
-            stat_add(&db->stats.write_groups, 1);
+            if (!taken_back) {
+                stat_add(&db->stats.wal_bytes_written, rep_len);
+                stat_add(&db->stats.user_bytes_written, rep_len - BATCH_HEADER_SIZE);
+                stat_add(&db->stats.write_groups, 1);
+            }
 
             pthread_mutex_lock(&db->mu);
             if (rc == WEIR_OK) {
                 db->vs->last_sequence = first_seq + count - 1;
+                db->logged_sequence = db->vs->last_sequence;
                 atomic_store_explicit(&db->visible_sequence, db->vs->last_sequence, memory_order_release);
+            } else if (taken_back) {
+                stat_add(&db->stats.writes_refused_no_space, 1);
             } else {
                 /* A log write that failed (or a memtable insert after a
                  * logged record) leaves the log and memory disagreeing:

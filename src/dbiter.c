@@ -296,10 +296,23 @@ static slice make_target(weir_iter *it, slice user, uint64_t seq, int type) {
 
 /* ---- public API ---------------------------------------------------------- */
 
+/* An iterator inherited through fork() is dead in the child: it reports the
+ * owner check's error and never moves (its DB's locks may be held by
+ * threads the child does not have). 1 if it may be used. */
+static int usable(weir_iter *it) {
+    if (!db_forked_away(it->db)) return 1;
+    if (it->status == WEIR_OK) {
+        it->status = db_owner_check(it->db, "weir_iter");
+        weir_error_save(&it->err, it->status);
+    }
+    it->valid = 0;
+    return 0;
+}
+
 int weir_iter_valid(const weir_iter *it) { return it && it->valid; }
 
 void weir_iter_seek_first(weir_iter *it) {
-    if (!it) return;
+    if (!it || !usable(it)) return;
     it->direction = DIR_FORWARD;
     buf_clear(&it->saved_value);
     if (it->has_lower) {
@@ -332,7 +345,7 @@ static void seek_before(weir_iter *it, const slice *limit, uint64_t seq, int typ
 }
 
 void weir_iter_seek_last(weir_iter *it) {
-    if (!it) return;
+    if (!it || !usable(it)) return;
     if (it->has_upper) {
         slice up = buf_slice(&it->upper);
         seek_before(it, &up, MAX_SEQUENCE, TYPE_FOR_SEEK);
@@ -342,7 +355,7 @@ void weir_iter_seek_last(weir_iter *it) {
 }
 
 void weir_iter_seek(weir_iter *it, const void *key, size_t klen) {
-    if (!it) return;
+    if (!it || !usable(it)) return;
     if (!key && klen) {
         it->valid = 0;
         return;
@@ -363,7 +376,7 @@ void weir_iter_seek(weir_iter *it, const void *key, size_t klen) {
 }
 
 void weir_iter_seek_for_prev(weir_iter *it, const void *key, size_t klen) {
-    if (!it) return;
+    if (!it || !usable(it)) return;
     if (!key && klen) {
         it->valid = 0;
         return;
@@ -379,7 +392,7 @@ void weir_iter_seek_for_prev(weir_iter *it, const void *key, size_t klen) {
 }
 
 void weir_iter_next(weir_iter *it) {
-    if (!it || !it->valid) return;
+    if (!it || !it->valid || !usable(it)) return;
     iter *in = it->internal;
     if (it->direction == DIR_REVERSE) {
         it->direction = DIR_FORWARD;
@@ -402,7 +415,7 @@ void weir_iter_next(weir_iter *it) {
 }
 
 void weir_iter_prev(weir_iter *it) {
-    if (!it || !it->valid) return;
+    if (!it || !it->valid || !usable(it)) return;
     iter *in = it->internal;
     if (it->direction == DIR_FORWARD) {
         /* Move before every entry of the current key. */
@@ -456,12 +469,15 @@ const void *weir_iter_value(const weir_iter *it, size_t *len) {
 
 int weir_iter_status(const weir_iter *it) {
     if (!it) return weir_set_error(WEIR_INVALID, "weir_iter_status: iterator is NULL");
+    if (db_forked_away(it->db)) return db_owner_check(it->db, "weir_iter_status");
     if (it->status != WEIR_OK) return weir_error_raise(&it->err);
     return iter_status(it->internal);
 }
 
 void weir_iter_destroy(weir_iter *it) {
     if (!it) return;
+    if (db_forked_away(it->db)) return; /* a dead copy: release nothing */
+    atomic_fetch_sub(&it->db->live_iterators, 1);
     iter_destroy(it->internal);
     db_release_read_state(it->db, &it->rs);
     buf_free(&it->saved_key);
@@ -586,6 +602,7 @@ static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot
         return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
     }
     it->direction = DIR_FORWARD;
+    atomic_fetch_add(&db->live_iterators, 1);
     *out = it;
     return WEIR_OK;
 }
@@ -593,7 +610,9 @@ static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot
 int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out) {
     if (!out) return weir_set_error(WEIR_INVALID, "weir_iter_create: out is NULL");
     *out = NULL;
-    if (!db) return weir_set_error(WEIR_INVALID, "weir_iter_create: db is NULL");
+    CHECK_DB(db, "weir_iter_create");
+    if (ro && ro->snapshot && ro->snapshot->db != db)
+        return weir_set_error(WEIR_INVALID, "weir_iter_create: the snapshot belongs to another database");
     return iter_create(db, ro, ro ? ro->snapshot : NULL, NULL, 0, 0, out);
 }
 

@@ -191,6 +191,30 @@ static int posix_close_writable(env_writable *f) {
     return rc;
 }
 
+static int posix_truncate_writable(env_writable *f, uint64_t size) {
+    if (f->broken) return fail_broken(f, "truncate");
+    if (size > f->size)
+        return weir_set_error(WEIR_INVALID, "truncate %s: %llu bytes is past its end (%llu)", f->path,
+                              (unsigned long long)size, (unsigned long long)f->size);
+    uint64_t on_disk = f->size - f->buf_len;
+    if (size >= on_disk) {
+        f->buf_len = (size_t)(size - on_disk);
+        f->size = size;
+        return WEIR_OK;
+    }
+    /* The descriptor has no O_APPEND: the next write goes where the file
+     * offset points, so move it back too (else it would leave a hole). */
+    if (ftruncate(f->fd, (off_t)size) != 0 || lseek(f->fd, (off_t)size, SEEK_SET) < 0) {
+        int err = errno;
+        /* What is on disk now is not known: never write to it again. */
+        f->broken = 1;
+        return weir_set_errno(err, "truncate", f->path);
+    }
+    f->buf_len = 0;
+    f->size = size;
+    return WEIR_OK;
+}
+
 /* ---- readable files ---- */
 
 static int posix_open_readable(weir_env *env, const char *path, env_readable **out) {
@@ -414,12 +438,27 @@ void env_dirent_list_free(env_dirent_list *l) {
 typedef struct held_lock {
     struct held_lock *next;
     int fd;
-    char path[]; /* canonical path of the lock file */
+    int shared;   /* a read lock (F_RDLCK) shared by `holders` handles */
+    int holders;  /* handles of this process holding it (shared locks) */
+    char path[];  /* canonical path of the lock file */
 } held_lock;
 
 /* Lock files this process holds (see the top of the file). */
 static pthread_mutex_t held_locks_mu = PTHREAD_MUTEX_INITIALIZER;
 static held_lock *held_locks;
+static pthread_once_t lock_atfork_once = PTHREAD_ONCE_INIT;
+
+/* In a child of fork() the parent's fcntl locks are not held (they belong
+ * to the parent process) and another thread may have held the registry's
+ * mutex at the fork: start the child with an empty registry and a fresh
+ * mutex. The entries are leaked, not freed: their memory is a copy. */
+static void locks_after_fork_in_child(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    held_locks_mu = fresh;
+    held_locks = NULL;
+}
+
+static void install_lock_atfork(void) { pthread_atfork(NULL, NULL, locks_after_fork_in_child); }
 
 /* Split path into its directory (as written, "." if none) and base name. */
 static void split_path(const char *path, char *dir, size_t dir_cap, const char **base) {
@@ -436,9 +475,30 @@ static void split_path(const char *path, char *dir, size_t dir_cap, const char *
     }
 }
 
-static int posix_lock_file(weir_env *env, const char *path, int *lock_fd) {
-    (void)env;
+static int busy_error(const char *dir, int want_shared, int held_shared) {
+    if (want_shared)
+        return weir_set_error(WEIR_BUSY,
+                              "database directory %s is open for writing (by another process or "
+                              "handle); a read-only open waits until the writer closes it",
+                              dir);
+    if (held_shared)
+        return weir_set_error(WEIR_BUSY,
+                              "database directory %s is open read-only (by another process or "
+                              "handle); close the readers before opening it for writing",
+                              dir);
+    return weir_set_error(WEIR_BUSY,
+                          "database directory %s is already open (locked by another process or "
+                          "handle)",
+                          dir);
+}
+
+/* Take the lock (exclusive, or shared for read-only opens). A shared lock
+ * on a LOCK file that cannot be opened (read-only media or permissions, or
+ * a directory without one) is no lock at all: *lock_fd = -1 and WEIR_OK,
+ * since no writer can be working there either. */
+static int lock_common(const char *path, int shared, int *lock_fd) {
     *lock_fd = -1;
+    pthread_once(&lock_atfork_once, install_lock_atfork);
     char dir[PATH_MAX];
     const char *base;
     split_path(path, dir, sizeof dir, &base);
@@ -460,27 +520,35 @@ static int posix_lock_file(weir_env *env, const char *path, int *lock_fd) {
     memcpy(h->path + dlen + need_slash, base, blen + 1);
 
     for (held_lock *e = held_locks; e; e = e->next) {
-        if (strcmp(e->path, h->path) == 0) {
+        if (strcmp(e->path, h->path) != 0) continue;
+        if (shared && e->shared) {
+            /* fcntl locks are per process: one descriptor serves every
+             * read-only handle here (closing a second one would drop the
+             * lock for all of them). */
+            e->holders++;
             pthread_mutex_unlock(&held_locks_mu);
             free(h);
-            return weir_set_error(WEIR_BUSY,
-                                  "database directory %s is already open (locked by another "
-                                  "process or handle)",
-                                  dir);
+            *lock_fd = e->fd;
+            return WEIR_OK;
         }
+        int held_shared = e->shared;
+        pthread_mutex_unlock(&held_locks_mu);
+        free(h);
+        return busy_error(dir, shared, held_shared);
     }
     /* Only now open the file: had this process already held the lock,
      * opening and closing another descriptor would have released it. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = shared ? open(path, O_RDONLY | O_CLOEXEC) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = errno;
         pthread_mutex_unlock(&held_locks_mu);
         free(h);
+        if (shared && (err == ENOENT || err == EACCES || err == EPERM || err == EROFS)) return WEIR_OK;
         return weir_set_errno(err, "open lock file", path);
     }
     struct flock fl;
     memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
+    fl.l_type = shared ? F_RDLCK : F_WRLCK;
     fl.l_whence = SEEK_SET;
     fl.l_start = 0;
     fl.l_len = 0; /* whole file */
@@ -493,19 +561,35 @@ static int posix_lock_file(weir_env *env, const char *path, int *lock_fd) {
         close(fd);
         pthread_mutex_unlock(&held_locks_mu);
         free(h);
-        if (err == EAGAIN || err == EACCES)
-            return weir_set_error(WEIR_BUSY,
-                                  "database directory %s is already open (locked by another "
-                                  "process or handle)",
-                                  dir);
+        if (err == EAGAIN || err == EACCES) {
+            /* Another process: which kind of lock it holds is not known
+             * here; an exclusive request meets readers or a writer. */
+            return shared ? busy_error(dir, 1, 0)
+                          : weir_set_error(WEIR_BUSY,
+                                           "database directory %s is already open (locked by "
+                                           "another process, for writing or read-only)",
+                                           dir);
+        }
         return weir_set_errno(err, "lock", path);
     }
     h->fd = fd;
+    h->shared = shared;
+    h->holders = 1;
     h->next = held_locks;
     held_locks = h;
     pthread_mutex_unlock(&held_locks_mu);
     *lock_fd = fd;
     return WEIR_OK;
+}
+
+static int posix_lock_file(weir_env *env, const char *path, int *lock_fd) {
+    (void)env;
+    return lock_common(path, 0, lock_fd);
+}
+
+static int posix_lock_file_shared(weir_env *env, const char *path, int *lock_fd) {
+    (void)env;
+    return lock_common(path, 1, lock_fd);
 }
 
 static void posix_unlock_file(weir_env *env, int lock_fd) {
@@ -515,6 +599,10 @@ static void posix_unlock_file(weir_env *env, int lock_fd) {
     for (held_lock **pp = &held_locks; *pp; pp = &(*pp)->next) {
         if ((*pp)->fd == lock_fd) {
             held_lock *h = *pp;
+            if (--h->holders > 0) { /* other read-only handles keep it */
+                pthread_mutex_unlock(&held_locks_mu);
+                return;
+            }
             *pp = h->next;
             free(h);
             break;
@@ -551,6 +639,7 @@ static const struct weir_env_ops posix_ops = {
     .flush = posix_flush,
     .sync = posix_sync,
     .close_writable = posix_close_writable,
+    .truncate_writable = posix_truncate_writable,
     .open_readable = posix_open_readable,
     .pread = posix_pread,
     .mmap = posix_mmap,
@@ -567,6 +656,7 @@ static const struct weir_env_ops posix_ops = {
     .sync_dir = posix_sync_dir,
     .list_dir = posix_list_dir,
     .lock_file = posix_lock_file,
+    .lock_file_shared = posix_lock_file_shared,
     .unlock_file = posix_unlock_file,
     .now_micros = posix_now_micros,
     .sleep_micros = posix_sleep_micros,

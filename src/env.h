@@ -60,6 +60,11 @@ struct weir_env_ops {
     int (*sync)(env_writable *f);
     /* flush and close; f is freed even on error. */
     int (*close_writable)(env_writable *f);
+    /* Cut f back to `size` bytes (<= f->size), dropping buffered bytes past
+     * it and truncating what reached the OS, so later appends continue at
+     * `size`. How a write that failed for want of space (ENOSPC) is taken
+     * back: afterwards the file provably holds none of it. */
+    int (*truncate_writable)(env_writable *f, uint64_t size);
 
     int (*open_readable)(weir_env *env, const char *path, env_readable **out);
     /* Read up to n bytes at offset; *got < n only at end of file. */
@@ -87,6 +92,11 @@ struct weir_env_ops {
      * created if missing). Held elsewhere (other process or another open in
      * this one) -> WEIR_BUSY naming the directory. */
     int (*lock_file)(weir_env *env, const char *path, int *lock_fd);
+    /* Shared lock for read-only opens: many readers, no writer. When the
+     * LOCK file cannot be opened (missing, read-only media, permissions)
+     * there is no lock: WEIR_OK with *lock_fd = -1. A writer holding it ->
+     * WEIR_BUSY. Released by unlock_file. */
+    int (*lock_file_shared)(weir_env *env, const char *path, int *lock_fd);
     void (*unlock_file)(weir_env *env, int lock_fd);
 
     uint64_t (*now_micros)(weir_env *env);
@@ -111,6 +121,9 @@ static inline int env_append(env_writable *f, const void *d, size_t n) { return 
 static inline int env_flush(env_writable *f) { return f->env->ops->flush(f); }
 static inline int env_sync(env_writable *f) { return f->env->ops->sync(f); }
 static inline int env_close_writable(env_writable *f) { return f->env->ops->close_writable(f); }
+static inline int env_truncate_writable(env_writable *f, uint64_t size) {
+    return f->env->ops->truncate_writable(f, size);
+}
 
 /* Drop the bytes f buffered but has not handed to the OS, before closing
  * a file that is being abandoned after a failure (its tail is then torn,

@@ -519,6 +519,24 @@ static int f_close_writable(env_writable *f) {
     return rc;
 }
 
+static int f_truncate_writable(env_writable *f, uint64_t size) {
+    fault_env *fe = FE(f->env);
+    LOCK(fe);
+    int rc;
+    int action = fe->dead ? 0 : fire(fe, FAULT_OP_TRUNCATE, f->path, NULL);
+    if (fe->dead) {
+        rc = dead_error("truncate", f->path);
+    } else if (!pre_fault(fe, action, FAULT_OP_TRUNCATE, "truncate", f->path, &rc)) {
+        uint64_t on_disk = f->size - f->buf_len;
+        rc = fe->b->truncate_writable(f, size);
+        /* Bytes taken back from the disk free quota again. */
+        if (rc == WEIR_OK && size < on_disk) fe->written -= on_disk - size < fe->written ? on_disk - size : fe->written;
+        AFTER(fe, action, rc);
+    }
+    UNLOCK(fe);
+    return rc;
+}
+
 /* ---- reading ---- */
 
 static int f_open_readable(weir_env *env, const char *path, env_readable **out) {
@@ -714,6 +732,11 @@ static int f_lock_file(weir_env *env, const char *path, int *lock_fd) {
     NAMED_OP(FAULT_OP_LOCK, "lock", path, NULL, rc = fe->b->lock_file(fe->base, path, lock_fd))
 }
 
+static int f_lock_file_shared(weir_env *env, const char *path, int *lock_fd) {
+    *lock_fd = -1;
+    NAMED_OP(FAULT_OP_LOCK, "lock", path, NULL, rc = fe->b->lock_file_shared(fe->base, path, lock_fd))
+}
+
 static void f_unlock_file(weir_env *env, int lock_fd) {
     fault_env *fe = FE(env);
     fe->b->unlock_file(fe->base, lock_fd);
@@ -732,6 +755,7 @@ static void f_sleep_micros(weir_env *env, uint64_t micros) {
 static const struct weir_env_ops fault_ops = {
     .new_writable = f_new_writable,
     .append = f_append,
+    .truncate_writable = f_truncate_writable,
     .flush = f_flush,
     .sync = f_sync,
     .close_writable = f_close_writable,
@@ -751,6 +775,7 @@ static const struct weir_env_ops fault_ops = {
     .sync_dir = f_sync_dir,
     .list_dir = f_list_dir,
     .lock_file = f_lock_file,
+    .lock_file_shared = f_lock_file_shared,
     .unlock_file = f_unlock_file,
     .now_micros = f_now_micros,
     .sleep_micros = f_sleep_micros,

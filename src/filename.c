@@ -26,6 +26,11 @@ char *temp_file_path(char *out, size_t cap, const char *dir, uint64_t number) {
     return out;
 }
 
+char *unreplayed_log_path(char *out, size_t cap, const char *dir, uint64_t number) {
+    snprintf(out, cap, "%s/%06" PRIu64 ".log.unreplayed", dir, number);
+    return out;
+}
+
 char *current_file_path(char *out, size_t cap, const char *dir) {
     snprintf(out, cap, "%s/CURRENT", dir);
     return out;
@@ -61,6 +66,8 @@ enum file_kind parse_file_name(const char *name, uint64_t *number) {
     if (strcmp(name, "LOCK") == 0) return FILE_LOCK;
     if (strncmp(name, "MANIFEST-", 9) == 0)
         return parse_number(name + 9, len - 9, number) ? FILE_MANIFEST : FILE_UNKNOWN;
+    if (has_suffix(name, len, ".log.unreplayed"))
+        return parse_number(name, len - 15, number) ? FILE_UNREPLAYED_LOG : FILE_UNKNOWN;
     if (has_suffix(name, len, ".log"))
         return parse_number(name, len - 4, number) ? FILE_LOG : FILE_UNKNOWN;
     if (has_suffix(name, len, ".sst"))

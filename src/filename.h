@@ -6,6 +6,9 @@
  *   CURRENT          name of the live manifest (replaced by rename)
  *   LOCK             held (fcntl lock) while the DB is open
  *   NNNNNN.dbtmp     temporary file (CURRENT being written)
+ *   NNNNNN.log.unreplayed  a log recovery set aside: written after a hole a
+ *                    power cut left in unsynced writes (see recovery.c);
+ *                    never replayed, never deleted by weir except destroy
  */
 #ifndef WEIR_FILENAME_H
 #define WEIR_FILENAME_H
@@ -20,6 +23,7 @@ enum file_kind {
     FILE_CURRENT,
     FILE_LOCK,
     FILE_TEMP,
+    FILE_UNREPLAYED_LOG,
     FILE_UNKNOWN
 };
 
@@ -29,6 +33,7 @@ char *log_file_path(char *out, size_t cap, const char *dir, uint64_t number);
 char *table_file_path(char *out, size_t cap, const char *dir, uint64_t number);
 char *manifest_file_path(char *out, size_t cap, const char *dir, uint64_t number);
 char *temp_file_path(char *out, size_t cap, const char *dir, uint64_t number);
+char *unreplayed_log_path(char *out, size_t cap, const char *dir, uint64_t number);
 char *current_file_path(char *out, size_t cap, const char *dir);
 char *lock_file_path(char *out, size_t cap, const char *dir);
 

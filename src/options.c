@@ -70,6 +70,12 @@ int weir_options_set_error_if_exists(weir_options *o, int yes) {
     return WEIR_OK;
 }
 
+int weir_options_set_read_only(weir_options *o, int yes) {
+    OPTS_CHECK(o, "weir_options_set_read_only");
+    o->read_only = yes != 0;
+    return WEIR_OK;
+}
+
 int weir_options_set_write_buffer_size(weir_options *o, size_t bytes) {
     OPTS_CHECK(o, "weir_options_set_write_buffer_size");
     if (bytes < (64u << 10) || bytes > (UINT64_C(4) << 30))

@@ -104,7 +104,8 @@ static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) 
         "\ncompaction_bytes_read %" PRIu64 "\ncompaction_bytes_written %" PRIu64
         "\ncompaction_entries_dropped %" PRIu64 "\nwrite_amplification %.2f\nstall_micros %" PRIu64
         "\nslowdowns %" PRIu64 "\ngets %" PRIu64 "\nrecovered_records %" PRIu64
-        "\nrecovered_torn_bytes %" PRIu64 "\nfiles_deleted %" PRIu64 "\ntotal_sst_bytes %" PRIu64
+        "\nrecovered_torn_bytes %" PRIu64 "\nfiles_deleted %" PRIu64
+        "\nwrites_refused_no_space %" PRIu64 "\nbackground_no_space %" PRIu64 "\ntotal_sst_bytes %" PRIu64
         "\nmemtable_bytes %" PRIu64 "\n",
         extra, user, stat_get(&s->wal_bytes_written), stat_get(&s->wal_syncs), stat_get(&s->writes),
         stat_get(&s->write_groups), stat_get(&s->flushes), stat_get(&s->flush_bytes_written),
@@ -112,7 +113,8 @@ static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) 
         stat_get(&s->compaction_bytes_written), stat_get(&s->compaction_entries_dropped), wamp,
         stat_get(&s->stall_micros), stat_get(&s->slowdowns), stat_get(&s->gets),
         stat_get(&s->recovered_records), stat_get(&s->recovered_torn_bytes),
-        stat_get(&s->files_deleted), total_sst, mem_bytes);
+        stat_get(&s->files_deleted), stat_get(&s->writes_refused_no_space),
+        stat_get(&s->background_no_space), total_sst, mem_bytes);
     free(extra);
     return text;
 }
@@ -150,6 +152,8 @@ int weir_property(weir_db *db, const char *name, char **value) {
         s = dup_printf("%d", db->num_snapshots);
     } else if (strcmp(name, "weir.background-error") == 0) {
         s = strdup(db->bg_error.code == WEIR_OK ? "" : db->bg_error.msg);
+    } else if (strcmp(name, "weir.recovery") == 0) {
+        s = strdup(db->recovery_note);
     } else if (strcmp(name, "weir.counters") == 0) {
         s = counters_text(db, total_sst, mem_bytes);
     } else if (strcmp(name, "weir.stats") == 0) {

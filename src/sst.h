@@ -104,6 +104,18 @@ int sst_reader_may_contain(const sst_reader *r, uint64_t hash);
  * running cleanup). Errors surface through iter_status. */
 iter *sst_reader_iter(sst_reader *r, void (*cleanup)(void *), void *cleanup_arg);
 
+/* Salvage: a forward iterator (seek_first and next only) that reports each
+ * data block that fails its checksum or cannot be decoded, through fn
+ * (offset, stored size or 0 if unknown, the last intact key before it
+ * (empty at the start), the index key bounding the block's keys from
+ * above, the reason) and goes on with the next block instead of stopping.
+ * A damaged index or footer still fails the whole table. cleanup as for
+ * sst_reader_iter. For weir_salvage only. NULL on OOM. */
+typedef void (*sst_damage_fn)(void *arg, uint64_t offset, uint64_t size, slice lower_key, slice upper_key,
+                              const char *reason);
+iter *sst_reader_salvage_iter(sst_reader *r, sst_damage_fn fn, void *arg, void (*cleanup)(void *),
+                              void *cleanup_arg);
+
 /* Verify every block's checksum and that every block parses and its keys
  * are in order. WEIR_CORRUPTION names the file and the block's offset. */
 int sst_reader_verify(sst_reader *r);

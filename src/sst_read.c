@@ -427,6 +427,9 @@ typedef struct sst_iter {
     weir_error error;
     void (*cleanup)(void *);
     void *cleanup_arg;
+    sst_damage_fn salvage_fn; /* salvage: report a bad data block and skip it */
+    void *salvage_arg;
+    buf salvage_last;         /* salvage: the last key returned (a lost block's lower bound) */
 } sst_iter;
 
 /* Forget the data block: an empty block makes the data iterator invalid. */
@@ -442,7 +445,17 @@ static void set_error(sst_iter *it, int code) {
     clear_data(it);
 }
 
-/* Load the block the index iterator points at; 0 on error (recorded). */
+/* Salvage: tell the caller a data block is lost and leave no block loaded
+ * (the data iterator is invalid, so the caller moves to the next one). */
+static void skip_damaged(sst_iter *it, uint64_t off, uint64_t size) {
+    it->salvage_fn(it->salvage_arg, off, size, buf_slice(&it->salvage_last), block_iter_key(&it->index),
+                   weir_errmsg());
+    clear_data(it);
+    block_iter_seek_first(&it->data); /* an empty block: invalid, not corrupt */
+}
+
+/* Load the block the index iterator points at: 1 loaded, 0 on error
+ * (recorded), -1 a damaged block a salvaging iterator skipped. */
 static int load_current(sst_iter *it) {
     block_handle h;
     if (!decode_handle(it->index.value, &h)) {
@@ -454,6 +467,10 @@ static int load_current(sst_iter *it) {
     block_pin pin = {0};
     int rc = load_data_block(it->r, &h, &blk, &pin);
     if (rc != WEIR_OK) {
+        if (it->salvage_fn && rc == WEIR_CORRUPTION) {
+            skip_damaged(it, h.offset, h.size);
+            return -1;
+        }
         set_error(it, rc);
         return 0;
     }
@@ -482,7 +499,13 @@ static int settle(sst_iter *it) {
         return 1;
     }
     if (it->data.corrupt || it->data.oom) {
-        set_error(it, block_iter_error(it->r, &it->data, it->data_off, "data"));
+        int rc = block_iter_error(it->r, &it->data, it->data_off, "data");
+        if (it->salvage_fn && rc == WEIR_CORRUPTION) {
+            /* The rest of this block cannot be decoded: skip it. */
+            skip_damaged(it, it->data_off, 0);
+            return 0;
+        }
+        set_error(it, rc);
         return 1;
     }
     return 0; /* ran off this block */
@@ -490,12 +513,16 @@ static int settle(sst_iter *it) {
 
 static void skip_forward(sst_iter *it) {
     while (!settle(it)) {
-        block_iter_next(&it->index);
-        if (!block_iter_valid(&it->index)) {
-            index_exhausted(it);
-            return;
-        }
-        if (!load_current(it)) return;
+        int loaded;
+        do {
+            block_iter_next(&it->index);
+            if (!block_iter_valid(&it->index)) {
+                index_exhausted(it);
+                return;
+            }
+            loaded = load_current(it);
+            if (loaded == 0) return;
+        } while (loaded < 0);
         block_iter_seek_first(&it->data);
     }
 }
@@ -525,8 +552,9 @@ static void si_seek_first(iter *base) {
         index_exhausted(it);
         return;
     }
-    if (!load_current(it)) return;
-    block_iter_seek_first(&it->data);
+    int loaded = load_current(it);
+    if (loaded == 0) return;
+    if (loaded > 0) block_iter_seek_first(&it->data);
     skip_forward(it);
 }
 
@@ -559,6 +587,10 @@ static void si_seek(iter *base, slice target) {
 static void si_next(iter *base) {
     sst_iter *it = (sst_iter *)base;
     if (!si_valid(base)) return;
+    if (it->salvage_fn) {
+        slice k = block_iter_key(&it->data);
+        if (buf_set(&it->salvage_last, k.data, k.len) != 0) buf_clear(&it->salvage_last);
+    }
     block_iter_next(&it->data);
     skip_forward(it);
 }
@@ -583,6 +615,7 @@ static void si_destroy(iter *base) {
     block_iter_free(&it->index);
     block_iter_free(&it->data);
     pin_release(&it->data_pin);
+    buf_free(&it->salvage_last);
     if (it->cleanup) it->cleanup(it->cleanup_arg);
     free(it);
 }
@@ -606,6 +639,17 @@ iter *sst_reader_iter(sst_reader *r, void (*cleanup)(void *), void *cleanup_arg)
     it->cleanup = cleanup;
     it->cleanup_arg = cleanup_arg;
     return &it->base;
+}
+
+iter *sst_reader_salvage_iter(sst_reader *r, sst_damage_fn fn, void *arg, void (*cleanup)(void *),
+                              void *cleanup_arg) {
+    iter *base = sst_reader_iter(r, cleanup, cleanup_arg);
+    if (base) {
+        sst_iter *it = (sst_iter *)base;
+        it->salvage_fn = fn;
+        it->salvage_arg = arg;
+    }
+    return base;
 }
 
 /* ---- verification and estimates --------------------------------------- */

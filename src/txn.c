@@ -79,6 +79,8 @@ struct weir_txn {
 
 static int check_active(const weir_txn *t, const char *fn) {
     if (!t) return weir_set_error(WEIR_INVALID, "%s: transaction is NULL", fn);
+    int owner = db_owner_check(t->db, fn);
+    if (owner != WEIR_OK) return owner;
     switch (t->state) {
     case TXN_ACTIVE: return WEIR_OK;
     case TXN_COMMITTED:
@@ -214,6 +216,10 @@ int weir_txn_begin(weir_db *db, const weir_txnopts *opts, weir_txn **out) {
     if (!out) return weir_set_error(WEIR_INVALID, "weir_txn_begin: out is NULL");
     *out = NULL;
     if (!db) return weir_set_error(WEIR_INVALID, "weir_txn_begin: db is NULL");
+    int owner = db_owner_check(db, "weir_txn_begin");
+    if (owner != WEIR_OK) return owner;
+    if (db->read_only)
+        return weir_set_error(WEIR_READ_ONLY, "weir_txn_begin: %s was opened read-only", db->path);
     weir_sync_mode sync = opts ? opts->sync : WEIR_SYNC_DEFAULT;
     if (sync < WEIR_SYNC_DEFAULT || sync > WEIR_SYNC_FSYNC)
         return weir_set_error(WEIR_INVALID, "weir_txn_begin: unknown sync mode %d", (int)sync);
@@ -237,6 +243,7 @@ int weir_txn_begin(weir_db *db, const weir_txnopts *opts, weir_txn **out) {
     t->wo.sync = sync;
     t->track_all_reads = opts ? opts->track_all_reads != 0 : 0;
     t->state = TXN_ACTIVE;
+    atomic_fetch_add(&db->live_transactions, 1);
     *out = t;
     return WEIR_OK;
 }
@@ -268,7 +275,9 @@ int weir_txn_rollback(weir_txn *t) {
 
 void weir_txn_destroy(weir_txn *t) {
     if (!t) return;
+    if (db_forked_away(t->db)) return; /* a dead copy: release nothing */
     if (t->state == TXN_ACTIVE) finish(t, TXN_ROLLED_BACK);
+    atomic_fetch_sub(&t->db->live_transactions, 1);
     free(t);
 }
 

@@ -88,7 +88,9 @@ enum edit_tag {
     TAG_ADDED_FILE = 6,      /* varint32 level, varint64 number, size, entries,
                                 length-prefixed smallest, largest */
     TAG_ADDED_TOMBSTONE = 7, /* varint64 seq, length-prefixed start, end */
-    TAG_REMOVED_TOMBSTONE = 8 /* varint64 seq */
+    TAG_REMOVED_TOMBSTONE = 8, /* varint64 seq */
+    TAG_LOG_START = 9,       /* varint64: first sequence of the log named by tag 1 */
+    TAG_CLEAN_CLOSE = 10     /* varint64 last logged sequence, varint64 newest log */
 };
 
 static void tomb_set_unref(tomb_set *t) {
@@ -134,6 +136,18 @@ void version_edit_free(version_edit *e) {
 void version_edit_set_log_number(version_edit *e, uint64_t n) {
     e->has_log_number = 1;
     e->log_number = n;
+}
+
+void version_edit_set_log(version_edit *e, uint64_t number, uint64_t start_sequence) {
+    version_edit_set_log_number(e, number);
+    e->has_log_start = 1;
+    e->log_start_sequence = start_sequence;
+}
+
+void version_edit_set_clean_close(version_edit *e, uint64_t last_logged_sequence, uint64_t newest_log) {
+    e->has_clean_close = 1;
+    e->close_sequence = last_logged_sequence;
+    e->close_log_number = newest_log;
 }
 
 void version_edit_set_next_file_number(version_edit *e, uint64_t n) {
@@ -199,6 +213,15 @@ int version_edit_encode(const version_edit *e, buf *out) {
     if (e->has_log_number) {
         bad |= buf_put_varint32(out, TAG_LOG_NUMBER);
         bad |= buf_put_varint64(out, e->log_number);
+    }
+    if (e->has_log_start) {
+        bad |= buf_put_varint32(out, TAG_LOG_START);
+        bad |= buf_put_varint64(out, e->log_start_sequence);
+    }
+    if (e->has_clean_close) {
+        bad |= buf_put_varint32(out, TAG_CLEAN_CLOSE);
+        bad |= buf_put_varint64(out, e->close_sequence);
+        bad |= buf_put_varint64(out, e->close_log_number);
     }
     if (e->has_next_file_number) {
         bad |= buf_put_varint32(out, TAG_NEXT_FILE);
@@ -298,6 +321,19 @@ int version_edit_decode(version_edit *e, slice in) {
             if (!read_u64(&r, &n)) return edit_fail(e, &r, "log number");
             version_edit_set_log_number(e, n);
             break;
+        case TAG_LOG_START:
+            if (!read_u64(&r, &n) || n == 0 || n > MAX_SEQUENCE + 1)
+                return edit_fail(e, &r, "log start sequence");
+            e->has_log_start = 1;
+            e->log_start_sequence = n;
+            break;
+        case TAG_CLEAN_CLOSE: {
+            uint64_t last_log;
+            if (!read_u64(&r, &n) || n > MAX_SEQUENCE) return edit_fail(e, &r, "clean close sequence");
+            if (!read_u64(&r, &last_log)) return edit_fail(e, &r, "clean close log number");
+            version_edit_set_clean_close(e, n, last_log);
+            break;
+        }
         case TAG_NEXT_FILE:
             if (!read_u64(&r, &n)) return edit_fail(e, &r, "next file number");
             version_edit_set_next_file_number(e, n);
@@ -1289,8 +1325,10 @@ static int read_current_file(version_set *vs, uint64_t *number) {
 
 /* State gathered while replaying a manifest. */
 typedef struct replay_state {
-    int has_log_number, has_next_file, has_last_sequence;
-    uint64_t log_number, next_file, last_sequence;
+    int has_log_number, has_next_file, has_last_sequence, has_log_start;
+    uint64_t log_number, next_file, last_sequence, log_start;
+    int clean_close; /* set by a clean-close edit, cleared by any later one */
+    uint64_t close_sequence, close_log_number;
     buf pointers[NUM_LEVELS];
     int has_pointer[NUM_LEVELS];
 } replay_state;
@@ -1299,6 +1337,14 @@ static int replay_edit(replay_state *st, version_builder *b, const version_edit 
     if (e->has_log_number) {
         st->has_log_number = 1;
         st->log_number = e->log_number;
+        /* An edit of the old format names a log without its start. */
+        st->has_log_start = e->has_log_start;
+        st->log_start = e->log_start_sequence;
+    }
+    st->clean_close = e->has_clean_close;
+    if (e->has_clean_close) {
+        st->close_sequence = e->close_sequence;
+        st->close_log_number = e->close_log_number;
     }
     if (e->has_next_file_number) {
         st->has_next_file = 1;
@@ -1321,7 +1367,13 @@ int vset_recover(version_set *vs) {
     uint64_t manifest_number;
     int rc = read_current_file(vs, &manifest_number);
     if (rc != WEIR_OK) return rc;
+    return vset_recover_manifest(vs, manifest_number, NULL, NULL);
+}
+
+int vset_recover_manifest(version_set *vs, uint64_t manifest_number, const vset_salvage_fn *salvage,
+                          void *salvage_arg) {
     char path[PATH_MAX];
+    int rc;
     manifest_file_path(path, sizeof path, vs->dbpath, manifest_number);
     if (!vs->env->ops->file_exists(vs->env, path))
         return weir_set_error(WEIR_CORRUPTION,
@@ -1331,6 +1383,7 @@ int vset_recover(version_set *vs) {
     log_reader *r = NULL;
     rc = log_reader_open(vs->env, path, &r);
     if (rc != WEIR_OK) return rc;
+    if (salvage) log_reader_set_salvage(r, salvage->on_damage, salvage_arg);
 
     version *empty = version_new(vs);
     if (!empty) {
@@ -1345,11 +1398,15 @@ int vset_recover(version_set *vs) {
     version_edit_init(&e);
     buf scratch = BUF_INIT;
     uint64_t records = 0;
+    memset(&vs->recovered, 0, sizeof vs->recovered);
+    vs->recovered.manifest_number = manifest_number;
     for (;;) {
         slice rec;
         rc = log_reader_next(r, &scratch, &rec);
         if (rc == WEIR_NOT_FOUND) {
             rc = WEIR_OK;
+            vs->recovered.torn_bytes = log_reader_dropped_bytes(r);
+            vs->recovered.torn_offset = log_reader_valid_end(r);
             break;
         }
         if (rc != WEIR_OK) break;
@@ -1358,6 +1415,11 @@ int vset_recover(version_set *vs) {
         if (rc != WEIR_OK) {
             if (rc == WEIR_CORRUPTION)
                 weir_wrap_error(rc, "manifest %s: record at offset %" PRIu64, path, offset);
+            if (rc == WEIR_CORRUPTION && salvage) { /* intact but undecodable: skip it */
+                salvage->on_bad_edit(salvage_arg, offset, weir_errmsg());
+                rc = WEIR_OK;
+                continue;
+            }
             break;
         }
         rc = replay_edit(&st, &b, &e);
@@ -1365,6 +1427,11 @@ int vset_recover(version_set *vs) {
             if (rc != WEIR_NO_MEMORY) {
                 rc = weir_wrap_error(WEIR_CORRUPTION, "manifest %s: record at offset %" PRIu64,
                                      path, offset);
+            }
+            if (rc == WEIR_CORRUPTION && salvage) {
+                salvage->on_bad_edit(salvage_arg, offset, weir_errmsg());
+                rc = WEIR_OK;
+                continue;
             }
             break;
         }
@@ -1374,6 +1441,14 @@ int vset_recover(version_set *vs) {
     buf_free(&scratch);
     log_reader_close(r);
 
+    if (rc == WEIR_OK && salvage) {
+        /* Salvage takes what it can: a missing field gets a safe value. */
+        if (!st.has_next_file) st.next_file = 2;
+        if (!st.has_last_sequence) st.last_sequence = 0;
+        st.has_next_file = st.has_last_sequence = 1;
+        if (!st.has_log_number) st.log_number = 0;
+        st.has_log_number = 1;
+    }
     if (rc == WEIR_OK) {
         const char *missing = !st.has_next_file       ? "next file number"
                               : !st.has_log_number    ? "log number"
@@ -1400,7 +1475,15 @@ int vset_recover(version_set *vs) {
         vs->manifest_file_number = manifest_number;
         vs->next_file_number = st.next_file;
         vs->log_number = st.log_number;
+        vs->log_start_known = st.has_log_start;
+        vs->log_start_sequence = st.has_log_start ? st.log_start : 0;
         vs->last_sequence = st.last_sequence;
+        vs->manifest_uncertain = 0;
+        vs->recovered.records = records;
+        vs->recovered.next_file = st.next_file;
+        vs->recovered.clean_close = st.clean_close;
+        vs->recovered.close_sequence = st.close_sequence;
+        vs->recovered.close_log_number = st.close_log_number;
         vset_mark_file_number_used(vs, manifest_number);
         vset_mark_file_number_used(vs, st.log_number);
         for (int level = 0; level < NUM_LEVELS; level++) {
@@ -1423,7 +1506,8 @@ int vset_recover(version_set *vs) {
 static int encode_snapshot(version_set *vs, buf *out) {
     version_edit snap;
     version_edit_init(&snap);
-    version_edit_set_log_number(&snap, vs->log_number);
+    if (vs->log_start_known) version_edit_set_log(&snap, vs->log_number, vs->log_start_sequence);
+    else version_edit_set_log_number(&snap, vs->log_number);
     version_edit_set_next_file_number(&snap, vs->next_file_number);
     version_edit_set_last_sequence(&snap, vs->last_sequence);
     int rc = WEIR_OK;
@@ -1450,7 +1534,10 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
 
     int need_new = vs->manifest == NULL || log_writer_size(vs->manifest) >= MANIFEST_ROLL_BYTES;
     uint64_t new_number = need_new ? vset_new_file_number(vs) : 0;
-    if (!edit->has_log_number) version_edit_set_log_number(edit, vs->log_number);
+    if (!edit->has_log_number) {
+        if (vs->log_start_known) version_edit_set_log(edit, vs->log_number, vs->log_start_sequence);
+        else version_edit_set_log_number(edit, vs->log_number);
+    }
     version_edit_set_next_file_number(edit, vs->next_file_number);
     version_edit_set_last_sequence(edit, vs->last_sequence);
 
@@ -1472,7 +1559,7 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
     int renamed = 0;
     if (need_new) manifest_file_path(new_path, sizeof new_path, vs->dbpath, new_number);
 
-    int dropped_writer = 0;
+    int dropped_writer = 0, uncertain = 0;
     if (rc == WEIR_OK) {
         if (mu) pthread_mutex_unlock(mu);
         if (need_new) {
@@ -1499,6 +1586,8 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
             weir_error_save(&saved, rc);
             log_writer_close(w);
             w = NULL;
+            /* The record may be on disk, in whole or in part. */
+            uncertain = 1;
             if (need_new) {
                 if (!renamed) {
                     vs->env->ops->remove_file(vs->env, new_path);
@@ -1525,6 +1614,9 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
             vs->manifest_file_number = new_number;
         }
         vs->log_number = edit->log_number;
+        vs->log_start_known = edit->has_log_start;
+        vs->log_start_sequence = edit->log_start_sequence;
+        if (need_new) vs->manifest_uncertain = 0;
         for (size_t i = 0; i < edit->num_pointers; i++) {
             const edit_pointer *p = &edit->pointers[i];
             buf_set(&vs->compact_pointer[p->level], p->key.data, p->key.len);
@@ -1533,6 +1625,7 @@ int vset_log_and_apply(version_set *vs, version_edit *edit, pthread_mutex_t *mu)
     } else {
         if (v) version_free(v);
         if (dropped_writer) vs->manifest = NULL;
+        if (uncertain) vs->manifest_uncertain = 1;
     }
     vs->manifest_busy = 0;
     if (mu) pthread_cond_broadcast(&vs->manifest_cv);

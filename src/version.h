@@ -85,6 +85,12 @@ typedef struct edit_pointer {
 typedef struct version_edit {
     int has_log_number;
     uint64_t log_number;      /* logs numbered below this are flushed */
+    int has_log_start;        /* always written with log_number since format 2 */
+    uint64_t log_start_sequence; /* the first write of log `log_number`: every
+                                    lower sequence is in the tables */
+    int has_clean_close;      /* weir_close (or a checkpoint) wrote it last */
+    uint64_t close_sequence;  /* the last sequence in any log at close */
+    uint64_t close_log_number;/* the newest log at close (0: no log at all) */
     int has_next_file_number;
     uint64_t next_file_number;
     int has_last_sequence;
@@ -104,6 +110,13 @@ typedef struct version_edit {
 void version_edit_init(version_edit *e);
 void version_edit_free(version_edit *e); /* drops file refs; e reusable after init */
 void version_edit_set_log_number(version_edit *e, uint64_t n);
+/* The log behind the memtable from now on, and the sequence its first
+ * write gets: recovery checks the log starts exactly there. */
+void version_edit_set_log(version_edit *e, uint64_t number, uint64_t start_sequence);
+/* A clean close: every acknowledged write is in the tables or in the logs
+ * from log_number up to newest_log (0: there are no logs), ending at
+ * last_logged_sequence. Only valid as the manifest's last record. */
+void version_edit_set_clean_close(version_edit *e, uint64_t last_logged_sequence, uint64_t newest_log);
 void version_edit_set_next_file_number(version_edit *e, uint64_t n);
 void version_edit_set_last_sequence(version_edit *e, uint64_t s);
 /* Each returns WEIR_OK or WEIR_NO_MEMORY. */
@@ -199,6 +212,22 @@ struct version_set {
     uint64_t manifest_file_number;
     uint64_t last_sequence;
     uint64_t log_number;
+    uint64_t log_start_sequence; /* first sequence of log `log_number` */
+    int log_start_known;         /* 0 for a manifest older than format 2 */
+    /* What vset_recover found, for recovery's checks and its messages. */
+    struct {
+        uint64_t manifest_number;
+        uint64_t records;        /* edits replayed */
+        uint64_t torn_offset;    /* where a dropped torn tail began */
+        uint64_t torn_bytes;     /* 0: the manifest ended cleanly */
+        uint64_t next_file;      /* next_file_number as the manifest said it */
+        int clean_close;         /* the last edit was a clean close */
+        uint64_t close_sequence;
+        uint64_t close_log_number;
+    } recovered;
+    int manifest_uncertain;      /* an edit failed after its I/O began: what the
+                                    manifest on disk says is unknown until a
+                                    new manifest is written (no deletions) */
     log_writer *manifest;        /* NULL until the first log_and_apply */
     int manifest_busy;           /* a log_and_apply is writing */
     pthread_cond_t manifest_cv;  /* waits for manifest_busy to clear */
@@ -223,6 +252,17 @@ int vset_create_new_db(version_set *vs);
  * manifest, WEIR_CORRUPTION naming what is missing. The next log_and_apply
  * writes a fresh manifest. */
 int vset_recover(version_set *vs);
+
+/* Salvage's view of a damaged manifest: damaged byte ranges (log reader
+ * salvage mode) and records that checksum but do not decode or apply are
+ * reported and skipped instead of failing the replay. */
+typedef struct vset_salvage_fn {
+    log_salvage_fn on_damage;
+    void (*on_bad_edit)(void *arg, uint64_t offset, const char *reason);
+} vset_salvage_fn;
+/* vset_recover of a given manifest; salvage NULL: as vset_recover. */
+int vset_recover_manifest(version_set *vs, uint64_t manifest_number, const vset_salvage_fn *salvage,
+                          void *salvage_arg);
 
 uint64_t vset_new_file_number(version_set *vs);
 /* Make sure next_file_number > n (after seeing file n on disk). */

@@ -80,6 +80,12 @@ int log_writer_add(log_writer *w, slice record) {
 
 int log_writer_flush(log_writer *w) { return env_flush(w->file); }
 
+int log_writer_rollback(log_writer *w, uint64_t size) {
+    int rc = env_truncate_writable(w->file, size);
+    if (rc == WEIR_OK) w->block_offset = (uint32_t)(size % LOG_BLOCK_SIZE);
+    return rc;
+}
+
 int log_writer_sync(log_writer *w) { return env_sync(w->file); }
 
 uint64_t log_writer_size(const log_writer *w) { return w->file->size; }
@@ -105,6 +111,10 @@ struct log_reader {
     uint64_t dropped;
     int final_status;     /* WEIR_OK while records may follow */
     weir_error final_error;
+    uint64_t resume_at;   /* where reading goes on when no block is loaded */
+    uint64_t skipped;     /* bytes a salvaging reader stepped over */
+    log_salvage_fn salvage_fn; /* non-NULL: report damage and read on */
+    void *salvage_arg;
     char block[LOG_BLOCK_SIZE];
 };
 
@@ -158,6 +168,10 @@ int log_reader_open(weir_env *env, const char *path, log_reader **out) {
     r->valid_end = 0;
     r->dropped = 0;
     r->final_status = WEIR_OK;
+    r->resume_at = 0;
+    r->skipped = 0;
+    r->salvage_fn = NULL;
+    r->salvage_arg = NULL;
     *out = r;
     return WEIR_OK;
 }
@@ -171,6 +185,13 @@ void log_reader_close(log_reader *r) {
 uint64_t log_reader_record_offset(const log_reader *r) { return r->record_offset; }
 uint64_t log_reader_valid_end(const log_reader *r) { return r->valid_end; }
 uint64_t log_reader_dropped_bytes(const log_reader *r) { return r->dropped; }
+uint64_t log_reader_skipped_bytes(const log_reader *r) { return r->skipped; }
+uint64_t log_reader_file_size(const log_reader *r) { return r->file_size; }
+
+void log_reader_set_salvage(log_reader *r, log_salvage_fn fn, void *arg) {
+    r->salvage_fn = fn;
+    r->salvage_arg = arg;
+}
 
 /* Read up to n bytes at off into dst; *got is short only at end of file. */
 static int read_at(log_reader *r, uint64_t off, char *dst, size_t n, size_t *got) {
@@ -206,72 +227,65 @@ static int finish(log_reader *r, int status) {
     return status;
 }
 
-/* Where the fragment after the damaged one at `pos` (header h) starts in
- * the current block, or 0 if that cannot be told. When the type and
- * checksum are intact but the length field is not, the true length is the
- * one at which the checksum matches; try every prefix of the block. */
-static size_t next_after_damaged(const log_reader *r, size_t pos, const frag_header *h) {
-    if (header_is_zero(h)) return 0;
-    size_t payload = pos + LOG_HEADER_SIZE;
-    if (type_is_known(h->type)) {
-        unsigned char t = (unsigned char)h->type;
-        uint32_t want = crc32c_unmask(h->masked_crc);
-        uint32_t crc = crc32c_value(&t, 1);
-        for (size_t i = payload;; i++) {
-            if (crc == want) return i;
-            if (i >= r->block_len) break;
-            crc = crc32c_extend(crc, r->block + i, 1);
-        }
-    }
-    if (h->len <= r->block_len - payload) return payload + h->len;
-    return 0;
-}
-
-/* Sets *found if a fragment with a good checksum exists after the damage:
- * first in the rest of the current block, stepping over fragments while
- * their lengths are plausible, starting at `next` (0: skip this part); then
- * at the start of every later block, which is always a fragment boundary.
- * Returns WEIR_OK or a read error. */
-static int valid_fragment_follows(log_reader *r, size_t next, int *found) {
+/* Offset of the first fragment that checksums at or after file offset
+ * `from`, looking at every byte offset (not only where the damaged
+ * fragment's length says the next one starts: that length may be the
+ * damage), in *at; *found says whether there is one. A fragment found this
+ * way is complete, of a known type, does not cross a block boundary and
+ * matches its CRC: the chance that damaged or random bytes pass is 2^-32
+ * per candidate. Uses r->block as scratch (the current block is reloaded
+ * by whoever reads on). */
+static int find_valid_fragment(log_reader *r, uint64_t from, int *found, uint64_t *at) {
     *found = 0;
-    while (next && next + LOG_HEADER_SIZE <= r->block_len) {
-        if (fragment_is_valid(r->block + next, r->block_len - next)) {
-            *found = 1;
-            return WEIR_OK;
-        }
-        frag_header h = parse_header(r->block + next);
-        if (header_is_zero(&h) || h.len > r->block_len - next - LOG_HEADER_SIZE) break;
-        next += LOG_HEADER_SIZE + h.len;
-    }
-    /* The current block's contents are no longer needed: reuse the buffer. */
-    for (uint64_t b = r->block_start + LOG_BLOCK_SIZE; b < r->file_size; b += LOG_BLOCK_SIZE) {
-        size_t got;
-        int rc = read_at(r, b, r->block, LOG_HEADER_SIZE, &got);
-        if (rc != WEIR_OK) return rc;
-        if (got < LOG_HEADER_SIZE) break;
-        frag_header h = parse_header(r->block);
-        uint64_t room = r->file_size - b < LOG_BLOCK_SIZE ? r->file_size - b : LOG_BLOCK_SIZE;
-        if (!type_is_known(h.type) || h.len > room - LOG_HEADER_SIZE) continue;
-        rc = read_at(r, b + LOG_HEADER_SIZE, r->block + LOG_HEADER_SIZE, h.len, &got);
-        if (rc != WEIR_OK) return rc;
-        if (got == h.len && fragment_is_valid(r->block, LOG_HEADER_SIZE + h.len)) {
-            *found = 1;
-            break;
-        }
-    }
     r->block_loaded = 0;
+    for (uint64_t b = from - from % LOG_BLOCK_SIZE; b < r->file_size; b += LOG_BLOCK_SIZE) {
+        size_t got;
+        int rc = read_at(r, b, r->block, LOG_BLOCK_SIZE, &got);
+        if (rc != WEIR_OK) return rc;
+        size_t i = b < from ? (size_t)(from - b) : 0;
+        for (; i + LOG_HEADER_SIZE <= got; i++) {
+            const char *p = r->block + i;
+            int type = (unsigned char)p[6];
+            if (!type_is_known(type)) continue;
+            size_t len = (size_t)(unsigned char)p[4] | ((size_t)(unsigned char)p[5] << 8);
+            if (len > got - i - LOG_HEADER_SIZE) continue;
+            if (fragment_is_valid(p, got - i)) {
+                *found = 1;
+                *at = b + i;
+                return WEIR_OK;
+            }
+        }
+        if (got < LOG_BLOCK_SIZE) break;
+    }
     return WEIR_OK;
 }
 
-/* Damage at file offset `off`: corruption if anything valid follows it,
- * otherwise a torn tail that ends the log. */
-static int damaged(log_reader *r, uint64_t off, size_t next, const char *reason) {
+/* A damaged fragment at file offset `off`, inside a record that started
+ * at `lost_from` (== off when the damage starts a record). Without
+ * salvage: corruption if any valid fragment follows anywhere in the file,
+ * otherwise a torn tail that ends the log. With salvage: the lost range
+ * [lost_from, next valid fragment) is reported and reading goes on there
+ * (or the log ends). */
+static int damaged(log_reader *r, uint64_t off, uint64_t lost_from, const char *reason) {
     int found;
-    int rc = valid_fragment_follows(r, next, &found);
+    uint64_t next = 0;
+    int rc = find_valid_fragment(r, off + 1, &found, &next);
     if (rc != WEIR_OK) return finish(r, rc);
+    if (r->salvage_fn) {
+        uint64_t end = found ? next : r->file_size;
+        r->salvage_fn(r->salvage_arg, lost_from, end, found, reason);
+        r->skipped += end - lost_from;
+        if (!found) return finish(r, WEIR_NOT_FOUND);
+        rc = load_block(r, next - next % LOG_BLOCK_SIZE);
+        if (rc != WEIR_OK) return finish(r, rc);
+        r->pos = (size_t)(next % LOG_BLOCK_SIZE);
+        return WEIR_OK; /* resume: the caller reads on */
+    }
     if (!found) return finish(r, WEIR_NOT_FOUND);
-    weir_set_error(WEIR_CORRUPTION, "corrupted log record in %s at offset %llu: %s", r->file->path,
-                   (unsigned long long)off, reason);
+    weir_set_error(WEIR_CORRUPTION,
+                   "corrupted log record in %s at offset %llu: %s, and a valid record follows at "
+                   "offset %llu (damage in the middle of a log is never a torn write)",
+                   r->file->path, (unsigned long long)off, reason, (unsigned long long)next);
     return finish(r, WEIR_CORRUPTION);
 }
 
@@ -285,6 +299,17 @@ static const char *type_name(int type) {
     }
 }
 
+/* The damaged-fragment path of log_reader_next: returns WEIR_OK when a
+ * salvaging reader should read on from where damaged() left it (any
+ * partial record is dropped), anything else ends the call. */
+static int on_damage(log_reader *r, uint64_t off, uint64_t lost_from, const char *reason, buf *scratch,
+                     int *in_record) {
+    int rc = damaged(r, off, lost_from, reason);
+    buf_clear(scratch);
+    *in_record = 0;
+    return rc;
+}
+
 int log_reader_next(log_reader *r, buf *scratch, slice *record) {
     *record = slice_make(NULL, 0);
     if (r->final_status != WEIR_OK) {
@@ -292,13 +317,15 @@ int log_reader_next(log_reader *r, buf *scratch, slice *record) {
         return weir_error_raise(&r->final_error);
     }
     if (!r->block_loaded) {
-        int rc = load_block(r, 0);
+        uint64_t start = r->resume_at - r->resume_at % LOG_BLOCK_SIZE;
+        int rc = load_block(r, start);
         if (rc != WEIR_OK) return finish(r, rc);
+        r->pos = (size_t)(r->resume_at - start);
     }
     buf_clear(scratch);
     int in_record = 0;
     uint64_t record_start = 0;
-    char reason[160];
+    char reason[200];
     for (;;) {
         if (r->block_len - r->pos < LOG_HEADER_SIZE) {
             if (r->block_start + LOG_BLOCK_SIZE < r->file_size) {
@@ -308,50 +335,84 @@ int log_reader_next(log_reader *r, buf *scratch, slice *record) {
                 continue;
             }
             /* End of file, possibly inside a header or a fragmented record:
-             * either way nothing can follow, so it is a torn tail at worst. */
+             * nothing can follow, so it is a torn tail at worst. */
+            if (in_record && r->salvage_fn)
+                r->salvage_fn(r->salvage_arg, record_start, r->file_size, 0,
+                              "the log ends inside a fragmented record");
             return finish(r, WEIR_NOT_FOUND);
         }
         const char *p = r->block + r->pos;
         frag_header h = parse_header(p);
         uint64_t off = r->block_start + r->pos;
         size_t room = r->block_len - r->pos - LOG_HEADER_SIZE;
+        uint64_t lost_from = in_record ? record_start : off;
+        int rc = WEIR_OK;
 
-        if (header_is_zero(&h))
-            return damaged(r, off, 0, "zero-filled region where a fragment header was expected");
+        if (header_is_zero(&h)) {
+            snprintf(reason, sizeof reason, "zero-filled region where a fragment header was expected%s",
+                     in_record ? " (inside a fragmented record)" : "");
+            rc = on_damage(r, off, lost_from, reason, scratch, &in_record);
+            if (rc != WEIR_OK) return rc;
+            continue;
+        }
         if (h.len > room) {
             int past_eof = r->block_len < LOG_BLOCK_SIZE &&
                            r->pos + LOG_HEADER_SIZE + h.len <= LOG_BLOCK_SIZE;
             snprintf(reason, sizeof reason, "fragment length %zu runs past the end of the %s", h.len,
                      past_eof ? "file" : "block");
-            return damaged(r, off, next_after_damaged(r, r->pos, &h), reason);
+            rc = on_damage(r, off, lost_from, reason, scratch, &in_record);
+            if (rc != WEIR_OK) return rc;
+            continue;
         }
         if (!type_is_known(h.type)) {
             snprintf(reason, sizeof reason, "unknown fragment type %d", h.type);
-            return damaged(r, off, next_after_damaged(r, r->pos, &h), reason);
+            rc = on_damage(r, off, lost_from, reason, scratch, &in_record);
+            if (rc != WEIR_OK) return rc;
+            continue;
         }
         if (crc32c_unmask(h.masked_crc) != fragment_crc(h.type, p + LOG_HEADER_SIZE, h.len)) {
             snprintf(reason, sizeof reason, "checksum mismatch in %s fragment of %zu bytes",
                      type_name(h.type), h.len);
-            return damaged(r, off, next_after_damaged(r, r->pos, &h), reason);
+            rc = on_damage(r, off, lost_from, reason, scratch, &in_record);
+            if (rc != WEIR_OK) return rc;
+            continue;
         }
 
         /* A good fragment: check that it continues the chain. */
-        size_t next = r->pos + LOG_HEADER_SIZE + h.len;
         if ((h.type == LOG_FULL || h.type == LOG_FIRST) && in_record) {
             /* A valid fragment follows the unfinished record, so this is
              * not a torn tail. */
             snprintf(reason, sizeof reason,
                      "fragmented record is missing its end; a new record starts at offset %llu",
                      (unsigned long long)off);
-            weir_set_error(WEIR_CORRUPTION, "corrupted log record in %s at offset %llu: %s",
-                           r->file->path, (unsigned long long)record_start, reason);
-            return finish(r, WEIR_CORRUPTION);
+            if (r->salvage_fn) {
+                r->salvage_fn(r->salvage_arg, record_start, off, 1, reason);
+                r->skipped += off - record_start;
+                buf_clear(scratch);
+                in_record = 0;
+            } else {
+                weir_set_error(WEIR_CORRUPTION, "corrupted log record in %s at offset %llu: %s",
+                               r->file->path, (unsigned long long)record_start, reason);
+                return finish(r, WEIR_CORRUPTION);
+            }
         }
         if ((h.type == LOG_MIDDLE || h.type == LOG_LAST) && !in_record) {
             snprintf(reason, sizeof reason, "%s fragment without a preceding FIRST", type_name(h.type));
-            return damaged(r, off, next, reason);
+            if (r->salvage_fn) {
+                /* Skip just this orphan fragment. */
+                uint64_t end = off + LOG_HEADER_SIZE + h.len;
+                r->salvage_fn(r->salvage_arg, off, end, 1, reason);
+                r->skipped += end - off;
+                r->pos += LOG_HEADER_SIZE + h.len;
+                continue;
+            }
+            /* Any valid fragment after this one, or this one itself being
+             * intact, means the damage is not a torn tail. */
+            weir_set_error(WEIR_CORRUPTION, "corrupted log record in %s at offset %llu: %s",
+                           r->file->path, (unsigned long long)off, reason);
+            return finish(r, WEIR_CORRUPTION);
         }
-        r->pos = next;
+        r->pos += LOG_HEADER_SIZE + h.len;
         switch (h.type) {
         case LOG_FULL:
             /* Points into the block buffer: valid until the next call. */

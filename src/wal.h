@@ -8,9 +8,11 @@
  * header is zero-filled.
  *
  * Recovery rule: a damaged or incomplete record at the very end of the log
- * (nothing valid after it) is a torn write from a crash and is dropped;
- * damage followed by any valid fragment is corruption and is reported with
- * the file name and byte offset, never skipped.
+ * (no fragment that checksums anywhere after it, at any byte offset) is a
+ * torn write from a crash and is dropped; damage followed by any valid
+ * fragment is corruption and is reported with the file name and byte
+ * offset, never skipped. Only salvage (log_reader_set_salvage) steps over
+ * damage, and it reports every byte range it steps over.
  */
 #ifndef WEIR_WAL_H
 #define WEIR_WAL_H
@@ -41,6 +43,12 @@ int log_writer_open(weir_env *env, const char *path, log_writer **out);
 /* Append one record (buffered; see log_writer_flush / log_writer_sync). */
 int log_writer_add(log_writer *w, slice record);
 int log_writer_flush(log_writer *w); /* to the OS */
+/* Take back everything appended after the log was `size` bytes long (a
+ * record boundary from log_writer_size): the record that failed to reach
+ * the OS for want of space is then provably not in the log, and later
+ * records follow the ones before it. Fails (and the log must be given up)
+ * if the file cannot be cut back. */
+int log_writer_rollback(log_writer *w, uint64_t size);
 int log_writer_sync(log_writer *w);  /* to disk */
 uint64_t log_writer_size(const log_writer *w);
 /* Flush and close; w is freed even on error. NULL is fine. */
@@ -61,6 +69,18 @@ uint64_t log_reader_record_offset(const log_reader *r);
 uint64_t log_reader_valid_end(const log_reader *r);
 /* Bytes of torn tail dropped (0 if the log ended cleanly). */
 uint64_t log_reader_dropped_bytes(const log_reader *r);
+/* Size of the file as read (it may have shrunk since open). */
+uint64_t log_reader_file_size(const log_reader *r);
+
+/* Salvage mode: instead of failing on damage, call fn with the damaged
+ * byte range [start, end), whether a valid fragment follows (the range then
+ * ends where it starts) and why, then read on from there. For `weir
+ * salvage` only: recovery never uses it. */
+typedef void (*log_salvage_fn)(void *arg, uint64_t start, uint64_t end, int valid_follows,
+                               const char *reason);
+void log_reader_set_salvage(log_reader *r, log_salvage_fn fn, void *arg);
+/* Bytes stepped over in salvage mode. */
+uint64_t log_reader_skipped_bytes(const log_reader *r);
 void log_reader_close(log_reader *r);
 
 #endif

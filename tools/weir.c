@@ -393,9 +393,15 @@ static double now_seconds(void) {
  * Opening the database
  * ====================================================================== */
 
-static int open_db(const char *dir, int create, weir_db **db) {
+/* How a command opens the database. Read commands open it read-only:
+ * they write nothing (not even recovery's tables), work on read-only media,
+ * and share the database with other readers (a writer excludes them). */
+enum open_mode { OPEN_READ, OPEN_WRITE, OPEN_CREATE };
+
+static int open_db(const char *dir, enum open_mode mode, weir_db **db) {
     *db = NULL;
     struct stat st;
+    int create = mode == OPEN_CREATE;
     if (!create) {
         if (stat(dir, &st) != 0) {
             errorf("no database at %s: %s", dir, strerror(errno));
@@ -409,6 +415,7 @@ static int open_db(const char *dir, int create, weir_db **db) {
     weir_options *o = weir_options_create();
     if (!o) return fail_oom();
     weir_options_set_create_if_missing(o, create);
+    weir_options_set_read_only(o, mode == OPEN_READ);
     int rc = weir_open(dir, o, db);
     weir_options_destroy(o);
     if (rc != WEIR_OK) {
@@ -465,7 +472,7 @@ static int cmd_get(int argc, char **argv) {
     buf key = BUF_INIT;
     rc = arg_bytes("KEY", argv[1], hex, &key);
     weir_db *db = NULL;
-    if (rc == EXIT_OK) rc = open_db(argv[0], 0, &db);
+    if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_READ, &db);
     if (rc == EXIT_OK) {
         void *val = NULL;
         size_t vlen = 0;
@@ -533,7 +540,7 @@ static int cmd_put(int argc, char **argv) {
         }
     }
     weir_db *db = NULL;
-    if (rc == EXIT_OK) rc = open_db(argv[0], 1, &db);
+    if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_CREATE, &db);
     if (rc == EXIT_OK) {
         weir_writeopts wo = {sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_DEFAULT};
         if (weir_write(db, &wo, b) != WEIR_OK) {
@@ -581,7 +588,7 @@ static int cmd_delete(int argc, char **argv) {
         }
     }
     weir_db *db = NULL;
-    if (rc == EXIT_OK) rc = open_db(argv[0], 0, &db);
+    if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_WRITE, &db);
     if (rc == EXIT_OK) {
         weir_writeopts wo = {sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_DEFAULT};
         if (weir_write(db, &wo, b) != WEIR_OK) {
@@ -668,7 +675,7 @@ static int cmd_scan(int argc, char **argv) {
     }
     weir_db *db = NULL;
     weir_iter *it = NULL;
-    if (rc == EXIT_OK) rc = open_db(argv[0], 0, &db);
+    if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_READ, &db);
     if (rc == EXIT_OK && weir_iter_create(db, &ro, &it) != WEIR_OK) {
         errorf("%s", weir_errmsg());
         rc = EXIT_FAIL;
@@ -1471,7 +1478,7 @@ static int cmd_load(int argc, char **argv) {
     ls.pg.total_bytes = in.total;
     ls.batch = weir_batch_create();
     if (!ls.batch) rc = fail_oom();
-    if (rc == EXIT_OK) rc = open_db(dir, 1, &ls.db);
+    if (rc == EXIT_OK) rc = open_db(dir, OPEN_CREATE, &ls.db);
     double start = now_seconds();
     ls.pg.start = start;
     if (rc == EXIT_OK) {
@@ -1562,7 +1569,7 @@ static int run_properties(int argc, char **argv, const char *const *names, int n
     if (help) return print_help();
     if (npos != 1) return usage_error("expected DB_DIR");
     weir_db *db;
-    rc = open_db(argv[0], 0, &db);
+    rc = open_db(argv[0], OPEN_READ, &db);
     for (int i = 0; i < nnames && rc == EXIT_OK; i++) {
         if (i) fputc('\n', stdout);
         rc = print_property(db, names[i]);
@@ -1613,7 +1620,7 @@ static int cmd_compact(int argc, char **argv) {
     if (from) rc = arg_bytes("--from", from, hex, &bf);
     if (rc == EXIT_OK && to) rc = arg_bytes("--to", to, hex, &bt);
     weir_db *db = NULL;
-    if (rc == EXIT_OK) rc = open_db(argv[0], 0, &db);
+    if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_WRITE, &db);
     if (rc == EXIT_OK) {
         out_format f = hex ? FMT_HEX : FMT_TEXT;
         fflush(stdout);
@@ -1665,7 +1672,7 @@ static int cmd_checkpoint(int argc, char **argv) {
     if (help) return print_help();
     if (npos != 2) return usage_error("expected DB_DIR TARGET_DIR");
     weir_db *db = NULL;
-    rc = open_db(argv[0], 0, &db);
+    rc = open_db(argv[0], OPEN_WRITE, &db);
     if (rc == EXIT_OK) {
         double start = now_seconds();
         if (weir_checkpoint(db, argv[1]) != WEIR_OK) {
@@ -1882,325 +1889,61 @@ static int table_key_range(sst_reader *r, buf *first, buf *last) {
 static const char help_check[] =
     "Usage: weir check DB_DIR\n"
     "\n"
-    "Verify every checksum in every file of the database without opening it\n"
-    "through the engine, so it also works on a database that fails to open:\n"
+    "Check every file of the database and its write history without changing\n"
+    "anything (nothing is created, written, renamed or deleted):\n"
     "  CURRENT      must name a manifest that exists\n"
     "  MANIFEST-*   every record's checksum; every version edit must decode;\n"
     "               the live manifest must replay to a consistent version\n"
     "  *.sst        footer, index, filter and every data block's checksum, key\n"
     "               order, entry count; for tables the manifest lists, also\n"
     "               the size, entry count and key range it records. Tables\n"
-    "               present but not listed are verified too.\n"
+    "               present but not listed are verified and reported as notes.\n"
     "  *.log        every record's checksum, and each record must decode as a\n"
     "               write batch\n"
-    "A torn tail at the end of a log or manifest (an incomplete write from a\n"
-    "crash, which recovery drops) is a warning, not corruption.\n"
+    "  database     the sequence history across manifest and logs, as a\n"
+    "               read-only recovery sees it: nothing missing, duplicated or\n"
+    "               out of order, every file the history needs present\n"
     "\n"
-    "Prints one line per file, \"OK <file> (<details>)\", \"WARN <file>: ...\",\n"
-    "\"CORRUPT <file>: <message naming the offset>\" or \"ERROR <file>: ...\" (could\n"
-    "not be read), then a summary line.\n"
+    "Prints one line per file or finding:\n"
+    "  OK <file> (...)      intact\n"
+    "  NOTE <file>: ...     worth knowing, nothing lost (a leftover file)\n"
+    "  WARN <file>: ...     a torn tail at the crash point, or a hole a power\n"
+    "                       cut left in writes that were never fsync'd: only what\n"
+    "                       the sync mode allows is dropped\n"
+    "  DAMAGE <file>: ...   acknowledged writes are lost or would be changed;\n"
+    "                       names the offset (run weir salvage to copy out what\n"
+    "                       is intact)\n"
+    "  ERROR <file>: ...    the file could not be read\n"
+    "then a summary line.\n"
     "\n"
-    "check only reads: it opens files read-only, creates nothing and never\n"
-    "touches the LOCK file, so it can run while another process has the\n"
-    "database open. Files that process is writing may then show a torn tail or\n"
-    "vanish mid-check; for a definitive answer, run it on a closed database.\n"
+    "The history check takes a read lock: while another process has the\n"
+    "database open for writing it is skipped (a NOTE says so). For a\n"
+    "definitive answer, check a closed database.\n"
     "\n"
     "Options:\n"
     "  -h, --help   show this help\n"
     "\n"
-    "Exit status: 0 no corruption (warnings allowed), 1 corruption found,\n"
-    "2 usage error, or some file could not be read or DB_DIR is not a database.\n"
+    "Exit status: 0 nothing lost (warnings allowed), 1 damage found, 2 usage\n"
+    "error, or some file could not be read, or DB_DIR is not a database.\n"
     "\n"
     "Example:\n"
-    "  weir check ./db || echo 'restore from backup'\n";
+    "  weir check ./db || weir salvage ./db ./db-salvaged\n";
 
-typedef struct live_table {
-    uint64_t number, size, entries;
-    int level;
-    buf smallest, largest;
-} live_table;
+typedef struct report_counts {
+    int lines, ok, notes, warns, damage, errors;
+} report_counts;
 
-typedef struct checker {
-    weir_env *env;
-    const char *dir;
-    int files, ok, warn, corrupt, errors;
-    int have_live;            /* the live manifest replayed: tables below are known */
-    uint64_t log_number;      /* logs below this were already flushed */
-    uint64_t last_sequence;
-    live_table *tables;
-    size_t ntables;
-} checker;
+static const char *const report_tags[] = {"OK", "NOTE", "WARN", "DAMAGE", "ERROR"};
 
-static void ck_report(checker *c, const char *tag, const char *file, const char *fmt, ...)
-    PRINTF_LIKE(4, 5);
-static void ck_report(checker *c, const char *tag, const char *file, const char *fmt, ...) {
-    va_list ap;
-    int is_ok = strcmp(tag, "OK") == 0;
-    printf("%s %s%s", tag, file, is_ok ? " (" : ": ");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputs(is_ok ? ")\n" : "\n", stdout);
-    c->files++;
-    if (is_ok) c->ok++;
-    else if (strcmp(tag, "WARN") == 0) c->warn++;
-    else if (strcmp(tag, "CORRUPT") == 0) c->corrupt++;
-    else c->errors++;
-}
-
-/* Report an engine failure on file: corruption, or a failure to check. */
-static void ck_failed(checker *c, const char *file, int rc, const char *context) {
-    const char *tag = rc == WEIR_CORRUPTION ? "CORRUPT" : "ERROR";
-    if (context)
-        ck_report(c, tag, file, "%s: %s", context, weir_errmsg());
-    else
-        ck_report(c, tag, file, "%s", weir_errmsg());
-}
-
-typedef struct log_stats {
-    uint64_t records, ops, first_seq, last_seq;
-    uint64_t dropped, valid_end;
-} log_stats;
-
-/* Called with each whole record and the offset where it starts. */
-typedef int (*record_fn)(void *arg, slice record, uint64_t offset, log_stats *st);
-
-/* Read every record of a log-format file, handing each to fn. Returns
- * WEIR_OK (torn tail, if any, in st->dropped), the reader's error, or
- * fn's error wrapped with the record's offset. */
-static int read_log(weir_env *env, const char *path, record_fn fn, void *arg, log_stats *st) {
-    memset(st, 0, sizeof *st);
-    log_reader *r;
-    int rc = log_reader_open(env, path, &r);
-    if (rc != WEIR_OK) return rc;
-    buf scratch = BUF_INIT;
-    for (;;) {
-        slice rec;
-        rc = log_reader_next(r, &scratch, &rec);
-        if (rc == WEIR_NOT_FOUND) {
-            rc = WEIR_OK;
-            st->dropped = log_reader_dropped_bytes(r);
-            st->valid_end = log_reader_valid_end(r);
-            break;
-        }
-        if (rc != WEIR_OK) break;
-        rc = fn(arg, rec, log_reader_record_offset(r), st);
-        if (rc != WEIR_OK) {
-            rc = weir_wrap_error(rc, "%s: record at offset %" PRIu64, path, log_reader_record_offset(r));
-            break;
-        }
-        st->records++;
-    }
-    buf_free(&scratch);
-    log_reader_close(r);
-    return rc;
-}
-
-static int count_op(void *arg, uint64_t seq, int type, slice key, slice value) {
-    (void)type, (void)key, (void)value;
-    log_stats *st = arg;
-    if (st->ops == 0) st->first_seq = seq;
-    st->last_seq = seq;
-    st->ops++;
-    return 0;
-}
-
-static int check_batch_record(void *arg, slice record, uint64_t offset, log_stats *st) {
-    (void)arg, (void)offset;
-    return batch_rep_iterate(record, count_op, st);
-}
-
-static int check_edit_record(void *arg, slice record, uint64_t offset, log_stats *st) {
-    (void)st, (void)offset;
-    version_edit *e = arg;
-    return version_edit_decode(e, record);
-}
-
-static void torn_tail_warning(checker *c, const char *name, const log_stats *st, const char *details) {
-    ck_report(c, "WARN", name,
-              "torn tail: %" PRIu64 " bytes at offset %" PRIu64
-              " dropped (an incomplete write from a crash; recovery drops it too); %s",
-              st->dropped, st->valid_end, details);
-}
-
-static void check_log_file(checker *c, const char *name, const char *path, uint64_t number) {
-    log_stats st;
-    int rc = read_log(c->env, path, check_batch_record, NULL, &st);
-    if (rc != WEIR_OK) {
-        ck_failed(c, name, rc, NULL);
-        return;
-    }
-    char details[256];
-    if (st.ops)
-        snprintf(details, sizeof details,
-                 "%" PRIu64 " records, %" PRIu64 " ops, sequences %" PRIu64 "..%" PRIu64 "%s",
-                 st.records, st.ops, st.first_seq, st.last_seq,
-                 c->have_live && number < c->log_number ? "; already flushed" : "");
-    else
-        snprintf(details, sizeof details, "%" PRIu64 " records", st.records);
-    if (st.dropped)
-        torn_tail_warning(c, name, &st, details);
-    else
-        ck_report(c, "OK", name, "%s", details);
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Replay the live manifest the way recovery does and remember its tables. */
-static int load_live_version(checker *c) {
-    table_cache *tc = table_cache_create(c->env, c->dir, 16);
-    if (!tc) return weir_set_error(WEIR_NO_MEMORY, "out of memory");
-    vset_options vo = {UINT64_C(256) << 20, UINT64_C(64) << 20, 4};
-    version_set *vs = vset_create(c->env, c->dir, tc, &vo);
-    if (!vs) {
-        table_cache_destroy(tc);
-        return weir_set_error(WEIR_NO_MEMORY, "out of memory");
-    }
-    int rc = vset_recover(vs);
-    if (rc == WEIR_OK) {
-        version *v = vs->current;
-        size_t n = 0;
-        for (int level = 0; level < NUM_LEVELS; level++) n += (size_t)v->num_files[level];
-        c->tables = calloc(n ? n : 1, sizeof *c->tables);
-        if (!c->tables) rc = weir_set_error(WEIR_NO_MEMORY, "out of memory");
-        for (int level = 0; level < NUM_LEVELS && rc == WEIR_OK; level++) {
-            for (int i = 0; i < v->num_files[level] && rc == WEIR_OK; i++) {
-                file_meta *f = v->files[level][i];
-                live_table *t = &c->tables[c->ntables++];
-                t->number = f->number;
-                t->size = f->size;
-                t->entries = f->num_entries;
-                t->level = level;
-                if (buf_set(&t->smallest, f->smallest.data, f->smallest.len) != 0 ||
-                    buf_set(&t->largest, f->largest.data, f->largest.len) != 0)
-                    rc = weir_set_error(WEIR_NO_MEMORY, "out of memory");
-            }
-        }
-        c->have_live = rc == WEIR_OK;
-        c->log_number = vs->log_number;
-        c->last_sequence = vs->last_sequence;
-    }
-    vset_destroy(vs);
-    table_cache_destroy(tc);
-    return rc;
-}
-
-static void check_manifest(checker *c, const char *name, const char *path, int live) {
-    version_edit e;
-    version_edit_init(&e);
-    log_stats st;
-    int rc = read_log(c->env, path, check_edit_record, &e, &st);
-    version_edit_free(&e);
-    if (rc != WEIR_OK) {
-        ck_failed(c, name, rc, NULL);
-        return;
-    }
-    if (live) {
-        rc = load_live_version(c);
-        if (rc != WEIR_OK) {
-            if (st.dropped)
-                ck_failed(c, name, rc, "after dropping a damaged or incomplete last record");
-            else
-                ck_failed(c, name, rc, NULL);
-            return;
-        }
-    }
-    char details[256];
-    if (live)
-        snprintf(details, sizeof details,
-                 "live; %" PRIu64 " records, %zu tables, log number %" PRIu64
-                 ", last sequence %" PRIu64,
-                 st.records, c->ntables, c->log_number, c->last_sequence);
-    else
-        snprintf(details, sizeof details, "not named by CURRENT; %" PRIu64 " records", st.records);
-    if (st.dropped)
-        torn_tail_warning(c, name, &st, details);
-    else
-        ck_report(c, "OK", name, "%s", details);
-}
-
-static void check_table(checker *c, const char *name, const char *path, const live_table *meta) {
-    uint64_t size;
-    int rc = c->env->ops->file_size(c->env, path, &size);
-    if (rc != WEIR_OK) {
-        ck_failed(c, name, rc, NULL);
-        return;
-    }
-    if (meta && size != meta->size) {
-        ck_report(c, "CORRUPT", name, "table %s is %" PRIu64 " bytes but the manifest records %" PRIu64,
-                  path, size, meta->size);
-        return;
-    }
-    sst_reader *r;
-    rc = sst_reader_open(c->env, path, size, &r);
-    if (rc != WEIR_OK) {
-        ck_failed(c, name, rc, NULL);
-        return;
-    }
-    rc = sst_reader_verify(r);
-    if (rc != WEIR_OK) {
-        ck_failed(c, name, rc, NULL);
-        sst_reader_close(r);
-        return;
-    }
-    uint64_t entries = sst_reader_num_entries(r), blocks = sst_reader_num_blocks(r);
-    if (meta && entries != meta->entries) {
-        ck_report(c, "CORRUPT", name, "table %s holds %" PRIu64 " entries but the manifest records %" PRIu64,
-                  path, entries, meta->entries);
-        sst_reader_close(r);
-        return;
-    }
-    if (meta) {
-        buf first = BUF_INIT, last = BUF_INIT;
-        rc = table_key_range(r, &first, &last);
-        if (rc != WEIR_OK) {
-            ck_failed(c, name, rc, NULL);
-        } else if (!slice_equal(buf_slice(&first), buf_slice(&meta->smallest)) ||
-                   !slice_equal(buf_slice(&last), buf_slice(&meta->largest))) {
-            ck_report(c, "CORRUPT", name,
-                      "table %s: its key range differs from the one the manifest records", path);
-            rc = WEIR_CORRUPTION;
-        }
-        buf_free(&first);
-        buf_free(&last);
-        if (rc != WEIR_OK) {
-            sst_reader_close(r);
-            return;
-        }
-        ck_report(c, "OK", name, "level %d, %" PRIu64 " entries, %" PRIu64 " data blocks, %" PRIu64 " bytes",
-                  meta->level, entries, blocks, size);
-    } else {
-        ck_report(c, "OK", name, "%" PRIu64 " entries, %" PRIu64 " data blocks, %" PRIu64 " bytes; %s",
-                  entries, blocks, size,
-                  c->have_live ? "not listed in the manifest: a leftover"
-                               : "no readable manifest to compare it with");
-    }
-    sst_reader_close(r);
-}
-
-/* Numbers of directory entries of one kind, sorted. */
-typedef struct numlist {
-    uint64_t *v;
-    size_t n, cap;
-} numlist;
-
-static int numlist_add(numlist *l, uint64_t x) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        uint64_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = x;
-    return 0;
-}
-
-static int numlist_has(const numlist *l, uint64_t x) {
-    return l->n && bsearch(&x, l->v, l->n, sizeof *l->v, cmp_u64) != NULL;
+static void print_report(void *arg, int level, const char *file, const char *message) {
+    report_counts *c = arg;
+    if (level < WEIR_REPORT_OK || level > WEIR_REPORT_ERROR) level = WEIR_REPORT_ERROR;
+    if (level == WEIR_REPORT_OK) printf("OK %s (%s)\n", file, message);
+    else printf("%s %s: %s\n", report_tags[level], file, message);
+    fflush(stdout);
+    c->lines++;
+    int *counter[] = {&c->ok, &c->notes, &c->warns, &c->damage, &c->errors};
+    (*counter[level])++;
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -2210,136 +1953,75 @@ static int cmd_check(int argc, char **argv) {
     if (rc != EXIT_OK) return rc;
     if (help) return print_help();
     if (npos != 1) return usage_error("expected DB_DIR");
-    const char *dir = argv[0];
-    struct stat st;
-    if (stat(dir, &st) != 0) {
-        errorf("cannot check %s: %s", dir, strerror(errno));
-        return EXIT_USAGE;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        errorf("cannot check %s: not a directory", dir);
-        return EXIT_USAGE;
-    }
-    checker c;
+    report_counts c;
     memset(&c, 0, sizeof c);
-    c.env = env_posix();
-    c.dir = dir;
-    env_dirent_list names = {0};
-    if (c.env->ops->list_dir(c.env, dir, &names) != WEIR_OK) {
-        errorf("%s", weir_errmsg());
-        return EXIT_USAGE;
-    }
-    numlist logs = {0}, tables = {0}, manifests = {0};
-    int has_current = 0;
-    for (size_t i = 0; i < names.count; i++) {
-        uint64_t number = 0;
-        enum file_kind k = parse_file_name(names.names[i], &number);
-        int bad = 0;
-        if (k == FILE_LOG) bad = numlist_add(&logs, number);
-        else if (k == FILE_TABLE) bad = numlist_add(&tables, number);
-        else if (k == FILE_MANIFEST) bad = numlist_add(&manifests, number);
-        else if (k == FILE_CURRENT) has_current = 1;
-        if (bad) {
-            env_dirent_list_free(&names);
-            free(logs.v), free(tables.v), free(manifests.v);
-            return fail_oom();
-        }
-    }
-    env_dirent_list_free(&names);
-    /* qsort with a NULL base is undefined even for zero elements. */
-    if (logs.n) qsort(logs.v, logs.n, sizeof(uint64_t), cmp_u64);
-    if (tables.n) qsort(tables.v, tables.n, sizeof(uint64_t), cmp_u64);
-    if (manifests.n) qsort(manifests.v, manifests.n, sizeof(uint64_t), cmp_u64);
-
-    char path[PATH_MAX];
-    uint64_t live_manifest = 0;
-    int have_live_name = 0;
-    if (!has_current) {
-        if (!logs.n && !tables.n && !manifests.n) {
-            errorf("%s is not a weir database (no CURRENT, manifest, table or log files)", dir);
-            free(logs.v), free(tables.v), free(manifests.v);
-            return EXIT_USAGE;
-        }
-        ck_report(&c, "CORRUPT", "CURRENT",
-                  "missing, but %s holds weir manifest, table or log files", dir);
-    } else {
-        buf contents = BUF_INIT;
-        current_file_path(path, sizeof path, dir);
-        int r = env_read_file(c.env, path, &contents);
-        if (r != WEIR_OK) {
-            ck_failed(&c, "CURRENT", r, NULL);
-        } else {
-            char mname[64];
-            size_t len = contents.len;
-            int ok = len >= 2 && len < sizeof mname && contents.data[len - 1] == '\n';
-            if (ok) {
-                memcpy(mname, contents.data, len - 1);
-                mname[len - 1] = '\0';
-                ok = strlen(mname) == len - 1 && parse_file_name(mname, &live_manifest) == FILE_MANIFEST;
-            }
-            if (!ok) {
-                fputs("CORRUPT CURRENT: does not name a manifest (expected \"MANIFEST-NNNNNN\\n\", found ",
-                      stdout);
-                write_quoted(stdout, FMT_TEXT, buf_slice(&contents));
-                fputs(")\n", stdout);
-                c.files++, c.corrupt++;
-            } else if (!numlist_has(&manifests, live_manifest)) {
-                ck_report(&c, "CORRUPT", "CURRENT", "names %s, which does not exist", mname);
-            } else {
-                have_live_name = 1;
-                ck_report(&c, "OK", "CURRENT", "names %s", mname);
-            }
-        }
-        buf_free(&contents);
-    }
-
-    for (size_t i = 0; i < manifests.n; i++) {
-        manifest_file_path(path, sizeof path, dir, manifests.v[i]);
-        const char *name = base_name(path);
-        check_manifest(&c, name, path, have_live_name && manifests.v[i] == live_manifest);
-    }
-    /* Tables the manifest lists, in level order, then any others. */
-    for (size_t i = 0; i < c.ntables; i++) {
-        const live_table *t = &c.tables[i];
-        table_file_path(path, sizeof path, dir, t->number);
-        const char *name = base_name(path);
-        if (!numlist_has(&tables, t->number))
-            ck_report(&c, "CORRUPT", name, "listed in the manifest (level %d, %" PRIu64 " bytes) but missing",
-                      t->level, t->size);
-        else
-            check_table(&c, name, path, t);
-    }
-    for (size_t i = 0; i < tables.n; i++) {
-        int listed = 0;
-        for (size_t j = 0; j < c.ntables && !listed; j++) listed = c.tables[j].number == tables.v[i];
-        if (listed) continue;
-        table_file_path(path, sizeof path, dir, tables.v[i]);
-        const char *name = base_name(path);
-        check_table(&c, name, path, NULL);
-    }
-    for (size_t i = 0; i < logs.n; i++) {
-        log_file_path(path, sizeof path, dir, logs.v[i]);
-        const char *name = base_name(path);
-        check_log_file(&c, name, path, logs.v[i]);
-    }
-
-    printf("%d files checked: %d ok, %d with warnings, %d corrupt, %d unreadable\n", c.files, c.ok,
-           c.warn, c.corrupt, c.errors);
-    for (size_t i = 0; i < c.ntables; i++) {
-        buf_free(&c.tables[i].smallest);
-        buf_free(&c.tables[i].largest);
-    }
-    free(c.tables);
-    free(logs.v), free(tables.v), free(manifests.v);
-    if (c.corrupt) {
-        errorf("%s: corruption found in %d file(s)", dir, c.corrupt);
+    int st = weir_check(argv[0], print_report, &c);
+    if (c.lines)
+        printf("%d finding(s): %d ok, %d note(s), %d warning(s), %d damaged, %d unreadable\n", c.lines,
+               c.ok, c.notes, c.warns, c.damage, c.errors);
+    if (st == WEIR_OK) return EXIT_OK;
+    if (st == WEIR_CORRUPTION) {
+        errorf("%s: damage found in %d place(s); first: %s", argv[0], c.damage, weir_errmsg());
         return EXIT_FAIL;
     }
-    if (c.errors) {
-        errorf("%s: %d file(s) could not be checked", dir, c.errors);
-        return EXIT_USAGE;
+    errorf("cannot check %s: %s", argv[0], weir_errmsg());
+    return EXIT_USAGE;
+}
+
+/* ======================================================================
+ * salvage
+ * ====================================================================== */
+
+static const char help_salvage[] =
+    "Usage: weir salvage SRC_DIR DST_DIR\n"
+    "\n"
+    "Copy every record that can be proved intact out of a damaged database in\n"
+    "SRC_DIR into a new database in DST_DIR (which must not exist, or be\n"
+    "empty), for when weir check reports damage and there is no backup:\n"
+    "  - the manifest says which tables are live, which range deletions apply\n"
+    "    and which logs hold writes not yet in tables; damaged records of it\n"
+    "    are skipped\n"
+    "  - live tables (and tables newer than the manifest) are read block by\n"
+    "    block: a block that fails its checksum is skipped\n"
+    "  - logs are read record by record: a damaged record is skipped\n"
+    "Entries keep their sequence numbers, so the newest intact version of each\n"
+    "key wins. Tables the manifest no longer lists are not used (they could\n"
+    "bring deleted keys back). SRC_DIR is never written (it is read-locked, so\n"
+    "it must not be open for writing).\n"
+    "\n"
+    "Prints a line per source and per loss (file, byte offsets, key range or\n"
+    "sequence range), as weir check does, then a summary.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "Exit status: 0 everything intact was copied and nothing was lost, 1 the\n"
+    "copy was written but something could not be recovered (see the report),\n"
+    "2 usage error or no copy could be made.\n"
+    "\n"
+    "Example:\n"
+    "  weir salvage ./db ./db-salvaged && weir check ./db-salvaged\n";
+
+static int cmd_salvage(int argc, char **argv) {
+    int help, npos;
+    const optdef defs[] = {{NULL, 0, NULL}};
+    int rc = parse_options(argc, argv, defs, &npos, &help);
+    if (rc != EXIT_OK) return rc;
+    if (help) return print_help();
+    if (npos != 2) return usage_error("expected SRC_DIR DST_DIR");
+    report_counts c;
+    memset(&c, 0, sizeof c);
+    int st = weir_salvage(argv[0], argv[1], NULL, print_report, &c);
+    if (st == WEIR_OK) {
+        printf("salvaged %s into %s: nothing lost\n", argv[0], argv[1]);
+        return EXIT_OK;
     }
-    return EXIT_OK;
+    if (st == WEIR_CORRUPTION) {
+        errorf("%s", weir_errmsg());
+        return EXIT_FAIL;
+    }
+    errorf("cannot salvage %s: %s", argv[0], weir_errmsg());
+    return EXIT_USAGE;
 }
 
 /* ======================================================================
@@ -2502,8 +2184,10 @@ static const char help_dump_log[] =
     "Manifest:    record at offset O: version edit, then one line per field\n"
     "             (log number, next file number, last sequence, added and\n"
     "             deleted tables, compaction pointers)\n"
-    "A summary line ends the output. A torn tail is reported on stderr as a\n"
-    "warning; damage anywhere else stops with an error naming the offset.\n"
+    "A summary line ends the output. A torn tail (damage at the end with no\n"
+    "valid record anywhere after it) is reported on stderr as a warning;\n"
+    "damage followed by valid data stops with an error naming the offset, as\n"
+    "does a file with no valid record at all.\n"
     "\n"
     "Options:\n"
     "  --manifest   decode records as version edits whatever the file name\n"
@@ -2511,12 +2195,60 @@ static const char help_dump_log[] =
     "  --hex        print keys and values in hex\n"
     "  -h, --help   show this help\n"
     "\n"
-    "Exit status: 0 done (even with a torn tail), 1 unreadable or corrupt file,\n"
-    "2 usage error.\n"
+    "Exit status: 0 done (even with a torn tail), 1 unreadable or corrupt file\n"
+    "(or no valid record at all), 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  weir dump-log ./db/000012.log\n"
     "  weir dump-log ./db/MANIFEST-000011\n";
+
+typedef struct log_stats {
+    uint64_t records, ops, first_seq, last_seq;
+    uint64_t dropped, valid_end;
+} log_stats;
+
+/* Called with each whole record and the offset where it starts. */
+typedef int (*record_fn)(void *arg, slice record, uint64_t offset, log_stats *st);
+
+/* Read every record of a log-format file, handing each to fn. Returns
+ * WEIR_OK (torn tail, if any, in st->dropped), the reader's error, or
+ * fn's error wrapped with the record's offset. */
+static int read_log(weir_env *env, const char *path, record_fn fn, void *arg, log_stats *st) {
+    memset(st, 0, sizeof *st);
+    log_reader *r;
+    int rc = log_reader_open(env, path, &r);
+    if (rc != WEIR_OK) return rc;
+    buf scratch = BUF_INIT;
+    for (;;) {
+        slice rec;
+        rc = log_reader_next(r, &scratch, &rec);
+        if (rc == WEIR_NOT_FOUND) {
+            rc = WEIR_OK;
+            st->dropped = log_reader_dropped_bytes(r);
+            st->valid_end = log_reader_valid_end(r);
+            break;
+        }
+        if (rc != WEIR_OK) break;
+        rc = fn(arg, rec, log_reader_record_offset(r), st);
+        if (rc != WEIR_OK) {
+            rc = weir_wrap_error(rc, "%s: record at offset %" PRIu64, path, log_reader_record_offset(r));
+            break;
+        }
+        st->records++;
+    }
+    buf_free(&scratch);
+    log_reader_close(r);
+    return rc;
+}
+
+static int count_op(void *arg, uint64_t seq, int type, slice key, slice value) {
+    (void)type, (void)key, (void)value;
+    log_stats *st = arg;
+    if (st->ops == 0) st->first_seq = seq;
+    st->last_seq = seq;
+    st->ops++;
+    return 0;
+}
 
 typedef struct dump_ctx {
     out_format fmt;
@@ -2543,6 +2275,10 @@ typedef struct dump_reader {
 
 static void print_edit(const version_edit *e, out_format fmt) {
     if (e->has_log_number) printf("\tlog number %" PRIu64 "\n", e->log_number);
+    if (e->has_log_start) printf("\tlog start sequence %" PRIu64 "\n", e->log_start_sequence);
+    if (e->has_clean_close)
+        printf("\tclean close: logs end at sequence %" PRIu64 ", newest log %06" PRIu64 ".log\n",
+               e->close_sequence, e->close_log_number);
     if (e->has_next_file_number) printf("\tnext file number %" PRIu64 "\n", e->next_file_number);
     if (e->has_last_sequence) printf("\tlast sequence %" PRIu64 "\n", e->last_sequence);
     for (size_t i = 0; i < e->num_deleted; i++)
@@ -2561,6 +2297,15 @@ static void print_edit(const version_edit *e, out_format fmt) {
         write_ikey(stdout, fmt, buf_slice(&e->pointers[i].key));
         fputc('\n', stdout);
     }
+    for (size_t i = 0; i < e->num_tombs_added; i++) {
+        printf("\tadd range tombstone at sequence %" PRIu64 ": ", e->tombs_added[i].seq);
+        write_bytes(stdout, fmt, e->tombs_added[i].start.data, e->tombs_added[i].start.len);
+        fputs(" .. ", stdout);
+        write_bytes(stdout, fmt, e->tombs_added[i].end.data, e->tombs_added[i].end.len);
+        fputc('\n', stdout);
+    }
+    for (size_t i = 0; i < e->num_tombs_removed; i++)
+        printf("\tremove range tombstone at sequence %" PRIu64 "\n", e->tombs_removed[i]);
 }
 
 static int dump_record(void *arg, slice record, uint64_t off, log_stats *st) {
@@ -2575,8 +2320,9 @@ static int dump_record(void *arg, slice record, uint64_t off, log_stats *st) {
     if (record.len < BATCH_HEADER_SIZE)
         return weir_set_error(WEIR_CORRUPTION, "write batch of %zu bytes is shorter than its header",
                               record.len);
-    printf("record at offset %" PRIu64 ": sequence %" PRIu64 ", %" PRIu32 " ops, %zu bytes\n", off,
-           batch_rep_sequence(record), batch_rep_count(record), record.len);
+    printf("record at offset %" PRIu64 ": sequence %" PRIu64 ", %" PRIu32 " ops, %zu bytes%s\n", off,
+           batch_rep_sequence(record), batch_rep_count(record), record.len,
+           batch_rep_synced(record) ? ", fsync'd" : "");
     d->ctx.st = st;
     return batch_rep_iterate(record, print_op, &d->ctx);
 }
@@ -2612,11 +2358,20 @@ static int cmd_dump_log(int argc, char **argv) {
                st.ops, st.first_seq, st.last_seq);
     else
         printf("%" PRIu64 " records, 0 ops\n", st.records);
+    if (st.dropped && st.records == 0) {
+        /* Nothing valid at all is no torn write: a crash can only cut the
+         * end of a log, never leave it without its beginning. */
+        errorf("%s: no valid record in %" PRIu64 " bytes: not a weir %s, or damaged from its start",
+               path, st.dropped, manifest ? "manifest" : "log");
+        return EXIT_FAIL;
+    }
     if (st.dropped) {
         fflush(stdout);
         fprintf(stderr,
-                "weir: dump-log: warning: torn tail of %" PRIu64 " bytes at offset %" PRIu64
-                " dropped (an incomplete write from a crash)\n",
+                "weir: dump-log: warning: torn tail: %" PRIu64 " bytes at offset %" PRIu64
+                " hold no valid record and nothing valid follows them (an interrupted write at "
+                "a crash; recovery drops it, unless the database was closed cleanly: see weir "
+                "check)\n",
                 st.dropped, st.valid_end);
     }
     return EXIT_OK;
@@ -2694,7 +2449,8 @@ static const command commands[] = {
     {"levels", cmd_levels, "print files and bytes per level and every table", help_levels},
     {"compact", cmd_compact, "compact a key range (or everything) and wait", help_compact},
     {"checkpoint", cmd_checkpoint, "make a consistent openable copy of the database", help_checkpoint},
-    {"check", cmd_check, "verify every checksum in every file (offline)", help_check},
+    {"check", cmd_check, "verify every file and the write history; changes nothing", help_check},
+    {"salvage", cmd_salvage, "copy what is intact out of a damaged database", help_salvage},
     {"dump-table", cmd_dump_table, "print a table file's entries or layout", help_dump_table},
     {"dump-log", cmd_dump_log, "print a write-ahead log's or manifest's records", help_dump_log},
     {"job", cmd_job, "inspect a scaled-out job (weir.cluster) in Redis", help_job},

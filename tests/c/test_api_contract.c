@@ -421,6 +421,69 @@ static int case_123(void) { weir_iter_prev(NULL); weir_iter_prev(g_iter); return
 /* weir_txn_destroy: NULL */
 static int case_124(void) { weir_txn_destroy(NULL); return 0; }
 
+/* weir_options_set_read_only: NULL options */
+static int case_125(void) { return weir_options_set_read_only(NULL, 1); }
+
+/* weir_check: NULL path */
+static int case_126(void) { return weir_check(NULL, NULL, NULL); }
+
+/* weir_check: a file, not a directory */
+static int case_127(void) { return weir_check(g_file, NULL, NULL); }
+
+/* weir_check: a directory that holds no database */
+static int case_128(void) { return weir_check(g_base, NULL, NULL); }
+
+/* weir_salvage: NULL destination */
+static int case_129(void) { return weir_salvage(g_closed, NULL, NULL, NULL, NULL); }
+
+/* weir_salvage: missing source */
+static int case_130(void) { return weir_salvage(g_missing, g_ckpt, NULL, NULL, NULL); }
+
+/* weir_salvage: non-empty destination */
+static int case_131(void) { return weir_salvage(g_closed, g_dir, NULL, NULL, NULL); }
+
+/* weir_compact_range: start after end */
+static int case_132(void) { return weir_compact_range(g_db, "z", 1, "a", 1); }
+
+/* weir_close: an iterator, a snapshot and transactions are still live */
+static int case_133(void) { return weir_close(g_db); }
+
+/* weir_open: a non-empty directory that holds no database */
+static int case_134(void) { weir_db *d = NULL; int rc = weir_open(g_base, NULL, &d); return d ? 999 : rc; }
+
+/* weir_snapshot_release: a snapshot of another DB is ignored */
+static int case_135(void) {
+    weir_db *other = NULL;
+    char *before = NULL;
+    weir_property(g_db, "weir.num-snapshots", &before);
+    if (weir_open(g_dir2, NULL, &other) != WEIR_OK) return 998;
+    weir_snapshot_release(other, g_snap); /* not other's: must not count */
+    char *n = NULL;
+    weir_property(other, "weir.num-snapshots", &n);
+    int bad = !n || strcmp(n, "0") != 0;
+    weir_free(n);
+    weir_close(other);
+    n = NULL;
+    weir_property(g_db, "weir.num-snapshots", &n);
+    bad |= !n || !before || strcmp(n, before) != 0;
+    weir_free(n);
+    weir_free(before);
+    return bad;
+}
+
+/* weir_iter_create: a snapshot of another DB */
+static int case_136(void) {
+    weir_db *other = NULL;
+    if (weir_open(g_dir2, NULL, &other) != WEIR_OK) return 998;
+    weir_readopts ro = {0};
+    ro.snapshot = g_snap;
+    weir_iter *it = NULL;
+    int rc = weir_iter_create(other, &ro, &it);
+    weir_iter_destroy(it);
+    weir_close(other);
+    return it ? 999 : rc;
+}
+
 static const api_case cases[] = {
     {"weir_options_set_create_if_missing", "NULL options", case_000, STATUS, WEIR_INVALID, "weir_options"},
     {"weir_options_set_error_if_exists", "NULL options", case_001, STATUS, WEIR_INVALID, "weir_options"},
@@ -547,6 +610,18 @@ static const api_case cases[] = {
     {"weir_iter_next", "NULL and unpositioned", case_122, RESULT, 0, ""},
     {"weir_iter_prev", "NULL and unpositioned", case_123, RESULT, 0, ""},
     {"weir_txn_destroy", "NULL", case_124, RESULT, 0, ""},
+    {"weir_options_set_read_only", "NULL options", case_125, STATUS, WEIR_INVALID, "weir_options"},
+    {"weir_check", "NULL path", case_126, STATUS, WEIR_INVALID, "weir_check"},
+    {"weir_check", "not a directory", case_127, STATUS, WEIR_INVALID, "not a directory"},
+    {"weir_check", "no database there", case_128, STATUS, WEIR_INVALID, "not a weir database"},
+    {"weir_salvage", "NULL destination", case_129, STATUS, WEIR_INVALID, "weir_salvage"},
+    {"weir_salvage", "missing source", case_130, STATUS, WEIR_INVALID, "does not exist"},
+    {"weir_salvage", "non-empty destination", case_131, STATUS, WEIR_EXISTS, "not empty"},
+    {"weir_compact_range", "start after end", case_132, STATUS, WEIR_INVALID, "start is after end"},
+    {"weir_close", "live iterator, snapshot, transactions", case_133, STATUS, WEIR_BUSY, "still has 1 iterator"},
+    {"weir_open", "non-empty directory without a database", case_134, STATUS, WEIR_INVALID, "not empty"},
+    {"weir_snapshot_release", "a snapshot of another DB", case_135, RESULT, 0, ""},
+    {"weir_iter_create", "a snapshot of another DB", case_136, STATUS, WEIR_INVALID, "another database"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -1664,7 +1664,11 @@ TEST(destroy_store) {
         fprintf(stderr, "store still opens after weir_destroy\n");
         CHECK(0);
     }
-    /* A fresh store there starts empty. */
+    /* weir never creates a store among the user's files... */
+    CHECK_STATUS(weir_open(dir, NULL, &db), WEIR_INVALID);
+    CHECK(strstr(weir_errmsg(), "not empty") != NULL);
+    /* ...but a fresh store in the emptied directory starts empty. */
+    CHECK(unlink(foreign) == 0);
     CHECK_OK(weir_open(dir, NULL, &db));
     EXPECT_STR(db, NULL, "a", NULL);
     CHECK_OK(weir_close(db));

@@ -535,13 +535,11 @@ TEST(broken_fragment_chains) {
     CHECK_OK(read_log(&t2, path2, &res));
     CHECK(strstr(res.msg, "MIDDLE fragment without a preceding FIRST") != NULL);
 
-    /* Only an orphan LAST with nothing after it: nothing valid follows the
-     * damage, so it ends the log like a torn tail. */
+    /* Only an orphan LAST with nothing after it: the fragment is intact,
+     * so what is missing is the start of its record, which no crash can
+     * take: corruption, not a torn tail. */
     copy_range(t.path, path2, 3 * B, t.ends[0] - 3 * B);
-    CHECK_OK(read_log(&t2, path2, &res));
-    CHECK_STATUS(res.status, WEIR_NOT_FOUND);
-    CHECK_EQ_INT(res.records, 0);
-    CHECK_EQ_INT(res.dropped, t.ends[0] - 3 * B);
+    CHECK(expect_corruption_at(&t2, 0, 0, "orphan LAST") == 0);
 
     /* A FIRST whose record never ends, then a new record: corruption at
      * the unfinished record. Block 0 of the big record + the small one
@@ -595,6 +593,136 @@ TEST(unknown_fragment_type_with_valid_checksum) {
     free_test_log(&t);
 }
 
+/* The finding that started the stricter rule: one zeroed fragment header
+ * in the middle of the last block used to end the log there, dropping
+ * every valid record after it in that block. */
+TEST(zeroed_header_mid_block_is_corruption) {
+    size_t sizes[100];
+    for (size_t i = 0; i < 100; i++) sizes[i] = 60;
+    test_log t;
+    CHECK_OK(write_test_log(&t, "wal-zhdr", sizes, 100));
+    uint64_t at = t.offsets[50];
+    FILE *f = fopen(t.path, "r+b");
+    CHECK(f != NULL);
+    CHECK(fseek(f, (long)at, SEEK_SET) == 0);
+    for (int i = 0; i < LOG_HEADER_SIZE; i++) fputc(0, f);
+    fclose(f);
+    CHECK(expect_corruption_at(&t, 50, at, "zeroed header") == 0);
+    read_result res;
+    CHECK_OK(read_log(&t, t.path, &res));
+    CHECK(strstr(res.msg, "a valid record follows") != NULL);
+    free_test_log(&t);
+}
+
+/* A valid fragment at any byte offset after the damage counts, not only
+ * at block starts or where the damaged header's length points. */
+TEST(valid_fragment_at_odd_offset_after_damage) {
+    size_t sizes[] = {100, 100, 100};
+    test_log t;
+    CHECK_OK(write_test_log(&t, "wal-odd", sizes, 3));
+    /* Damage record 1's length so it claims to run to the block end, and
+     * its type so no chain can be followed: record 2 is only found by a
+     * byte-by-byte scan. */
+    xor_byte(t.path, t.offsets[1] + 5, 0x40);
+    xor_byte(t.path, t.offsets[1] + 6, 0x20);
+    CHECK(expect_corruption_at(&t, 1, t.offsets[1], "odd offset") == 0);
+    free_test_log(&t);
+}
+
+/* A file of random bytes holds no valid fragment: the reader ends at once
+ * with everything counted as dropped, never as records. */
+TEST(random_file_has_no_records) {
+    char dir[256], path[300];
+    test_tmpdir(dir, sizeof dir, "wal-rand");
+    snprintf(path, sizeof path, "%s/000001.log", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 100 * 1024; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        fputc((int)(x & 0xff), f);
+    }
+    fclose(f);
+    test_log t = {0};
+    read_result res;
+    CHECK_OK(read_log(&t, path, &res));
+    CHECK_STATUS(res.status, WEIR_NOT_FOUND);
+    CHECK_EQ_INT(res.records, 0);
+    CHECK_EQ_INT(res.dropped, 100 * 1024);
+    test_rmtree(dir);
+}
+
+typedef struct salvage_log {
+    int calls;
+    uint64_t start[8], end[8];
+    int follows[8];
+} salvage_log;
+
+static void note_skip(void *arg, uint64_t start, uint64_t end, int follows, const char *reason) {
+    (void)reason;
+    salvage_log *s = arg;
+    if (s->calls > 0 && s->end[s->calls - 1] == start) { /* contiguous: one lost range */
+        s->end[s->calls - 1] = end;
+        s->follows[s->calls - 1] = follows;
+        return;
+    }
+    if (s->calls < 8) {
+        s->start[s->calls] = start;
+        s->end[s->calls] = end;
+        s->follows[s->calls] = follows;
+    }
+    s->calls++;
+}
+
+/* Salvage mode steps over damage, reports exactly the lost byte ranges,
+ * and returns every intact record on either side, including those of a
+ * record spanning blocks. */
+TEST(salvage_mode_skips_damage_and_reports_it) {
+    const size_t B = LOG_BLOCK_SIZE;
+    size_t sizes[] = {100, 100, 2 * B, 100, 100, 100};
+    test_log t;
+    CHECK_OK(write_test_log(&t, "wal-salv", sizes, 6));
+    xor_byte(t.path, t.offsets[1] + 20, 0x01);     /* record 1: bad checksum */
+    xor_byte(t.path, t.offsets[2] + B + 100, 0x01); /* record 2: a MIDDLE fragment */
+    xor_byte(t.path, t.offsets[5] + 9, 0x01);      /* the last record */
+    log_reader *r;
+    CHECK_OK(log_reader_open(env_posix(), t.path, &r));
+    salvage_log sl = {0};
+    log_reader_set_salvage(r, note_skip, &sl);
+    buf scratch = BUF_INIT, want = BUF_INIT;
+    slice rec;
+    size_t got[6];
+    size_t n = 0;
+    int rc;
+    while ((rc = log_reader_next(r, &scratch, &rec)) == WEIR_OK) {
+        for (size_t i = 0; i < 6; i++) {
+            fill_record(&want, i, sizes[i]);
+            if (slice_equal(rec, buf_slice(&want)) && n < 6) got[n++] = i;
+        }
+    }
+    CHECK_STATUS(rc, WEIR_NOT_FOUND);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(got[0], 0);
+    CHECK_EQ_INT(got[1], 3);
+    CHECK_EQ_INT(got[2], 4);
+    /* Records 1 and 2 are adjacent, so they make one lost range. */
+    CHECK_EQ_INT(sl.calls, 2);
+    CHECK_EQ_INT(sl.start[0], t.offsets[1]);
+    CHECK_EQ_INT(sl.end[0], t.offsets[3]);
+    CHECK(sl.follows[0]);
+    CHECK_EQ_INT(sl.start[1], t.offsets[5]);
+    CHECK_EQ_INT(sl.end[1], t.file_size);
+    CHECK(!sl.follows[1]);
+    CHECK_EQ_INT(log_reader_skipped_bytes(r),
+                 (t.offsets[3] - t.offsets[1]) + (t.file_size - t.offsets[5]));
+    log_reader_close(r);
+    buf_free(&scratch);
+    buf_free(&want);
+    free_test_log(&t);
+}
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         TEST_ENTRY(round_trip_sizes_across_blocks),
@@ -612,6 +740,10 @@ int main(int argc, char **argv) {
         TEST_ENTRY(zeroed_region_before_valid_data_is_corruption),
         TEST_ENTRY(broken_fragment_chains),
         TEST_ENTRY(unknown_fragment_type_with_valid_checksum),
+        TEST_ENTRY(zeroed_header_mid_block_is_corruption),
+        TEST_ENTRY(valid_fragment_at_odd_offset_after_damage),
+        TEST_ENTRY(random_file_has_no_records),
+        TEST_ENTRY(salvage_mode_skips_damage_and_reports_it),
         TEST_END,
     };
     return test_main(argc, argv, tests);

@@ -601,8 +601,13 @@ cp "$D/$LOG" "$T/torn.log"
 truncate -s -5 "$T/torn.log"
 run dump-log --no-ops "$T/torn.log"
 expect_rc 0
-expect_err_has "warning: torn tail of "
+expect_err_has "warning: torn tail: "
 expect_out_has "19 records"
+# Random bytes are no log at all, not a torn tail.
+head -c 100000 /dev/urandom >"$T/random.log"
+run dump-log "$T/random.log"
+expect_rc 1
+expect_err_has "no valid record in 100000 bytes"
 cp "$D/$LOG" "$T/bad.log"
 flip "$T/bad.log" 100
 run dump-log "$T/bad.log"
@@ -617,17 +622,19 @@ run check "$D"
 expect_rc 0
 expect_out_has "OK CURRENT (names $MAN)"
 expect_out_has "OK $MAN (live; "
+expect_out_has "closed cleanly"
 expect_out_has "OK $SST (level 1, 2999 entries, "
-expect_out_has "OK $LOG (20 records, 200 ops, sequences 3002..3201)"
-expect_out_has "0 corrupt, 0 unreadable"
+expect_out_has "OK $LOG (20 record(s), 200 write(s), sequences 3002..3201)"
+expect_out_has "OK database (history consistent"
+expect_out_has "0 damaged, 0 unreadable"
 expect_same "check changes nothing" "$(ls -la "$D")" "$LISTING"
 run check "$D" extra
 expect_rc 2
 
-# check_corrupt NAME FILE OFFSET EXPECTED...: copy the DB, flip one byte of
-# FILE at OFFSET, and expect exit 1 with a CORRUPT line for FILE holding
+# check_damage NAME FILE OFFSET EXPECTED...: copy the DB, flip one byte of
+# FILE at OFFSET, and expect exit 1 with a DAMAGE line for FILE holding
 # each EXPECTED text.
-check_corrupt() {
+check_damage() {
     local name=$1 file=$2 off=$3
     shift 3
     rm -rf "$T/c_$name"
@@ -636,76 +643,113 @@ check_corrupt() {
     run check "$T/c_$name"
     current="check, flipped byte in $name ($file @ $off)"
     expect_rc 1
-    expect_out_has "CORRUPT $file: "
+    expect_out_has "DAMAGE $file: "
     local want
     for want in "$@"; do
-        if grep "^CORRUPT $file: " "$T/out" | grep -qF -- "$want"; then pass; else
-            fail "CORRUPT line lacks '$want': $(grep "^CORRUPT" "$T/out")"
+        if grep "^DAMAGE $file: " "$T/out" | grep -qF -- "$want"; then pass; else
+            fail "DAMAGE line lacks '$want': $(grep "^DAMAGE" "$T/out")"
         fi
     done
-    expect_out_has "1 corrupt"
-    expect_err_has "weir: check: $T/c_$name: corruption found in 1 file(s)"
+    expect_err_has "weir: check: $T/c_$name: damage found in "
 }
 
 LOG_SIZE=$(wc -c <"$D/$LOG" | tr -d ' ')
-check_corrupt log "$LOG" $((LOG_SIZE / 2)) "corrupted log record in" "at offset "
-check_corrupt data "$SST" 50 "checksum mismatch in data block at offset 0"
-check_corrupt data2 "$SST" $((BLOCK1 + 20)) "checksum mismatch in data block at offset $BLOCK1"
-check_corrupt index "$SST" $((INDEX_OFF + 5)) "index block at offset $INDEX_OFF"
-check_corrupt filter "$SST" $((FILTER_OFF + 5)) "filter block at offset $FILTER_OFF"
-check_corrupt footer "$SST" $((FOOTER_OFF + 3)) "footer checksum mismatch at offset $FOOTER_OFF"
-check_corrupt magic "$SST" $((FOOTER_OFF + 60)) "bad magic number at offset"
-check_corrupt manifest "$MAN" 10 "$MAN at offset 0"
-check_corrupt current CURRENT 0 "does not name a manifest"
+check_damage log "$LOG" $((LOG_SIZE / 2)) "corrupted log record in" "at offset "
+check_damage data "$SST" 50 "checksum mismatch in data block at offset 0"
+check_damage data2 "$SST" $((BLOCK1 + 20)) "checksum mismatch in data block at offset $BLOCK1"
+check_damage index "$SST" $((INDEX_OFF + 5)) "index block at offset $INDEX_OFF"
+check_damage filter "$SST" $((FILTER_OFF + 5)) "filter block at offset $FILTER_OFF"
+check_damage footer "$SST" $((FOOTER_OFF + 3)) "footer checksum mismatch at offset $FOOTER_OFF"
+check_damage magic "$SST" $((FOOTER_OFF + 60)) "bad magic number at offset"
+check_damage manifest "$MAN" 10 "$MAN at offset 0"
+check_damage current CURRENT 0 "does not name a manifest"
 # The damaged databases above still get every other file checked.
 run check "$T/c_current"
-expect_out_has "OK $SST (2999 entries"
+expect_out_has "$SST: 2999 entries"
 expect_out_has "OK $LOG ("
 # ...and check works where opening fails.
 run get "$T/c_current" key00001
 expect_rc 1
 
-# A truncated last log record is a torn tail: a warning, not corruption.
+# After a clean close a short log is damage: close made everything durable.
+rm -rf "$T/c_short"
+cp -r "$D" "$T/c_short"
+truncate -s -3 "$T/c_short/$LOG"
+run check "$T/c_short"
+expect_rc 1
+expect_out_has "DAMAGE $LOG: "
+expect_out_has "closed cleanly, so this is no torn write"
+# Without the clean-close record (the manifest's last record, as after a
+# crash), the same truncated record is a torn tail: a warning.
 rm -rf "$T/c_torn"
 cp -r "$D" "$T/c_torn"
+run dump-log "$T/c_torn/$MAN"
+SEAL=$(grep '^record at offset ' "$T/out" | tail -1 | sed 's/^record at offset \([0-9]*\):.*/\1/')
+truncate -s "$SEAL" "$T/c_torn/$MAN"
 truncate -s -3 "$T/c_torn/$LOG"
 run check "$T/c_torn"
 expect_rc 0
+expect_out_has "not closed cleanly"
 expect_out_has "WARN $LOG: torn tail: "
-expect_out_has "1 with warnings, 0 corrupt"
+expect_out_has "0 damaged"
 # A table the manifest lists but that is gone.
 rm -rf "$T/c_missing"
 cp -r "$D" "$T/c_missing"
 rm "$T/c_missing/$SST"
 run check "$T/c_missing"
 expect_rc 1
-expect_out_has "CORRUPT $SST: listed in the manifest (level 1"
-# A table not listed in the manifest is still verified.
+expect_out_has "DAMAGE $SST: listed in the manifest (level 1"
+# A table not listed in the manifest is still verified, and its damage
+# loses nothing: a note, not damage.
 cp "$D/$SST" "$T/c_missing/999999.sst"
 flip "$T/c_missing/999999.sst" 7
 run check "$T/c_missing"
 expect_rc 1
-expect_out_has "CORRUPT 999999.sst: "
-expect_out_has "2 corrupt"
-# A manifest-named CURRENT that points nowhere.
+expect_out_has "NOTE 999999.sst: "
+expect_out_has "newer than it"
+# A CURRENT that points nowhere.
 rm -rf "$T/c_dangling"
 cp -r "$D" "$T/c_dangling"
 printf 'MANIFEST-777777\n' >"$T/c_dangling/CURRENT"
 run check "$T/c_dangling"
 expect_rc 1
-expect_out_has "CORRUPT CURRENT: names MANIFEST-777777, which does not exist"
+expect_out_has "DAMAGE CURRENT: names MANIFEST-777777, which does not exist"
 # No CURRENT at all, but store files.
 rm "$T/c_dangling/CURRENT"
 run check "$T/c_dangling"
 expect_rc 1
-expect_out_has "CORRUPT CURRENT: missing"
+expect_out_has "DAMAGE CURRENT: missing"
 # A table whose size disagrees with the manifest.
 rm -rf "$T/c_grown"
 cp -r "$D" "$T/c_grown"
 printf 'x' >>"$T/c_grown/$SST"
 run check "$T/c_grown"
 expect_rc 1
-expect_out_has "but the manifest records"
+expect_out_has "but the manifest recorded"
+# A deleted live log: its writes would silently revert.
+rm -rf "$T/c_nolog"
+cp -r "$D" "$T/c_nolog"
+rm "$T/c_nolog/$LOG"
+run check "$T/c_nolog"
+expect_rc 1
+expect_out_has "DAMAGE database: "
+expect_out_has "is missing"
+# Read commands open read-only: they work in a read-only directory and
+# change nothing there.
+rm -rf "$T/ro"
+cp -r "$D" "$T/ro"
+chmod -R a-w "$T/ro"
+RO_LISTING=$(ls -la "$T/ro")
+if [ "$(id -u)" -ne 0 ]; then
+    run get "$T/ro" key00001
+    expect_rc 0
+fi
+run scan "$T/ro" --limit 1
+expect_rc 0
+run check "$T/ro"
+expect_rc 0
+expect_same "read commands change nothing" "$(ls -la "$T/ro")" "$RO_LISTING"
+chmod -R u+w "$T/ro"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

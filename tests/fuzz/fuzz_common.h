@@ -81,6 +81,10 @@ static inline int fz_close_writable(env_writable *f) {
     (void)f;
     return WEIR_OK;
 }
+static inline int fz_truncate_writable(env_writable *f, uint64_t size) {
+    (void)f, (void)size;
+    return fuzz_unsupported("truncate");
+}
 
 static inline int fz_open_readable(weir_env *env, const char *path, env_readable **out) {
     *out = NULL;
@@ -174,6 +178,7 @@ static const struct weir_env_ops fuzz_env_ops = {
     .flush = fz_flush,
     .sync = fz_flush,
     .close_writable = fz_close_writable,
+    .truncate_writable = fz_truncate_writable,
     .open_readable = fz_open_readable,
     .pread = fz_pread,
     .mmap = fz_mmap,
@@ -190,6 +195,7 @@ static const struct weir_env_ops fuzz_env_ops = {
     .sync_dir = fz_path_op,
     .list_dir = fz_list_dir,
     .lock_file = fz_lock,
+    .lock_file_shared = fz_lock,
     .unlock_file = fz_unlock,
     .now_micros = fz_now,
     .sleep_micros = fz_sleep,
