@@ -369,11 +369,16 @@ class Pipeline:
         if type(store.key_codec) is TextOrBytesKeys:
             # State keys are str: UTF-8 is the default codec's whole work.
             encode_key = str.encode
-        encode: Callable[[str, Any], bytes] = store.value_codec.encode
-        if getattr(store.value_codec, "name", None) == "pickle":
+        codec = store.value_codec
+
+        def encode(key: str, value: Any, codec_encode: Any = codec.encode) -> bytes:
+            # Codecs take (value, key); state handles give (key, value).
+            return codec_encode(value, key)  # type: ignore[no-any-return]
+
+        if getattr(codec, "name", None) == "pickle":
             import pickle
 
-            def encode(
+            def encode(  # type: ignore[misc]
                 _key: str,
                 value: Any,
                 dumps: Any = pickle.dumps,
