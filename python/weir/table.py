@@ -70,8 +70,8 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import DB, ClosedError, InvalidArgumentError
 from . import codecs as _codecs
-from ._weir import DB, ClosedError, InvalidArgumentError
 
 __all__ = ["SyncInLoopError", "Table", "TableBatch", "batch", "key_space"]
 

@@ -24,7 +24,7 @@ except ImportError as e:  # pragma: no cover - pyarrow is in the test extras
     ) from e
 
 
-from .._weir import WriteBatch
+from .. import WriteBatch
 from ..codecs import KeyCodec
 from ._common import (
     _FORMAT,

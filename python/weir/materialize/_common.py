@@ -28,7 +28,7 @@ except ImportError as e:  # pragma: no cover - pyarrow is in the test extras
         "weir.materialize needs pyarrow: pip install 'weirdb[arrow]' (or pyarrow)"
     ) from e
 
-from .._weir import DB
+from .. import DB
 
 PathLike: TypeAlias = str | os.PathLike[str]
 Store: TypeAlias = DB | str | os.PathLike[str]

@@ -29,8 +29,8 @@ except ImportError as e:  # pragma: no cover - pyarrow is in the test extras
     ) from e
 
 
+from .. import WriteBatch
 from .._enrich import KeyIndex
-from .._weir import WriteBatch
 from ._common import (
     _BLOCK,
     _BLOCK_BITS,

@@ -239,6 +239,12 @@ class StoreBackend(abc.ABC):
     async def get(self, key: Any) -> Any | None:
         """The value of ``key``, or None if it is absent or expired."""
 
+    async def batch_get(self, keys: Iterable[Any]) -> list[Any]:
+        """The values of ``keys`` (None for absent ones), in order. The
+        backends of this package read them in one call; this default reads
+        them one by one."""
+        return [await self.get(k) for k in keys]
+
     @abc.abstractmethod
     async def set(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``."""
