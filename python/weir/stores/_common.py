@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import reprlib
 import struct
 import time
@@ -494,12 +495,18 @@ def read_dump(f: IO[bytes], name: str) -> list[tuple[bytes, bytes, int]]:
 
 
 def backup_no_space(target: str, cause: BaseException) -> NoSpaceError:
-    """The error of a backup that ran out of space: nothing was published."""
+    """The error of a backup that ran out of space: nothing was published,
+    and the store itself is fine (it is the target that is full)."""
+    # The engine's own ENOSPC hint is about the database's writes, which a
+    # failed backup does not stop: keep the OS's reason, drop the hint.
+    reason = getattr(cause, "strerror", None) or str(cause)
+    reason = re.sub(r"\s*\([^()]*resumes writes[^()]*\)", "", str(reason))
     exc = NoSpaceError(
         errno.ENOSPC,
-        f"backup to {target!r} failed: no space left on device; nothing was written "
-        "at that path (the partial copy is removed) and the store is unchanged. Free "
-        f"space on that file system or back up to another one, then retry ({cause})",
+        f"backup to {target!r} failed, no space left on that file system ({reason}); "
+        "nothing was left at that path and the store is unchanged and still "
+        "writable. Free space there or back up to another file system, then "
+        "run the backup again",
     )
     exc.status = "WEIR_NO_SPACE"
     return exc

@@ -169,11 +169,16 @@ class RocksDBBackend(DirectoryBackend):
         ro = rocksdict.ReadOptions()
         ro.set_verify_checksums(True)
         ro.fill_cache(False)
+        # A raw iterator, not items(): rocksdict's items() ends quietly at a
+        # damaged block; status() raises what stopped the iteration.
         try:
-            for _ in db.items(read_opt=ro):
-                pass
+            it = db.iter(ro)
+            it.seek_to_first()
+            while it.valid():
+                it.next()
+            it.status()
         except Exception as e:
-            raise translate(e, self._path) from e
+            raise translate(e, str(db.path())) from e
 
     def _write(
         self,
