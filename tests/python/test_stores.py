@@ -1474,3 +1474,42 @@ def test_backup_on_a_full_disk_says_what_to_do(
         assert f"bk-{kind}" in err["message"]
         assert out[kind + "_left"] == []  # no partial file or directory left behind
         assert out[kind + "_writable"]
+
+
+# ---- data written with the previous default codec (JSON) ---------------------------------
+
+
+async def test_a_store_written_with_the_old_json_default_still_opens(
+    kind: str, make_backend: Any, tmp_path: pathlib.Path
+) -> None:
+    """Stores wrote JSON by default before the default became msgpack:
+    such a store opened with the default settings reads every old value,
+    and old and new values live side by side."""
+    old_values = {
+        "digit": 7,
+        "int": 48,
+        "neg": -3,
+        "float": 2.5,
+        "str": "text",
+        "list": [1, "a", None],
+        "dict": {"name": "Acme Corp", "tier": "gold"},
+        "true": True,
+        "null": None,
+    }
+    old = make_other(make_backend, kind, tmp_path, "old", options={"value_codec": "json"})
+    await old.start()
+    await old.batch_set(old_values)
+    if kind == "memory":
+        await old.backup(tmp_path / "old.dump")
+    else:
+        await old.stop()
+    new = make_other(make_backend, kind, tmp_path, "old")
+    await new.start()
+    if kind == "memory":
+        await new.restore(tmp_path / "old.dump")
+    assert dict(await new.items()) == old_values
+    await new.batch_set({"new-int": 48, "new-dict": {1: (2, 3)}})
+    assert await new.get("new-int") == 48
+    assert await new.get("new-dict") == {1: [2, 3]}
+    assert await new.get("int") == 48 and await new.get("digit") == 7
+    assert (await new.get_stats())["value_codec"] == "default"
