@@ -15,7 +15,6 @@ every file written that way through :func:`publish_file`.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from typing import IO
@@ -85,24 +84,4 @@ def publish_file(target: str | os.PathLike[str], write: Callable[[IO[bytes]], ob
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        raise
-
-
-def publish_tree(
-    target: str | os.PathLike[str], build: Callable[[str], object], *, synced: bool = False
-) -> None:
-    """Create the directory ``target`` durably: ``build(tmp)`` creates the
-    directory ``tmp`` beside it and fills it; every file in it is fsync'd
-    (skipped when ``synced``: ``build`` made it durable itself), then it is
-    renamed to ``target`` and the parent fsync'd. On failure the temporary
-    tree is removed."""
-    dst = os.fspath(target)
-    tmp = partial_name(dst)
-    try:
-        build(tmp)
-        if not synced:
-            fsync_tree(tmp)
-        publish(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
