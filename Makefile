@@ -17,7 +17,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
+.PHONY: all build deps test test-c test-python lint lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
 .PHONY: fuzz-python test-valgrind
 
 all: build
@@ -27,6 +27,7 @@ help:
 	@echo "make test       install build dependencies, build, run every test (C and Python)"
 	@echo "make venv       create .venv and (re)install the weirdb package with its test extras"
 	@echo "make test-python  run the Python tests (pytest) in .venv"
+	@echo "make lint       ruff check + strict mypy over the Python package and tests (CI runs it)"
 	@echo "make lint-python  ruff check the Python package and tests"
 	@echo "make test-asan  run the C tests under AddressSanitizer + UBSan"
 	@echo "make test-tsan  run the C tests under ThreadSanitizer"
@@ -82,6 +83,11 @@ test-python: venv build
 
 lint-python: venv
 	$(VENV)/bin/ruff check python tests/python
+
+# ruff (with the rules of pyproject.toml) and mypy --strict over python/weir
+# (the files and settings are pyproject.toml's [tool.mypy]).
+lint: lint-python
+	$(VENV)/bin/mypy
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \

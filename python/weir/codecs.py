@@ -6,8 +6,11 @@ key held the value that could not be encoded.
 
 - :class:`BytesCodec` -- bytes-like in, ``bytes`` out, no copy for ``bytes``.
 - :class:`StrCodec` -- ``str`` as UTF-8.
-- :class:`JsonCodec` -- compact JSON; the default value codec of stores.
-- :class:`MsgpackCodec` -- msgpack (the ``msgpack`` package).
+- :class:`DefaultValueCodec` -- the default value codec everywhere
+  (store backends, ``weir.table``, ``weir.stream`` state): msgpack, which
+  also reads the JSON values that store backends wrote by default before.
+- :class:`JsonCodec` -- compact JSON.
+- :class:`MsgpackCodec` -- msgpack (the ``msgpack`` package's C extension).
 - :class:`PickleCodec` -- pickle; never chosen implicitly, since unpickling
   data you did not write runs arbitrary code.
 - :class:`KeyCodec` -- an order-preserving encoding of ``None``, ``bytes``,
@@ -28,8 +31,10 @@ import json
 from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 __all__ = [
+    "DEFAULT_VALUE_CODEC",
     "BytesCodec",
     "Codec",
+    "DefaultValueCodec",
     "JsonCodec",
     "KeyCodec",
     "KeyValue",
@@ -138,6 +143,9 @@ class JsonCodec:
         return "JsonCodec()"
 
 
+_JSON = JsonCodec()
+
+
 class MsgpackCodec:
     """msgpack, via the ``msgpack`` package (a dependency of weir).
 
@@ -166,12 +174,105 @@ class MsgpackCodec:
         try:
             return self._unpackb(data, raw=False, strict_map_key=False)
         except TypeError as e:
-            # A map whose key is a map or an array ("unhashable type"): the
-            # bytes are bad, not the caller's argument.
+            # A map key that is an array (a tuple key when encoded) cannot
+            # be a list: read it again with arrays in key position as
+            # tuples. A map key that is a map cannot be read at all.
+            try:
+                return _lists_outside_keys(
+                    self._unpackb(
+                        data,
+                        raw=False,
+                        strict_map_key=False,
+                        use_list=False,
+                        object_pairs_hook=_dict_with_list_values,
+                    )
+                )
+            except (TypeError, ValueError):
+                pass
             raise ValueError(f"MsgpackCodec cannot decode: {e}") from e
 
     def __repr__(self) -> str:
         return "MsgpackCodec()"
+
+
+def _lists_outside_keys(value: Any) -> Any:
+    """Arrays read as tuples become lists again, except map keys."""
+    if type(value) is tuple:
+        return [_lists_outside_keys(v) for v in value]
+    return value
+
+
+def _dict_with_list_values(pairs: Any) -> dict[Any, Any]:
+    return {k: _lists_outside_keys(v) for k, v in pairs}
+
+
+_DIGITS = frozenset(b"0123456789")
+
+
+class DefaultValueCodec(MsgpackCodec):
+    """The default value codec: msgpack, readable by any msgpack library.
+
+    What comes back differs from what went in as msgpack defines it:
+    tuples come back as lists (a tuple used as a dict key stays a tuple),
+    ``bytearray`` and ``memoryview`` as ``bytes``; dict keys keep their
+    type (``{1: "a"}`` stays ``{1: "a"}``, unlike JSON); NaN and the
+    infinities round-trip; integers outside ``[-2**63, 2**64)`` raise
+    ValueError at encode (JSON took them); ``bytes`` are stored as msgpack
+    binary and come back as ``bytes`` (JSON refused them); ``set``,
+    ``datetime`` and other objects raise TypeError (as JSON did).
+
+    It also reads what weir wrote by default before it (``legacy``):
+
+    * ``"json"`` (the default; store backends wrote JSON): a stored value
+      is msgpack when its first byte is 0x80 or above, or when it is a
+      single byte other than an ASCII digit; anything else is JSON (JSON
+      text starts with an ASCII character and is more than one byte unless
+      it is a single digit). To keep that rule exact, the top-level
+      integers 48-57, which msgpack writes as the single bytes
+      ``"0"``-``"9"``, are written in msgpack's two-byte uint8 form
+      (``0xcc 0x30``...), which every msgpack reader decodes the same way.
+    * ``"pickle"`` (weir.stream's own state stores were pickled): as
+      ``"json"``, and a value of more than one byte starting with 0x80 is
+      pickle. Only for stores weir.stream itself wrote: unpickling runs
+      code, so never for data someone else could write.
+    * ``"msgpack"`` (``weir.table`` over a ``weir.DB`` wrote plain
+      msgpack): every value is msgpack.
+
+    Every variant writes the same bytes.
+    """
+
+    name = "default"
+
+    def __init__(self, *, legacy: str = "json") -> None:
+        super().__init__()
+        if legacy not in ("json", "pickle", "msgpack"):
+            raise ValueError(f"legacy must be 'json', 'pickle' or 'msgpack', not {legacy!r}")
+        self.legacy = legacy
+
+    def encode(self, value: Any, key: object = None) -> bytes:
+        out = super().encode(value, key)
+        if len(out) == 1 and out[0] in _DIGITS:
+            return b"\xcc" + out
+        return out
+
+    def decode(self, data: bytes) -> Any:
+        if self.legacy == "msgpack":
+            return super().decode(data)
+        if not data:
+            raise ValueError("DefaultValueCodec cannot decode an empty value")
+        first = data[0]
+        if first >= 0x80:
+            if first == 0x80 and len(data) > 1 and self.legacy == "pickle":
+                import pickle
+
+                return pickle.loads(data)
+            return super().decode(data)
+        if len(data) == 1 and first not in _DIGITS:
+            return super().decode(data)
+        return _JSON.decode(data)
+
+    def __repr__(self) -> str:
+        return f"DefaultValueCodec(legacy={self.legacy!r})"
 
 
 class PickleCodec:
@@ -430,6 +531,7 @@ _FACTORIES: dict[str, type] = {
     "json": JsonCodec,
     "msgpack": MsgpackCodec,
     "pickle": PickleCodec,
+    "default": DefaultValueCodec,
     "key": KeyCodec,
     "tuple": KeyCodec,
 }
@@ -443,10 +545,10 @@ def codec_names() -> list[str]:
 
 def get_codec(name_or_codec: str | Codec[Any] | None = None) -> Codec[Any]:
     """The codec called ``name_or_codec`` ("bytes", "str", "json", "msgpack",
-    "pickle", "key", ...), or the object itself if it already has
-    ``encode`` and ``decode``. ``None`` gives the default, JSON."""
+    "pickle", "key", "default", ...), or the object itself if it already has
+    ``encode`` and ``decode``. ``None`` gives :data:`DEFAULT_VALUE_CODEC`."""
     if name_or_codec is None:
-        name_or_codec = "json"
+        return DEFAULT_VALUE_CODEC
     if isinstance(name_or_codec, str):
         cls = _FACTORIES.get(name_or_codec.lower())
         if cls is None:
@@ -465,3 +567,7 @@ def get_codec(name_or_codec: str | Codec[Any] | None = None) -> Codec[Any]:
         "codec must be a name or an object with encode() and decode(), "
         f"not {type(name_or_codec).__name__}"
     )
+
+
+#: The one default value codec of weir's Python layers (see :class:`DefaultValueCodec`).
+DEFAULT_VALUE_CODEC: Codec[Any] = get_codec("default")

@@ -70,8 +70,8 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import DB, ClosedError, InvalidArgumentError
 from . import codecs as _codecs
-from ._weir import DB, ClosedError, InvalidArgumentError
 
 __all__ = ["SyncInLoopError", "Table", "TableBatch", "batch", "key_space"]
 
@@ -251,8 +251,9 @@ class Table(MutableMapping[Any, Any]):
     :class:`weir.stores.StoreBackend` or a
     :class:`weir.stores.StoreBackendConfig`. ``key_codec`` (default
     ``"str"``; ``"bytes"``, ``"key"`` for ints and tuples, or a codec
-    object) turns keys into bytes. ``value_codec`` (default ``"msgpack"``)
-    encodes values on a weir DB; a store backend uses its own value codec
+    object) turns keys into bytes. ``value_codec`` (default: the one default
+    codec, :class:`weir.codecs.DefaultValueCodec`, msgpack) encodes values
+    on a weir DB; a store backend uses its own value codec
     (``StoreBackendConfig.options["value_codec"]``), so passing one there is
     an error.
     """
@@ -297,7 +298,13 @@ class Table(MutableMapping[Any, Any]):
                 )
             self._home = _home_for(store)
         if self._db is not None:
-            self._values = _codecs.get_codec(value_codec if value_codec is not None else "msgpack")
+            # The default codec's msgpack, reading every stored value as
+            # msgpack: tables over a weir.DB always stored plain msgpack.
+            self._values = (
+                _codecs.get_codec(value_codec)
+                if value_codec is not None
+                else _codecs.DefaultValueCodec(legacy="msgpack")
+            )
             self._lock = _db_lock(self._db)
             try:
                 self._init_count()

@@ -39,6 +39,7 @@ from weir.cluster import (
 )
 from weir.cluster._redis import ACQUIRE, COMMIT, RENEW, connect
 from weir.cluster.local import LocalRedisCluster, start_worker
+from weir.stores import StoreBackendConfig, create_backend
 from weir.stream import IterableSource, ListSink, Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,12 @@ def fraud_job(name: str, partitions: int, **kw: Any) -> Job:
 def reference_run(job: Job, events: list[dict[str, Any]], tmp: Path) -> tuple[list, list]:
     """The job in one process over all events: (alerts, state items)."""
     out = ListSink("out")
-    p = Pipeline(job.name, state_dir=tmp / "reference", progress=False)
+    # Pickle values, as weir.cluster's partition stores keep them (the
+    # default codec, msgpack, would give the state's tuples back as lists).
+    store = create_backend(
+        StoreBackendConfig(path=tmp / "reference", options={"value_codec": "pickle"})
+    )
+    p = Pipeline(job.name, store=store, progress=False)
     job.build(p.source(IterableSource(events)), out)
     p.run_sync()
 

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 import weir
 from weir.codecs import (
+    DEFAULT_VALUE_CODEC,
     BytesCodec,
     Codec,
+    DefaultValueCodec,
     JsonCodec,
     KeyCodec,
     MsgpackCodec,
@@ -97,8 +99,9 @@ def test_pickle_codec_only_by_name() -> None:
 
 
 def test_get_codec_lookup() -> None:
-    assert isinstance(get_codec(), JsonCodec)
-    assert isinstance(get_codec(None), JsonCodec)
+    assert isinstance(get_codec(), DefaultValueCodec)
+    assert get_codec(None) is DEFAULT_VALUE_CODEC
+    assert isinstance(get_codec("default"), DefaultValueCodec)
     assert isinstance(get_codec("json"), JsonCodec)
     assert isinstance(get_codec("JSON"), JsonCodec)
     assert isinstance(get_codec("bytes"), BytesCodec)
@@ -287,8 +290,9 @@ def test_msgpack_map_with_unhashable_key_is_a_value_error() -> None:
     # A map whose key is a map: msgpack itself raises TypeError.
     with pytest.raises(ValueError, match="MsgpackCodec cannot decode: unhashable type"):
         MsgpackCodec().decode(b"\x82\x0a\x01\x82\x0a\x01\x00\x00\x00\xab")
-    with pytest.raises(ValueError, match="unhashable"):
-        MsgpackCodec().decode(b"\x81\x91\x01\x02")  # {[1]: 2}
+    # A map whose key is an array is what a tuple key encodes to: read back
+    # with that key as a tuple (other arrays stay lists).
+    assert MsgpackCodec().decode(b"\x81\x91\x01\x92\x02\x03") == {(1,): [2, 3]}
 
 
 def test_deeply_nested_input_is_a_value_error() -> None:
@@ -298,3 +302,98 @@ def test_deeply_nested_input_is_a_value_error() -> None:
         KC.decode(b"\x05" * 100_000)
     with pytest.raises(ValueError):  # msgpack's own StackError is a ValueError
         MsgpackCodec().decode(b"\x91" * 100_000)
+
+
+# ---- the default value codec -------------------------------------------------------
+
+
+def test_default_codec_round_trips_as_documented() -> None:
+    c = DEFAULT_VALUE_CODEC
+    same = [
+        {"id": 1, "value": "data_1", "score": 1.5},
+        {1: "int key", None: "none key", b"k": "bytes key", 2.5: "float key"},
+        b"\x00raw",
+        2**64 - 1,
+        -(2**63),
+        "",
+        None,
+        True,
+        float("inf"),
+    ]
+    for v in same:
+        assert c.decode(c.encode(v)) == v
+        assert type(c.decode(c.encode(v))) is type(v)
+    nan = c.decode(c.encode(float("nan")))
+    assert nan != nan
+    # Tuples come back as lists, except a tuple used as a dict key.
+    assert c.decode(c.encode((1, (2, 3)))) == [1, [2, 3]]
+    assert c.decode(c.encode({(1, "a"): (2, 3)})) == {(1, "a"): [2, 3]}
+    assert c.decode(c.encode(bytearray(b"ab"))) == b"ab"
+    for too_big in (2**64, -(2**63) - 1):
+        with pytest.raises(ValueError):
+            c.encode(too_big)
+    for bad in ({1, 2}, object()):
+        with pytest.raises(TypeError):
+            c.encode(bad, key="k")
+
+
+def test_default_codec_bytes_are_plain_msgpack() -> None:
+    import msgpack
+
+    c = DEFAULT_VALUE_CODEC
+    for v in [{"a": [1, 2.5, None]}, "text", 7, 48, 57, -1, b"b", list(range(20))]:
+        data = c.encode(v)
+        assert msgpack.unpackb(data, raw=False, strict_map_key=False) == v
+    # 48..57 would be the single bytes "0".."9": written in the uint8 form.
+    assert c.encode(48) == b"\xcc0" and c.encode(57) == b"\xcc9"
+    assert c.encode(47) == b"/" and c.encode(58) == b":"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 5, 9, 10, 48, -3, 1.5, "s", "", [], {}, [1, "a"], {"k": None}, True, False, None],
+)
+def test_default_codec_reads_the_json_stores_wrote_before(value: Any) -> None:
+    old = JsonCodec().encode(value)
+    assert DEFAULT_VALUE_CODEC.decode(old) == value
+    new = DEFAULT_VALUE_CODEC.encode(value)
+    assert DEFAULT_VALUE_CODEC.decode(new) == value
+
+
+def test_default_codec_legacy_variants() -> None:
+    pickled = PickleCodec().encode({"t": (1, 2)})
+    with pytest.raises(ValueError):
+        DEFAULT_VALUE_CODEC.decode(pickled)  # never unpickles unless asked
+    state = DefaultValueCodec(legacy="pickle")
+    assert state.decode(pickled) == {"t": (1, 2)}
+    assert state.decode(state.encode({"a": 1})) == {"a": 1}
+    assert state.decode(JsonCodec().encode([1])) == [1]
+    table = DefaultValueCodec(legacy="msgpack")
+    assert table.decode(MsgpackCodec().encode(48)) == 48  # b"0": msgpack, not JSON 0
+    assert table.decode(table.encode({"x": 48})) == {"x": 48}
+    assert table.encode(48) == DEFAULT_VALUE_CODEC.encode(48)
+    with pytest.raises(ValueError):
+        DefaultValueCodec(legacy="yaml")
+    with pytest.raises(ValueError):
+        DEFAULT_VALUE_CODEC.decode(b"")
+    with pytest.raises(ValueError):
+        DEFAULT_VALUE_CODEC.decode(b"{not json")
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1)
+        | st.text(max_size=8)
+        | st.floats(allow_nan=False),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
+def test_default_codec_decodes_what_both_formats_wrote(value: Any) -> None:
+    assert DEFAULT_VALUE_CODEC.decode(DEFAULT_VALUE_CODEC.encode(value)) == value
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) < 2**53:
+        assert DEFAULT_VALUE_CODEC.decode(JsonCodec().encode(value)) == value

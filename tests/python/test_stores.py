@@ -286,7 +286,7 @@ async def test_unencodable_values_name_the_key_and_type(backend: StoreBackend) -
     class Thing:
         pass
 
-    for bad in (Thing(), {1, 2}, b"bytes are not json", {"nested": object()}):
+    for bad in (Thing(), {1, 2}, {"nested": object()}):
         with pytest.raises(TypeError) as info:
             await backend.set("the-key", bad)
         assert "the-key" in str(info.value)
@@ -1199,7 +1199,8 @@ async def test_weir_backup_is_an_openable_database(
     await b.batch_set({"a": 1, "b": 2})
     await b.backup(tmp_path / "copy")
     with weir.DB(tmp_path / "copy", create_if_missing=False) as db:
-        assert dict(db.items()) == {b"a": b"1", b"b": b"2"}
+        # The default codec's bytes: msgpack, 1 and 2 are single bytes.
+        assert dict(db.items()) == {b"a": b"\x01", b"b": b"\x02"}
 
 
 async def test_redis_namespaces_are_isolated(make_backend: Any) -> None:
@@ -1225,3 +1226,290 @@ async def test_redis_server_down_is_a_storage_io_error(make_backend: Any) -> Non
     with pytest.raises(weir.StorageIOError):
         await b.start()
     assert isinstance(weir.StorageIOError("x"), OSError)
+
+
+# ---- the byte-level interface of the layers above ----------------------------------------
+
+
+async def test_codec_access_round_trips(backend: StoreBackend) -> None:
+    ek = backend.encode_key("user:1")
+    assert ek == b"user:1" and backend.decode_key(ek) == "user:1"
+    assert backend.decode_key(b"\xff") == b"\xff"
+    payload = backend.encode_value("user:1", {"n": 1, "t": (1, 2)})
+    assert backend.value_codec.decode(payload) == {"n": 1, "t": [1, 2]}
+    assert backend.decode_value("user:1", payload) == {"n": 1, "t": [1, 2]}
+    assert backend.key_codec.encode("x") == b"x"
+    with pytest.raises(TypeError, match="user:2"):
+        backend.encode_value("user:2", {1, 2})
+    with pytest.raises(weir.CorruptionError, match="user:3"):
+        backend.decode_value("user:3", b"\xc1")  # never used in msgpack
+    with pytest.raises(TypeError):
+        backend.encode_key(3.5)
+    assert backend.started
+    await backend.stop()
+    assert not backend.started
+
+
+async def test_apply_is_one_atomic_write_of_encoded_data(backend: StoreBackend) -> None:
+    await backend.batch_set({f"a{i}": i for i in range(5)} | {"b1": 1, "b2": 2, "c": 3})
+    enc = backend.encode_value
+    await backend.apply(
+        [(b"a9", enc("a9", "new")), (b"b2", enc("b2", "again"))],
+        [b"c", b"absent"],
+        clear_range=(b"a", b"b"),
+    )
+    assert await backend.items() == [("a9", "new"), ("b1", 1), ("b2", "again")]
+    # An unbounded clear, then puts: exactly the puts remain.
+    await backend.apply([(b"z", enc("z", 1))], clear_range=(None, None))
+    assert await backend.items() == [("z", 1)]
+    await backend.apply()  # nothing at all is fine
+    many = [(f"m{i:05d}".encode(), enc("m", i)) for i in range(3000)]
+    await backend.apply(many, [b"z"])
+    assert await backend.size() == 3000
+    assert await backend.get("m02999") == 2999
+
+
+async def test_apply_checks_everything_before_writing(backend: StoreBackend) -> None:
+    await backend.set("keep", 1)
+    good = (b"new", backend.encode_value("new", 1))
+    for puts, deletes in (
+        ([good, ("str-key", b"v")], []),
+        ([good, (b"k", "not bytes")], []),
+        ([good, (b"k",)], []),
+        ([good], ["str-key"]),
+    ):
+        with pytest.raises(TypeError):
+            await backend.apply(puts, deletes)  # type: ignore[arg-type]
+    with pytest.raises(weir.InvalidArgumentError, match="exceeds"):
+        await backend.apply([good, (b"x" * (MiB + 1), b"v")])
+    with pytest.raises(weir.InvalidArgumentError, match="above"):
+        await backend.apply([good], clear_range=(b"b", b"a"))
+    with pytest.raises(TypeError):
+        await backend.apply([good], clear_range=b"ab")  # type: ignore[arg-type]
+    assert await backend.items() == [("keep", 1)]
+    await backend.stop()
+    with pytest.raises(weir.ClosedError):
+        await backend.apply([good])
+
+
+async def test_snapshot_range_and_restore_range(backend: StoreBackend) -> None:
+    await backend.batch_set({"p:1": {"a": 1}, "p:2": [1, 2], "q:1": "other", "o": 0})
+    snap = await backend.snapshot_range(b"p:", b"p;")
+    assert [k for k, _ in snap] == [b"p:1", b"p:2"]
+    assert backend.decode_value("p:1", snap[0][1]) == {"a": 1}
+    await backend.batch_set({"p:1": "changed", "p:3": "added"})
+    await backend.restore_range(b"p:", b"p;", snap)
+    assert await backend.items() == [("o", 0), ("p:1", {"a": 1}), ("p:2", [1, 2]), ("q:1", "other")]
+    everything = await backend.snapshot_range()
+    assert len(everything) == 4
+    await backend.restore_range(None, None, [])
+    assert await backend.size() == 0
+    await backend.restore_range(None, None, everything)
+    assert await backend.size() == 4
+    with pytest.raises(weir.InvalidArgumentError, match="outside"):
+        await backend.restore_range(b"p:", b"p;", [(b"q:1", snap[0][1])])
+    with pytest.raises(weir.InvalidArgumentError):
+        await backend.snapshot_range(b"z", b"a")
+    assert await backend.size() == 4
+
+
+async def test_apply_and_snapshots_honour_ttl(kind: str, make_backend: Any) -> None:
+    b = make_backend(kind, ttl_seconds=1.0)
+    await b.start()
+    await b.apply([(b"k", b.encode_value("k", "v"))])
+    assert await b.get("k") == "v"
+    [(key, payload)] = await b.snapshot_range()
+    assert key == b"k" and b.decode_value("k", payload) == "v"  # no expiry header
+    await asyncio.sleep(1.3)
+    assert await b.get("k") is None
+    assert await b.snapshot_range() == []
+
+
+def test_backend_registry(tmp_path: pathlib.Path) -> None:
+    from weir.stores import backend_types, register_backend
+
+    assert backend_types()[:4] == ["weir", "memory", "rocksdb", "redis"]
+
+    class Mine(MemoryBackend):
+        backend_type = "mine"
+
+    register_backend("Mine", Mine)
+    try:
+        assert isinstance(create_backend(StoreBackendConfig(backend_type="mine")), Mine)
+        assert "mine" in backend_types()
+    finally:
+        from weir.stores import base
+
+        base._REGISTRY.pop("mine")
+    with pytest.raises(weir.InvalidArgumentError, match="unknown backend_type 'mine'"):
+        create_backend(StoreBackendConfig(backend_type="mine"))
+    with pytest.raises(TypeError):
+        register_backend("x", "not callable")  # type: ignore[arg-type]
+
+
+# ---- restore verifies the whole backup first -----------------------------------------------
+
+
+def _rewrite_with_a_flipped_byte(path: pathlib.Path, offset: int) -> None:
+    """Flip one byte of ``path`` in a new copy of the file: backups share
+    their table files with the live store through hard links."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x5A
+    path.unlink()
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", PATH_BACKENDS)
+async def test_restore_of_a_damaged_backup_changes_nothing(
+    kind: str, make_backend: Any, tmp_path: pathlib.Path
+) -> None:
+    b = make_backend(kind, options={"write_buffer_size": 1 << 20})
+    await b.start()
+    await b.batch_set({f"k{i:06d}": {"i": i, "pad": "x" * 100} for i in range(5000)})
+    await b.backup(tmp_path / "bk")
+    tables = sorted((tmp_path / "bk").glob("*.sst"), key=lambda p: p.stat().st_size)
+    assert tables, "the backup holds no table"
+    _rewrite_with_a_flipped_byte(tables[-1], 200)  # inside the first data blocks
+    await b.batch_set({"after": 1})
+    before = await b.items()
+    with pytest.raises(weir.CorruptionError) as info:
+        await b.restore(tmp_path / "bk")
+    assert str(tmp_path / "bk") in str(info.value)
+    assert ".restore-" not in str(info.value)
+    assert await b.items() == before
+    # Nothing staged is left beside the store.
+    assert [p.name for p in b.config.path.parent.iterdir() if ".restore-" in p.name] == []
+
+
+@pytest.mark.parametrize("kind", PATH_BACKENDS)
+async def test_restore_of_a_directory_that_is_no_backup(
+    kind: str, make_backend: Any, tmp_path: pathlib.Path
+) -> None:
+    b = make_backend(kind)
+    await b.start()
+    await b.set("keep", 1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(weir.InvalidArgumentError, match="no CURRENT file") as info:
+        await b.restore(empty)
+    assert str(empty) in str(info.value)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "CURRENT").write_text("garbage\n")
+    with pytest.raises(weir.Error) as info2:
+        await b.restore(junk)
+    assert str(junk) in str(info2.value)
+    assert ".restore-" not in str(info2.value)
+    assert await b.items() == [("keep", 1)]
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_restore_of_a_directory_into_a_dump_backend(
+    kind: str, make_backend: Any, tmp_path: pathlib.Path
+) -> None:
+    b = make_backend(kind)
+    await b.start()
+    await b.set("keep", 1)
+    with pytest.raises(weir.InvalidArgumentError, match="is a directory, not a"):
+        await b.restore(tmp_path)
+    assert await b.items() == [("keep", 1)]
+
+
+BACKUP_ON_A_FULL_DISK = textwrap.dedent(
+    r"""
+    import asyncio, json, os, sys
+    import weir
+    from weir.stores import StoreBackendConfig, create_backend
+
+    mnt = sys.argv[1]
+
+    async def main():
+        out = {}
+        for kind in ("memory", "weir"):
+            path = None if kind == "memory" else os.path.join(sys.argv[2], "db")
+            b = create_backend(StoreBackendConfig(backend_type=kind, path=path))
+            await b.start()
+            await b.batch_set({f"k{i:06d}": os.urandom(200).hex() for i in range(8000)})
+            target = os.path.join(mnt, f"bk-{kind}")
+            try:
+                await b.backup(target)
+            except weir.NoSpaceError as e:
+                out[kind] = {"message": str(e), "status": e.status, "errno": e.errno}
+            out[kind + "_left"] = sorted(os.listdir(mnt))
+            await b.set("still", "writable")
+            out[kind + "_writable"] = await b.get("still") == "writable"
+            await b.stop()
+        print(json.dumps(out))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_backup_on_a_full_disk_says_what_to_do(
+    tmp_path: pathlib.Path, child_env: dict[str, str]
+) -> None:
+    import json
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.fail("unshare (util-linux) is missing: it is part of every Debian install")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    child = tmp_path / "child.py"
+    child.write_text(BACKUP_ON_A_FULL_DISK)
+    flags = ["--mount"] if os.geteuid() == 0 else ["--mount", "--map-root-user"]
+    script = 'mount -t tmpfs -o size=1m weirbk "$1" && shift && exec "$@"'
+    cmd = [unshare, *flags, "sh", "-c", script, "sh", str(mnt)]
+    cmd += [sys.executable, str(child), str(mnt), str(tmp_path)]
+    proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"child failed:\n{proc.stdout}\n{proc.stderr}"
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for kind in ("memory", "weir"):
+        err = out[kind]
+        assert err["status"] == "WEIR_NO_SPACE" and err["errno"] == 28
+        assert "resumes writes" not in err["message"]
+        assert "Free space there or back up to another file system" in err["message"]
+        assert f"bk-{kind}" in err["message"]
+        assert out[kind + "_left"] == []  # no partial file or directory left behind
+        assert out[kind + "_writable"]
+
+
+# ---- data written with the previous default codec (JSON) ---------------------------------
+
+
+async def test_a_store_written_with_the_old_json_default_still_opens(
+    kind: str, make_backend: Any, tmp_path: pathlib.Path
+) -> None:
+    """Stores wrote JSON by default before the default became msgpack:
+    such a store opened with the default settings reads every old value,
+    and old and new values live side by side."""
+    old_values = {
+        "digit": 7,
+        "int": 48,
+        "neg": -3,
+        "float": 2.5,
+        "str": "text",
+        "list": [1, "a", None],
+        "dict": {"name": "Acme Corp", "tier": "gold"},
+        "true": True,
+        "null": None,
+    }
+    old = make_other(make_backend, kind, tmp_path, "old", options={"value_codec": "json"})
+    await old.start()
+    await old.batch_set(old_values)
+    if kind == "memory":
+        await old.backup(tmp_path / "old.dump")
+    else:
+        await old.stop()
+    new = make_other(make_backend, kind, tmp_path, "old")
+    await new.start()
+    if kind == "memory":
+        await new.restore(tmp_path / "old.dump")
+    assert dict(await new.items()) == old_values
+    await new.batch_set({"new-int": 48, "new-dict": {1: (2, 3)}})
+    assert await new.get("new-int") == 48
+    assert await new.get("new-dict") == {1: [2, 3]}
+    assert await new.get("int") == 48 and await new.get("digit") == 7
+    assert (await new.get_stats())["value_codec"] == "default"

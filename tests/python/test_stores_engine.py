@@ -467,7 +467,7 @@ async def test_weir_ttl_is_the_engines(make_backend: Any, tmp_path: pathlib.Path
     await b.set("k", "v")
     db = b.db
     assert db is not None
-    assert db.get(b"k") == b'"v"'  # the codec's bytes: no expiry header
+    assert db.get(b"k") == b"\xa1v"  # the codec's (msgpack) bytes: no expiry header
     await asyncio.sleep(0.35)
     assert db.get(b"k") is None  # the engine hides it
     await b.set("forever?", 1)
@@ -592,4 +592,4 @@ async def test_weir_restore_links_tables_and_leaves_the_backup_intact(
     await b.stop()
     with weir.DB(str(tmp_path / "bk")) as copy:
         assert sum(1 for _ in copy.keys()) == 3000
-        assert copy.get(b"k00000") == b"0"
+        assert copy.get(b"k00000") == b"\x00"  # msgpack 0

@@ -816,3 +816,50 @@ async def test_a_failing_commit_hook_stops_the_run_without_a_checkpoint(
     await job.open_store()
     assert await job.last_checkpoint() is None
     await job.close_store()
+
+
+async def test_state_written_with_the_old_pickle_default_still_opens(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Pipeline(state_dir=...) pickled its state before the one default
+    codec (msgpack): a job stopped under the old format resumes under the
+    new one, with every count carried over."""
+    from weir.stores import StoreBackendConfig, create_backend
+
+    events = [{"k": f"u{i % 5}", "v": i} for i in range(100)]
+
+    def count(key: str, event: dict[str, Any], seen: ValueState[int]) -> list[Any]:
+        n = (seen.value() or 0) + 1
+        seen.update(n)
+        return [(key, n)]
+
+    state = tmp_path / "state"
+    old_store = create_backend(StoreBackendConfig(path=state, options={"value_codec": "pickle"}))
+    old = Pipeline("legacy", store=old_store, checkpoint_every=10, progress=False)
+    (
+        old.source(IterableSource(events[:50]))
+        .key_by("k")
+        .process(count, ValueState("seen"), name="count")
+    )
+    await old.run()
+    old_store2 = create_backend(StoreBackendConfig(path=state, options={"value_codec": "pickle"}))
+    await old_store2.start()
+    meta = await old_store2.get("legacy:meta")
+    await old_store2.stop()
+    assert meta["offset"] == 50  # the old run's record, pickled
+
+    out = ListSink("out")
+    new = Pipeline("legacy", state_dir=state, checkpoint_every=10, progress=False)
+    (
+        new.source(IterableSource(events))
+        .key_by("k")
+        .process(count, ValueState("seen"), name="count")
+        .sink(out)
+    )
+    await new.run()
+    assert out.items == [(f"u{i % 5}", i // 5 + 1) for i in range(50, 100)]
+    await new.open_store()
+    try:
+        assert await new.state_items("count", "seen") == [(f"u{i}", 20) for i in range(5)]
+    finally:
+        await new.close_store()

@@ -62,9 +62,12 @@ def kill_loop(args: list[str], env: dict[str, str], kills: int, rng: random.Rand
 
 
 async def state_dump(path: pathlib.Path) -> bytes:
+    from weir.codecs import DefaultValueCodec
     from weir.stores import StoreBackendConfig, create_backend
 
-    store = create_backend(StoreBackendConfig(path=path, options={"value_codec": "pickle"}))
+    # What Pipeline(state_dir=...) opens: the default codec (msgpack).
+    codec = DefaultValueCodec(legacy="pickle")
+    store = create_backend(StoreBackendConfig(path=path, options={"value_codec": codec}))
     await store.start()
     try:
         items = sorted(await store.items("crashjob:s:"))

@@ -395,3 +395,18 @@ def test_put_arrow_rows_into_a_table(tmp_path: pathlib.Path) -> None:
         )
         assert t.recount() == 2
         assert t["C001"] == {"name": "Acme", "tier": "gold"}
+
+
+def test_a_table_written_with_the_old_msgpack_default_still_opens(tmp_path: pathlib.Path) -> None:
+    """Tables over a weir.DB stored plain msgpack before the one default
+    codec: the single bytes "0".."9" there are the integers 48..57."""
+    with weir.DB(tmp_path / "db") as db:
+        t = Table("t", db)
+        plain = weir.codecs.MsgpackCodec()
+        for i, v in enumerate([48, 57, {"a": (1, 2)}, "s"]):
+            db.put(t.row_prefix + f"k{i}".encode(), plain.encode(v))
+        t.recount()
+        assert dict(t.items()) == {"k0": 48, "k1": 57, "k2": {"a": [1, 2]}, "k3": "s"}
+        t["new"] = 48
+        assert t["new"] == 48
+        assert db.get(t.row_prefix + b"new") == weir.codecs.DEFAULT_VALUE_CODEC.encode(48)

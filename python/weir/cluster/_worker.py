@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import msgpack
 from redis.exceptions import RedisError, ResponseError
 
+from ..durable import fsync_tree, publish
 from ..stores import StoreBackendConfig, create_backend
 from ..stream import Pipeline
 from ._job import FencedStreamSink, Job, PartitionSource
@@ -50,21 +51,6 @@ def _open_store(path: Path) -> Any:
     return create_backend(StoreBackendConfig(path=str(path), options={"value_codec": "pickle"}))
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 async def _restore(client: Any, keys: PartitionKeys, path: Path) -> tuple[Any, str | None, int]:
     """Rebuild a partition's state at ``path``: copy the latest snapshot,
     then apply the changelog entries after it, each one checkpoint's atomic
@@ -88,7 +74,6 @@ async def _restore(client: Any, keys: PartitionKeys, path: Path) -> tuple[Any, s
     await store.start()
     replayed = 0
     try:
-        loop = asyncio.get_running_loop()
         while True:
             start = f"({log_id}" if log_id else "-"
             entries = await client.xrange(keys.log, min=start, count=_REPLAY_CHUNK)
@@ -96,7 +81,7 @@ async def _restore(client: Any, keys: PartitionKeys, path: Path) -> tuple[Any, s
                 break
             for entry_id, fields in entries:
                 puts, deletes = msgpack.unpackb(fields[b"ops"], use_list=False)
-                await loop.run_in_executor(None, store._locked_write, list(puts), list(deletes))
+                await store.apply(list(puts), list(deletes))
                 log_id = entry_id.decode()
                 replayed += 1
     except BaseException:
@@ -242,13 +227,8 @@ class _Partition:
                 (partial / "SNAPSHOT.json").write_text(
                     json.dumps({"log": self.log_id, "checkpoint": ckpt_id, "token": self.token})
                 )
-                _fsync_tree(partial)
-                os.rename(partial, final)
-                fd = os.open(base, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_tree(partial)
+                publish(partial, final)
 
             await asyncio.to_thread(ship)
         finally:

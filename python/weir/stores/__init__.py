@@ -21,18 +21,24 @@ suite runs against all four): ``MemoryBackend`` (LRU ``max_size``, TTL),
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._common import TextOrBytesKeys
 from ._txn import EngineTransaction, StoreTransaction
 from .base import (
     BACKEND_TYPES,
+    EncodedPairs,
+    EncodedRange,
     ScanResult,
     StoreBackend,
     StoreBackendConfig,
     Transaction,
     TransactionConflictError,
+    backend_types,
     create_backend,
     create_backend_from_string,
+    register_backend,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_TYPES",
+    "EncodedPairs",
+    "EncodedRange",
     "EngineTransaction",
     "MemoryBackend",
     "RedisBackend",
@@ -51,11 +59,14 @@ __all__ = [
     "StoreBackend",
     "StoreBackendConfig",
     "StoreTransaction",
+    "TextOrBytesKeys",
     "Transaction",
     "TransactionConflictError",
     "WeirBackend",
+    "backend_types",
     "create_backend",
     "create_backend_from_string",
+    "register_backend",
 ]
 
 _LAZY = {
@@ -72,8 +83,23 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'weir.stores' has no attribute {name!r}")
-    from importlib import import_module
-
     value = getattr(import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+def _register_builtin(backend_type: str, class_name: str) -> None:
+    def build(config: StoreBackendConfig) -> StoreBackend:
+        cls: type[StoreBackend] = __getattr__(class_name)
+        return cls(config)
+
+    register_backend(backend_type, build)
+
+
+for _type, _class in (
+    ("weir", "WeirBackend"),
+    ("memory", "MemoryBackend"),
+    ("rocksdb", "RocksDBBackend"),
+    ("redis", "RedisBackend"),
+):
+    _register_builtin(_type, _class)

@@ -8,6 +8,9 @@ Nothing here knows a particular engine.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import re
 import reprlib
 import struct
 import time
@@ -15,8 +18,9 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 
-from .. import ClosedError, CorruptionError, Error, InvalidArgumentError
+from .. import ClosedError, CorruptionError, Error, InvalidArgumentError, NoSpaceError
 from ..codecs import Codec, get_codec
+from ..durable import publish_file
 
 T = TypeVar("T")
 
@@ -205,6 +209,53 @@ def prefix_bounds(keys: KeyEncoding, prefix: Any) -> tuple[bytes, bytes | None]:
     return lower, prefix_successor(lower)
 
 
+def _check_encoded_key(key: Any, what: str) -> bytes:
+    if type(key) is not bytes:
+        raise TypeError(f"{what} must be bytes (an encoded key), not {type(key).__name__}")
+    if len(key) > MAX_KEY_SIZE:
+        raise make_error(
+            InvalidArgumentError,
+            f"key of {len(key)} bytes exceeds the limit of {MAX_KEY_SIZE} bytes",
+        )
+    return key
+
+
+def check_encoded_writes(
+    puts: list[tuple[bytes, bytes]], deletes: list[bytes]
+) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+    """Check the encoded writes of an ``apply``: bytes keys of at most
+    1 MiB, bytes payloads. Raises before anything is written."""
+    for pair in puts:
+        if type(pair) is not tuple or len(pair) != 2:
+            raise TypeError(f"puts must be (key, value) pairs of bytes, got {short_repr(pair)}")
+        _check_encoded_key(pair[0], "a key")
+        if type(pair[1]) is not bytes:
+            raise TypeError(
+                f"the value for key {short_repr(pair[0])} must be bytes (a value codec "
+                f"payload), not {type(pair[1]).__name__}"
+            )
+    for key in deletes:
+        _check_encoded_key(key, "a key to delete")
+    return puts, deletes
+
+
+def check_encoded_range(bounds: Any) -> tuple[bytes | None, bytes | None]:
+    """Check a ``(lower, upper)`` of encoded keys (None: unbounded)."""
+    if not isinstance(bounds, tuple) or len(bounds) != 2:
+        raise TypeError(f"a range must be a (lower, upper) tuple, not {short_repr(bounds)}")
+    lower, upper = bounds
+    if lower is not None:
+        _check_encoded_key(lower, "a range's lower bound")
+    if upper is not None:
+        _check_encoded_key(upper, "a range's upper bound")
+    if lower is not None and upper is not None and lower > upper:
+        raise make_error(
+            InvalidArgumentError,
+            f"range lower bound {short_repr(lower)} is above its upper bound {short_repr(upper)}",
+        )
+    return lower, upper
+
+
 def check_limit(limit: Any) -> int | None:
     """Validate a scan ``limit``: None (no limit) or an int >= 0."""
     if limit is None:
@@ -261,7 +312,7 @@ class ValueEncoding:
     __slots__ = ("codec", "name", "ttl_ms")
 
     def __init__(self, spec: str | Codec[Any] | None, ttl_seconds: float | None) -> None:
-        self.codec: Any = get_codec("json" if spec is None else spec)
+        self.codec: Any = get_codec(spec)  # None: the default codec
         self.name: str = getattr(self.codec, "name", type(self.codec).__name__)
         self.ttl_ms: int | None = None if ttl_seconds is None else max(1, round(ttl_seconds * 1000))
 
@@ -441,3 +492,45 @@ def read_dump(f: IO[bytes], name: str) -> list[tuple[bytes, bytes, int]]:
         out.append((key, value, expires))
         offset += len(head) + klen + vlen
     raise make_error(CorruptionError, f"{name}: truncated at offset {offset}")
+
+
+def backup_no_space(target: str, cause: BaseException) -> NoSpaceError:
+    """The error of a backup that ran out of space: nothing was published,
+    and the store itself is fine (it is the target that is full)."""
+    # The engine's own ENOSPC hint is about the database's writes, which a
+    # failed backup does not stop: keep the OS's reason, drop the hint.
+    reason = getattr(cause, "strerror", None) or str(cause)
+    reason = re.sub(r"\s*\([^()]*resumes writes[^()]*\)", "", str(reason))
+    exc = NoSpaceError(
+        errno.ENOSPC,
+        f"backup to {target!r} failed, no space left on that file system ({reason}); "
+        "nothing was left at that path and the store is unchanged and still "
+        "writable. Free space there or back up to another file system, then "
+        "run the backup again",
+    )
+    exc.status = "WEIR_NO_SPACE"
+    return exc
+
+
+def write_dump_file(target: str, records: Any) -> None:
+    """Publish a dump file of ``records`` at ``target`` durably (see
+    :func:`weir.durable.publish_file`); a full disk raises
+    :class:`weir.NoSpaceError` saying that nothing was written."""
+    try:
+        publish_file(target, lambda f: write_dump(f, records))
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise backup_no_space(target, e) from None
+        raise
+
+
+def read_dump_file(source: str, backend_type: str) -> list[tuple[bytes, bytes, int]]:
+    """Read and verify (every record's checksum) the dump file ``source``."""
+    if os.path.isdir(source):
+        raise make_error(
+            InvalidArgumentError,
+            f"{source!r} is a directory, not a {backend_type} backup file "
+            "(backups of the memory and redis backends are single dump files)",
+        )
+    with open(source, "rb") as f:
+        return read_dump(f, source)

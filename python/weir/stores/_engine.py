@@ -27,7 +27,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +39,8 @@ from ._common import (
     Gate,
     KeyEncoding,
     ValueEncoding,
+    check_encoded_range,
+    check_encoded_writes,
     check_limit,
     check_prefix,
     closed_error,
@@ -51,6 +53,8 @@ from ._common import (
 )
 from ._txn import StoreTransaction
 from .base import (
+    EncodedPairs,
+    EncodedRange,
     PathLike,
     ScanResult,
     StoreBackend,
@@ -65,7 +69,7 @@ log = logging.getLogger("weir.stores")
 #: Options every backend accepts.
 COMMON_OPTIONS = frozenset({"key_codec", "value_codec", "executor_threads"})
 
-_KEYS, _VALUES, _ITEMS = 0, 1, 2
+_KEYS, _VALUES, _ITEMS, _RAW = 0, 1, 2, 3
 #: Stands for a present value the engine cannot read back; live under any TTL
 #: header (its expiry reads as far in the future), so it counts as present.
 _UNREADABLE = b"\xff" * 8
@@ -161,8 +165,20 @@ class EngineBackend(StoreBackend):
     def _delete(self, key: bytes) -> None:
         raise NotImplementedError
 
-    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
-        """Apply ``deletes`` then ``puts`` as one atomic write."""
+    def _write(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        clear: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """Apply, as one atomic write, the removal of every key in
+        ``clear`` (``[lower, upper)``, both given), then ``deletes``, then
+        ``puts``."""
+        raise NotImplementedError
+
+    def _last_key(self) -> bytes | None:
+        """The largest key, None if the engine is empty (nothing else of this
+        backend writes meanwhile)."""
         raise NotImplementedError
 
     def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> Cursor:
@@ -240,9 +256,30 @@ class EngineBackend(StoreBackend):
         for cur in live:
             cur.close()
 
-    def _locked_write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+    def _locked_write(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        clear: tuple[bytes, bytes] | None = None,
+    ) -> None:
         with self._wlock:
-            self._write(puts, deletes)
+            self._write(puts, deletes, clear)
+
+    def _resolve_clear(
+        self, lower: bytes | None, upper: bytes | None
+    ) -> tuple[bytes, bytes] | None:
+        """Concrete bounds for a range removal: an open upper end is closed
+        just past the largest key (the caller keeps other writes out);
+        None when nothing can be in the range."""
+        begin = b"" if lower is None else lower
+        if upper is None:
+            last = self._last_key()
+            if last is None or last < begin:
+                return None
+            upper = last + b"\x00"
+        if begin >= upper:
+            return None
+        return begin, upper
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -486,6 +523,8 @@ class EngineBackend(StoreBackend):
                 payload = raw
             if mode == _KEYS:
                 out.append(dk(k))
+            elif mode == _RAW:
+                out.append((k, payload))
             else:
                 key = dk(k)
                 v = values.decode_payload(key, payload)
@@ -600,17 +639,30 @@ class EngineBackend(StoreBackend):
 
     def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
         """Delete ``[lower, upper)`` (None: unbounded) while nothing else of
-        this backend runs. This default deletes the keys one by one, in
-        chunks; engines with a range delete override it."""
-        cur = self._cursor(lower, upper, False)
-        try:
-            while True:
-                chunk = cur.fetch(_DELETE_CHUNK)
-                if not chunk:
-                    break
-                self._locked_write([], [k for k, _ in chunk])
-        finally:
-            cur.close()
+        this backend runs: one range removal in one write."""
+        clear = self._resolve_clear(lower, upper)
+        if clear is not None:
+            self._locked_write([], [], clear)
+
+    def _apply_sync(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        clear_range: EncodedRange | None,
+        locked: bool,
+    ) -> None:
+        puts, deletes = check_encoded_writes(puts, deletes)
+        ttl = self._values.ttl_ms
+        if ttl is not None and puts:
+            header = (now_ms() + ttl).to_bytes(8, "big")
+            puts = [(k, header + v) for k, v in puts]
+        clear = None if clear_range is None else self._resolve_clear(*clear_range)
+        if not puts and not deletes and clear is None:
+            return
+        if locked:
+            self._locked_write(puts, deletes, clear)
+        else:
+            self._write(puts, deletes, clear)
 
     async def _delete_range_exclusive(self, lower: bytes | None, upper: bytes | None) -> None:
         await self._ready()
@@ -642,6 +694,52 @@ class EngineBackend(StoreBackend):
         """Remove every key that starts with ``prefix`` (as ``delete_range``)."""
         lower, upper = prefix_bounds(self._keys, prefix)
         await self._delete_range_exclusive(lower, upper)
+
+    # ---- the byte-level interface ---------------------------------------------------------
+
+    async def apply(
+        self,
+        puts: EncodedPairs = (),
+        deletes: Sequence[bytes] = (),
+        *,
+        clear_range: EncodedRange | None = None,
+    ) -> None:
+        """One atomic write of encoded puts, deletes and a range removal
+        (see :meth:`StoreBackend.apply`). Large writes, and every write with
+        a ``clear_range``, run in a worker thread; a ``clear_range`` holds
+        this backend's other operations back until it is done."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        puts = puts if isinstance(puts, list) else list(puts)
+        deletes = deletes if isinstance(deletes, list) else list(deletes)
+        if clear_range is not None:
+            clear_range = check_encoded_range(clear_range)
+            await self._gate.close()
+            try:
+                if not self._open:
+                    raise closed_error(self._describe())
+                await self._exclusive(self._apply_sync, puts, deletes, clear_range, True)
+            finally:
+                self._gate.open()
+            return
+        if self.writes_in_thread and len(puts) + len(deletes) > INLINE_BATCH_ITEMS:
+            await self._in_thread(self._apply_sync, puts, deletes, None, True)
+        else:
+            self._apply_sync(puts, deletes, None, False)
+
+    async def snapshot_range(
+        self, lower: bytes | None = None, upper: bytes | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Every live ``(encoded key, payload)`` in ``[lower, upper)``, in
+        key order, from one consistent view of the engine."""
+        lower, upper = check_encoded_range((lower, upper))
+        await self._ready()
+        if lower is not None and upper is not None and lower >= upper:
+            return []
+        pairs: list[tuple[bytes, bytes]] = await self._in_thread(
+            self._collect_sync, lower, upper, None, _RAW
+        )
+        return pairs
 
     # ---- stats, backup, restore ----------------------------------------------------------
 

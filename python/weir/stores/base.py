@@ -13,7 +13,9 @@ Semantics shared by every backend in this package (the conformance suite in
   types raise ``TypeError`` (use ``options={"key_codec": "key"}`` for ``int``
   and ``tuple`` keys). Keys come back as ``str`` when their bytes are valid
   UTF-8 and as ``bytes`` otherwise. A key is at most 1 MiB once encoded.
-* Values go through a value codec (``"json"`` by default), so a value read
+* Values go through a value codec (msgpack by default:
+  :class:`weir.codecs.DefaultValueCodec`, which also reads the JSON earlier
+  versions stored by default), so a value read
   back is a fresh object, never the one that was stored, and an unencodable
   value raises ``TypeError`` naming the key and the type before anything is
   written.
@@ -24,6 +26,19 @@ Semantics shared by every backend in this package (the conformance suite in
   it is applied, across a crash for the persistent backends.
 * After ``stop()`` every operation raises :class:`weir.ClosedError`;
   ``start()`` may be called again.
+
+Besides the Sabot names, :class:`StoreBackend` has the byte-level methods
+the layers above it (``weir.table``, ``weir.stream``, ``weir.cluster``)
+need, so none of them reaches into a backend: the codecs
+(:attr:`~StoreBackend.key_codec`, :meth:`~StoreBackend.encode_key`,
+:meth:`~StoreBackend.encode_value`, ...), an atomic write of encoded puts,
+deletes and a range clear (:meth:`~StoreBackend.apply`), and a copy of a
+key range as encoded pairs (:meth:`~StoreBackend.snapshot_range`,
+:meth:`~StoreBackend.restore_range`).
+
+Backend types are looked up in a registry (:func:`register_backend`); the
+four of this package are registered by ``weir.stores`` itself, each
+imported only when first built.
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    Sequence,
 )
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +61,13 @@ from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import unquote
 
 from .. import ConflictError, InvalidArgumentError
+from ._common import make_error
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from ..codecs import Codec
+    from ._common import KeyEncoding, ValueEncoding
 
 __all__ = [
     "BACKEND_TYPES",
@@ -56,14 +76,41 @@ __all__ = [
     "StoreBackendConfig",
     "Transaction",
     "TransactionConflictError",
+    "backend_types",
     "create_backend",
     "create_backend_from_string",
+    "register_backend",
 ]
 
-#: The backend types :func:`create_backend` knows, in order of preference.
+#: The backend types of this package, in order of preference.
 BACKEND_TYPES = ("weir", "memory", "rocksdb", "redis")
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: What :meth:`StoreBackend.apply` and :meth:`StoreBackend.restore_range`
+#: take: ``(encoded key, value codec payload)`` pairs.
+EncodedPairs = Sequence[tuple[bytes, bytes]]
+#: ``[lower, upper)`` of encoded keys; None is unbounded on that side.
+EncodedRange = tuple[bytes | None, bytes | None]
+
+BackendFactory = Callable[["StoreBackendConfig"], "StoreBackend"]
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register_backend(backend_type: str, factory: BackendFactory) -> None:
+    """Make :func:`create_backend` build ``factory(config)`` for
+    ``config.backend_type == backend_type`` (lower case). Registering a
+    name again replaces its factory."""
+    if not isinstance(backend_type, str) or not backend_type.strip():
+        raise TypeError(f"backend_type must be a non-empty str, not {backend_type!r}")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, not {type(factory).__name__}")
+    _REGISTRY[backend_type.strip().lower()] = factory
+
+
+def backend_types() -> list[str]:
+    """Every backend type :func:`create_backend` can build, this package's first."""
+    ours = [t for t in BACKEND_TYPES if t in _REGISTRY]
+    return ours + [t for t in _REGISTRY if t not in BACKEND_TYPES]
 
 
 class TransactionConflictError(ConflictError):
@@ -94,7 +141,8 @@ class StoreBackendConfig:
     on-disk backends.
 
     ``options`` holds the rest: ``key_codec`` and ``value_codec`` (names
-    from :mod:`weir.codecs`, default ``"str"`` and ``"json"``),
+    from :mod:`weir.codecs` or codec objects; by default str-or-bytes keys
+    and :class:`weir.codecs.DefaultValueCodec` values, msgpack),
     ``executor_threads`` (default 4), and backend-specific settings listed in
     each backend's documentation. Unknown options raise
     :class:`weir.InvalidArgumentError`, so a misspelt option is not silently
@@ -191,6 +239,12 @@ class StoreBackend(abc.ABC):
     async def get(self, key: Any) -> Any | None:
         """The value of ``key``, or None if it is absent or expired."""
 
+    async def batch_get(self, keys: Iterable[Any]) -> list[Any]:
+        """The values of ``keys`` (None for absent ones), in order. The
+        backends of this package read them in one call; this default reads
+        them one by one."""
+        return [await self.get(k) for k in keys]
+
     @abc.abstractmethod
     async def set(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``."""
@@ -275,6 +329,99 @@ class StoreBackend(abc.ABC):
     async def rollback_transaction(self, transaction: Transaction) -> None:
         """Discard a transaction's writes."""
 
+    # ---- the byte-level interface of the layers above --------------------------------
+    #
+    # Subclasses set ``_keys`` and ``_values`` (the encodings of
+    # :mod:`weir.stores._common`) in ``__init__``; the codec methods below
+    # are theirs. ``apply``, ``snapshot_range`` and ``started`` each backend
+    # implements.
+
+    _keys: KeyEncoding
+    _values: ValueEncoding
+
+    @property
+    @abc.abstractmethod
+    def started(self) -> bool:
+        """True between a successful ``start()`` and ``stop()``."""
+
+    @property
+    def key_codec(self) -> Codec[Any]:
+        """The codec that turns keys into the bytes the store orders by
+        (``options["key_codec"]``; by default str as UTF-8, bytes as is)."""
+        codec: Codec[Any] = self._keys.codec
+        return codec
+
+    @property
+    def value_codec(self) -> Codec[Any]:
+        """The codec values are stored with (``options["value_codec"]``;
+        by default :class:`weir.codecs.DefaultValueCodec`, msgpack)."""
+        codec: Codec[Any] = self._values.codec
+        return codec
+
+    def encode_key(self, key: Any) -> bytes:
+        """The stored bytes of ``key``: TypeError for a key of the wrong
+        type, :class:`weir.InvalidArgumentError` for one over 1 MiB."""
+        return self._keys.encode(key)
+
+    def decode_key(self, data: bytes) -> Any:
+        """The key whose stored bytes are ``data``."""
+        return self._keys.decode(data)
+
+    def encode_value(self, key: Any, value: Any) -> bytes:
+        """The value codec's bytes (the *payload*) of ``value``; ``key``
+        only names it in the TypeError an unencodable value raises."""
+        return self._values.encode_plain(key, value)
+
+    def decode_value(self, key: Any, payload: bytes) -> Any:
+        """The value a payload encodes; :class:`weir.CorruptionError`
+        (naming ``key``) if the codec cannot read it."""
+        return self._values.decode_payload(key, payload)
+
+    @abc.abstractmethod
+    async def apply(
+        self,
+        puts: EncodedPairs = (),
+        deletes: Sequence[bytes] = (),
+        *,
+        clear_range: EncodedRange | None = None,
+    ) -> None:
+        """One atomic write of encoded data: first every key in
+        ``clear_range`` (``[lower, upper)``, None unbounded) is removed,
+        then ``deletes``, then ``puts`` (encoded keys with value payloads,
+        as :meth:`encode_key` and :meth:`encode_value` make them; a store
+        with ``ttl_seconds`` starts each value's lifetime now). Other
+        callers see all of it or none; the persistent backends keep all of
+        it or none across a crash. TypeError for a key or value that is not
+        bytes, :class:`weir.InvalidArgumentError` for a key over 1 MiB or a
+        range whose lower bound is above its upper; nothing is written
+        then."""
+
+    @abc.abstractmethod
+    async def snapshot_range(
+        self, lower: bytes | None = None, upper: bytes | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Every live ``(encoded key, value payload)`` with ``lower <= key
+        < upper`` (None: unbounded), in key order, read as of one moment:
+        what :meth:`restore_range` takes back."""
+
+    async def restore_range(
+        self, lower: bytes | None, upper: bytes | None, pairs: EncodedPairs
+    ) -> None:
+        """Make ``[lower, upper)`` hold exactly ``pairs`` (what
+        :meth:`snapshot_range` returned), in one atomic write. Pairs outside
+        the range raise :class:`weir.InvalidArgumentError` before anything
+        is written."""
+        pairs = list(pairs)
+        for k, _v in pairs:
+            if not isinstance(k, bytes):
+                raise TypeError(f"keys must be bytes, not {type(k).__name__}")
+            if (lower is not None and k < lower) or (upper is not None and k >= upper):
+                raise make_error(
+                    InvalidArgumentError,
+                    f"restore_range: key {k[:60]!r} is outside [{lower!r}, {upper!r})",
+                )
+        await self.apply(pairs, (), clear_range=(lower, upper))
+
     async def __aenter__(self) -> StoreBackend:
         await self.start()
         return self
@@ -323,26 +470,13 @@ def create_backend(config: StoreBackendConfig) -> StoreBackend:
     """Build the backend ``config.backend_type`` names (not yet started)."""
     if not isinstance(config, StoreBackendConfig):
         raise TypeError(f"config must be a StoreBackendConfig, not {type(config).__name__}")
-    kind = config.backend_type
-    if kind == "weir":
-        from .weir_backend import WeirBackend
-
-        return WeirBackend(config)
-    if kind == "memory":
-        from .memory import MemoryBackend
-
-        return MemoryBackend(config)
-    if kind == "rocksdb":
-        from .rocksdb import RocksDBBackend
-
-        return RocksDBBackend(config)
-    if kind == "redis":
-        from .redis import RedisBackend
-
-        return RedisBackend(config)
-    raise InvalidArgumentError(
-        f"unknown backend_type {kind!r}; choose one of {', '.join(map(repr, BACKEND_TYPES))}"
-    )
+    factory = _REGISTRY.get(config.backend_type)
+    if factory is None:
+        raise InvalidArgumentError(
+            f"unknown backend_type {config.backend_type!r}; choose one of "
+            f"{', '.join(map(repr, backend_types()))}"
+        )
+    return factory(config)
 
 
 def create_backend_from_string(spec: str, **kwargs: Any) -> StoreBackend:

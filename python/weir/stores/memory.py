@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import bisect
 import os
-import uuid
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
-from ._common import EXPIRY_HEADER, now_ms, read_dump, write_dump
-from ._engine import EngineBackend
-from .base import StoreBackendConfig
+from ._common import (
+    EXPIRY_HEADER,
+    check_encoded_range,
+    now_ms,
+    read_dump_file,
+    write_dump_file,
+)
+from ._engine import _RAW, EngineBackend
+from .base import EncodedPairs, EncodedRange, StoreBackendConfig
 
 
 class _MemoryCursor:
@@ -141,10 +147,17 @@ class MemoryBackend(EngineBackend):
         if self._data.pop(key, None) is not None:
             self._gen += 1
 
-    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+    def _write(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        clear: tuple[bytes, bytes] | None = None,
+    ) -> None:
         # Inline on the loop thread with no await: nothing can observe a
         # partial batch. Encoding already succeeded, and dict stores cannot
         # fail, so the batch is all-or-nothing.
+        if clear is not None:
+            self._clear(*clear)
         for k in deletes:
             self._delete(k)
         put = self._put
@@ -185,14 +198,12 @@ class MemoryBackend(EngineBackend):
             "expirations": self.expirations,
         }
 
-    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
-        raise AssertionError("unreachable: range deletes are inline for memory")
+    def _last_key(self) -> bytes | None:
+        keys = self._sorted_keys()
+        return keys[-1] if keys else None
 
-    async def _delete_range_exclusive(self, lower: bytes | None, upper: bytes | None) -> None:
-        # Inline on the loop thread with no await after the check: no other
-        # operation can observe a partly deleted range.
-        await self._ready()
-        if lower is None and upper is None:
+    def _clear(self, lower: bytes | None, upper: bytes | None) -> None:
+        if lower in (None, b"") and upper is None:
             self._data = OrderedDict()
             self._expiries.clear()
             self._gen += 1
@@ -209,6 +220,39 @@ class MemoryBackend(EngineBackend):
             data.pop(k, None)
         self._gen += 1
 
+    async def _delete_range_exclusive(self, lower: bytes | None, upper: bytes | None) -> None:
+        # Inline on the loop thread with no await after the check: no other
+        # operation can observe a partly deleted range.
+        await self._ready()
+        self._clear(lower, upper)
+
+    async def apply(
+        self,
+        puts: EncodedPairs = (),
+        deletes: Sequence[bytes] = (),
+        *,
+        clear_range: EncodedRange | None = None,
+    ) -> None:
+        """One atomic write of encoded data (see :meth:`StoreBackend.apply`),
+        inline on the event loop, where nothing can see half of it."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        if clear_range is not None:
+            clear_range = check_encoded_range(clear_range)
+        self._apply_sync(list(puts), list(deletes), clear_range, False)
+
+    async def snapshot_range(
+        self, lower: bytes | None = None, upper: bytes | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Every live ``(encoded key, payload)`` in ``[lower, upper)``, read
+        inline on the event loop (so as of one moment)."""
+        lower, upper = check_encoded_range((lower, upper))
+        await self._ready()
+        if lower is not None and upper is not None and lower >= upper:
+            return []
+        pairs: list[tuple[bytes, bytes]] = self._collect_sync(lower, upper, None, _RAW)
+        return pairs
+
     # ---- backup and restore --------------------------------------------------------------
 
     async def backup(self, path: Any) -> None:
@@ -224,31 +268,14 @@ class MemoryBackend(EngineBackend):
 
     def _write_dump(self, target: str, snapshot: list[tuple[bytes, bytes]]) -> None:
         ttl = self._values.ttl_ms is not None
-        partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(partial, "xb") as f:
-                write_dump(
-                    f,
-                    (
-                        (k, v[EXPIRY_HEADER:], int.from_bytes(v[:EXPIRY_HEADER], "big"))
-                        if ttl
-                        else (k, v, -1)
-                        for k, v in snapshot
-                    ),
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(partial, target)
-        except BaseException:
-            try:
-                os.unlink(partial)
-            except FileNotFoundError:
-                pass
-            raise
+        records = (
+            (k, v[EXPIRY_HEADER:], int.from_bytes(v[:EXPIRY_HEADER], "big")) if ttl else (k, v, -1)
+            for k, v in snapshot
+        )
+        write_dump_file(target, records)
 
     def _prepare_restore(self, path: str) -> OrderedDict[bytes, bytes]:
-        with open(path, "rb") as f:
-            records = read_dump(f, path)
+        records = read_dump_file(path, "memory")
         ttl = self._values.ttl_ms
         default_expiry = None if ttl is None else now_ms() + ttl
         staged: OrderedDict[bytes, bytes] = OrderedDict()

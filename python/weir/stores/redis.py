@@ -27,8 +27,15 @@ import asyncio
 import functools
 import logging
 import os
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 from .. import Error, InvalidArgumentError, StorageIOError
@@ -36,6 +43,8 @@ from ._common import (
     Gate,
     KeyEncoding,
     ValueEncoding,
+    check_encoded_range,
+    check_encoded_writes,
     check_limit,
     check_prefix,
     closed_error,
@@ -44,12 +53,14 @@ from ._common import (
     now_ms,
     prefix_bounds,
     range_bounds,
-    read_dump,
+    read_dump_file,
     short_repr,
-    write_dump,
+    write_dump_file,
 )
 from ._txn import StoreTransaction
 from .base import (
+    EncodedPairs,
+    EncodedRange,
     PathLike,
     ScanResult,
     StoreBackend,
@@ -182,6 +193,57 @@ while i + 2 <= #ARGV do
 end
 return (#ARGV - 1) / 3
 """
+
+
+# One atomic write of encoded data: KEYS[1] index; ARGV[1] value-key prefix,
+# ARGV[2] px (0: none), ARGV[3] "1" to clear [ARGV[4], ARGV[5]) (ZRANGEBYLEX
+# syntax), ARGV[6] number of deletes, then the deleted members, then
+# (member, value) pairs to set.
+_APPLY = """
+local dp = ARGV[1]
+local px = tonumber(ARGV[2])
+if ARGV[3] == '1' then
+  local ms = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[4], ARGV[5])
+  for i = 1, #ms do redis.call('DEL', dp .. ms[i]) end
+  if #ms > 0 then redis.call('ZREMRANGEBYLEX', KEYS[1], ARGV[4], ARGV[5]) end
+end
+local i = 7
+for _ = 1, tonumber(ARGV[6]) do
+  redis.call('DEL', dp .. ARGV[i])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  i = i + 1
+end
+while i + 1 <= #ARGV do
+  if px > 0 then
+    redis.call('SET', dp .. ARGV[i], ARGV[i + 1], 'PX', px)
+  else
+    redis.call('SET', dp .. ARGV[i], ARGV[i + 1])
+  end
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  i = i + 2
+end
+return 1
+"""
+
+# Every live (member, value) of a range, read in one atomic script: KEYS[1]
+# index; ARGV[1] value-key prefix, ARGV[2] low, ARGV[3] high.
+_RANGE_ALL = """
+local ms = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], ARGV[3])
+local out = {}
+for i = 1, #ms do
+  local v = redis.call('GET', ARGV[1] .. ms[i])
+  if v then
+    out[#out + 1] = ms[i]
+    out[#out + 1] = v
+  end
+end
+return out
+"""
+
+
+def _lex_bounds(lower: bytes | None, upper: bytes | None) -> tuple[bytes, bytes]:
+    """``[lower, upper)`` in ZRANGEBYLEX syntax."""
+    return (b"-" if lower is None else b"[" + lower, b"+" if upper is None else b"(" + upper)
 
 
 def _redis() -> Any:
@@ -317,6 +379,8 @@ class RedisBackend(StoreBackend):
                 ("del_range", _DEL_RANGE),
                 ("dump_all", _DUMP_ALL),
                 ("restore_all", _RESTORE_ALL),
+                ("apply", _APPLY),
+                ("range_all", _RANGE_ALL),
             )
         }
         self._r = client
@@ -594,6 +658,51 @@ class RedisBackend(StoreBackend):
         self._client()
         await self._del_range(lower, upper)
 
+    # ---- the byte-level interface ---------------------------------------------------------
+
+    @_redis_op
+    async def apply(
+        self,
+        puts: EncodedPairs = (),
+        deletes: Sequence[bytes] = (),
+        *,
+        clear_range: EncodedRange | None = None,
+    ) -> None:
+        """One atomic write of encoded data, in one Lua script (see
+        :meth:`StoreBackend.apply`)."""
+        r = self._client()
+        puts, deletes = check_encoded_writes(list(puts), list(deletes))
+        clear = b"0"
+        lo = hi = b""
+        if clear_range is not None:
+            lower, upper = check_encoded_range(clear_range)
+            if lower is None or upper is None or lower < upper:
+                clear = b"1"
+                lo, hi = _lex_bounds(lower, upper)
+        if clear == b"0" and not puts and not deletes:
+            return
+        args: list[Any] = [self._dprefix, self._px, clear, lo, hi, len(deletes), *deletes]
+        for k, v in puts:
+            args += (k, v)
+        await self._scripts["apply"](keys=[self._index], args=args, client=r)
+
+    @_redis_op
+    async def snapshot_range(
+        self, lower: bytes | None = None, upper: bytes | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Every live ``(encoded key, payload)`` in ``[lower, upper)``, read
+        in one atomic script (it holds the server for a time proportional to
+        the range)."""
+        lower, upper = check_encoded_range((lower, upper))
+        r = self._client()
+        if lower is not None and upper is not None and lower >= upper:
+            return []
+        lo, hi = _lex_bounds(lower, upper)
+        flat = await self._scripts["range_all"](
+            keys=[self._index], args=[self._dprefix, lo, hi], client=r
+        )
+        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
     # ---- stats, backup, restore -----------------------------------------------------------
 
     @_redis_op
@@ -646,7 +755,7 @@ class RedisBackend(StoreBackend):
             (flat[i], flat[i + 1], -1 if int(flat[i + 2]) < 0 else now + int(flat[i + 2]))
             for i in range(0, len(flat), 3)
         ]
-        await asyncio.get_running_loop().run_in_executor(None, _write_dump_file, target, records)
+        await asyncio.get_running_loop().run_in_executor(None, write_dump_file, target, records)
 
     @_redis_op
     async def restore(self, path: PathLike) -> None:
@@ -655,7 +764,9 @@ class RedisBackend(StoreBackend):
         source = os.fspath(path)
         if not os.path.exists(source):
             raise FileNotFoundError(f"no backup at {source!r}")
-        records = await asyncio.get_running_loop().run_in_executor(None, _read_dump_file, source)
+        records = await asyncio.get_running_loop().run_in_executor(
+            None, read_dump_file, source, "redis"
+        )
         now = now_ms()
         args: list[Any] = [self._dprefix]
         for k, v, expires in records:
@@ -755,28 +866,3 @@ class RedisBackend(StoreBackend):
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self._where}>"
-
-
-def _write_dump_file(target: str, records: list[tuple[bytes, bytes, int]]) -> None:
-    partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(partial, "xb") as f:
-            write_dump(f, records)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(partial, target)
-    except BaseException:
-        try:
-            os.unlink(partial)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _read_dump_file(source: str) -> list[tuple[bytes, bytes, int]]:
-    if os.path.isdir(source):
-        raise make_error(
-            InvalidArgumentError, f"{source!r} is a directory, not a redis backup file"
-        )
-    with open(source, "rb") as f:
-        return read_dump(f, source)

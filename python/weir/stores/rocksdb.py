@@ -16,15 +16,15 @@ Options, besides ``key_codec``, ``value_codec`` and ``executor_threads``:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
-import uuid
-from itertools import islice
 from typing import Any
 
 from .. import BusyError, CorruptionError, Error, InvalidArgumentError, NoSpaceError, StorageIOError
-from ._common import make_error
-from ._engine import EngineBackend, dir_size
+from ..durable import partial_name, publish
+from ._common import backup_no_space, make_error
+from ._directory import ChunkCursor, DirectoryBackend
 from .base import StoreBackendConfig
 
 _OPTIONS = frozenset(
@@ -99,55 +99,15 @@ def _closed() -> type[Error]:
     return ClosedError
 
 
-class _RocksCursor:
-    """Chunks of a RocksDB iterator (which reads one implicit snapshot)."""
-
-    __slots__ = ("_it", "_values")
-
-    def __init__(self, db: Any, lower: bytes | None, upper: bytes | None, values: bool) -> None:
-        rocksdict = _rocksdict()
-        ro = rocksdict.ReadOptions()
-        if upper is not None:
-            ro.set_iterate_upper_bound(upper)
-        self._values = values
-        self._it: Any = (
-            db.items(from_key=lower, read_opt=ro)
-            if values
-            else db.keys(from_key=lower, read_opt=ro)
-        )
-
-    def fetch(self, n: int | None) -> list[tuple[bytes, bytes]]:
-        it = self._it
-        if it is None:
-            return []
-        got = list(it) if n is None else list(islice(it, n))
-        if not got:
-            self.close()
-        if self._values:
-            return got
-        return [(k, b"") for k in got]
-
-    def close(self) -> None:
-        # Dropping the iterator releases its hold on the database handle,
-        # which RocksDB needs before the directory can be opened again.
-        self._it = None
-
-
-class RocksDBBackend(EngineBackend):
+class RocksDBBackend(DirectoryBackend):
     """Store backend over a RocksDB directory at ``config.path``."""
 
     backend_type = "rocksdb"
+    engine_name = "RocksDB"
     engine_options = _OPTIONS
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)
-        if config.path is None:
-            raise make_error(
-                InvalidArgumentError,
-                "the rocksdb backend needs a directory: StoreBackendConfig(path=...)",
-            )
-        self._path = os.path.abspath(os.fspath(config.path))
-        self._db: Any = None
         sync = self._engine_opts.get("sync", "flush")
         if sync not in ("flush", "fsync"):
             raise make_error(
@@ -172,7 +132,7 @@ class RocksDBBackend(EngineBackend):
             o.set_compression_type(getattr(rocksdict.DBCompressionType, comp)())
         return o
 
-    def _open_at(self, path: str) -> Any:
+    def _open_at(self, path: str, *, create: bool = True) -> Any:
         rocksdict = _rocksdict()
         if os.path.exists(path) and not os.path.isdir(path):
             raise make_error(
@@ -182,8 +142,11 @@ class RocksDBBackend(EngineBackend):
         parent = os.path.dirname(path)
         if parent and not os.path.isdir(parent):
             os.makedirs(parent, exist_ok=True)
+        options = self._options()
+        if not create:
+            options.create_if_missing(False)
         try:
-            db = rocksdict.Rdict(path, self._options())
+            db = rocksdict.Rdict(path, options)
         except Exception as e:
             raise translate(e, path) from e
         if self._engine_opts.get("sync", "flush") == "fsync":
@@ -201,17 +164,32 @@ class RocksDBBackend(EngineBackend):
         self._put = db.put  # type: ignore[method-assign]
         self._delete = db.delete  # type: ignore[method-assign]
 
-    def _open_engine(self) -> None:
-        self._bind(self._open_at(self._path))
+    def _verify_all(self, db: Any) -> None:
+        rocksdict = _rocksdict()
+        ro = rocksdict.ReadOptions()
+        ro.set_verify_checksums(True)
+        ro.fill_cache(False)
+        # A raw iterator, not items(): rocksdict's items() ends quietly at a
+        # damaged block; status() raises what stopped the iteration.
+        try:
+            it = db.iter(ro)
+            it.seek_to_first()
+            while it.valid():
+                it.next()
+            it.status()
+        except Exception as e:
+            raise translate(e, str(db.path())) from e
 
-    def _close_engine(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+    def _write(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        clear: tuple[bytes, bytes] | None = None,
+    ) -> None:
         rocksdict = _rocksdict()
         wb = rocksdict.WriteBatch(raw_mode=True)
+        if clear is not None:
+            wb.delete_range(*clear)
         for k in deletes:
             wb.delete(k)
         for k, v in puts:
@@ -221,24 +199,25 @@ class RocksDBBackend(EngineBackend):
         except Exception as e:
             raise translate(e, self._path) from e
 
-    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
-        """One RocksDB range tombstone. An open end is closed just past the
-        largest key (nothing else of this backend writes meanwhile)."""
-        db = self._db
-        begin = b"" if lower is None else lower
+    def _last_key(self) -> bytes | None:
         try:
-            if upper is None:
-                last = next(iter(db.keys(backwards=True)), None)
-                if last is None or last < begin:
-                    return
-                upper = last + b"\x00"
-            with self._wlock:
-                db.delete_range(begin, upper)
+            last: bytes | None = next(iter(self._db.keys(backwards=True)), None)
         except Exception as e:
             raise translate(e, self._path) from e
+        return last
 
-    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _RocksCursor:
-        return _RocksCursor(self._db, lower, upper, values)
+    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> ChunkCursor:
+        rocksdict = _rocksdict()
+        ro = rocksdict.ReadOptions()
+        if upper is not None:
+            ro.set_iterate_upper_bound(upper)
+        db = self._db
+        it = (
+            db.items(from_key=lower, read_opt=ro)
+            if values
+            else db.keys(from_key=lower, read_opt=ro)
+        )
+        return ChunkCursor(iter(it), values)
 
     def _engine_stats(self) -> dict[str, Any]:
         db = self._db
@@ -250,48 +229,26 @@ class RocksDBBackend(EngineBackend):
                 continue
         return out
 
-    def _bytes_on_disk(self) -> int:
-        return dir_size(self._path)
-
-    # ---- backup and restore --------------------------------------------------------------
+    # ---- backup ------------------------------------------------------------------------------
 
     def _backup_sync(self, path: str) -> None:
+        """A RocksDB checkpoint taken aside, fsync'd, and published by rename."""
         rocksdict = _rocksdict()
+        partial = partial_name(path)
         checkpoint = rocksdict.Checkpoint(self._db)
         try:
-            checkpoint.create_checkpoint(path)
+            checkpoint.create_checkpoint(partial)
+            publish(partial, path)
+        except OSError as e:
+            shutil.rmtree(partial, ignore_errors=True)
+            if e.errno == errno.ENOSPC:
+                raise backup_no_space(path, e) from None
+            raise
         except Exception as e:
-            raise translate(e, path) from e
+            shutil.rmtree(partial, ignore_errors=True)
+            err = translate(e, path)
+            if isinstance(err, NoSpaceError):
+                raise backup_no_space(path, e) from None
+            raise err from e
         finally:
             del checkpoint  # it pins the database handle
-
-    def _prepare_restore(self, path: str) -> str:
-        if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "CURRENT")):
-            raise make_error(InvalidArgumentError, f"{path!r} is not a RocksDB backup directory")
-        staging = f"{self._path}.restore-{uuid.uuid4().hex[:8]}"
-        try:
-            shutil.copytree(path, staging, ignore=shutil.ignore_patterns("LOCK"))
-            self._open_at(staging).close()
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return staging
-
-    def _swap_restore(self, staged: Any) -> None:
-        staging = str(staged)
-        old = f"{self._path}.old-{uuid.uuid4().hex[:8]}"
-        self._close_engine()
-        os.rename(self._path, old)
-        try:
-            os.rename(staging, self._path)
-            self._bind(self._open_at(self._path))
-        except BaseException:
-            if os.path.exists(self._path):
-                os.rename(self._path, staging)
-            os.rename(old, self._path)
-            self._bind(self._open_at(self._path))
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-
-    def _discard_restore(self, staged: Any) -> None:
-        shutil.rmtree(str(staged), ignore_errors=True)

@@ -11,8 +11,10 @@ transactions are engine transactions (:class:`~._txn.EngineTransaction`),
 ``ttl_seconds`` is the database's default TTL (values carry no header),
 ``clear``, ``delete_range`` and ``delete_prefix`` write one range tombstone,
 ``backup`` is an engine checkpoint, and ``restore`` hard-links the backup's
-table files into the store (copying the rest), so neither costs a copy of the
-data on one file system.
+table files into a staged copy (copying the rest), so neither costs a copy
+of the data on one file system. ``restore`` reads the whole staged copy
+first, so a damaged backup raises :class:`weir.CorruptionError` and leaves
+the store as it was (see :mod:`._directory`).
 
 Options (``StoreBackendConfig.options``), besides ``key_codec``,
 ``value_codec`` and ``executor_threads``: ``sync`` (``"flush"``, the
@@ -27,16 +29,15 @@ the block compression.
 
 from __future__ import annotations
 
-import os
+import errno
 import shutil
-import uuid
-from itertools import islice
 from typing import Any
 
-from .. import DB, InvalidArgumentError
+from .. import DB, InvalidArgumentError, NoSpaceError
 from .. import Transaction as WeirTransaction
-from ._common import closed_error, make_error
-from ._engine import EngineBackend, dir_size
+from ..durable import partial_name, publish
+from ._common import backup_no_space, closed_error, make_error
+from ._directory import ChunkCursor, DirectoryBackend
 from ._txn import EngineTransaction
 from .base import StoreBackendConfig, Transaction
 
@@ -58,63 +59,16 @@ _DB_OPTIONS = frozenset(
 )
 
 
-def _link_or_copy(src: str, dst: str) -> str:
-    """Hard-link table files (weir never changes one once written, and
-    deleting a link leaves the other name intact); copy everything else,
-    and tables too across file systems."""
-    if src.endswith(".sst"):
-        try:
-            os.link(src, dst)
-            return dst
-        except OSError:
-            pass
-    return str(shutil.copy2(src, dst))
-
-
-class _WeirCursor:
-    """Chunks of an engine range iterator (which reads one consistent view)."""
-
-    __slots__ = ("_it", "_values")
-
-    def __init__(self, db: DB, lower: bytes | None, upper: bytes | None, values: bool) -> None:
-        self._values = values
-        self._it: Any = (
-            db.items(start=lower, stop=upper) if values else db.keys(start=lower, stop=upper)
-        )
-
-    def fetch(self, n: int | None) -> list[tuple[bytes, bytes]]:
-        it = self._it
-        if it is None:
-            return []
-        got = list(it) if n is None else list(islice(it, n))
-        if not got:
-            self.close()
-        if self._values:
-            return got
-        return [(k, b"") for k in got]
-
-    def close(self) -> None:
-        it, self._it = self._it, None
-        if it is not None:
-            it.close()
-
-
-class WeirBackend(EngineBackend):
+class WeirBackend(DirectoryBackend):
     """Store backend over a weir database directory at ``config.path``."""
 
     backend_type = "weir"
+    engine_name = "weir"
     engine_options = _DB_OPTIONS
     engine_ttl = True
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)
-        if config.path is None:
-            raise make_error(
-                InvalidArgumentError,
-                "the weir backend needs a directory: StoreBackendConfig(path=...) "
-                "(or backend_type='memory' for a store that is not kept)",
-            )
-        self._path = os.path.abspath(os.fspath(config.path))
         self._db: DB | None = None
 
     # ---- engine hooks --------------------------------------------------------------------
@@ -129,55 +83,57 @@ class WeirBackend(EngineBackend):
             kwargs["default_ttl"] = self.config.ttl_seconds
         return kwargs
 
-    def _bind(self, db: DB) -> None:
+    def _open_at(self, path: str, *, create: bool = True) -> DB:
+        if create:
+            return DB(path, **self._db_kwargs())
+        return DB(path, create_if_missing=False)
+
+    def _bind(self, db: Any) -> None:
         self._db = db
         self._get = db.get  # type: ignore[method-assign]
         self._get_many = db.get_many  # type: ignore[method-assign]
         self._put = db.put  # type: ignore[method-assign]
         self._delete = db.delete  # type: ignore[method-assign]
 
-    def _open_engine(self) -> None:
-        parent = os.path.dirname(self._path)
-        if parent and not os.path.isdir(parent):
-            os.makedirs(parent, exist_ok=True)
-        self._bind(DB(self._path, **self._db_kwargs()))
+    def _verify_all(self, db: Any) -> None:
+        # Opening verified the manifest, every table's index and filter;
+        # reading every entry touches every data block, whose checksum the
+        # engine verifies on first touch.
+        with db.items() as it:
+            for _ in it:
+                pass
 
-    def _close_engine(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    def _write(self, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+    def _write(
+        self,
+        puts: list[tuple[bytes, bytes]],
+        deletes: list[bytes],
+        clear: tuple[bytes, bytes] | None = None,
+    ) -> None:
         db = self._db
         assert db is not None
-        if not deletes:
+        if not deletes and clear is None:
             db.put_many(puts)
             return
         with db.write_batch() as batch:
+            if clear is not None:
+                batch.delete_range(*clear)
             for k in deletes:
                 batch.delete(k)
             if puts:
                 batch.put_many(puts)
 
-    def _delete_range_sync(self, lower: bytes | None, upper: bytes | None) -> None:
-        """One range tombstone, however many keys it covers. An open end is
-        closed just past the largest key (nothing else of this backend
-        writes meanwhile: the gate is up)."""
+    def _last_key(self) -> bytes | None:
         db = self._db
         assert db is not None
-        begin = b"" if lower is None else lower
-        if upper is None:
-            with db.keys(start=begin, reverse=True) as it:
-                last = next(it, None)
-            if last is None:
-                return
-            upper = last + b"\x00"
-        with self._wlock:
-            db.delete_range(begin, upper)
+        with db.keys(reverse=True) as it:
+            last: bytes | None = next(it, None)
+        return last
 
-    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _WeirCursor:
-        assert self._db is not None
-        return _WeirCursor(self._db, lower, upper, values)
+    def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> ChunkCursor:
+        db = self._db
+        assert db is not None
+        it = db.items(start=lower, stop=upper) if values else db.keys(start=lower, stop=upper)
+        return ChunkCursor(it, values, it.close)
 
     def _engine_stats(self) -> dict[str, Any]:
         assert self._db is not None
@@ -185,58 +141,30 @@ class WeirBackend(EngineBackend):
         stats.pop("path", None)
         return stats
 
-    def _bytes_on_disk(self) -> int:
-        return dir_size(self._path)
-
-    # ---- backup and restore --------------------------------------------------------------
+    # ---- backup ------------------------------------------------------------------------------
 
     def _backup_sync(self, path: str) -> None:
         """An engine checkpoint (hard links to the immutable tables, a copy
-        of the rest) taken aside and renamed into place, so ``path`` is a
-        complete openable weir database or absent."""
+        of the rest, made durable by the engine) taken aside and published
+        by rename, so ``path`` is a complete openable weir database or
+        absent."""
         db = self._db
         assert db is not None
-        partial = f"{path}.partial-{uuid.uuid4().hex[:8]}"
+        partial = partial_name(path)
         try:
             db.checkpoint(partial)
-            os.rename(partial, path)
+            publish(partial, path)
+        except NoSpaceError as e:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise backup_no_space(path, e) from None
+        except OSError as e:
+            shutil.rmtree(partial, ignore_errors=True)
+            if e.errno == errno.ENOSPC:
+                raise backup_no_space(path, e) from None
+            raise
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-
-    def _prepare_restore(self, path: str) -> str:
-        if not os.path.isdir(path):
-            raise make_error(InvalidArgumentError, f"{path!r} is not a weir backup directory")
-        staging = f"{self._path}.restore-{uuid.uuid4().hex[:8]}"
-        try:
-            shutil.copytree(
-                path, staging, ignore=shutil.ignore_patterns("LOCK"), copy_function=_link_or_copy
-            )
-            # Opening checks it is a sound weir database before we swap it in.
-            DB(staging, create_if_missing=False).close()
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return staging
-
-    def _swap_restore(self, staged: Any) -> None:
-        staging = str(staged)
-        old = f"{self._path}.old-{uuid.uuid4().hex[:8]}"
-        self._close_engine()
-        os.rename(self._path, old)
-        try:
-            os.rename(staging, self._path)
-            self._bind(DB(self._path, **self._db_kwargs()))
-        except BaseException:
-            if os.path.exists(self._path):
-                os.rename(self._path, staging)
-            os.rename(old, self._path)
-            self._bind(DB(self._path, **self._db_kwargs()))
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-
-    def _discard_restore(self, staged: Any) -> None:
-        shutil.rmtree(str(staged), ignore_errors=True)
 
     # ---- transactions: the engine's own ---------------------------------------------------
 

@@ -24,7 +24,8 @@ the last one. See docs/STREAM.md.
 
 from __future__ import annotations
 
-from ._pipeline import KeyedStream, Pipeline, PipelineError, Stream
+from ._graph import KeyedStream, PipelineError, Stream
+from ._runtime import Pipeline
 from ._state import CounterState, MapState, StateHandle, ValueState
 from .sinks import CallbackSink, JsonLinesSink, ListSink, RedisStreamSink, Sink, SinkError
 from .sources import (

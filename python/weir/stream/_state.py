@@ -158,6 +158,18 @@ class StateHandle:
         self._set_cow(False)
         return out
 
+    def preload(self, key: str, value: Any) -> None:
+        """Put a committed value in the cache without marking it changed
+        (a restore that read it from the store already)."""
+        self._cache[key] = value
+
+    def forget_absent(self) -> None:
+        """Drop the cache's clean known-absent entries (after a commit)."""
+        cache = self._cache
+        dirty = self._dirty
+        for k in [k for k, v in cache.items() if v is ABSENT and k not in dirty]:
+            del cache[k]
+
     def evict_clean(self, keep: int) -> None:
         """Drop clean cached keys until at most ``keep`` remain."""
         cache = self._cache

@@ -216,7 +216,9 @@ class AsyncIterableSource(Source):
 #: The C scanner behind json.loads, with json.loads's default settings:
 #: scan(text, index) -> (value, end), StopIteration when no value starts at
 #: index. Calling it directly skips json.loads's per-call Python layers.
-_scan_json_value = json.scanner.make_scanner(json.JSONDecoder())
+#: (typeshed types make_scanner's argument as a scanner; it takes the
+#: decoder whose settings it copies, as json.decoder itself passes.)
+_scan_json_value = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 class JsonLinesSource(Source):

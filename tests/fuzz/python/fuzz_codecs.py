@@ -31,7 +31,13 @@ with atheris.instrument_imports(include=["weir"]):
     from weir import codecs
 
 KEY = codecs.KeyCodec()
-VALUE_CODECS = [codecs.BytesCodec(), codecs.StrCodec(), codecs.JsonCodec(), codecs.MsgpackCodec()]
+VALUE_CODECS = [
+    codecs.BytesCodec(),
+    codecs.StrCodec(),
+    codecs.JsonCodec(),
+    codecs.MsgpackCodec(),
+    codecs.DefaultValueCodec(),
+]
 PICKLE = codecs.PickleCodec()
 TYPE_RANK = {type(None): 0, bytes: 1, str: 2, int: 3, tuple: 4}
 
@@ -130,7 +136,7 @@ def check_round_trips(fdp: atheris.FuzzedDataProvider) -> None:
         assert enc.startswith(KEY.prefix(key))
     assert same(PICKLE.decode(PICKLE.encode(key)), key)
     value = gen_json(fdp)
-    for codec in (codecs.JsonCodec(), codecs.MsgpackCodec(), PICKLE):
+    for codec in (codecs.JsonCodec(), codecs.MsgpackCodec(), codecs.DEFAULT_VALUE_CODEC, PICKLE):
         back = codec.decode(codec.encode(value, key="k"))
         assert same(back, value), (codec, value, back)
     text = fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 12))
