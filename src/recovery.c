@@ -87,6 +87,30 @@ static const char *manifest_note(const weir_db *db, char *out, size_t cap) {
 
 /* ---- the directory ------------------------------------------------------------ */
 
+/* WEIR_INVALID when the directory has no CURRENT but holds files that are
+ * not weir's: weir never creates a store among a user's files. */
+static int foreign_files_check(weir_db *db) {
+    char path[PATH_MAX];
+    if (db->env->ops->file_exists(db->env, current_file_path(path, sizeof path, db->path))) return WEIR_OK;
+    env_dirent_list names = {0};
+    int rc = db->env->ops->list_dir(db->env, db->path, &names);
+    if (rc != WEIR_OK) return rc;
+    char first[256] = "";
+    int store_files = 0;
+    for (size_t i = 0; i < names.count; i++) {
+        enum file_kind k = parse_file_name(names.names[i], NULL);
+        if (k == FILE_LOG || k == FILE_TABLE || k == FILE_UNREPLAYED_LOG) store_files = 1;
+        if (k == FILE_UNKNOWN && !first[0]) snprintf(first, sizeof first, "%s", names.names[i]);
+    }
+    env_dirent_list_free(&names);
+    if (!first[0] || store_files) return WEIR_OK; /* store files: damage, reported under the lock */
+    return weir_set_error(WEIR_INVALID,
+                          "%s is not empty (it holds \"%s\" among others) and is not a weir database: "
+                          "weir creates a database only in a new or empty directory, never among "
+                          "other files",
+                          db->path, first);
+}
+
 /* The directory must exist (or be created), hold a DB or nothing of the
  * user's, and be locked. *fresh: no CURRENT yet (a new DB). */
 static int prepare_directory(weir_db *db, int *fresh) {
@@ -100,6 +124,10 @@ static int prepare_directory(weir_db *db, int *fresh) {
                                             : "create_if_missing is off");
     if (!db->read_only) {
         int rc = env->ops->create_dir(env, db->path);
+        if (rc != WEIR_OK) return rc;
+        /* Refuse a directory of someone else's files before the LOCK file
+         * is created there (checked again under the lock below). */
+        rc = foreign_files_check(db);
         if (rc != WEIR_OK) return rc;
     }
     int rc = db->read_only
@@ -119,7 +147,7 @@ static int prepare_directory(weir_db *db, int *fresh) {
     rc = env->ops->list_dir(env, db->path, &names);
     if (rc != WEIR_OK) return rc;
     int has_store_files = 0;
-    const char *foreign = NULL;
+    int foreign = 0;
     for (size_t i = 0; i < names.count; i++) {
         enum file_kind k = parse_file_name(names.names[i], NULL);
         /* A manifest alone is a creation that crashed before CURRENT was
@@ -127,10 +155,8 @@ static int prepare_directory(weir_db *db, int *fresh) {
          * not returned), so the store is started afresh. Only logs and
          * tables hold data. */
         if (k == FILE_LOG || k == FILE_TABLE || k == FILE_UNREPLAYED_LOG) has_store_files = 1;
-        if (k == FILE_UNKNOWN && !foreign) foreign = names.names[i];
+        if (k == FILE_UNKNOWN) foreign = 1;
     }
-    char first_foreign[256];
-    snprintf(first_foreign, sizeof first_foreign, "%s", foreign ? foreign : "");
     env_dirent_list_free(&names);
     if (has_store_files)
         return weir_set_error(WEIR_CORRUPTION,
@@ -143,12 +169,7 @@ static int prepare_directory(weir_db *db, int *fresh) {
     if (!db->opts.create_if_missing)
         return weir_set_error(WEIR_INVALID, "%s is not a weir database (create_if_missing is off)",
                               db->path);
-    if (foreign)
-        return weir_set_error(WEIR_INVALID,
-                              "%s is not empty (it holds \"%s\" among others) and is not a weir "
-                              "database: weir creates a database only in a new or empty "
-                              "directory, never among other files",
-                              db->path, first_foreign);
+    if (foreign) return foreign_files_check(db);
     *fresh = 1;
     return WEIR_OK;
 }

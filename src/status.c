@@ -59,7 +59,7 @@ int weir_set_errno(int err, const char *what, const char *path) {
         break;
     }
     const char *hint = "";
-    if (err == ENOSPC) hint = " (free some space; weir resumes writes after reopen or once space is available)";
+    if (err == ENOSPC) hint = " (free some space: writes go on as soon as there is room)";
     else if (err == EACCES || err == EPERM) hint = " (check the permissions of the directory and its files)";
     return weir_set_error(code, "%s %s: %s%s", what, path ? path : "", strerror(err), hint);
 }

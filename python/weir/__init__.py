@@ -9,6 +9,7 @@ data in and out. See docs/PYTHON.md.
 """
 
 from . import codecs
+from ._inspect import CheckReport, Finding, SalvageReport, check, salvage
 from ._retry import retry
 from ._weir import (
     DB,
@@ -25,6 +26,7 @@ from ._weir import (
     Iterator,
     NoSpaceError,
     RangeIterator,
+    ReadOnlyError,
     Snapshot,
     StorageIOError,
     Transaction,
@@ -42,22 +44,28 @@ __all__ = [
     "MAX_VALUE_SIZE",
     "ArrowScan",
     "BusyError",
+    "CheckReport",
     "ClosedError",
     "ConflictError",
     "CorruptionError",
     "Error",
+    "Finding",
     "InvalidArgumentError",
     "Iterator",
     "NoSpaceError",
     "RangeIterator",
+    "ReadOnlyError",
+    "SalvageReport",
     "Snapshot",
     "StorageIOError",
     "Transaction",
     "WriteBatch",
     "__version__",
     "build_info",
+    "check",
     "codecs",
     "compression_supported",
     "destroy",
     "retry",
+    "salvage",
 ]

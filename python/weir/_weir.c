@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "weir.h"
 #include "_weir_internal.h"
@@ -34,6 +35,7 @@ static PyObject *Error;
 static PyObject *CorruptionError;
 static PyObject *StorageIOError;
 static PyObject *NoSpaceError;
+static PyObject *ReadOnlyError;
 static PyObject *BusyError;
 static PyObject *InvalidArgumentError;
 static PyObject *ClosedError;
@@ -48,7 +50,7 @@ static PyObject *exception_for(int status) {
     switch (status) {
     case WEIR_CORRUPTION: return CorruptionError;
     case WEIR_IO_ERROR: return StorageIOError;
-    case WEIR_READ_ONLY: return StorageIOError;
+    case WEIR_READ_ONLY: return ReadOnlyError;
     case WEIR_NO_SPACE: return NoSpaceError;
     case WEIR_BUSY: return BusyError;
     case WEIR_INVALID: return InvalidArgumentError;
@@ -1161,6 +1163,7 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"path",
                              "create_if_missing",
                              "error_if_exists",
+                             "read_only",
                              "write_buffer_size",
                              "block_size",
                              "bloom_bits_per_key",
@@ -1175,10 +1178,11 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
                              "default_ttl",
                              NULL};
     PyObject *path_arg;
-    int create_if_missing = 1, error_if_exists = 0;
+    int create_if_missing = 1, error_if_exists = 0, read_only = 0;
     PyObject *v[12] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$ppOOOOOOOOOOOO:DB", kwlist, &path_arg,
-                                     &create_if_missing, &error_if_exists, &v[0], &v[1], &v[2], &v[3],
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$pppOOOOOOOOOOOO:DB", kwlist, &path_arg,
+                                     &create_if_missing, &error_if_exists, &read_only, &v[0], &v[1],
+                                     &v[2], &v[3],
                                      &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11]))
         return -1;
     if (self->db || self->closing) {
@@ -1209,8 +1213,9 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
         PyErr_NoMemory();
         return -1;
     }
-    int rc = weir_options_set_create_if_missing(o, create_if_missing);
+    int rc = weir_options_set_create_if_missing(o, create_if_missing && !read_only);
     if (rc == WEIR_OK) rc = weir_options_set_error_if_exists(o, error_if_exists);
+    if (rc == WEIR_OK) rc = weir_options_set_read_only(o, read_only);
     if (rc != WEIR_OK) raise_status(rc);
     if (rc != WEIR_OK || apply_options(o, v) < 0) {
         weir_options_destroy(o);
@@ -1234,6 +1239,7 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
     Py_XDECREF(self->path);
     self->path = decoded;
     self->db = db;
+    self->owner_pid = (long)getpid();
     return 0;
 }
 
@@ -1241,6 +1247,15 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
  * exception. */
 static int db_close(DBObject *self) {
     if (!self->db) return 0;
+    if ((long)getpid() != self->owner_pid) {
+        /* A copy inherited through fork(): the parent's threads and calls
+         * in flight do not exist here, so nothing may be waited for or
+         * released (weir_close on it returns at once and frees nothing).
+         * The parent's handle and files are untouched. */
+        weir_close(self->db);
+        self->db = NULL;
+        return 0;
+    }
     if (self->closing) {
         /* Another thread is closing: return once it has. */
         long ns = 20000;
@@ -2141,13 +2156,16 @@ static PyTypeObject DB_Type = {
     .tp_as_sequence = &DB_as_sequence,
     .tp_as_mapping = &DB_as_mapping,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "DB(path, *, create_if_missing=True, error_if_exists=False, write_buffer_size=None,\n"
-              "   block_size=None, bloom_bits_per_key=None, max_open_files=None,\n"
+    .tp_doc = "DB(path, *, create_if_missing=True, error_if_exists=False, read_only=False,\n"
+              "   write_buffer_size=None, block_size=None, bloom_bits_per_key=None, max_open_files=None,\n"
               "   background_threads=None, sync='flush', target_file_size=None,\n"
               "   max_bytes_for_level_base=None, level0_triggers=None, compression=None,\n"
               "   block_cache_size=None, default_ttl=None)\n\n"
               "An open weir store. Keys and values are bytes-like; a missing key is not an\n"
-              "error. Use as a context manager to close it.",
+              "error. Use as a context manager to close it. read_only=True writes, renames\n"
+              "and deletes nothing (it works on read-only media) and shares the store with\n"
+              "other read-only handles; a handle belongs to the process that opened it (in\n"
+              "a forked child it raises InvalidArgumentError; open a new one there).",
     .tp_weaklistoffset = offsetof(DBObject, weakreflist),
     .tp_iter = (getiterfunc)DB_iter,
     .tp_methods = DB_methods,
@@ -2168,6 +2186,10 @@ static void snapshot_invalidate(PyObject *o) {
 
 static int snapshot_release(SnapshotObject *s) {
     if (!s->snap) return 0;
+    if ((long)getpid() != s->db->owner_pid) { /* inherited through fork(): see db_close */
+        s->snap = NULL;
+        return 0;
+    }
     long ns = 10000;
     while (s->uses > 0) nap(&ns);
     if (!s->snap) return 0; /* released by a racing close() */
@@ -3398,6 +3420,114 @@ static PyObject *mod_destroy(PyObject *m, PyObject *path_arg) {
     Py_RETURN_NONE;
 }
 
+/* ---- check and salvage ---------------------------------------------------------- */
+
+/* Findings gathered without the GIL (the engine reports from its own
+ * call stack), turned into Python objects afterwards. */
+typedef struct finding {
+    int level;
+    char *file;
+    char *message;
+} finding;
+
+typedef struct finding_list {
+    finding *v;
+    size_t n, cap;
+    int oom;
+} finding_list;
+
+static void collect_finding(void *arg, int level, const char *file, const char *message) {
+    finding_list *l = arg;
+    if (l->oom) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        finding *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    finding *f = &l->v[l->n];
+    f->level = level;
+    f->file = strdup(file ? file : "");
+    f->message = strdup(message ? message : "");
+    if (!f->file || !f->message) {
+        free(f->file);
+        free(f->message);
+        l->oom = 1;
+        return;
+    }
+    l->n++;
+}
+
+static void findings_free(finding_list *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].file);
+        free(l->v[i].message);
+    }
+    free(l->v);
+}
+
+/* (status name, message, [(level, file, message), ...]); raises for any
+ * status but OK and CORRUPTION (which the report describes). */
+static PyObject *report_result(int rc, const char *msg, finding_list *l) {
+    if (l->oom) {
+        findings_free(l);
+        return PyErr_NoMemory();
+    }
+    if (rc != WEIR_OK && rc != WEIR_CORRUPTION) {
+        findings_free(l);
+        return raise_with(rc, PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace"));
+    }
+    PyObject *list = PyList_New((Py_ssize_t)l->n);
+    for (size_t i = 0; list && i < l->n; i++) {
+        PyObject *t = Py_BuildValue("(iss)", l->v[i].level, l->v[i].file, l->v[i].message);
+        if (!t) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    findings_free(l);
+    if (!list) return NULL;
+    return Py_BuildValue("(sN)", rc == WEIR_OK ? "" : msg, list);
+}
+
+static PyObject *mod_check(PyObject *m, PyObject *path_arg) {
+    (void)m;
+    PyObject *encoded;
+    if (!PyUnicode_FSConverter(path_arg, &encoded)) return NULL;
+    finding_list l = {0};
+    int rc;
+    char msg[1024];
+    Py_BEGIN_ALLOW_THREADS
+    rc = weir_check(PyBytes_AS_STRING(encoded), collect_finding, &l);
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    Py_END_ALLOW_THREADS
+    Py_DECREF(encoded);
+    return report_result(rc, msg, &l);
+}
+
+static PyObject *mod_salvage(PyObject *m, PyObject *args) {
+    (void)m;
+    PyObject *src_arg, *dst_arg, *src, *dst;
+    if (!PyArg_ParseTuple(args, "OO:salvage", &src_arg, &dst_arg)) return NULL;
+    if (!PyUnicode_FSConverter(src_arg, &src)) return NULL;
+    if (!PyUnicode_FSConverter(dst_arg, &dst)) {
+        Py_DECREF(src);
+        return NULL;
+    }
+    finding_list l = {0};
+    int rc;
+    char msg[1024];
+    Py_BEGIN_ALLOW_THREADS
+    rc = weir_salvage(PyBytes_AS_STRING(src), PyBytes_AS_STRING(dst), NULL, collect_finding, &l);
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    Py_END_ALLOW_THREADS
+    Py_DECREF(src);
+    Py_DECREF(dst);
+    return report_result(rc, msg, &l);
+}
+
 static PyObject *mod_build_info(PyObject *m, PyObject *u) {
     (void)m;
     (void)u;
@@ -3421,6 +3551,10 @@ static PyObject *mod_compression_supported(PyObject *m, PyObject *name) {
 static PyMethodDef module_methods[] = {
     {"destroy", (PyCFunction)mod_destroy, METH_O, "destroy(path) -> None; delete a closed store"},
     {"build_info", (PyCFunction)mod_build_info, METH_NOARGS, "build_info() -> str"},
+    {"_check", (PyCFunction)mod_check, METH_O,
+     "_check(path) -> (first damage message or '', [(level, file, message), ...]); see weir.check"},
+    {"_salvage", (PyCFunction)mod_salvage, METH_VARARGS,
+     "_salvage(src, dst) -> (summary of losses or '', [(level, file, message), ...]); see weir.salvage"},
     {"compression_supported", (PyCFunction)mod_compression_supported, METH_O,
      "compression_supported(name) -> bool for 'none', 'lz4' or 'zstd'"},
     {0},
@@ -3493,6 +3627,11 @@ PyMODINIT_FUNC PyInit__weir(void) {
         goto fail;
     if (!(NoSpaceError = new_error(m, "NoSpaceError", "The file system is full (errno ENOSPC).",
                                    StorageIOError)))
+        goto fail;
+    if (!(ReadOnlyError = new_error(m, "ReadOnlyError",
+                                    "A write, flush or compaction on a DB opened read_only=True, or "
+                                    "after a background error stopped writes.",
+                                    StorageIOError)))
         goto fail;
     if (!(BusyError = new_error(m, "BusyError",
                                 "The store is locked by another open DB, in this or another process.",

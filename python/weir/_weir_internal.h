@@ -28,6 +28,7 @@ typedef struct DBObject {
     PyObject *path;       /* str */
     Py_ssize_t inflight;  /* engine calls running without the GIL */
     int closing;
+    long owner_pid;       /* the process that opened it (see db_close: fork) */
     dep deps;             /* sentinel */
     PyObject *weakreflist;
 } DBObject;

@@ -52,62 +52,6 @@
         }                                                                                  \
     } while (0)
 
-static int read_whole(const char *path, unsigned char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t cap = 4096, n = 0;
-    unsigned char *d = malloc(cap);
-    if (!d) abort();
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            d = realloc(d, cap);
-            if (!d) abort();
-        }
-        size_t got = fread(d + n, 1, cap - n, f);
-        if (got == 0) break;
-        n += got;
-    }
-    fclose(f);
-    *data = d;
-    *len = n;
-    return 0;
-}
-
-static int write_whole(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t put = len ? fwrite(data, 1, len, f) : 0;
-    int rc = fclose(f);
-    return put == len && rc == 0 ? 0 : -1;
-}
-
-/* Copy every regular file of src (flat) into dst, which must exist. */
-static int copy_dir(const char *src, const char *dst) {
-    DIR *d = opendir(src);
-    if (!d) return -1;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char a[1024], b[1024];
-        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
-        struct stat st;
-        if (stat(a, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        unsigned char *data;
-        size_t len;
-        if (read_whole(a, &data, &len) != 0) {
-            rc = -1;
-            continue;
-        }
-        if (write_whole(b, data, len) != 0) rc = -1;
-        free(data);
-    }
-    closedir(d);
-    return rc;
-}
-
 /* Path of the file ending in `suffix` with the highest number (or, with
  * largest=1, the biggest one). Returns 1 if one was found. */
 static int find_file(const char *dir, const char *suffix, int largest, char *out, size_t cap) {
@@ -140,29 +84,7 @@ static int find_file(const char *dir, const char *suffix, int largest, char *out
     return found;
 }
 
-static const char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
-static int flip_byte(const char *path, size_t off) {
-    unsigned char *d;
-    size_t n;
-    if (read_whole(path, &d, &n) != 0) return -1;
-    if (off >= n) {
-        free(d);
-        return -1;
-    }
-    d[off] ^= 0x5a;
-    int rc = write_whole(path, d, n);
-    free(d);
-    return rc;
-}
-
-static long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
+static int flip_byte(const char *path, size_t off) { return test_xor_byte(path, off, 0x5a); }
 
 /* Fragments of a log-format file (wal.h: 32 KiB blocks, 7-byte headers:
  * crc32c(4) length(2, little-endian) type(1)). */
@@ -520,12 +442,12 @@ TEST(path_is_regular_file) {
     char base[512], file[600], under[700];
     test_tmpdir(base, sizeof base, "bad-path");
     snprintf(file, sizeof file, "%s/plain", base);
-    CHECK(write_whole(file, "not a db", 8) == 0);
+    CHECK(test_write_file(file, "not a db", 8) == 0);
     weir_db *db = (weir_db *)1;
     CHECK_INVALID(weir_open(file, NULL, &db));
     CHECK(db == NULL);
     CHECK_MSG_HAS(file);
-    CHECK_EQ_INT(file_size(file), 8); /* untouched */
+    CHECK_EQ_INT(test_file_size(file), 8); /* untouched */
     /* A path below a regular file (ENOTDIR). */
     snprintf(under, sizeof under, "%s/sub", file);
     db = (weir_db *)1;
@@ -537,7 +459,7 @@ TEST(path_is_regular_file) {
     printf("  open under a regular file: %s: %s\n", weir_status_name(rc), weir_errmsg());
     /* weir_destroy on a non-store path must not delete it. */
     weir_destroy(file);
-    CHECK_EQ_INT(file_size(file), 8);
+    CHECK_EQ_INT(test_file_size(file), 8);
     test_rmtree(base);
 }
 
@@ -756,17 +678,17 @@ TEST(corrupt_table_file) {
     CHECK_OK(make_table_store(pristine));
     char sst[1024];
     CHECK(find_file(pristine, ".sst", 1, sst, sizeof sst));
-    long size = file_size(sst);
+    long size = test_file_size(sst);
     CHECK(size > 4096);
     char name[1024];
-    snprintf(name, sizeof name, "%s", base_name(sst));
+    snprintf(name, sizeof name, "%s", test_base_name(sst));
     /* Middle first; then data-block start, quarter points, near the end
      * (index/filter) and inside the footer's checksummed part. */
     long offsets[] = {size / 2, 3, size / 4, (size * 3) / 4, size - 200, size - 40};
     for (size_t t = 0; t < sizeof offsets / sizeof *offsets; t++) {
         char dir[512], path[1600];
         test_tmpdir(dir, sizeof dir, "bad-sst");
-        CHECK(copy_dir(pristine, dir) == 0);
+        CHECK(test_copy_dir(pristine, dir) == 0);
         snprintf(path, sizeof path, "%s/%s", dir, name);
         CHECK(flip_byte(path, (size_t)offsets[t]) == 0);
         weir_db *db = NULL;
@@ -827,7 +749,7 @@ static int current_manifest(const char *dir, char *out, size_t cap) {
     snprintf(p, sizeof p, "%s/CURRENT", dir);
     unsigned char *d;
     size_t n;
-    if (read_whole(p, &d, &n) != 0) return 0;
+    if (test_read_file(p, &d, &n) != 0) return 0;
     while (n && (d[n - 1] == '\n' || d[n - 1] == '\r')) n--;
     int ok = n > 0 && n < 200;
     if (ok) snprintf(out, cap, "%.*s", (int)n, (const char *)d);
@@ -844,7 +766,7 @@ TEST(corrupt_manifest) {
     snprintf(mpath, sizeof mpath, "%s/%s", dir, mname);
     unsigned char *orig;
     size_t olen;
-    CHECK(read_whole(mpath, &orig, &olen) == 0);
+    CHECK(test_read_file(mpath, &orig, &olen) == 0);
     frag fr[256];
     size_t nf = parse_log(orig, olen, fr, 256);
     size_t off = olen / 2;
@@ -863,7 +785,7 @@ TEST(corrupt_manifest) {
     CHECK_MSG_HAS(mname);
     /* Put the manifest back: the failed open changed nothing and left no
      * lock, so everything is there. */
-    CHECK(write_whole(mpath, orig, olen) == 0);
+    CHECK(test_write_file(mpath, orig, olen) == 0);
     free(orig);
     CHECK_OK(weir_open(dir, NULL, &db));
     int dummy = 0;
@@ -895,9 +817,9 @@ TEST(bad_current_file) {
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         char dir[512], cur[1024];
         test_tmpdir(dir, sizeof dir, "bad-current");
-        CHECK(copy_dir(pristine, dir) == 0);
+        CHECK(test_copy_dir(pristine, dir) == 0);
         snprintf(cur, sizeof cur, "%s/CURRENT", dir);
-        CHECK(write_whole(cur, cases[c].content, cases[c].len) == 0);
+        CHECK(test_write_file(cur, cases[c].content, cases[c].len) == 0);
         weir_db *db = (weir_db *)1;
         int rc = weir_open(dir, NULL, &db);
         if (rc == WEIR_OK) weir_close(db);
@@ -971,10 +893,10 @@ TEST(corrupt_log_middle) {
     CHECK(find_file(dir, ".log", 0, log, sizeof log));
     unsigned char *orig;
     size_t olen;
-    CHECK(read_whole(log, &orig, &olen) == 0);
+    CHECK(test_read_file(log, &orig, &olen) == 0);
     static frag fr[8192];
     size_t nf = parse_log(orig, olen, fr, 8192);
-    printf("  %s: %zu bytes, %zu fragments\n", base_name(log), olen, nf);
+    printf("  %s: %zu bytes, %zu fragments\n", test_base_name(log), olen, nf);
     CHECK(nf >= 100);
     size_t i = nf / 2;
     while (i < nf && fr[i].type != 1) i++; /* a whole (FULL) record */
@@ -986,7 +908,7 @@ TEST(corrupt_log_middle) {
     if (rc == WEIR_OK) weir_close(db);
     CHECK_EQ_INT(rc, WEIR_CORRUPTION);
     CHECK(db == NULL);
-    CHECK_MSG_HAS(base_name(log));
+    CHECK_MSG_HAS(test_base_name(log));
     if (!msg_has_number_in(weir_errmsg(), fr[i].off - fr[i].off % 32768, flip)) {
         fprintf(stderr, "message gives no offset in [%zu, %zu] (record at %zu): %s\n",
                 fr[i].off - fr[i].off % 32768, flip, fr[i].off, weir_errmsg());
@@ -998,7 +920,7 @@ TEST(corrupt_log_middle) {
     if (rc == WEIR_OK) weir_close(db);
     CHECK_EQ_INT(rc, WEIR_CORRUPTION);
     /* With the log restored, everything is there. */
-    CHECK(write_whole(log, orig, olen) == 0);
+    CHECK(test_write_file(log, orig, olen) == 0);
     free(orig);
     CHECK_OK(weir_open(dir, NULL, &db));
     CHECK(check_prefix_present(db, 3000));
@@ -1013,10 +935,10 @@ TEST(log_torn_tail) {
     char log[1024];
     CHECK(find_file(pristine, ".log", 0, log, sizeof log));
     char lname[1024];
-    snprintf(lname, sizeof lname, "%s", base_name(log));
+    snprintf(lname, sizeof lname, "%s", test_base_name(log));
     unsigned char *orig;
     size_t olen;
-    CHECK(read_whole(log, &orig, &olen) == 0);
+    CHECK(test_read_file(log, &orig, &olen) == 0);
     static frag fr[8192];
     size_t nf = parse_log(orig, olen, fr, 8192);
     CHECK(nf >= 100);
@@ -1027,7 +949,7 @@ TEST(log_torn_tail) {
     for (int variant = 0; variant < 4; variant++) {
         char dir[512], path[1600];
         test_tmpdir(dir, sizeof dir, "bad-log-tail");
-        CHECK(copy_dir(pristine, dir) == 0);
+        CHECK(test_copy_dir(pristine, dir) == 0);
         snprintf(path, sizeof path, "%s/%s", dir, lname);
         int upto = 2999;
         if (variant == 0) {

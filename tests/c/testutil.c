@@ -4,10 +4,12 @@
 #endif
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,4 +81,85 @@ uint64_t test_seed_from_env(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
+}
+
+/* ---- files ---- */
+
+int test_read_file(const char *path, unsigned char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t cap = 4096, n = 0;
+    unsigned char *d = malloc(cap);
+    if (!d) abort();
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            d = realloc(d, cap);
+            if (!d) abort();
+        }
+        size_t got = fread(d + n, 1, cap - n, f);
+        if (got == 0) break;
+        n += got;
+    }
+    fclose(f);
+    *data = d;
+    *len = n;
+    return 0;
+}
+
+int test_write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t put = len ? fwrite(data, 1, len, f) : 0;
+    int rc = fclose(f);
+    return put == len && rc == 0 ? 0 : -1;
+}
+
+int test_copy_dir(const char *src, const char *dst) {
+    DIR *d = opendir(src);
+    if (!d) return -1;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char a[1024], b[1024];
+        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+        struct stat st;
+        if (stat(a, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        unsigned char *data;
+        size_t len;
+        if (test_read_file(a, &data, &len) != 0) {
+            rc = -1;
+            continue;
+        }
+        if (test_write_file(b, data, len) != 0) rc = -1;
+        free(data);
+    }
+    closedir(d);
+    return rc;
+}
+
+int test_xor_byte(const char *path, size_t off, unsigned char mask) {
+    unsigned char *d;
+    size_t n;
+    if (test_read_file(path, &d, &n) != 0) return -1;
+    if (off >= n) {
+        free(d);
+        return -1;
+    }
+    d[off] ^= mask;
+    int rc = test_write_file(path, d, n);
+    free(d);
+    return rc;
+}
+
+long test_file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+const char *test_base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
 }

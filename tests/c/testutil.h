@@ -87,4 +87,19 @@ uint64_t test_rng_uniform(test_rng *r, uint64_t n);
 /* Seed from $WEIR_TEST_SEED if set, else from time; printed by the caller. */
 uint64_t test_seed_from_env(void);
 
+/* ---- files (the damage tests and the corruption campaign) ---- */
+
+/* Read a whole file into a malloc'd buffer; 0 on success. */
+int test_read_file(const char *path, unsigned char **data, size_t *len);
+/* Create or replace a file with exactly these bytes; 0 on success. */
+int test_write_file(const char *path, const void *data, size_t len);
+/* Copy every regular file of src (flat) into dst, which must exist. */
+int test_copy_dir(const char *src, const char *dst);
+/* XOR the byte at off with mask; 0 on success (-1 past the end). */
+int test_xor_byte(const char *path, size_t off, unsigned char mask);
+/* Size of a file, -1 if it cannot be stat'ed. */
+long test_file_size(const char *path);
+/* The last path component. */
+const char *test_base_name(const char *path);
+
 #endif
