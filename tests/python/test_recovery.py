@@ -8,6 +8,7 @@ weir says.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pathlib
@@ -120,7 +121,9 @@ def _child_writes(path: str) -> int:
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_multiprocessing_children_open_their_own_handles(tmp_path: pathlib.Path, method: str) -> None:
+def test_multiprocessing_children_open_their_own_handles(
+    tmp_path: pathlib.Path, method: str
+) -> None:
     _fill(tmp_path / "db", 500).close()
     ctx = multiprocessing.get_context(method)
     with ctx.Pool(2) as pool:
@@ -195,7 +198,7 @@ def test_check_and_salvage_a_damaged_log(tmp_path: pathlib.Path) -> None:
         weir.DB(tmp_path / "db")
     report = weir.check(tmp_path / "db")
     assert not report.ok
-    assert [f.file for f in report.damage][0] == log.name
+    assert next(f.file for f in report.damage) == log.name
     result = weir.salvage(tmp_path / "db", tmp_path / "salvaged")
     assert not result.complete
     assert any("are lost" in f.message for f in result.losses)
@@ -260,7 +263,9 @@ READ_ONLY_CHILD = textwrap.dedent(
 )
 
 
-def test_read_only_open_on_read_only_media(tmp_path: pathlib.Path, child_env: dict[str, str]) -> None:
+def test_read_only_open_on_read_only_media(
+    tmp_path: pathlib.Path, child_env: dict[str, str]
+) -> None:
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is missing: it is part of every Debian install")
     if os.geteuid() != 0:
@@ -270,11 +275,10 @@ def test_read_only_open_on_read_only_media(tmp_path: pathlib.Path, child_env: di
     child = tmp_path / "child.py"
     child.write_text(READ_ONLY_CHILD)
     script = 'mount -t tmpfs -o size=16m weirro "$1" && shift && exec "$@"'
-    cmd = ["unshare", "--mount", "sh", "-c", script, "sh", str(mnt), sys.executable, str(child), str(mnt)]
+    cmd = ["unshare", "--mount", "sh", "-c", script, "sh", str(mnt)]
+    cmd += [sys.executable, str(child), str(mnt)]
     proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    import json
-
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {
         "keys": 1001,
