@@ -31,6 +31,8 @@ help:
 	@echo "make lint-python  ruff check the Python package and tests"
 	@echo "make test-asan  run the C tests under AddressSanitizer + UBSan"
 	@echo "make test-tsan  run the C tests under ThreadSanitizer"
+	@echo "make corrupt    the corruption campaign: CORRUPT_MUTATIONS=100000 damaged copies"
+	@echo "                checked against the acknowledged history (outcome table)"
 	@echo "make stress     the long crash loop (STRESS_CYCLES=$(STRESS_CYCLES) SIGKILL/crash-point/power-cut cycles)"
 	@echo "make fuzz       every libFuzzer harness for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs clang),"
 	@echo "                then the Python (atheris) harnesses: make fuzz-python"
@@ -110,7 +112,15 @@ test-tsan: deps
 
 # Single-threaded codec tests gain nothing from TSan and take minutes under
 # it; the CLI test only drives the tool.
-TSAN_SKIP ?= ^(cli|test_arena|test_coding|test_crc32c|test_block|test_bloom|test_sst|test_wal)$$
+TSAN_SKIP ?= ^(cli|corrupt_campaign|test_arena|test_coding|test_crc32c|test_block|test_bloom|test_sst|test_wal)$$
+
+# The corruption campaign (see docs/RELIABILITY.md): CORRUPT_MUTATIONS
+# damaged copies of DBs checked against their acknowledged history; prints
+# the outcome table. CTest runs a short one.
+CORRUPT_MUTATIONS ?= 100000
+CORRUPT_SEED ?= $(shell date +%s)
+corrupt: build
+	$(BUILD)/corrupt_campaign --mutations $(CORRUPT_MUTATIONS) --seed $(CORRUPT_SEED) --table
 
 # The long crash loop (see docs/RELIABILITY.md): prints the cycles survived.
 stress: build

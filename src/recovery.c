@@ -12,11 +12,14 @@
  *  2. Write sequences run on without a gap from the manifest's log start
  *     through every log. A gap or an overlap is corruption, with one
  *     exception, the hole a power cut can leave in unsynced writes: the DB
- *     was not closed cleanly, the gap is where a log begins, and no write at
- *     or after it asked for an fsync (an fsync'd write made every earlier
- *     log durable before it was written). The history is then cut at the
- *     hole, as the sync mode allows, and the logs after it are set aside
- *     (renamed NNNNNN.log.unreplayed), never deleted.
+ *     was not closed cleanly, the gap is where a log begins and an earlier
+ *     log was replayed (a cut takes an existing log's end, never the
+ *     history's beginning), no write at or after it asked for an fsync (an
+ *     fsync'd write made every earlier log durable before it was written),
+ *     and no later log holds an earlier sequence (a cut never reorders).
+ *     The history is then cut at the hole, as the sync mode allows, and the
+ *     logs after it are set aside (renamed NNNNNN.log.unreplayed), never
+ *     deleted.
  *  3. After a clean close (the manifest ends with a clean-close record)
  *     nothing may be missing at all: the logs must end exactly where close
  *     left them, with no torn tail.
@@ -271,12 +274,15 @@ static int apply_op(void *arg, uint64_t seq, int type, slice key, slice value) {
     return memtable_add(ctx->mem, seq, type, key, value);
 }
 
-/* 1 in *found if any record of logs[from..] asked for an fsync. Damage in
- * those logs means it cannot be told: that is reported as corruption. */
-static int synced_write_follows(replay_state *st, size_t from, uint64_t *log_out, uint64_t *seq_out,
-                                int *found) {
+/* What the logs from logs[from] on hold, for the power-cut hole rule: the
+ * first record that asked for an fsync (*synced_log/seq), and the lowest
+ * sequence anywhere in them (*lowest). Damage in those logs means neither
+ * can be told: that is returned as the error. */
+static int scan_later_logs(replay_state *st, size_t from, uint64_t *synced_log, uint64_t *synced_seq,
+                           uint64_t *lowest) {
     char path[PATH_MAX];
-    *found = 0;
+    *synced_log = *synced_seq = 0;
+    *lowest = UINT64_MAX;
     for (size_t i = from; i < st->nlogs; i++) {
         log_file_path(path, sizeof path, st->db->path, st->logs[i]);
         log_reader *r;
@@ -285,23 +291,27 @@ static int synced_write_follows(replay_state *st, size_t from, uint64_t *log_out
         buf scratch = BUF_INIT;
         slice record;
         while ((rc = log_reader_next(r, &scratch, &record)) == WEIR_OK) {
-            if (record.len >= BATCH_HEADER_SIZE && batch_rep_synced(record)) {
-                *found = 1;
-                *log_out = st->logs[i];
-                *seq_out = batch_rep_sequence(record);
-                break;
+            if (record.len < BATCH_HEADER_SIZE) continue; /* replay reports it */
+            uint64_t seq = batch_rep_sequence(record);
+            if (seq < *lowest) *lowest = seq;
+            if (batch_rep_synced(record) && !*synced_log) {
+                *synced_log = st->logs[i];
+                *synced_seq = seq;
             }
         }
         buf_free(&scratch);
         log_reader_close(r);
         if (rc == WEIR_NOT_FOUND) rc = WEIR_OK;
-        if (rc != WEIR_OK || *found) return rc;
+        if (rc != WEIR_OK) return rc;
     }
     return WEIR_OK;
 }
 
 /* The first record of logs[i] starts at `seq`, past the `expected` the
- * history had reached: rule 2 of the top of the file. */
+ * history had reached: rule 2 of the top of the file. A power cut can only
+ * take the unsynced end of an earlier log that is still there: never the
+ * beginning of the history the manifest points at, never a write that
+ * comes after an fsync'd one, and it never reorders logs. */
 static int history_gap(replay_state *st, size_t i, uint64_t seq, const char *path) {
     const version_set *vs = st->db->vs;
     uint64_t from = st->expected, to = seq - 1;
@@ -313,15 +323,27 @@ static int history_gap(replay_state *st, size_t i, uint64_t seq, const char *pat
                               "(a deleted, truncated or swapped log; weir salvage recovers what "
                               "is intact)",
                               path, seq, from - 1, from, to);
-    uint64_t synced_log = 0, synced_seq = 0;
-    int found;
-    int rc = synced_write_follows(st, i, &synced_log, &synced_seq, &found);
+    if (i == 0)
+        return weir_set_error(WEIR_CORRUPTION,
+                              "log %s begins at sequence %" PRIu64 " but the manifest says the "
+                              "writes not yet in tables start at %" PRIu64 ": writes %" PRIu64
+                              "..%" PRIu64 " are missing (the log holding them is gone or lost its "
+                              "beginning, or the manifest is stale)",
+                              path, seq, from, from, to);
+    uint64_t synced_log, synced_seq, lowest;
+    int rc = scan_later_logs(st, i, &synced_log, &synced_seq, &lowest);
     if (rc != WEIR_OK)
         return weir_wrap_error(rc, "log %s begins at sequence %" PRIu64 " past the %" PRIu64
                                " the history had reached, and a later log cannot be read to "
                                "tell a crash from damage",
                                path, seq, from);
-    if (found)
+    if (lowest < seq)
+        return weir_set_error(WEIR_CORRUPTION,
+                              "log %s begins at sequence %" PRIu64 " but a later log holds sequence "
+                              "%" PRIu64 ": the logs are out of order (swapped, copied or renamed "
+                              "files)",
+                              path, seq, lowest);
+    if (synced_log)
         return weir_set_error(WEIR_CORRUPTION,
                               "log %s begins at sequence %" PRIu64 " but the history before it "
                               "ends at %" PRIu64 ": writes %" PRIu64 "..%" PRIu64 " are missing, "

@@ -285,11 +285,15 @@ static void flush_pending(salvager *s, uint64_t next_seq) {
             "bytes %" PRIu64 "..%" PRIu64 " skipped (%s): the writes there, before sequence %" PRIu64
             ", are lost",
             s->pending_from, s->pending_to, s->pending_reason, next_seq);
-    else
+    else if (s->prev_end_seq)
         say(s, WEIR_REPORT_DAMAGE, s->file,
             "bytes %" PRIu64 "..%" PRIu64 " skipped (%s): the writes there, after sequence %" PRIu64
             ", are lost (a torn tail if the database crashed there)",
             s->pending_from, s->pending_to, s->pending_reason, s->prev_end_seq);
+    else
+        say(s, WEIR_REPORT_DAMAGE, s->file,
+            "bytes %" PRIu64 "..%" PRIu64 " skipped (%s): the writes stored there are lost",
+            s->pending_from, s->pending_to, s->pending_reason);
 }
 
 static void log_damage(void *arg, uint64_t start, uint64_t end, int follows, const char *reason) {
