@@ -20,7 +20,9 @@ manifest: the stores, their key counts, and the size and SHA-256 of every
 file) and the directory ``NNNNNNNN/`` (one backup per store). The manifest
 is written last (to a temporary name, fsynced, renamed), so a checkpoint
 exists only once it is complete; a directory without a manifest is a
-checkpoint a crash interrupted, and is removed. Numbers only grow. Making,
+checkpoint a crash interrupted, and is removed. Numbers only grow (the
+``LAST`` file remembers the last one given, so a deleted checkpoint's number
+is never reused). Making,
 deleting and restoring checkpoints take the ``LOCK`` file (``flock``), so
 several managers, in this process or others, can share one directory.
 
@@ -173,10 +175,14 @@ def _tree_hash(files: Mapping[str, list[Any]]) -> str:
 
 
 def _write_json_atomically(path: Path, data: Any) -> None:
+    _write_text_atomically(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -293,8 +299,9 @@ class CheckpointManager:
         a crash); the caller holds the directory lock."""
         for name in os.listdir(self.checkpoint_dir):
             if _DATA_DIR.match(name) and not self._manifest_path(name).exists():
+                self._note_number(int(name))
                 shutil.rmtree(self.checkpoint_dir / name, ignore_errors=True)
-            elif name.endswith(".json.tmp"):
+            elif name.endswith(".tmp"):
                 with contextlib.suppress(OSError):
                     (self.checkpoint_dir / name).unlink()
 
@@ -312,12 +319,32 @@ class CheckpointManager:
                 os.close(fd)
 
     def _next_number(self) -> int:
+        """A number never given before in this directory (the caller holds
+        the lock): past the newest checkpoint and the ``LAST`` counter, which
+        remembers numbers whose checkpoints were deleted or never finished."""
         numbers = [m.number for m in self.checkpoints.values()]
         numbers += [int(i) for i in self._damaged]
         for name in os.listdir(self.checkpoint_dir):
             if m := (_DATA_DIR.match(name) or _MANIFEST.match(name)):
                 numbers.append(int(m.group(1)))
-        return max(numbers, default=0) + 1
+        number = max(max(numbers, default=0), self._last_number()) + 1
+        self._note_number(number)
+        return number
+
+    def _last_number(self) -> int:
+        last = self.checkpoint_dir / "LAST"
+        try:
+            return int(last.read_text().strip())
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            log.warning("%s is damaged; numbering from the checkpoints present", last)
+            return 0
+
+    def _note_number(self, number: int) -> None:
+        """Remember that ``number`` was given (the caller holds the lock)."""
+        if number > self._last_number():
+            _write_text_atomically(self.checkpoint_dir / "LAST", f"{number}\n")
 
     @property
     def latest_checkpoint_id(self) -> str | None:
@@ -544,6 +571,7 @@ class CheckpointManager:
         async with self._locked():
             if checkpoint_id not in self.checkpoints and checkpoint_id not in self._damaged:
                 return False
+            self._note_number(int(checkpoint_id))
             await asyncio.to_thread(self._delete_files, checkpoint_id)
             self.checkpoints.pop(checkpoint_id, None)
             self._damaged.pop(checkpoint_id, None)
