@@ -386,3 +386,30 @@ def test_frame_checksum_is_crc32(tmp_path: Path) -> None:
     assert zlib.crc32(data[8 : 8 + length]) == crc
     reader = pa_ipc.open_stream(pa.py_buffer(data[8 : 8 + length]))
     assert reader.schema.names == ["op", "key", "value"]
+
+
+async def test_a_failed_snapshot_does_not_fail_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = make(tmp_path / "d", options={"compact_bytes": 300})
+    await b.start()
+    real_open = open
+
+    def no_space(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).endswith(".arrow.tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_space)
+    for i in range(20):
+        await b.set(i, "x" * 40)  # compaction is due and fails: the writes stand
+    assert (await b.get_stats())["generation"] == 0
+    monkeypatch.setattr("builtins.open", real_open)
+    for i in range(20, 40):
+        await b.set(i, "x" * 40)
+    assert (await b.get_stats())["generation"] >= 1
+    await b.stop()
+    again = make(tmp_path / "d")
+    await again.start()
+    assert await again.size() == 40
+    await again.stop()

@@ -238,6 +238,8 @@ async def test_auto_recovery_restores_empty_stores_only(tmp_path: Path) -> None:
     await b.set("k", "newer")
     assert await fresh.auto_recover_on_startup() is False  # holds data: kept
     assert await b.get("k") == "newer"
+    with pytest.raises(CheckpointError, match="no store"):
+        await fresh.auto_recover_on_startup(["nope"])
     off = CheckpointManager(b, config(tmp_path / "cp", auto_recovery=False))
     await b.clear()
     assert await off.auto_recover_on_startup() is False

@@ -268,15 +268,22 @@ async def test_manager_checkpoints_every_backend_together(tmp_path: Path) -> Non
     await m.stop()
 
 
-async def test_manager_recovers_memory_state_from_its_checkpoint(tmp_path: Path) -> None:
-    config = manager_config(tmp_path, BackendType.MEMORY, checkpoints=True)
+@pytest.mark.parametrize("isolation", [StateIsolation.SHARED, StateIsolation.TABLE])
+async def test_manager_recovers_memory_state_from_its_checkpoint(
+    tmp_path: Path, isolation: StateIsolation
+) -> None:
+    config = manager_config(tmp_path, BackendType.MEMORY, isolation, checkpoints=True)
     async with StateStoreManager(config) as m:
         t = await m.create_table("sessions")
         await t.set("s1", ("alive", 3))
         await m.create_checkpoint(force=True)
+        other = await m.create_table("later")
+        await other.set("x", 1)
+        await m.create_checkpoint(table_name="later", force=True)
     async with StateStoreManager(config) as m:  # memory: empty until recovered
         t = await m.create_table("sessions")
         assert await t.get("s1") == ("alive", 3)
+        assert await (await m.create_table("later")).get("x") == 1
 
 
 async def test_manager_bad_use(tmp_path: Path) -> None:

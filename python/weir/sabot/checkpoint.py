@@ -542,27 +542,38 @@ class CheckpointManager:
         log.info("restored checkpoint %s (%s)", meta.checkpoint_id, ", ".join(names))
         return True
 
-    async def auto_recover_on_startup(self) -> bool:
-        """Restore the latest checkpoint if ``auto_recovery`` is on, there is
-        one, and every store is empty (a memory store after a restart, or a
-        lost directory). A store that holds data is kept as it is: weir's
-        stores are durable, so it is at least as new as its last checkpoint.
-        Returns True if a checkpoint was restored."""
+    async def auto_recover_on_startup(self, stores: list[str] | None = None) -> bool:
+        """Restore the stores (default: all of them; or those ``stores``
+        names) from the latest checkpoint that holds them, if
+        ``auto_recovery`` is on and every one of them is empty (a memory
+        store after a restart, or a lost directory). A store that holds data
+        is kept as it is: weir's stores are durable, so it is at least as
+        new as its last checkpoint. Returns True if a checkpoint was restored."""
         if not self.config.auto_recovery:
             return False
+        names = list(self.stores) if stores is None else list(stores)
+        unknown = [n for n in names if n not in self.stores]
+        if unknown or not names:
+            raise CheckpointError(
+                f"no store(s) {', '.join(map(repr, unknown))} in this manager"
+                if unknown
+                else "there are no stores to recover"
+            )
         self._load()
-        if self.latest_checkpoint_id is None:
+        holding = [m for m in self.checkpoints.values() if all(n in m.stores for n in names)]
+        if not holding:
             return False
-        sizes = [await backend.size() for backend in self.stores.values()]
+        latest = max(holding, key=lambda m: m.number)
+        sizes = [await self.stores[n].size() for n in names]
         if any(sizes):
             log.info(
                 "auto-recovery skipped: the stores hold data (%d keys), newer than or equal "
                 "to checkpoint %s",
                 sum(sizes),
-                self.latest_checkpoint_id,
+                latest.checkpoint_id,
             )
             return False
-        return await self.restore_checkpoint()
+        return await self.restore_checkpoint(latest.checkpoint_id, stores=names)
 
     # ---- deleting, statistics, automatic checkpoints -----------------------------------------
 

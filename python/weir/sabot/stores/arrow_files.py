@@ -184,6 +184,7 @@ class ArrowFileBackend(StoreBackend):
         self._log_fd: int | None = None
         self._log_bytes = 0
         self._snapshot_bytes = 0
+        self._retry_at = 0
         self._lock_fd: int | None = None
 
     # ---- schemas -------------------------------------------------------------------
@@ -445,8 +446,14 @@ class ArrowFileBackend(StoreBackend):
             data[k] = v
         for k in deletes:
             data.pop(k, None)
-        if self._log_bytes > max(self._compact_bytes, self._snapshot_bytes):
-            self._compact()
+        if self._log_bytes > max(self._compact_bytes, self._snapshot_bytes, self._retry_at):
+            try:
+                self._compact()
+            except OSError as e:
+                # The write itself is in the change file: report it as done,
+                # and try the snapshot again once as much more was written.
+                self._retry_at = self._log_bytes + self._compact_bytes
+                log.warning("%s: cannot write a snapshot now (%s); will retry", self.data_path, e)
 
     def _undo_partial_write(self) -> None:
         # A record that did not make it whole must not stay in the file:
@@ -513,7 +520,7 @@ class ArrowFileBackend(StoreBackend):
             raise _io_error(f"cannot install snapshot {directory / _snapshot_name(gen)}", e) from e
         old_gen, old_log = self._gen, self._log_fd
         self._log_fd, self._gen = new_log, gen
-        self._log_bytes, self._snapshot_bytes = 0, size
+        self._log_bytes, self._snapshot_bytes, self._retry_at = 0, size, 0
         if old_log is not None:
             os.close(old_log)
         for name in (_snapshot_name(old_gen), _changes_name(old_gen)):

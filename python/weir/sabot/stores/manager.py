@@ -407,9 +407,10 @@ class StateStoreManager:
     # ---- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create the shared backend (``SHARED`` isolation), recover it from
-        the latest checkpoint if it starts empty and ``auto_recovery`` is on,
-        and start automatic checkpoints. Idempotent."""
+        """Create the shared backend (``SHARED`` isolation) and start
+        automatic checkpoints. Idempotent. Each backend, when it is made,
+        is recovered from the latest checkpoint that holds it if it starts
+        empty and ``auto_recovery`` is on."""
         if self.is_running:
             return
         if self.config.backend_type is BackendType.KAFKA:
@@ -423,8 +424,6 @@ class StateStoreManager:
         try:
             if self.config.isolation_level is StateIsolation.SHARED:
                 self.shared_backend = await self._backend_for("shared")
-                if self.checkpoints is not None:
-                    await self.checkpoints.auto_recover_on_startup()
             if self.checkpoints is not None:
                 self._auto_task = asyncio.create_task(
                     self._auto_checkpoints(), name="weir.sabot state checkpoints"
@@ -526,6 +525,9 @@ class StateStoreManager:
         self.backends[key] = backend
         if self.checkpoints is not None:
             self.checkpoints.add_store(key, backend)
+            # A store that starts empty (memory after a restart) gets its
+            # state back from the latest checkpoint that holds it.
+            await self.checkpoints.auto_recover_on_startup([key])
         return backend
 
     # ---- tables --------------------------------------------------------------------------
