@@ -413,3 +413,35 @@ async def test_a_failed_snapshot_does_not_fail_the_write(
     await again.start()
     assert await again.size() == 40
     await again.stop()
+
+
+async def test_byte_level_interface(store: ArrowFileBackend) -> None:
+    ka, kb, kc = (store.encode_key(k) for k in ("a", "b", "c"))
+    va = store.encode_value("a", (1, 2))
+    assert store.decode_key(ka) == "a" and store.decode_value("a", va) == (1, 2)
+    await store.apply([(ka, va), (kb, store.encode_value("b", "B")), (kc, va)])
+    # Deleted and put in one apply: the put wins, as apply() promises.
+    await store.apply([(kb, store.encode_value("b", "again"))], [kb, kc])
+    assert await store.items() == [("a", (1, 2)), ("b", "again")]
+    pairs = await store.snapshot_range(ka, kb)
+    assert pairs == [(ka, va)]
+    await store.apply(clear_range=(None, None))
+    assert await store.size() == 0
+    await store.restore_range(None, None, pairs)
+    assert await store.items() == [("a", (1, 2))]
+    with pytest.raises(TypeError):
+        await store.apply([("a", b"x")])  # type: ignore[list-item]
+    with pytest.raises(weir.InvalidArgumentError):
+        await store.apply(clear_range=(b"z", b"a"))
+    with pytest.raises(weir.InvalidArgumentError):
+        await store.restore_range(ka, kb, [(kc, va)])
+    with pytest.raises(weir.CorruptionError, match="'a'"):
+        store.decode_value("a", b"not pickle")
+    assert await store.items() == [("a", (1, 2))]
+    path = store.data_path
+    await store.stop()
+    again = make(path)
+    await again.start()
+    assert await again.items() == [("a", (1, 2))]
+    await again.stop()
+    await store.start()

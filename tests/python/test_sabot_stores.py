@@ -447,3 +447,54 @@ async def test_sabot_backends_are_weir_backends_for_weirs_layers(make: Make) -> 
     assert isinstance(b, weir.stores.StoreBackend)
     assert isinstance(b.engine, weir.stores.StoreBackend)
     t.close()
+
+
+# ---- the byte-level interface weir's own layers use ---------------------------------------------
+
+
+async def test_byte_level_interface_delegates(backend: Any) -> None:
+    k1, k2 = backend.encode_key("a"), backend.encode_key(5)
+    assert backend.decode_key(k2) == 5
+    assert backend.key_codec is SABOT_KEYS
+    payload = backend.encode_value("a", {"n": 1})
+    assert backend.decode_value("a", payload) == {"n": 1}
+    await backend.apply([(k1, payload), (k2, backend.encode_value(5, "five"))])
+    assert await backend.get("a") == {"n": 1} and await backend.get(5) == "five"
+    pairs = await backend.snapshot_range(None, None)
+    assert [k for k, _ in pairs] == [k1, k2]
+    await backend.apply((), [k1], clear_range=(k2, None))
+    assert await backend.size() == 0
+    await backend.restore_range(None, None, pairs)
+    assert await backend.batch_get(["a", 5, "missing"]) == [{"n": 1}, "five", None]
+
+
+@pytest.mark.parametrize("kind", ["tonbo", "memory", "arrow_files"])
+async def test_a_weir_stream_job_keeps_its_state_in_a_sabot_backend(
+    kind: str, make: Make, tmp_path: Path
+) -> None:
+    from weir.stream import IterableSource, ListSink, Pipeline, ValueState
+
+    def store() -> Any:
+        if kind == "arrow_files":
+            return stores.ArrowFileBackend(StoreBackendConfig(path=tmp_path / "af"))
+        return make(kind, path=tmp_path / kind) if kind != "memory" else make(kind)
+
+    def count(key: Any, event: Any, seen: Any) -> list[Any]:
+        n = (seen.value() or (0, key))[0] + 1
+        seen.update((n, key))  # a tuple: pickled state keeps it
+        return [(key, n)]
+
+    events = [{"user": u} for u in ("a", "b", "a", "a")]
+    backend = store()
+    out = ListSink()
+    p = Pipeline("counts", store=backend, checkpoint_every=2)
+    p.source(IterableSource(events)).key_by("user").process(count, ValueState("seen")).sink(out)
+    await p.run()
+    assert out.items == [("a", 1), ("b", 1), ("a", 2), ("a", 3)]
+    if kind != "memory":
+        await backend.stop()
+        again = store()
+        await again.start()
+        stored = [v for _, v in await again.items() if isinstance(v, tuple)]
+        assert sorted(stored) == [(1, "b"), (3, "a")]
+        await again.stop()

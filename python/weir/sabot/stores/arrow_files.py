@@ -54,7 +54,7 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -69,8 +69,14 @@ from ... import (
     NoSpaceError,
     StorageIOError,
 )
-from ...codecs import get_codec
-from ...stores import StoreBackend, Transaction, TransactionConflictError
+from ...codecs import Codec, get_codec
+from ...stores import (
+    EncodedPairs,
+    EncodedRange,
+    StoreBackend,
+    Transaction,
+    TransactionConflictError,
+)
 from .._keys import SABOT_KEYS
 from .base import ScanItems, ScanPairs, StoreBackendConfig
 
@@ -151,8 +157,8 @@ class ArrowFileBackend(StoreBackend):
                 f"unknown option(s) {', '.join(map(repr, unknown))} for the arrow_files backend; "
                 f"it accepts {', '.join(sorted(_OPTIONS))}"
             )
-        self._keys: Any = get_codec(opts.get("key_codec", SABOT_KEYS))
-        self._values: Any = get_codec(opts.get("value_codec", "pickle"))
+        self._kc: Any = get_codec(opts.get("key_codec", SABOT_KEYS))
+        self._vc: Any = get_codec(opts.get("value_codec", "pickle"))
         sync = opts.get("sync", "flush")
         if sync not in ("flush", "fsync"):
             raise InvalidArgumentError(f"sync must be 'flush' or 'fsync', not {sync!r}")
@@ -192,8 +198,8 @@ class ArrowFileBackend(StoreBackend):
     def _metadata(self) -> dict[bytes, bytes]:
         return {
             b"weir.sabot.format": FORMAT_VERSION.encode(),
-            b"weir.sabot.key_codec": str(getattr(self._keys, "name", "?")).encode(),
-            b"weir.sabot.value_codec": str(getattr(self._values, "name", "?")).encode(),
+            b"weir.sabot.key_codec": str(getattr(self._kc, "name", "?")).encode(),
+            b"weir.sabot.value_codec": str(getattr(self._vc, "name", "?")).encode(),
         }
 
     def _snapshot_schema(self) -> Any:
@@ -223,7 +229,7 @@ class ArrowFileBackend(StoreBackend):
                 f"{where}: not a weir.sabot arrow_files file (format {fmt!r}, expected "
                 f"{FORMAT_VERSION!r})"
             )
-        for what, codec in (("key", self._keys), ("value", self._values)):
+        for what, codec in (("key", self._kc), ("value", self._vc)):
             stored = meta.get(f"weir.sabot.{what}_codec".encode(), b"").decode("utf-8", "replace")
             wanted = str(getattr(codec, "name", "?"))
             if stored != wanted:
@@ -236,7 +242,7 @@ class ArrowFileBackend(StoreBackend):
 
     def _ek(self, key: Any) -> bytes:
         try:
-            data: bytes = self._keys.encode(key)
+            data: bytes = self._kc.encode(key)
         except TypeError:
             raise
         except (ValueError, UnicodeError) as e:
@@ -248,7 +254,7 @@ class ArrowFileBackend(StoreBackend):
         return data
 
     def _ev(self, key: Any, value: Any) -> bytes:
-        data: bytes = self._values.encode(value, key)
+        data: bytes = self._vc.encode(value, key)
         if len(data) > MAX_VALUE_SIZE:
             raise InvalidArgumentError(
                 f"the value for key {key!r:.60} is {len(data)} bytes, over the limit of "
@@ -257,15 +263,15 @@ class ArrowFileBackend(StoreBackend):
         return data
 
     def _prefix(self, prefix: Any) -> bytes:
-        fn = getattr(self._keys, "prefix", None)
-        data: bytes = fn(prefix) if fn is not None else self._keys.encode(prefix)
+        fn = getattr(self._kc, "prefix", None)
+        data: bytes = fn(prefix) if fn is not None else self._kc.encode(prefix)
         return data
 
     def _dk(self, data: bytes) -> Any:
-        return self._keys.decode(data)
+        return self._kc.decode(data)
 
     def _dv(self, data: bytes) -> Any:
-        return self._values.decode(data)
+        return self._vc.decode(data)
 
     # ---- reading the directory -----------------------------------------------------
 
@@ -410,11 +416,13 @@ class ArrowFileBackend(StoreBackend):
         self._ensure_loaded()
         if not puts and not deletes:
             return
+        # Deletes first, then puts, in the record and in memory: a key both
+        # deleted and put ends up put (what apply() promises).
         batch = pa.record_batch(
             [
-                pa.array([_PUT] * len(puts) + [_DELETE] * len(deletes), pa.int8()),
-                pa.array([k for k, _ in puts] + deletes, pa.large_binary()),
-                pa.array([v for _, v in puts] + [None] * len(deletes), pa.large_binary()),
+                pa.array([_DELETE] * len(deletes) + [_PUT] * len(puts), pa.int8()),
+                pa.array(deletes + [k for k, _ in puts], pa.large_binary()),
+                pa.array([None] * len(deletes) + [v for _, v in puts], pa.large_binary()),
             ],
             schema=self._changes_schema(),
         )
@@ -442,10 +450,10 @@ class ArrowFileBackend(StoreBackend):
             any(k not in data for k, _ in puts) or any(k in data for k in deletes)
         ):
             self._sorted = None
-        for k, v in puts:
-            data[k] = v
         for k in deletes:
             data.pop(k, None)
+        for k, v in puts:
+            data[k] = v
         if self._log_bytes > max(self._compact_bytes, self._snapshot_bytes, self._retry_at):
             try:
                 self._compact()
@@ -807,8 +815,8 @@ class ArrowFileBackend(StoreBackend):
                 "compression": self._compression,
                 "memory_usage_bytes": memory,
                 "generation": self._gen,
-                "key_codec": getattr(self._keys, "name", None),
-                "value_codec": getattr(self._values, "name", None),
+                "key_codec": getattr(self._kc, "name", None),
+                "value_codec": getattr(self._vc, "name", None),
                 "max_size": self.config.max_size,
                 "ttl_seconds": self.config.ttl_seconds,
             }
@@ -846,6 +854,74 @@ class ArrowFileBackend(StoreBackend):
             self._ensure_loaded()
             self._switch(data)
             self._data, self._sorted = data, None
+
+    # ---- the byte-level interface of weir's layers -------------------------------------
+
+    @property
+    def key_codec(self) -> Codec[Any]:
+        codec: Codec[Any] = self._kc
+        return codec
+
+    @property
+    def value_codec(self) -> Codec[Any]:
+        codec: Codec[Any] = self._vc
+        return codec
+
+    def encode_key(self, key: Any) -> bytes:
+        return self._ek(key)
+
+    def decode_key(self, data: bytes) -> Any:
+        return self._dk(data)
+
+    def encode_value(self, key: Any, value: Any) -> bytes:
+        return self._ev(key, value)
+
+    def decode_value(self, key: Any, payload: bytes) -> Any:
+        try:
+            return self._dv(payload)
+        except Exception as e:
+            err = CorruptionError(f"the value of key {key!r:.60} cannot be decoded: {e}")
+            err.status = "WEIR_CORRUPTION"
+            raise err from e
+
+    async def apply(
+        self,
+        puts: EncodedPairs = (),
+        deletes: Sequence[bytes] = (),
+        *,
+        clear_range: EncodedRange | None = None,
+    ) -> None:
+        """One record: the keys of ``clear_range``, then ``deletes``, then
+        ``puts`` (encoded keys and value payloads)."""
+        put_list = [(k, v) for k, v in puts]
+        delete_list = list(deletes)
+        for k, v in put_list:
+            if not isinstance(k, bytes) or not isinstance(v, bytes):
+                raise TypeError("apply: keys and values must be bytes")
+            if len(k) > MAX_KEY_SIZE:
+                raise InvalidArgumentError(f"apply: a key of {len(k)} bytes is over 1 MiB")
+        for k in delete_list:
+            if not isinstance(k, bytes):
+                raise TypeError(f"apply: keys must be bytes, not {type(k).__name__}")
+        if clear_range is not None:
+            lower, upper = clear_range
+            if lower is not None and upper is not None and lower > upper:
+                raise InvalidArgumentError("apply: clear_range's lower bound is above its upper")
+        with self._lock:
+            self._check_writable()
+            self._ensure_loaded()
+            gone = self._range(*clear_range) if clear_range is not None else []
+            put_keys = {k for k, _ in put_list}
+            drop = [k for k in dict.fromkeys(gone + delete_list) if k not in put_keys]
+            self._append(put_list, [k for k in drop if k in self._data])
+
+    async def snapshot_range(
+        self, lower: bytes | None = None, upper: bytes | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        with self._lock:
+            self._ensure_loaded()
+            data = self._data
+            return [(k, data[k]) for k in self._range(lower, upper)]
 
     # ---- transactions ------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from collections.abc import (
     Generator,
     Iterable,
     Mapping,
+    Sequence,
 )
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from ... import InvalidArgumentError
-from ...stores import StoreBackend, Transaction, TransactionConflictError
+from ...codecs import Codec
+from ...stores import (
+    EncodedPairs,
+    EncodedRange,
+    StoreBackend,
+    Transaction,
+    TransactionConflictError,
+)
 from ...stores import StoreBackendConfig as EngineConfig
 from ...stores import create_backend as create_engine_backend
 from .._keys import SABOT_KEYS
@@ -287,6 +295,10 @@ class SabotStoreBackend(StoreBackend):
         await self._ready()
         await self._inner.restore(path)
 
+    async def batch_get(self, keys: Iterable[Any]) -> list[Any]:
+        await self._ready()
+        return await self._inner.batch_get(keys)
+
     async def begin_transaction(self) -> Transaction:
         await self._ready()
         return await self._inner.begin_transaction()
@@ -296,6 +308,44 @@ class SabotStoreBackend(StoreBackend):
 
     async def rollback_transaction(self, transaction: Transaction) -> None:
         await self._inner.rollback_transaction(transaction)
+
+    # ---- the byte-level interface of weir's layers (the engine's own) -----------------
+
+    @property
+    def key_codec(self) -> Codec[Any]:
+        return self._inner.key_codec
+
+    @property
+    def value_codec(self) -> Codec[Any]:
+        return self._inner.value_codec
+
+    def encode_key(self, key: Any) -> bytes:
+        return self._inner.encode_key(key)
+
+    def decode_key(self, data: bytes) -> Any:
+        return self._inner.decode_key(data)
+
+    def encode_value(self, key: Any, value: Any) -> bytes:
+        return self._inner.encode_value(key, value)
+
+    def decode_value(self, key: Any, payload: bytes) -> Any:
+        return self._inner.decode_value(key, payload)
+
+    async def apply(
+        self,
+        puts: EncodedPairs = (),
+        deletes: Sequence[bytes] = (),
+        *,
+        clear_range: EncodedRange | None = None,
+    ) -> None:
+        await self._ready()
+        await self._inner.apply(puts, deletes, clear_range=clear_range)
+
+    async def snapshot_range(
+        self, lower: bytes | None = None, upper: bytes | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        await self._ready()
+        return await self._inner.snapshot_range(lower, upper)
 
     # ---- statistics ------------------------------------------------------------------
 
