@@ -70,7 +70,6 @@ if [ ! -x "$tools/bin/python" ] || ! cmp -s "$root/scripts/wheel-tools.txt" "$to
     say "installing the build tools into $tools"
     rm -rf "$tools"
     python3 -m venv "$tools"
-    "$tools/bin/python" -m pip install -q --upgrade pip
     "$tools/bin/python" -m pip install -q -r "$root/scripts/wheel-tools.txt"
     cp "$root/scripts/wheel-tools.txt" "$tools/.requirements"
 fi
