@@ -18,7 +18,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
 .PHONY: all build deps test test-c test-python lint lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
-.PHONY: fuzz-python test-valgrind
+.PHONY: fuzz-python test-valgrind wheel sdist test-packaging
 
 all: build
 
@@ -39,6 +39,8 @@ help:
 	@echo "make fuzz-python  the atheris harnesses of tests/fuzz/python/ for FUZZ_SECONDS each"
 	@echo "make test-valgrind  the extension's Python tests under valgrind memcheck"
 	@echo "                (VALGRIND_TESTS=\"tests/python/test_db.py\" to run fewer)"
+	@echo "make wheel      manylinux wheels (CPython 3.11-3.13, lz4 + zstd inside) and the sdist in dist/"
+	@echo "make test-packaging  install and use what ships: C prefix, wheels, sdist (part of make test)"
 	@echo "make demo       fraud detection on weir.stream: the seed's 10 transactions, then 1M"
 	@echo "                generated ones (DEMO_ARGS=\"--crash-test 5\" adds the kill -9 check)"
 	@echo "make bench      weir vs RocksDB, LevelDB and LMDB; updates docs/BENCHMARKS.md"
@@ -66,7 +68,7 @@ build: deps $(BUILD)/CMakeCache.txt
 test-c: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test: test-c test-python
+test: test-c test-python test-packaging
 
 # The Python package is built by scikit-build-core from this CMake project;
 # its build tree (build-py/) persists, so re-running pip rebuilds only what
@@ -74,14 +76,34 @@ test: test-c test-python
 $(PY):
 	python3 -m venv $(VENV)
 
+# build-py/ keeps the extension's build tree between runs (pip would
+# otherwise build in a fresh temporary directory each time).
+PIP_BUILD_DIR := -C build-dir=build-py/{wheel_tag}
+
 venv: deps $(PY)
 	@$(PY) -c 'import scikit_build_core' 2>/dev/null || \
-	    $(PY) -m pip install -q 'scikit-build-core>=0.10'
-	$(PY) -m pip install -q --no-build-isolation '.[test]'
+	    $(PY) -m pip install -q 'scikit-build-core>=0.11'
+	$(PY) -m pip install -q --no-build-isolation $(PIP_BUILD_DIR) '.[test]'
 
 # build first: the tests also run the C tool (`weir job` hands over to Python).
 test-python: venv build
 	$(PY) -m pytest -q
+
+# Manylinux wheels for CPython 3.11-3.13 with lz4 and zstd linked in, and
+# the sdist, into dist/ (scripts/build-wheels.sh says how; WHEEL_PYTHONS
+# picks the interpreters).
+wheel: deps
+	scripts/build-wheels.sh dist
+
+sdist: wheel
+
+# What users install: a C consumer against an installed prefix (pkg-config
+# and CMake), the wheels in fresh venvs, the sdist, a read-only source tree,
+# the codec check of the Python build, `python -m weir`, the demo's
+# progress bar (tests/packaging/).
+test-packaging: venv wheel
+	tests/packaging/install_consumer.sh
+	$(PY) -m pytest -q tests/packaging
 
 lint-python: venv
 	$(VENV)/bin/ruff check python tests/python
@@ -157,9 +179,23 @@ test-valgrind: venv
 # seed's 10 transactions, then 1,000,000 generated ones over 100,000 users.
 # DEMO_ARGS="--crash-test 5" adds the kill -9 exactly-once check. The
 # interim C demo is still built by `make build` as $(BUILD)/weir-demo.
+# The demo has a venv of its own with only what it runs on (weirdb and
+# msgpack; redis-py or rocksdict when DEMO_ARGS picks that backend), not
+# the test extras of .venv.
 DEMO_ARGS ?=
-demo: venv
-	$(PY) examples/fraud_detection.py $(DEMO_ARGS)
+DEMO_VENV ?= .venv-demo
+DEMO_EXTRAS ?= $(strip $(if $(findstring redis,$(DEMO_ARGS)),cluster) \
+                       $(if $(findstring rocksdb,$(DEMO_ARGS)),rocksdb))
+empty :=
+space := $(empty) $(empty)
+comma := ,
+DEMO_SPEC := .$(if $(DEMO_EXTRAS),[$(subst $(space),$(comma),$(DEMO_EXTRAS))])
+demo: deps
+	@test -x $(DEMO_VENV)/bin/python || python3 -m venv $(DEMO_VENV)
+	@$(DEMO_VENV)/bin/python -c 'import scikit_build_core' 2>/dev/null || \
+	    $(DEMO_VENV)/bin/python -m pip install -q 'scikit-build-core>=0.11'
+	$(DEMO_VENV)/bin/python -m pip install -q --no-build-isolation $(PIP_BUILD_DIR) '$(DEMO_SPEC)'
+	$(DEMO_VENV)/bin/python examples/fraud_detection.py $(DEMO_ARGS)
 
 # The benchmark: a Release build of weir-bench in its own directory, run on
 # 1,000,000 keys, three rounds (about 10 minutes on 2 cores; the median round
@@ -242,5 +278,5 @@ bench-stream: venv
 	    --update-docs $(STREAM_BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD) build-py build-wheel
 	rm -rf build-fuzz-python build-valgrind

@@ -343,9 +343,76 @@ async def run_seed(backend: str, workdir: Path, redis_addr: str | None) -> dict[
 # ---- 2. the generated stream ----------------------------------------------------------------
 
 
+def is_terminal(*streams: Any) -> bool:
+    """True if every stream is an interactive terminal (not a file, a pipe
+    or TERM=dumb): only then is a redrawn progress line worth drawing."""
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return all(hasattr(s, "isatty") and s.isatty() for s in streams)
+
+
+class ProgressBar:
+    """A one-line progress bar for a run of a known number of events.
+
+    The total is fixed when the bar is made (the generated stream's length),
+    so the bar never changes its total during a run. It draws on ``stream``
+    (stderr) only when both stdout and that stream are terminals, unless
+    ``enabled`` says otherwise: a redirected or piped run gets no control
+    characters in its output.
+    """
+
+    WIDTH = 30
+
+    def __init__(
+        self, label: str, total: int, stream: Any = None, *, enabled: bool | None = None
+    ) -> None:
+        if total < 0:
+            raise ValueError(f"total must be >= 0, not {total}")
+        self.label = label
+        self.total = total
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = is_terminal(sys.stdout, self.stream) if enabled is None else enabled
+        self.drawn = False
+
+    def line(self, done: int, rate: float) -> str:
+        """The bar for ``done`` events at ``rate`` events/s (no control characters)."""
+        done = min(max(done, 0), self.total)
+        frac = done / self.total if self.total else 1.0
+        filled = int(frac * self.WIDTH)
+        return (
+            f"{self.label}: [{'#' * filled:<{self.WIDTH}}] {100 * frac:5.1f}% "
+            f"{done:,}/{self.total:,} | {rate:,.0f} ev/s"
+        )
+
+    def draw(self, done: int, rate: float) -> None:
+        if not self.enabled:
+            return
+        self.stream.write("\r" + self.line(done, rate))
+        self.stream.flush()
+        self.drawn = True
+
+    def finish(self, done: int, rate: float) -> None:
+        """The final state, then a newline (only if anything was drawn)."""
+        if not self.enabled:
+            return
+        self.draw(done, rate)
+        self.stream.write("\n")
+        self.stream.flush()
+
+    async def follow(self, job: Pipeline, interval: float = 0.2) -> None:
+        """Redraw from ``job.metrics()`` every ``interval`` s until cancelled."""
+        if not self.enabled:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            m = job.metrics()
+            self.draw(m["events_total"], m["events_per_s"])
+
+
 async def run_generated(
     args: argparse.Namespace, workdir: Path, redis_addr: str | None, *, progress: bool | None
 ) -> dict[str, Any]:
+    """The generated stream; ``progress`` None draws the bar on a terminal."""
     gen = TransactionGenerator(args.users, args.seed)
     store = make_store(args.backend, workdir / "state", redis_addr, "fraud-gen")
     alerts_path = workdir / "alerts.jsonl"
@@ -355,9 +422,18 @@ async def run_generated(
         store=store,
         dead_letter=JsonLinesSink(workdir / "dead-letters.jsonl", name="dead-letters"),
         checkpoint_every=args.checkpoint_every,
-        progress=progress,
+        progress=False,
     )
-    return await job.run()
+    bar = ProgressBar("fraud", args.events, enabled=progress)
+    follower = asyncio.create_task(bar.follow(job))
+    try:
+        m = await job.run()
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+    bar.finish(m["events_total"], m["events_per_s"])
+    return m
 
 
 def print_generated(m: dict[str, Any], alerts_path: Path, args: argparse.Namespace) -> None:

@@ -25,6 +25,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- version ------------------------------------------------------------
+ * The version of this header; weir_version() returns the library's at run
+ * time, so an application can tell a header and a library from different
+ * releases apart. CMakeLists.txt's project() version must be the same
+ * (configuring fails otherwise, and the `version_macros` test checks it). */
+#define WEIR_VERSION_MAJOR 0
+#define WEIR_VERSION_MINOR 1
+#define WEIR_VERSION_PATCH 0
+#define WEIR_VERSION_STRING "0.1.0"
+/* One comparable number: MAJOR * 10000 + MINOR * 100 + PATCH (0.1.0 is 100),
+ * for `#if WEIR_VERSION_NUMBER >= 100`. */
+#define WEIR_VERSION_NUMBER \
+    (WEIR_VERSION_MAJOR * 10000 + WEIR_VERSION_MINOR * 100 + WEIR_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif

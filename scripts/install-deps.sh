@@ -21,6 +21,11 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v gcc   >/dev/null 2>&1 || need+=(gcc)
 command -v make  >/dev/null 2>&1 || need+=(make)
 command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
+# pkg-config, binutils' nm/objcopy/readelf: libweir.a is made with objcopy,
+# and the packaging tests (tests/packaging/) inspect and consume what is
+# installed.
+command -v pkg-config >/dev/null 2>&1 || need+=(pkgconf)
+command -v objcopy >/dev/null 2>&1 || need+=(binutils)
 # Block compression codecs (weir builds without them, but tests expect both).
 [ -f /usr/include/lz4.h ]  || need+=(liblz4-dev)
 [ -f /usr/include/zstd.h ] || need+=(libzstd-dev)

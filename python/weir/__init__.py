@@ -32,10 +32,33 @@ from ._weir import (
     Transaction,
     WriteBatch,
     __version__,
-    build_info,
     compression_supported,
     destroy,
 )
+from ._weir import build_info as _engine_build_info
+
+#: The block compression codecs a complete build has (besides "none").
+_CODECS = ("lz4", "zstd")
+
+
+def build_info() -> str:
+    """One line describing this build: the engine version, the CRC32C
+    implementation and the compression codecs compiled in, e.g.
+    ``weir 0.1.0 (crc32c: sse4.2; compression: none lz4 zstd)``.
+
+    A build that lacks lz4 or zstd cannot open a DB whose tables use it, so
+    the line then ends with a warning that names the missing codecs.
+    ``python -m weir`` prints it.
+    """
+    info = _engine_build_info()
+    missing = [codec for codec in _CODECS if not compression_supported(codec)]
+    if missing:
+        info += (
+            f" WARNING: built without {' and '.join(missing)}; DBs that use "
+            f"{'it' if len(missing) == 1 else 'them'} cannot be opened by this build"
+        )
+    return info
+
 
 __all__ = [
     "DB",

