@@ -962,6 +962,13 @@ static int jstring(jparser *j, buf *out) {
             const char *s = j->p;
             while (j->p < j->end && *j->p != '"' && *j->p != '\\' && (unsigned char)*j->p >= 0x20)
                 j->p++;
+            /* JSON text is UTF-8 (RFC 8259): bytes that are not would be
+             * stored as they are, a key or value no JSON reader can read
+             * back. A run ends only at ASCII, so no sequence is split. */
+            if (!utf8_valid(s, (size_t)(j->p - s))) {
+                j->p = s;
+                return jfail(j, "a string holds bytes that are not valid UTF-8");
+            }
             if (out && buf_append(out, s, (size_t)(j->p - s)) != 0) return jfail(j, "out of memory");
             continue;
         }
@@ -1063,6 +1070,9 @@ static int jcontainer(jparser *j, int depth, jfield *fields, int nfields, buf *n
                 if (!f->name || strlen(f->name) != name->len ||
                     (name->len && memcmp(f->name, name->data, name->len) != 0))
                     continue;
+                /* Two members of the same name: which one was meant is not
+                 * known (readers disagree), so neither is taken. */
+                if (f->found) return jfail(j, "a member the load uses appears twice in the object");
                 if (!matched && j->p < j->end && *j->p == '"') {
                     /* Decode into the first matching field, copy to others. */
                     const char *start = j->p;

@@ -455,6 +455,17 @@ for bad in '{"key":"x"} trailing' '["key"]' '{"key":true}' '{"key":"x",}' '{"key
     expect_rc 1
     expect_err_has "bad1.jsonl:1: "
 done
+# Invalid UTF-8 in a string, and the key named twice: refused, not guessed.
+printf '{"key":"a\377","value":"1"}\n' >"$T/bad1.jsonl"
+run load "$J" "$T/bad1.jsonl"
+expect_rc 1
+expect_err_has "not valid UTF-8"
+printf '{"key":"a","key":"b","value":"1"}\n' >"$T/bad1.jsonl"
+run load "$J" "$T/bad1.jsonl"
+expect_rc 1
+expect_err_has "appears twice"
+run get "$J" b
+expect_rc 1
 printf '{"key":"z"}\n' >"$T/noext"
 run load "$J" "$T/noext"
 expect_rc 0
