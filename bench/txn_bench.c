@@ -79,7 +79,7 @@ static void close_db(weir_db *db, const char *path) {
 
 /* Load keys [0, n) with vlen-byte values in batches, then flush. */
 static void load(weir_db *db, uint64_t n, size_t vlen) {
-    weir_writeopts wo = {WEIR_SYNC_NONE};
+    weir_writeopts wo = {.sync = WEIR_SYNC_NONE};
     weir_batch *b = weir_batch_create();
     char key[32], val[256];
     memset(val, 'v', sizeof val);
@@ -130,8 +130,8 @@ static double run_txn(uint64_t n, int mode) {
     memset(val, 'x', sizeof val);
     weir_db *db = fresh_db(path, sizeof path);
     load(db, n, sizeof val);
-    weir_txnopts to = {WEIR_SYNC_FLUSH, 0};
-    weir_writeopts wo = {WEIR_SYNC_FLUSH};
+    weir_txnopts to = {.sync = WEIR_SYNC_FLUSH, .track_all_reads = 0};
+    weir_writeopts wo = {.sync = WEIR_SYNC_FLUSH};
     weir_batch *b = weir_batch_create();
     double t0 = now_s();
     for (uint64_t i = 0; i < n; i++) {
@@ -210,7 +210,7 @@ static void run_incr(uint64_t n, int mode, int sync, uint64_t counters, double *
         /* Cold counters: every one starts at 0 in a table, so a get must
          * look in the tables (through the block cache). */
         static const char zero[8] = {0};
-        weir_writeopts lwo = {WEIR_SYNC_NONE};
+        weir_writeopts lwo = {.sync = WEIR_SYNC_NONE};
         for (uint64_t c = 0; c < counters; c++) {
             int kl = make_key(key, c);
             TRY("load", weir_put(db, &lwo, key, (size_t)kl, zero, 8));

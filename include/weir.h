@@ -18,6 +18,14 @@
  *     iterator stay valid until the iterator moves or is destroyed.
  *   - A weir_db is safe to use from many threads at once. Batches and
  *     iterators are not: use one per thread (or lock around them).
+ *   - Option structs (weir_writeopts, weir_readopts, weir_txnopts) are
+ *     zero-initialised by the caller ({0}, or memset). Each ends in
+ *     `reserved` words: a later release adds a field only by taking one of
+ *     them, so the struct's size and every field's offset stay the same, and
+ *     a program built against an older header (which leaves them zero)
+ *     works unchanged with a newer library. A non-zero reserved word is
+ *     refused with WEIR_INVALID, so nothing can come to depend on one.
+ *     weir_options is opaque and grows behind its setters.
  */
 #ifndef WEIR_H
 #define WEIR_H
@@ -238,6 +246,7 @@ WEIR_API int weir_destroy(const char *path);
  * all defaults. */
 typedef struct weir_writeopts {
     weir_sync_mode sync; /* WEIR_SYNC_DEFAULT: the DB's sync mode */
+    uint64_t reserved[3]; /* zero (see the top of this file) */
 } weir_writeopts;
 
 WEIR_API int weir_put(weir_db *db, const weir_writeopts *wo, const void *key,
@@ -318,6 +327,7 @@ typedef struct weir_readopts {
     size_t upper_bound_len;        /* (NULL upper_bound: unbounded)       */
     const void *prefix;            /* iterators: only keys with prefix    */
     size_t prefix_len;             /* (NULL prefix: no prefix mode)       */
+    uint64_t reserved[4];          /* zero (see the top of this file)     */
 } weir_readopts;
 
 /* Copy the value of `key` into buf[0..cap). On WEIR_OK, *vlen is the value
@@ -405,6 +415,7 @@ typedef struct weir_txn weir_txn;
 typedef struct weir_txnopts {
     weir_sync_mode sync;   /* for the commit; WEIR_SYNC_DEFAULT: the DB's */
     int track_all_reads;   /* 1: every get counts as get_for_update */
+    uint64_t reserved[3];  /* zero (see the top of this file) */
 } weir_txnopts;
 
 WEIR_API int weir_txn_begin(weir_db *db, const weir_txnopts *opts, weir_txn **out);

@@ -313,6 +313,20 @@ int db_iter_create_overlay(weir_db *db, const weir_readopts *ro, const weir_snap
         if (owner_rc_ != WEIR_OK) return owner_rc_;                           \
     } while (0)
 
+/* WEIR_INVALID unless every reserved word of an option struct is zero
+ * (weir.h: option structs grow only into their reserved words). */
+static inline int db_check_reserved(const char *fn, const char *what, const uint64_t *words, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (words[i] != 0)
+            return weir_set_error(WEIR_INVALID,
+                                  "%s: %s.reserved[%zu] is not zero (zero-initialise option structs; "
+                                  "a newer weir may give it a meaning)",
+                                  fn, what, i);
+    return WEIR_OK;
+}
+#define DB_CHECK_RESERVED(fn, what, opts)                                                   \
+    db_check_reserved((fn), (what), (opts)->reserved, sizeof (opts)->reserved / sizeof (opts)->reserved[0])
+
 /* Writes on a handle opened read-only. */
 #define CHECK_WRITABLE(db, fn)                                                \
     do {                                                                      \

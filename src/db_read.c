@@ -355,6 +355,7 @@ static int get_common(weir_db *db, const weir_readopts *ro, const void *key, siz
                       value_sink *sink, const char *fn) {
     CHECK_DB(db, fn);
     int rc = db_check_key_arg(fn, key, klen);
+    if (rc == WEIR_OK && ro) rc = DB_CHECK_RESERVED(fn, "weir_readopts", ro);
     if (rc != WEIR_OK) return rc;
     struct timespec t0;
     int timed = sample_start(&t0);

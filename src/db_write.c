@@ -278,6 +278,10 @@ static int write_queued(weir_db *db, const weir_writeopts *wo, const weir_batch 
     if (db->read_only)
         return weir_set_error(WEIR_READ_ONLY, "%s was opened read-only: writes, flushes and "
                               "compactions are refused", db->path);
+    if (wo) {
+        int rrc = DB_CHECK_RESERVED("write", "weir_writeopts", wo);
+        if (rrc != WEIR_OK) return rrc;
+    }
     w.sync = (wo && wo->sync != WEIR_SYNC_DEFAULT) ? wo->sync : db->opts.sync_mode;
     if (w.sync < WEIR_SYNC_NONE || w.sync > WEIR_SYNC_FSYNC)
         return weir_set_error(WEIR_INVALID, "write options: unknown sync mode %d", (int)w.sync);

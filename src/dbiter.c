@@ -537,6 +537,13 @@ static int setup_bounds(weir_iter *it, const weir_readopts *ro) {
 
 static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot *snap,
                        iter *overlay, uint64_t overlay_lo, uint64_t overlay_hi, weir_iter **out) {
+    if (ro) {
+        int rrc = DB_CHECK_RESERVED("weir_iter_create", "weir_readopts", ro);
+        if (rrc != WEIR_OK) {
+            iter_destroy(overlay);
+            return rrc;
+        }
+    }
     weir_iter *it = calloc(1, sizeof *it);
     if (!it) {
         iter_destroy(overlay);

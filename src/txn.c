@@ -220,6 +220,10 @@ int weir_txn_begin(weir_db *db, const weir_txnopts *opts, weir_txn **out) {
     if (owner != WEIR_OK) return owner;
     if (db->read_only)
         return weir_set_error(WEIR_READ_ONLY, "weir_txn_begin: %s was opened read-only", db->path);
+    if (opts) {
+        int rrc = DB_CHECK_RESERVED("weir_txn_begin", "weir_txnopts", opts);
+        if (rrc != WEIR_OK) return rrc;
+    }
     weir_sync_mode sync = opts ? opts->sync : WEIR_SYNC_DEFAULT;
     if (sync < WEIR_SYNC_DEFAULT || sync > WEIR_SYNC_FSYNC)
         return weir_set_error(WEIR_INVALID, "weir_txn_begin: unknown sync mode %d", (int)sync);

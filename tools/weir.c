@@ -542,7 +542,7 @@ static int cmd_put(int argc, char **argv) {
     weir_db *db = NULL;
     if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_CREATE, &db);
     if (rc == EXIT_OK) {
-        weir_writeopts wo = {sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_DEFAULT};
+        weir_writeopts wo = {.sync = sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_DEFAULT};
         if (weir_write(db, &wo, b) != WEIR_OK) {
             errorf("%s", weir_errmsg());
             rc = EXIT_FAIL;
@@ -590,7 +590,7 @@ static int cmd_delete(int argc, char **argv) {
     weir_db *db = NULL;
     if (rc == EXIT_OK) rc = open_db(argv[0], OPEN_WRITE, &db);
     if (rc == EXIT_OK) {
-        weir_writeopts wo = {sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_DEFAULT};
+        weir_writeopts wo = {.sync = sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_DEFAULT};
         if (weir_write(db, &wo, b) != WEIR_OK) {
             errorf("%s", weir_errmsg());
             rc = EXIT_FAIL;

@@ -790,7 +790,7 @@ done:
 
 static PyObject *write_batch_to(DBObject *self, weir_batch *b, weir_sync_mode sync) {
     if (db_enter(self) < 0) return NULL;
-    weir_writeopts wo = {sync};
+    weir_writeopts wo = {.sync = sync};
     weir_db *db = self->db;
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -1325,7 +1325,7 @@ static PyObject *put_common(DBObject *self, PyObject *key, PyObject *value, weir
     }
     PyObject *result = NULL;
     if (db_enter(self) == 0) {
-        weir_writeopts wo = {sync};
+        weir_writeopts wo = {.sync = sync};
         weir_db *db = self->db;
         int rc;
         Py_BEGIN_ALLOW_THREADS
@@ -1358,7 +1358,7 @@ static PyObject *delete_common(DBObject *self, PyObject *key, weir_sync_mode syn
     if (bufarg_get(key, &k, "key") < 0) return NULL;
     PyObject *result = NULL;
     if (db_enter(self) == 0) {
-        weir_writeopts wo = {sync};
+        weir_writeopts wo = {.sync = sync};
         weir_db *db = self->db;
         int rc;
         Py_BEGIN_ALLOW_THREADS
@@ -1572,7 +1572,7 @@ enum { W_MERGE, W_LIST_APPEND, W_DELETE_RANGE };
 static PyObject *write_one(DBObject *self, int kind, const bufarg *a, const bufarg *b, int op,
                            uint32_t max_items, weir_sync_mode sync) {
     if (db_enter(self) < 0) return NULL;
-    weir_writeopts wo = {sync};
+    weir_writeopts wo = {.sync = sync};
     const weir_writeopts *wop = sync == WEIR_SYNC_DEFAULT ? NULL : &wo;
     weir_db *db = self->db;
     int rc;
@@ -1820,7 +1820,7 @@ static PyObject *DB_delete_prefix(DBObject *self, PyObject *const *args, Py_ssiz
         bufarg hi = {end, m, 0, {0}};
         r = write_one(self, W_DELETE_RANGE, &p, &hi, 0, 0, sync);
     } else if (db_enter(self) == 0) {
-        weir_writeopts wo = {sync};
+        weir_writeopts wo = {.sync = sync};
         weir_db *db = self->db;
         int rc;
         Py_BEGIN_ALLOW_THREADS

@@ -1356,7 +1356,7 @@ PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
     }
     if (pl.rows_done > 0) {
         if (db_enter(self) < 0) goto done;
-        weir_writeopts wo = {sync};
+        weir_writeopts wo = {.sync = sync};
         weir_db *db = self->db;
         int rc;
         Py_BEGIN_ALLOW_THREADS

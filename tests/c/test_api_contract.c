@@ -158,7 +158,7 @@ static int case_035(void) { return weir_put(g_db, NULL, "k", 1, NULL, 3); }
 static int case_036(void) { return weir_put(g_db, NULL, g_big, (size_t)WEIR_MAX_KEY_SIZE + 1, "v", 1); }
 
 /* weir_put: unknown sync mode */
-static int case_037(void) { weir_writeopts wo = {(weir_sync_mode)9}; return weir_put(g_db, &wo, "k", 1, "v", 1); }
+static int case_037(void) { weir_writeopts wo = {.sync = (weir_sync_mode)9}; return weir_put(g_db, &wo, "k", 1, "v", 1); }
 
 /* weir_delete: NULL db */
 static int case_038(void) { return weir_delete(NULL, NULL, "k", 1); }
@@ -484,6 +484,32 @@ static int case_136(void) {
     return it ? 999 : rc;
 }
 
+/* weir_put: a reserved word of the write options is set */
+static int case_137(void) {
+    weir_writeopts wo = {.sync = WEIR_SYNC_DEFAULT};
+    wo.reserved[2] = 1;
+    return weir_put(g_db, &wo, "k", 1, "v", 1);
+}
+
+/* weir_get: a reserved word of the read options is set */
+static int case_138(void) {
+    weir_readopts ro = {0};
+    ro.reserved[0] = 7;
+    char v[8];
+    size_t vl;
+    return weir_get(g_db, &ro, "k", 1, v, sizeof v, &vl);
+}
+
+/* weir_txn_begin: a reserved word of the transaction options is set */
+static int case_139(void) {
+    weir_txnopts to = {.sync = WEIR_SYNC_DEFAULT};
+    to.reserved[1] = 1;
+    weir_txn *t = NULL;
+    int rc = weir_txn_begin(g_db, &to, &t);
+    weir_txn_destroy(t);
+    return t ? 999 : rc;
+}
+
 static const api_case cases[] = {
     {"weir_options_set_create_if_missing", "NULL options", case_000, STATUS, WEIR_INVALID, "weir_options"},
     {"weir_options_set_error_if_exists", "NULL options", case_001, STATUS, WEIR_INVALID, "weir_options"},
@@ -622,6 +648,9 @@ static const api_case cases[] = {
     {"weir_open", "non-empty directory without a database", case_134, STATUS, WEIR_INVALID, "not empty"},
     {"weir_snapshot_release", "a snapshot of another DB", case_135, RESULT, 0, ""},
     {"weir_iter_create", "a snapshot of another DB", case_136, STATUS, WEIR_INVALID, "another database"},
+    {"weir_put", "reserved write option set", case_137, STATUS, WEIR_INVALID, "weir_writeopts.reserved[2]"},
+    {"weir_get", "reserved read option set", case_138, STATUS, WEIR_INVALID, "weir_readopts.reserved[0]"},
+    {"weir_txn_begin", "reserved transaction option set", case_139, STATUS, WEIR_INVALID, "weir_txnopts.reserved[1]"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -679,7 +679,7 @@ TEST(batch_semantics) {
     CHECK_OK(weir_write(db, NULL, b));
     CHECK_OK(weir_batch_put(b, "after-clear", 11, "x", 1));
     CHECK_EQ_INT(weir_batch_count(b), 1);
-    weir_writeopts wo = {WEIR_SYNC_FSYNC};
+    weir_writeopts wo = {.sync = WEIR_SYNC_FSYNC};
     CHECK_OK(weir_write(db, &wo, b));
     EXPECT_STR(db, NULL, "after-clear", "x");
     EXPECT_STR(db, NULL, "b", "2");

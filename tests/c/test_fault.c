@@ -711,7 +711,7 @@ static int check_fill(weir_db *db, int acked, char *why, size_t cap) {
  * frees space. Returns 0 or -1 with why filled in. */
 static int disk_full_scenario(weir_db *db, void (*on_full)(void *), void *arg, int compact,
                               int *acked_out, char *why, size_t cap) {
-    weir_writeopts wo = {WEIR_SYNC_FSYNC};
+    weir_writeopts wo = {.sync = WEIR_SYNC_FSYNC};
     char k[16], v[1024];
     int acked = 0, rc = WEIR_OK;
     while (acked < 20000) {
@@ -807,7 +807,7 @@ TEST(failed_log_fsync_is_never_retried) {
     weir_options *o = fault_opts(fault_env_env(fe));
     weir_db *db;
     CHECK_OK(weir_open(g_dir, o, &db));
-    weir_writeopts wo = {WEIR_SYNC_FSYNC};
+    weir_writeopts wo = {.sync = WEIR_SYNC_FSYNC};
     char k[16], v[1024];
     for (int i = 0; i < 10; i++) CHECK_OK(weir_put(db, &wo, k, fill_key(k, i), v, fill_value(v, i)));
     fault_rule r = {FAULT_BIT(FAULT_OP_SYNC), ".log", 1, FAULT_FAIL, EIO, 0};
@@ -970,7 +970,7 @@ TEST(eintr_signal_storm) {
     weir_options_destroy(o);
     int bad = rc != WEIR_OK;
     char k[16], v[1024];
-    weir_writeopts wo = {WEIR_SYNC_FSYNC};
+    weir_writeopts wo = {.sync = WEIR_SYNC_FSYNC};
     int n = 0;
     double t0 = now_s();
     while (!bad && now_s() - t0 < 1.0) {

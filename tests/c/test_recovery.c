@@ -273,7 +273,7 @@ TEST(zeroed_header_in_the_last_block_of_a_log_is_corruption) {
     snprintf(dir, sizeof dir, "%s/db", base);
     weir_db *db;
     CHECK_OK(weir_open(dir, NULL, &db));
-    weir_writeopts wo = {WEIR_SYNC_FSYNC};
+    weir_writeopts wo = {.sync = WEIR_SYNC_FSYNC};
     int ok = 1;
     char k[32];
     for (int i = 0; i < 100; i++) {
@@ -461,7 +461,7 @@ static int make_two_log_image(const char *live, const char *image, int sync_in_s
         snprintf(k, sizeof k, "a%06d", i++);
         put_str(db, NULL, k, v, &ok);
     }
-    weir_writeopts sync = {WEIR_SYNC_FSYNC};
+    weir_writeopts sync = {.sync = WEIR_SYNC_FSYNC};
     for (int j = 0; ok && j < 20; j++) {
         snprintf(k, sizeof k, "b%06d", j);
         put_str(db, sync_in_second && j == 10 ? &sync : NULL, k, "second", &ok);

@@ -94,7 +94,7 @@ static void *group_writer(void *arg) {
         int vl = snprintf(v, sizeof v, "%" PRIu64, round);
         for (int j = 0; j < GKEYS && rc == WEIR_OK; j++) rc = weir_batch_put(b, k, gkey(k, w, j), v, (size_t)vl);
         if (rc == WEIR_OK) rc = weir_batch_merge(b, k, ckey(k, w), WEIR_MERGE_INT64_ADD, "\x01\0\0\0\0\0\0\0", 8);
-        weir_writeopts wo = {round % 7 == 0 ? WEIR_SYNC_FSYNC : WEIR_SYNC_NONE};
+        weir_writeopts wo = {.sync = round % 7 == 0 ? WEIR_SYNC_FSYNC : WEIR_SYNC_NONE};
         if (rc == WEIR_OK) rc = weir_write(g_db, &wo, b);
         if (rc != WEIR_OK) {
             failf("writer %d round %" PRIu64 ": %s", w, round, weir_errmsg());

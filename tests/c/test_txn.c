@@ -534,7 +534,7 @@ TEST(isolation_from_later_commits) {
 typedef int (*interfere_fn)(weir_db *db);
 
 static int run_conflict_case(weir_db *db, const char *key, int track_all, int use_for_update, interfere_fn f) {
-    weir_txnopts o = {WEIR_SYNC_DEFAULT, track_all};
+    weir_txnopts o = {.sync = WEIR_SYNC_DEFAULT, .track_all_reads = track_all};
     weir_txn *t;
     int rc = weir_txn_begin(db, &o, &t);
     if (rc != WEIR_OK) return -1;
@@ -783,7 +783,7 @@ TEST(bad_arguments) {
     CHECK_STATUS(weir_txn_begin(NULL, NULL, &t), WEIR_INVALID);
     CHECK(t == NULL);
     CHECK_STATUS(weir_txn_begin(db, NULL, NULL), WEIR_INVALID);
-    weir_txnopts bad = {(weir_sync_mode)9, 0};
+    weir_txnopts bad = {.sync = (weir_sync_mode)9};
     CHECK_STATUS(weir_txn_begin(db, &bad, &t), WEIR_INVALID);
     void *v = NULL;
     size_t vl = 0;
@@ -798,7 +798,7 @@ TEST(bad_arguments) {
     CHECK_STATUS(weir_txn_rollback(NULL), WEIR_INVALID);
     weir_txn_destroy(NULL);
 
-    weir_txnopts fs = {WEIR_SYNC_FSYNC, 0};
+    weir_txnopts fs = {.sync = WEIR_SYNC_FSYNC, .track_all_reads = 0};
     CHECK_OK(weir_txn_begin(db, &fs, &t));
     CHECK_STATUS(weir_txn_get(t, NULL, 1, &v, &vl), WEIR_INVALID);
     CHECK_STATUS(weir_txn_get(t, "k", 1, NULL, &vl), WEIR_INVALID);
@@ -1039,7 +1039,7 @@ static void *crash_worker_main(void *arg) {
     crash_worker *w = arg;
     test_rng r;
     test_rng_seed(&r, w->seed);
-    weir_txnopts o = {WEIR_SYNC_FSYNC, 0};
+    weir_txnopts o = {.sync = WEIR_SYNC_FSYNC, .track_all_reads = 0};
     for (uint64_t id = w->first_id;; id += w->stride) {
         int span = test_rng_uniform(&r, 4) == 0 ? HOT : ACCOUNTS;
         int from = (int)test_rng_uniform(&r, (uint64_t)span);

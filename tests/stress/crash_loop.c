@@ -259,12 +259,12 @@ static void violation(const char *fmt, ...) {
 }
 
 static int write_op(weir_db *db, uint64_t id, const cop *o, char *v) {
-    weir_writeopts wo = {(weir_sync_mode)o->sync};
+    weir_writeopts wo = {.sync = (weir_sync_mode)o->sync};
     char k[32], k2[32], idbuf[8];
     for (int i = 0; i < 8; i++) idbuf[i] = (char)(id >> (8 * i));
 #ifdef WEIR_HAVE_TXN
     if (o->kind == K_TXN) {
-        weir_txnopts to = {(weir_sync_mode)o->sync, 0};
+        weir_txnopts to = {.sync = (weir_sync_mode)o->sync};
         weir_txn *t;
         int rc = weir_txn_begin(db, &to, &t);
         if (rc != WEIR_OK) return rc;
