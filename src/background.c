@@ -172,7 +172,7 @@ int db_build_table(weir_db *db, iter *it, uint64_t number, file_meta **out) {
     char path[PATH_MAX];
     table_file_path(path, sizeof path, db->path, number);
     *out = NULL;
-    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key, db->opts.compression};
+    sst_build_options so = {db->opts.block_size, SST_RESTART_INTERVAL, db->opts.bloom_bits_per_key, db->opts.compression};
     sst_builder *b;
     int rc = sst_builder_open(db->env, path, &so, &b);
     if (rc != WEIR_OK) return rc;

@@ -316,6 +316,27 @@ void block_iter_seek_last(block_iter *it) {
     } while (it->next_offset < b->restarts_off);
 }
 
+int block_restart_entry(const block *b, uint32_t i, slice *key, slice *value) {
+    if (i >= b->num_restarts) return 0;
+    uint32_t off = restart_point(b, i);
+    if (off >= b->restarts_off) return 0;
+    uint32_t shared, unshared, vlen;
+    const char *p = decode_entry(b->data + off, b->data + b->restarts_off, &shared, &unshared, &vlen);
+    if (!p || shared != 0) return 0;
+    *key = slice_make(p, unshared);
+    *value = slice_make(p + unshared, vlen);
+    return 1;
+}
+
+void block_iter_seek_to_restart(block_iter *it, uint32_t i) {
+    if (dead(it)) return;
+    if (i >= it->blk->num_restarts) {
+        mark_corrupt(it, it->blk->restarts_off);
+        return;
+    }
+    if (seek_to_restart(it, i)) parse_next(it);
+}
+
 void block_iter_seek(block_iter *it, slice target) {
     if (dead(it)) return;
     const block *b = it->blk;

@@ -56,6 +56,11 @@ int block_parse(block *b, const char *data, size_t size);
 
 typedef int (*key_compare_fn)(slice a, slice b);
 
+/* The entry stored at restart point i, which holds its key whole: key and
+ * value point into the block. 0 if i or the entry is out of bounds or the
+ * key is not whole. For indexes, where every entry is a restart. */
+int block_restart_entry(const block *b, uint32_t i, slice *key, slice *value);
+
 /* A block iterator that can live on the stack (used by point lookups). */
 typedef struct block_iter {
     iter base;              /* so it can also be used through iter_ops */
@@ -94,6 +99,9 @@ int block_iter_valid(const block_iter *it);
 void block_iter_seek_first(block_iter *it);
 void block_iter_seek_last(block_iter *it);
 void block_iter_seek(block_iter *it, slice target);
+/* Position on the entry at restart point i (its first entry), as if a seek
+ * had landed there; invalid (corrupt) if i is out of bounds. */
+void block_iter_seek_to_restart(block_iter *it, uint32_t i);
 void block_iter_next(block_iter *it);
 void block_iter_prev(block_iter *it);
 static inline slice block_iter_key(const block_iter *it) { return buf_slice(&it->key); }

@@ -56,7 +56,7 @@ static int open_output(compaction_state *cs) {
     o->min_seq = MAX_SEQUENCE;
     o->smallest = (buf)BUF_INIT;
     o->largest = (buf)BUF_INIT;
-    sst_build_options so = {db->opts.block_size, 16, db->opts.bloom_bits_per_key, db->opts.compression};
+    sst_build_options so = {db->opts.block_size, SST_RESTART_INTERVAL, db->opts.bloom_bits_per_key, db->opts.compression};
     table_file_path(cs->path, sizeof cs->path, db->path, number);
     return sst_builder_open(db->env, cs->path, &so, &cs->builder);
 }

@@ -400,7 +400,7 @@ static int add_output(output *o, slice ikey, slice value) {
         char path[PATH_MAX];
         o->number = vset_new_file_number(o->vs);
         table_file_path(path, sizeof path, o->s->dst, o->number);
-        sst_build_options so = {o->opts ? o->opts->block_size : 4096, 16,
+        sst_build_options so = {o->opts ? o->opts->block_size : 4096, SST_RESTART_INTERVAL,
                                 o->opts ? o->opts->bloom_bits_per_key : 10,
                                 o->opts ? o->opts->compression : 0};
         rc = sst_builder_open(o->s->env, path, &so, &o->b);

@@ -42,6 +42,14 @@ struct sst_reader {
     uint32_t codecs;           /* footer flags: codecs the blocks use */
     block_cache *cache;        /* decompressed blocks, or NULL */
     uint64_t cache_id;
+    /* The index again, for point lookups (build_lookup_index): per block,
+     * the 8 bytes of its separator's user key after the prefix every
+     * separator shares, big-endian, so a seek binary-searches a dense array
+     * of integers instead of decoding and comparing index entries. NULL if
+     * not built (then the index block is searched). */
+    uint64_t *lookup_words;
+    const char *lookup_common; /* the shared prefix (in the mapped index) */
+    uint32_t lookup_common_len;
 };
 
 /* Keeps a decompressed block alive while it is read. */
@@ -236,6 +244,101 @@ static int check_index(sst_reader *r) {
     return rc;
 }
 
+/* 8 bytes of p[0..n) big-endian, zero-padded past n: integers that order
+ * like the bytes, a shorter string before a longer one it prefixes. */
+static inline uint64_t load_word(const char *p, size_t n) {
+    unsigned char t[8] = {0};
+    memcpy(t, p, n < 8 ? n : 8);
+    return (uint64_t)t[0] << 56 | (uint64_t)t[1] << 48 | (uint64_t)t[2] << 40 | (uint64_t)t[3] << 32 |
+           (uint64_t)t[4] << 24 | (uint64_t)t[5] << 16 | (uint64_t)t[6] << 8 | (uint64_t)t[7];
+}
+
+/* Build lookup_words (see struct sst_reader). Every index entry is a
+ * restart with its key whole, checked by check_index. The shared prefix is
+ * taken from the first and the last-but-one separators: the last block's
+ * separator is often shortened to a short successor ("1" after
+ * "0999...") that shares nothing, and is then given the largest word.
+ * Best effort: without memory the index block is searched instead. */
+static void build_lookup_index(sst_reader *r) {
+    uint32_t n = r->index.num_restarts;
+    slice first, other, v;
+    if (n == 0 || n != r->num_blocks || !block_restart_entry(&r->index, 0, &first, &v) ||
+        !block_restart_entry(&r->index, n >= 2 ? n - 2 : 0, &other, &v) || first.len < IKEY_TAG_SIZE ||
+        other.len < IKEY_TAG_SIZE)
+        return;
+    slice fu = ikey_user(first), ou = ikey_user(other);
+    uint32_t c = 0;
+    while (c < fu.len && c < ou.len && fu.data[c] == ou.data[c]) c++;
+    uint64_t *w = malloc((size_t)n * sizeof *w);
+    if (!w) return;
+    for (uint32_t i = 0; i < n; i++) {
+        slice k;
+        if (!block_restart_entry(&r->index, i, &k, &v) || k.len < IKEY_TAG_SIZE) {
+            free(w);
+            return;
+        }
+        slice u = ikey_user(k);
+        if (u.len >= c && memcmp(u.data, fu.data, c) == 0) {
+            w[i] = load_word(u.data + c, u.len - c);
+        } else {
+            /* Only the last separator may leave the shared prefix, and then
+             * it is above every key that has it. */
+            size_t m = u.len < c ? u.len : c;
+            int above = memcmp(u.data, fu.data, m) > 0;
+            if (i != n - 1 || !above) {
+                free(w);
+                return;
+            }
+            w[i] = UINT64_MAX;
+        }
+    }
+    r->lookup_words = w;
+    r->lookup_common = fu.data;
+    r->lookup_common_len = c;
+}
+
+/* The first index entry whose separator is >= target (an internal key),
+ * or the number of entries if none is. */
+static uint32_t lookup_block(const sst_reader *r, slice target) {
+    uint32_t n = r->index.num_restarts;
+    slice tu = ikey_user(target);
+    uint32_t c = r->lookup_common_len;
+    size_t m = tu.len < c ? tu.len : c;
+    int cmp = m ? memcmp(tu.data, r->lookup_common, m) : 0;
+    if (cmp < 0 || (cmp == 0 && tu.len < c)) return 0; /* before every separator */
+    if (cmp > 0) {
+        /* Past every separator with the prefix: only the last one (which
+         * may lie outside it) can still be >= the target. */
+        slice k, v;
+        if (!block_restart_entry(&r->index, n - 1, &k, &v)) return n - 1; /* checked at open */
+        return table_key_compare(k, target) >= 0 ? n - 1 : n;
+    }
+    uint64_t t = load_word(tu.data + c, tu.len - c);
+    const uint64_t *w = r->lookup_words;
+    uint32_t lo = 0, hi = n; /* first word >= t */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (w[mid] < t) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == n || w[lo] != t) return lo;
+    /* Separators whose words tie with the target's: compare them whole. */
+    uint32_t end = lo + 1, top = n; /* first word > t */
+    while (end < top) {
+        uint32_t mid = end + (top - end) / 2;
+        if (w[mid] <= t) end = mid + 1;
+        else top = mid;
+    }
+    while (lo < end) {
+        uint32_t mid = lo + (end - lo) / 2;
+        slice k, v;
+        if (!block_restart_entry(&r->index, mid, &k, &v)) return mid; /* checked at open */
+        if (table_key_compare(k, target) < 0) lo = mid + 1;
+        else end = mid;
+    }
+    return lo;
+}
+
 static int open_checked(sst_reader *r, uint64_t file_size) {
     const char *path = path_of(r);
     if (r->map.len < file_size)
@@ -297,6 +400,7 @@ static int open_checked(sst_reader *r, uint64_t file_size) {
         return weir_wrap_error(rc, "table %s: index block at offset %" PRIu64, path, index_off);
     rc = check_index(r);
     if (rc != WEIR_OK) return rc;
+    build_lookup_index(r);
     size_t words = (size_t)((r->num_blocks + 63) / 64);
     r->verified = calloc(words ? words : 1, sizeof *r->verified);
     if (!r->verified) return weir_set_error(WEIR_NO_MEMORY, "out of memory opening table %s", path);
@@ -310,6 +414,7 @@ void sst_reader_close(sst_reader *r) {
         r->env->ops->close_readable(r->file);
     }
     free(r->verified);
+    free(r->lookup_words);
     free(r);
 }
 
@@ -366,7 +471,16 @@ int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn f
     char index_scratch[GET_INDEX_SCRATCH], data_scratch[GET_DATA_SCRATCH];
     block_iter ii;
     block_iter_init_scratch(&ii, &r->index, table_key_compare, index_scratch, sizeof index_scratch);
-    block_iter_seek(&ii, lookup_ikey);
+    if (r->lookup_words) {
+        uint32_t at = lookup_block(r, lookup_ikey);
+        if (at >= r->index.num_restarts) {
+            block_iter_free(&ii);
+            return WEIR_OK; /* past the table's last key */
+        }
+        block_iter_seek_to_restart(&ii, at);
+    } else {
+        block_iter_seek(&ii, lookup_ikey);
+    }
     int rc = WEIR_OK;
     int first = 1;
     /* Usually one round: a separator can exceed its block's last key, so a
