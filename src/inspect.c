@@ -10,6 +10,8 @@
  * recorded; every log record must checksum and decode as a write batch.
  * Then the history: a read-only recovery applies the recovery rules
  * (recovery.c) across manifest and logs, which no per-file look can.
+ * Logs and manifests are read with inspect_log_walk (dump.c), the walker
+ * the `weir dump-log` command prints from.
  *
  * Levels (weir.h): a torn tail at the crash point, or a hole a power cut
  * left in unsynced writes, is WARN (only what the sync mode allows is
@@ -24,9 +26,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "batch.h"
 #include "db_impl.h"
 #include "filename.h"
+#include "inspect.h"
 #include "sst.h"
 
 typedef struct live_table {
@@ -139,65 +141,9 @@ static int load_live_version(checker *c) {
     return rc;
 }
 
-typedef struct log_summary {
-    uint64_t records, ops, first_seq, last_seq;
-    uint64_t dropped, valid_end, size;
-    int synced;
-} log_summary;
-
-/* Read every record of a log-format file; batches (is_wal) or version
- * edits must decode. WEIR_OK with any torn tail in s->dropped. */
-static int read_log_file(weir_env *env, const char *path, int is_wal, log_summary *s) {
-    memset(s, 0, sizeof *s);
-    log_reader *r;
-    int rc = log_reader_open(env, path, &r);
-    if (rc != WEIR_OK) return rc;
-    buf scratch = BUF_INIT;
-    version_edit e;
-    version_edit_init(&e);
-    slice rec;
-    while ((rc = log_reader_next(r, &scratch, &rec)) == WEIR_OK) {
-        uint64_t off = log_reader_record_offset(r);
-        if (is_wal) {
-            if (rec.len < BATCH_HEADER_SIZE) {
-                rc = weir_set_error(WEIR_CORRUPTION, "%s: record at offset %" PRIu64
-                                    " is too short to be a write batch", path, off);
-                break;
-            }
-            uint64_t seq = batch_rep_sequence(rec), n = batch_rep_count(rec);
-            rc = batch_rep_iterate(rec, NULL, NULL);
-            if (rc != WEIR_OK) {
-                rc = weir_wrap_error(rc, "%s: record at offset %" PRIu64, path, off);
-                break;
-            }
-            if (s->records == 0) s->first_seq = seq;
-            s->last_seq = seq + (n ? n - 1 : 0);
-            s->ops += n;
-            s->synced |= batch_rep_synced(rec);
-        } else {
-            rc = version_edit_decode(&e, rec);
-            if (rc != WEIR_OK) {
-                rc = weir_wrap_error(rc, "%s: record at offset %" PRIu64, path, off);
-                break;
-            }
-        }
-        s->records++;
-    }
-    if (rc == WEIR_NOT_FOUND) {
-        rc = WEIR_OK;
-        s->dropped = log_reader_dropped_bytes(r);
-        s->valid_end = log_reader_valid_end(r);
-    }
-    s->size = log_reader_file_size(r);
-    version_edit_free(&e);
-    buf_free(&scratch);
-    log_reader_close(r);
-    return rc;
-}
-
 static void check_manifest(checker *c, const char *name, const char *path, int live) {
-    log_summary s;
-    int rc = read_log_file(c->env, path, 0, &s);
+    inspect_log_summary s;
+    int rc = inspect_log_walk(path, INSPECT_LOG_MANIFEST, NULL, &s);
     if (rc != WEIR_OK) {
         report_failure(c, name, rc);
         return;
@@ -314,8 +260,8 @@ static void check_table(checker *c, const char *name, const char *path, uint64_t
 /* ---- logs ------------------------------------------------------------------------ */
 
 static void check_log(checker *c, const char *name, const char *path, uint64_t number, int newest) {
-    log_summary s;
-    int rc = read_log_file(c->env, path, 1, &s);
+    inspect_log_summary s;
+    int rc = inspect_log_walk(path, INSPECT_LOG_WAL, NULL, &s);
     if (rc != WEIR_OK) {
         report_failure(c, name, rc);
         return;
