@@ -366,6 +366,14 @@ typedef struct weir_iter weir_iter;
  * moment it was created) while writes go on. It starts unpositioned. */
 WEIR_API int weir_iter_create(weir_db *db, const weir_readopts *ro, weir_iter **out);
 WEIR_API void weir_iter_destroy(weir_iter *it);
+/* Move an iterator to the DB's latest state, as a new weir_iter_create with
+ * the same read options would see it, reusing its memory: when nothing but
+ * new writes happened since (no flush or compaction), this costs a few
+ * dozen instructions instead of building the iterator again. For short
+ * scans repeated many times (seek, a few nexts), keep one iterator and
+ * refresh it before each. Afterwards the iterator is unpositioned.
+ * WEIR_INVALID for an iterator made at a snapshot or by a transaction. */
+WEIR_API int weir_iter_refresh(weir_iter *it);
 
 WEIR_API int weir_iter_valid(const weir_iter *it);
 WEIR_API void weir_iter_seek_first(weir_iter *it);

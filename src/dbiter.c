@@ -45,6 +45,7 @@ struct weir_iter {
      * are newer than the snapshot; writes committed after the snapshot are
      * still hidden. Empty (lo > hi) for plain iterators. */
     uint64_t overlay_lo, overlay_hi;
+    int fixed_view; /* made at a snapshot or by a transaction: no refresh */
 };
 
 static inline int visible(const weir_iter *it, uint64_t seq) {
@@ -535,6 +536,49 @@ static int setup_bounds(weir_iter *it, const weir_readopts *ro) {
     return WEIR_OK;
 }
 
+/* The merged internal iterator over it->rs (and overlay, whose ownership
+ * it takes, also on failure): it->internal. WEIR_NO_MEMORY with a message
+ * on failure, it->internal then NULL. */
+static int build_internal(weir_iter *it, iter *overlay) {
+    iter **children = NULL;
+    int n = 0;
+    iter *m = memtable_iter_create(it->rs.mem);
+    iter *im = it->rs.imm ? memtable_iter_create(it->rs.imm) : NULL;
+    int rc = (!m || (it->rs.imm && !im)) ? WEIR_NO_MEMORY : WEIR_OK;
+    if (rc == WEIR_OK) {
+        children = malloc(sizeof *children * 3);
+        if (!children) rc = WEIR_NO_MEMORY;
+    }
+    if (rc == WEIR_OK) {
+        if (overlay) children[n++] = overlay;
+        overlay = NULL;
+        children[n++] = m;
+        m = NULL;
+        if (im) children[n++] = im;
+        im = NULL;
+        /* The version is referenced by rs, so its file lists are stable. */
+        rc = version_add_iterators(it->rs.v, &children, &n);
+    }
+    it->internal = NULL;
+    if (rc == WEIR_OK) {
+        /* The merger owns the children now; the array is ours to free. */
+        it->internal = merging_iter_create(children, n);
+        free(children);
+        children = NULL;
+        n = 0;
+        if (!it->internal) rc = WEIR_NO_MEMORY;
+    }
+    iter_destroy(overlay);
+    iter_destroy(m);
+    iter_destroy(im);
+    if (children) {
+        for (int i = 0; i < n; i++) iter_destroy(children[i]);
+    }
+    free(children);
+    if (rc != WEIR_OK) return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
+    return WEIR_OK;
+}
+
 static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot *snap,
                        iter *overlay, uint64_t overlay_lo, uint64_t overlay_hi, weir_iter **out) {
     if (ro) {
@@ -559,58 +603,67 @@ static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot
         return rc;
     }
     it->db = db;
+    it->fixed_view = snap != NULL || overlay != NULL;
     db_acquire_read_state(db, snap, &it->rs);
     it->sequence = it->rs.sequence;
     it->overlay_lo = overlay ? overlay_lo : UINT64_MAX;
     it->overlay_hi = overlay ? overlay_hi : 0;
     it->has_tombs = db_has_tombstones(&it->rs);
     it->now_ms = db_now_ms(db);
-
-    iter **children = NULL;
-    int n = 0;
-    iter *m = memtable_iter_create(it->rs.mem);
-    iter *im = it->rs.imm ? memtable_iter_create(it->rs.imm) : NULL;
-    rc = (!m || (it->rs.imm && !im)) ? WEIR_NO_MEMORY : WEIR_OK;
-    if (rc == WEIR_OK) {
-        children = malloc(sizeof *children * 3);
-        if (!children) rc = WEIR_NO_MEMORY;
-    }
-    if (rc == WEIR_OK) {
-        if (overlay) children[n++] = overlay;
-        overlay = NULL;
-        children[n++] = m;
-        m = NULL;
-        if (im) children[n++] = im;
-        im = NULL;
-        /* The version is referenced by rs, so its file lists are stable. */
-        rc = version_add_iterators(it->rs.v, &children, &n);
-    }
-    if (rc == WEIR_OK) {
-        /* The merger owns the children now; the array is ours to free. */
-        it->internal = merging_iter_create(children, n);
-        free(children);
-        children = NULL;
-        n = 0;
-        if (!it->internal) rc = WEIR_NO_MEMORY;
-    }
-    iter_destroy(overlay);
-    iter_destroy(m);
-    iter_destroy(im);
-    if (children) {
-        for (int i = 0; i < n; i++) iter_destroy(children[i]);
-    }
-    free(children);
+    rc = build_internal(it, overlay);
     if (rc != WEIR_OK) {
-        it->internal = NULL;
         db_release_read_state(db, &it->rs);
         buf_free(&it->lower);
         buf_free(&it->upper);
         free(it);
-        return weir_set_error(WEIR_NO_MEMORY, "out of memory creating an iterator");
+        return rc;
     }
     it->direction = DIR_FORWARD;
     atomic_fetch_add(&db->live_iterators, 1);
     *out = it;
+    return WEIR_OK;
+}
+
+int weir_iter_refresh(weir_iter *it) {
+    if (!it) return weir_set_error(WEIR_INVALID, "weir_iter_refresh: iterator is NULL");
+    if (!usable(it)) return db_owner_check(it->db, "weir_iter_refresh");
+    if (it->fixed_view)
+        return weir_set_error(WEIR_INVALID, "weir_iter_refresh: the iterator reads a snapshot or a "
+                              "transaction, which never change; create a new one instead");
+    weir_db *db = it->db;
+    read_state rs;
+    db_acquire_read_state(db, NULL, &rs);
+    if (rs.sv == it->rs.sv) {
+        /* The same memtables and tables: the internal iterator stays; only
+         * the sequence number the reader sees moves on. */
+        it->rs.sequence = rs.sequence;
+        db_release_read_state(db, &rs);
+    } else {
+        iter *old = it->internal;
+        read_state old_rs = it->rs;
+        it->rs = rs;
+        int rc = build_internal(it, NULL);
+        if (rc != WEIR_OK) {
+            /* Keep the old view whole: the iterator still works. */
+            db_release_read_state(db, &it->rs);
+            it->rs = old_rs;
+            it->internal = old;
+            return rc;
+        }
+        iter_destroy(old);
+        db_release_read_state(db, &old_rs);
+    }
+    it->sequence = it->rs.sequence;
+    it->has_tombs = db_has_tombstones(&it->rs);
+    it->now_ms = db_now_ms(db);
+    it->status = WEIR_OK;
+    it->valid = 0;
+    it->ahead = 0;
+    it->direction = DIR_FORWARD;
+    buf_clear(&it->saved_key);
+    buf_clear(&it->saved_value);
+    for (size_t i = 0; i < it->nops; i++) buf_clear(&it->ops[i]);
+    it->nops = 0;
     return WEIR_OK;
 }
 

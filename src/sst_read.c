@@ -688,7 +688,16 @@ static void si_seek_last(iter *base) {
 static void si_seek(iter *base, slice target) {
     sst_iter *it = (sst_iter *)base;
     if (it->status != WEIR_OK) return;
-    block_iter_seek(&it->index, target);
+    if (it->r->lookup_words && !it->salvage_fn) {
+        uint32_t at = lookup_block(it->r, target);
+        if (at >= it->r->index.num_restarts) {
+            clear_data(it); /* past the last key: invalid, not an error */
+            return;
+        }
+        block_iter_seek_to_restart(&it->index, at);
+    } else {
+        block_iter_seek(&it->index, target);
+    }
     if (!block_iter_valid(&it->index)) {
         index_exhausted(it);
         return;

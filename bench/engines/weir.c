@@ -89,34 +89,53 @@ static int weir_bench_write_batch(void *db, const bench_kv *kvs, size_t n, char 
     return weir_write(h->db, &h->wo, h->batch) == WEIR_OK ? 0 : fail(err, "write");
 }
 
-/* weir's reads need no per-thread state: the reader is the db. */
+/* A reader keeps one iterator and refreshes it for each scan, as a user
+ * running many short scans would: weir_iter_refresh moves it to the latest
+ * state without building it again, the way LMDB's bench reader renews one
+ * transaction and cursor. */
+typedef struct {
+    weir_bench_db *h;
+    weir_iter *it;
+} weir_bench_reader;
+
 static void *weir_bench_reader_open(void *db, char *err) {
-    (void)err;
-    return db;
+    weir_bench_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, BENCH_ERR_LEN, "weir reader: out of memory");
+        return NULL;
+    }
+    r->h = db;
+    return r;
 }
 
-static void weir_bench_reader_close(void *reader) { (void)reader; }
+static void weir_bench_reader_close(void *reader) {
+    weir_bench_reader *r = reader;
+    if (!r) return;
+    weir_iter_destroy(r->it);
+    free(r);
+}
 
 static int weir_bench_get(void *reader, const void *key, size_t klen, void *buf, size_t cap,
                           size_t *vlen, char *err) {
-    weir_bench_db *h = reader;
-    int rc = weir_get(h->db, NULL, key, klen, buf, cap, vlen);
+    weir_bench_reader *r = reader;
+    int rc = weir_get(r->h->db, NULL, key, klen, buf, cap, vlen);
     if (rc == WEIR_OK) return 1;
     if (rc == WEIR_NOT_FOUND) return 0;
     return fail(err, "get");
 }
 
 static void *weir_bench_iter_open(void *reader, char *err) {
-    weir_bench_db *h = reader;
-    weir_iter *it = NULL;
-    if (weir_iter_create(h->db, NULL, &it) != WEIR_OK) {
-        fail(err, "iter_create");
+    weir_bench_reader *r = reader;
+    int rc = r->it ? weir_iter_refresh(r->it) : weir_iter_create(r->h->db, NULL, &r->it);
+    if (rc != WEIR_OK) {
+        fail(err, r->it ? "iter_refresh" : "iter_create");
         return NULL;
     }
-    return it;
+    return r->it;
 }
 
-static void weir_bench_iter_close(void *it) { weir_iter_destroy(it); }
+/* The iterator lives until the reader closes. */
+static void weir_bench_iter_close(void *it) { (void)it; }
 static void weir_bench_iter_seek_first(void *it) { weir_iter_seek_first(it); }
 static void weir_bench_iter_seek_last(void *it) { weir_iter_seek_last(it); }
 static void weir_bench_iter_seek(void *it, const void *k, size_t kl) { weir_iter_seek(it, k, kl); }

@@ -510,6 +510,19 @@ static int case_139(void) {
     return t ? 999 : rc;
 }
 
+/* weir_iter_refresh: NULL iterator */
+static int case_140(void) { return weir_iter_refresh(NULL); }
+
+/* weir_iter_refresh: an iterator at a snapshot never moves */
+static int case_141(void) {
+    weir_readopts ro = {.snapshot = g_snap};
+    weir_iter *it = NULL;
+    int rc = weir_iter_create(g_db, &ro, &it);
+    if (rc == WEIR_OK) rc = weir_iter_refresh(it);
+    weir_iter_destroy(it);
+    return rc;
+}
+
 static const api_case cases[] = {
     {"weir_options_set_create_if_missing", "NULL options", case_000, STATUS, WEIR_INVALID, "weir_options"},
     {"weir_options_set_error_if_exists", "NULL options", case_001, STATUS, WEIR_INVALID, "weir_options"},
@@ -651,6 +664,8 @@ static const api_case cases[] = {
     {"weir_put", "reserved write option set", case_137, STATUS, WEIR_INVALID, "weir_writeopts.reserved[2]"},
     {"weir_get", "reserved read option set", case_138, STATUS, WEIR_INVALID, "weir_readopts.reserved[0]"},
     {"weir_txn_begin", "reserved transaction option set", case_139, STATUS, WEIR_INVALID, "weir_txnopts.reserved[1]"},
+    {"weir_iter_refresh", "NULL iterator", case_140, STATUS, WEIR_INVALID, "NULL"},
+    {"weir_iter_refresh", "iterator at a snapshot", case_141, STATUS, WEIR_INVALID, "snapshot"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -1420,6 +1420,77 @@ TEST(iterator_point_in_time) {
     test_rmtree(dir);
 }
 
+/* weir_iter_refresh moves an iterator to the latest state: cheaply when
+ * only writes happened, by rebuilding when a flush or compaction swapped
+ * the tables. Bounds survive; the position does not. */
+TEST(iterator_refresh) {
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "basic-refresh");
+    weir_options *o = small_opts();
+    weir_db *db = NULL;
+    CHECK_OK(weir_open(dir, o, &db));
+    CHECK_OK(put_s(db, "a", "0"));
+    CHECK_OK(put_s(db, "k1", "1"));
+    CHECK_OK(put_s(db, "k3", "3"));
+    CHECK_OK(put_s(db, "z", "0"));
+    weir_readopts ro = {.lower_bound = "k", .lower_bound_len = 1,
+                        .upper_bound = "l", .upper_bound_len = 1};
+    weir_iter *it = NULL;
+    CHECK_OK(weir_iter_create(db, &ro, &it));
+    CHECK_OK(put_s(db, "k2", "2"));
+    weir_iter_seek_first(it);
+    CHECK_WALK(it, 1, 1, "k1=1,k3=3");
+    /* Writes into the same memtable: the refreshed view has them. */
+    CHECK_OK(weir_iter_refresh(it));
+    CHECK(!weir_iter_valid(it));
+    weir_iter_seek_last(it);
+    CHECK_WALK(it, 0, 1, "k3=3,k2=2,k1=1");
+    /* A flush, a delete, a compaction: the tables change under it. */
+    CHECK_OK(weir_flush(db));
+    CHECK_OK(del_s(db, "k1"));
+    CHECK_OK(put_s(db, "k4", "4"));
+    CHECK_OK(weir_compact_range(db, NULL, 0, NULL, 0));
+    CHECK_OK(put_s(db, "k5", "5"));
+    weir_iter_seek_first(it);
+    CHECK_WALK(it, 1, 1, "k1=1,k2=2,k3=3");
+    CHECK_OK(weir_iter_refresh(it));
+    weir_iter_seek(it, "k", 1);
+    CHECK_WALK(it, 1, 1, "k2=2,k3=3,k4=4,k5=5");
+    CHECK_OK(weir_iter_status(it));
+    /* Many refreshes across many flushes hold no old state alive: each
+     * sees exactly the writes before it. */
+    char k[32], v[64];
+    memset(v, 'v', sizeof v);
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(k, sizeof k, "k6-%03d-%03d", round, i);
+            CHECK_OK(weir_put(db, NULL, k, strlen(k), v, sizeof v));
+        }
+        CHECK_OK(weir_iter_refresh(it));
+        snprintf(k, sizeof k, "k6-%03d-199", round);
+        weir_iter_seek(it, k, strlen(k));
+        CHECK_AT(it, k);
+        weir_iter_next(it);
+        CHECK(!weir_iter_valid(it));
+    }
+    /* A live refreshed iterator still holds the store open. */
+    CHECK_STATUS(weir_close(db), WEIR_BUSY);
+    weir_iter_destroy(it);
+    /* An iterator at a snapshot sees one state forever. */
+    weir_snapshot *snap = NULL;
+    CHECK_OK(weir_snapshot_create(db, &snap));
+    weir_readopts at = {.snapshot = snap};
+    CHECK_OK(weir_iter_create(db, &at, &it));
+    CHECK_STATUS(weir_iter_refresh(it), WEIR_INVALID);
+    weir_iter_seek(it, "k2", 2);
+    CHECK_AT(it, "k2");
+    weir_iter_destroy(it);
+    weir_snapshot_release(db, snap);
+    CHECK_OK(weir_close(db));
+    weir_options_destroy(o);
+    test_rmtree(dir);
+}
+
 TEST(iterator_over_snapshot) {
     char dir[512];
     test_tmpdir(dir, sizeof dir, "basic-itersnap");
@@ -1699,6 +1770,7 @@ static const test_case tests[] = {
     TEST_ENTRY(iterator_prefix_mode),
     TEST_ENTRY(iterator_point_in_time),
     TEST_ENTRY(iterator_over_snapshot),
+    TEST_ENTRY(iterator_refresh),
     TEST_ENTRY(flush_and_compact_range),
     TEST_ENTRY(properties),
     TEST_ENTRY(version_and_status_names),
