@@ -21,18 +21,28 @@ void block_builder_init(block_builder *b, int restart_interval) {
     b->restart_interval = restart_interval < 1 ? 1 : restart_interval;
 }
 
+void block_builder_init_hashed(block_builder *b, int restart_interval) {
+    block_builder_init(b, restart_interval);
+    b->hash_index = 1;
+}
+
 void block_builder_free(block_builder *b) {
     buf_free(&b->data);
     buf_free(&b->last_key);
     free(b->restarts);
+    free(b->entry_hash);
+    free(b->entry_restart);
     b->restarts = NULL;
+    b->entry_hash = b->entry_restart = NULL;
     b->num_restarts = b->restarts_cap = 0;
+    b->num_entries = b->entries_cap = 0;
 }
 
 void block_builder_reset(block_builder *b) {
     buf_clear(&b->data);
     buf_clear(&b->last_key);
     b->num_restarts = 0;
+    b->num_entries = 0;
     b->counter = 0;
     b->finished = 0;
     b->oom = 0;
@@ -43,6 +53,37 @@ static size_t common_prefix(slice a, slice b) {
     size_t i = 0;
     while (i < n && a.data[i] == b.data[i]) i++;
     return i;
+}
+
+int block_builder_add_hashed(block_builder *b, slice key, slice value, uint64_t key_hash) {
+    if (b->oom || b->finished) return -1;
+    if (b->num_entries == b->entries_cap) {
+        size_t cap = b->entries_cap ? b->entries_cap * 2 : 64;
+        uint32_t *h = realloc(b->entry_hash, cap * sizeof *h);
+        if (h) b->entry_hash = h;
+        uint32_t *r = h ? realloc(b->entry_restart, cap * sizeof *r) : NULL;
+        if (r) b->entry_restart = r;
+        if (!h || !r) {
+            b->oom = 1;
+            return -1;
+        }
+        b->entries_cap = cap;
+    }
+    if (block_builder_add(b, key, value) != 0) return -1;
+    b->entry_hash[b->num_entries] = (uint32_t)(key_hash >> 32);
+    b->entry_restart[b->num_entries] = (uint32_t)b->num_restarts - 1;
+    b->num_entries++;
+    return 0;
+}
+
+/* The hash index fits: restart numbers fit a byte, bucket count 16 bits. */
+static int hash_index_fits(const block_builder *b) {
+    return b->hash_index && b->num_entries > 0 && b->num_restarts <= BLOCK_HASH_MAX_RESTARTS &&
+           BLOCK_HASH_BUCKETS(b->num_entries) <= UINT16_MAX;
+}
+
+static size_t hash_index_size(const block_builder *b) {
+    return hash_index_fits(b) ? BLOCK_HASH_BUCKETS(b->num_entries) + 2 : 0;
 }
 
 int block_builder_add(block_builder *b, slice key, slice value) {
@@ -96,17 +137,36 @@ oom:
 }
 
 size_t block_builder_size_estimate(const block_builder *b) {
-    return b->data.len + 4 * b->num_restarts + 4;
+    return b->data.len + 4 * b->num_restarts + 4 + hash_index_size(b);
+}
+
+/* Fill the buckets: each holds the interval of the first key hashed to it
+ * (keys come in order, so a key's versions count from its first). */
+static void put_hash_index(block_builder *b) {
+    uint32_t n = (uint32_t)BLOCK_HASH_BUCKETS(b->num_entries);
+    uint8_t *buckets = (uint8_t *)b->data.data + b->data.len;
+    memset(buckets, BLOCK_HASH_EMPTY, n);
+    for (size_t i = 0; i < b->num_entries; i++) {
+        uint8_t *slot = &buckets[block_hash_bucket((uint64_t)b->entry_hash[i] << 32, n)];
+        uint8_t restart = (uint8_t)b->entry_restart[i];
+        if (*slot == BLOCK_HASH_EMPTY) *slot = restart;
+    }
+    b->data.len += n;
+    char count[2] = {(char)(n & 0xff), (char)(n >> 8)};
+    memcpy(b->data.data + b->data.len, count, 2);
+    b->data.len += 2;
 }
 
 slice block_builder_finish(block_builder *b) {
-    if (b->oom || buf_reserve(&b->data, 4 * b->num_restarts + 4) != 0) {
+    if (b->oom || buf_reserve(&b->data, 4 * b->num_restarts + 4 + hash_index_size(b)) != 0) {
         b->oom = 1;
         return slice_make(NULL, 0);
     }
     if (!b->finished) {
+        int hashed = hash_index_fits(b);
         for (size_t i = 0; i < b->num_restarts; i++) buf_put_fixed32(&b->data, b->restarts[i]);
-        buf_put_fixed32(&b->data, (uint32_t)b->num_restarts);
+        if (hashed) put_hash_index(b);
+        buf_put_fixed32(&b->data, (uint32_t)b->num_restarts | (hashed ? BLOCK_HASHED_FLAG : 0));
         b->finished = 1;
     }
     return buf_slice(&b->data);
@@ -118,10 +178,25 @@ int block_parse(block *b, const char *data, size_t size) {
     if (size < 4 || size > UINT32_MAX)
         return weir_set_error(WEIR_CORRUPTION, "bad block: size %zu is out of range", size);
     uint32_t num = decode_fixed32(data + size - 4);
-    if (num > (size - 4) / 4)
+    const uint8_t *buckets = NULL;
+    uint32_t num_buckets = 0;
+    size_t tail = 4; /* bytes after the restart array */
+    if (num & BLOCK_HASHED_FLAG) {
+        num &= ~BLOCK_HASHED_FLAG;
+        if (size < 6)
+            return weir_set_error(WEIR_CORRUPTION, "bad block: %zu bytes hold no hash index", size);
+        num_buckets = (uint32_t)(unsigned char)data[size - 6] | (uint32_t)(unsigned char)data[size - 5] << 8;
+        if (num_buckets == 0 || num == 0 || num > BLOCK_HASH_MAX_RESTARTS || num_buckets > size - 6)
+            return weir_set_error(WEIR_CORRUPTION,
+                                  "bad block: a hash index of %u buckets over %u restart points "
+                                  "does not fit in %zu bytes", num_buckets, num, size);
+        tail = 6 + num_buckets;
+        buckets = (const uint8_t *)data + size - tail;
+    }
+    if (num > (size - tail) / 4)
         return weir_set_error(WEIR_CORRUPTION,
                               "bad block: %u restart points do not fit in %zu bytes", num, size);
-    uint32_t restarts_off = (uint32_t)(size - 4 - 4 * (size_t)num);
+    uint32_t restarts_off = (uint32_t)(size - tail - 4 * (size_t)num);
     if (restarts_off == 0) {
         num = 0; /* no entries: whatever the restart array says is moot */
     } else {
@@ -136,10 +211,14 @@ int block_parse(block *b, const char *data, size_t size) {
                                   "bad block: restart points [%u..%u] outside entries [0, %u)",
                                   first, last, restarts_off);
     }
+    if (buckets && restarts_off == 0)
+        return weir_set_error(WEIR_CORRUPTION, "bad block: a hash index over no entries");
     b->data = data;
     b->size = size;
     b->restarts_off = restarts_off;
     b->num_restarts = num;
+    b->buckets = buckets;
+    b->num_buckets = num_buckets;
     return WEIR_OK;
 }
 
@@ -185,32 +264,42 @@ static void mark_corrupt(block_iter *it, uint32_t offset) {
 
 static inline int dead(const block_iter *it) { return it->corrupt || it->oom; }
 
-/* Make the key shared bytes of the current key plus n bytes at delta. */
-static int key_assign(block_iter *it, uint32_t shared, const char *delta, uint32_t n) {
-    size_t need = (size_t)shared + n;
-    if (need > it->key.cap) {
-        size_t cap = it->key.cap * 2;
-        if (cap < need) cap = need;
-        if (cap < 64) cap = 64;
-        char *p;
-        if (it->key.data == it->scratch) {
-            p = malloc(cap);
-            if (p && shared) memcpy(p, it->key.data, shared);
-        } else {
-            p = realloc(it->key.data, cap);
-        }
-        if (!p) return 0;
-        it->key.data = p;
-        it->key.cap = cap;
+/* Grow the key buffer to hold need bytes, keeping its first `shared`. */
+static int key_grow(block_iter *it, uint32_t shared, size_t need) {
+    size_t cap = it->key.cap * 2;
+    if (cap < need) cap = need;
+    if (cap < 64) cap = 64;
+    char *p;
+    if (it->key.data == it->scratch) {
+        p = malloc(cap);
+        if (p && shared) memcpy(p, it->key.data, shared);
+    } else {
+        p = realloc(it->key.data, cap);
     }
-    if (n) memcpy(it->key.data + shared, delta, n);
+    if (!p) return 0;
+    it->key.data = p;
+    it->key.cap = cap;
+    return 1;
+}
+
+/* Make the key shared bytes of the current key plus n bytes at delta
+ * (readable up to end). A short delta, the common case, is copied as one
+ * fixed 16 bytes when source and buffer have room: two moves instead of a
+ * call into memcpy, which was a fifth of decoding an entry. */
+static inline int key_assign(block_iter *it, uint32_t shared, const char *delta, uint32_t n,
+                             const char *end) {
+    size_t need = (size_t)shared + n;
+    if (need > it->key.cap && !key_grow(it, shared, need)) return 0;
+    char *dst = it->key.data + shared;
+    if (n <= 16 && shared + 16 <= it->key.cap && end - delta >= 16) memcpy(dst, delta, 16);
+    else if (n) memcpy(dst, delta, n);
     it->key.len = need;
     return 1;
 }
 
 /* Decode the entry at next_offset and make it current; 0 when there is none
  * (end of entries, corruption, or no memory), leaving the iterator invalid. */
-static int parse_next(block_iter *it) {
+static inline int parse_next(block_iter *it) {
     const block *b = it->blk;
     uint32_t off = it->next_offset;
     if (off >= b->restarts_off) {
@@ -223,7 +312,7 @@ static int parse_next(block_iter *it) {
         mark_corrupt(it, off);
         return 0;
     }
-    if (!key_assign(it, shared, p, unshared)) {
+    if (!key_assign(it, shared, p, unshared, b->data + b->size)) {
         it->oom = 1;
         make_invalid(it);
         return 0;
@@ -337,17 +426,14 @@ void block_iter_seek_to_restart(block_iter *it, uint32_t i) {
     if (seek_to_restart(it, i)) parse_next(it);
 }
 
-void block_iter_seek(block_iter *it, slice target) {
-    if (dead(it)) return;
+/* Seek among restart intervals [left, right]: the answer (first entry >=
+ * target) is known to lie in them or just after right's interval, and
+ * every entry before left's interval is < target. */
+static void seek_in(block_iter *it, slice target, uint32_t left, uint32_t right) {
     const block *b = it->blk;
-    if (b->num_restarts == 0) {
-        make_invalid(it);
-        return;
-    }
     const char *limit = b->data + b->restarts_off;
     /* Find the last restart whose key is < target; entries before it are
      * all smaller, so the scan can start there. */
-    uint32_t left = 0, right = b->num_restarts - 1;
     while (left < right) {
         uint32_t mid = left + (right - left + 1) / 2;
         uint32_t off = restart_point(b, mid);
@@ -370,6 +456,63 @@ void block_iter_seek(block_iter *it, slice target) {
     while (parse_next(it)) {
         if (it->cmp(buf_slice(&it->key), target) >= 0) return;
     }
+}
+
+void block_iter_seek(block_iter *it, slice target) {
+    if (dead(it)) return;
+    if (it->blk->num_restarts == 0) {
+        make_invalid(it);
+        return;
+    }
+    seek_in(it, target, 0, it->blk->num_restarts - 1);
+}
+
+/* The internal-key order, inline: blocks with a hash index hold internal
+ * keys. Keys of a damaged block may be shorter than a tag; those compare
+ * bytewise, as the table layer's comparator does. */
+static inline int ikey_order(slice a, slice b) {
+    if (a.len < IKEY_TAG_SIZE || b.len < IKEY_TAG_SIZE) return slice_compare(a, b);
+    return ikey_compare(a, b);
+}
+
+void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash) {
+    if (dead(it)) return;
+    const block *b = it->blk;
+    if (!b->buckets) {
+        block_iter_seek(it, target);
+        return;
+    }
+    uint32_t hint = b->buckets[block_hash_bucket(key_hash, b->num_buckets)];
+    uint32_t last = b->num_restarts - 1;
+    /* Empty: the key is not here. The last interval still answers a target
+     * past the block's last key (a separator may exceed it), which must
+     * leave the iterator invalid so the lookup goes on to the next block. */
+    int absent = hint == BLOCK_HASH_EMPTY;
+    if (absent) hint = last;
+    if (hint > last) {
+        mark_corrupt(it, b->restarts_off);
+        return;
+    }
+    if (!seek_to_restart(it, hint) || !parse_next(it)) return;
+    /* The hinted interval starts with the target's user key (its newest
+     * version: the builder hints at the interval where a key starts), or
+     * with a smaller one: scan. A larger one means the hint was another
+     * key's: search before it. */
+    slice first = buf_slice(&it->key);
+    if (!absent && first.len >= IKEY_TAG_SIZE && target.len >= IKEY_TAG_SIZE &&
+        slice_compare(ikey_user(first), ikey_user(target)) > 0) {
+        if (hint == 0) return; /* the first entry is the answer */
+        seek_in(it, target, 0, hint - 1);
+        return;
+    }
+    do {
+        if (ikey_order(buf_slice(&it->key), target) >= 0) return;
+        if (!absent && it->restart_index != hint) {
+            /* Past the hinted interval: the answer lies beyond it. */
+            seek_in(it, target, it->restart_index, last);
+            return;
+        }
+    } while (parse_next(it));
 }
 
 void block_iter_next(block_iter *it) {
@@ -423,7 +566,7 @@ static int use_prev_entry(block_iter *it, uint32_t i) {
     it->key.len = 0;
     /* Empty keys leave pc_keys unallocated, and NULL + 0 is undefined. */
     const char *k = e->key_len ? it->pc_keys.data + e->key_off : "";
-    if (!key_assign(it, 0, k, e->key_len)) {
+    if (!key_assign(it, 0, k, e->key_len, k + e->key_len)) {
         it->oom = 1;
         make_invalid(it);
         return 0;

@@ -7,6 +7,24 @@
  * its offset is recorded; the block ends with the restart offsets (fixed32
  * each) and their count (fixed32). Seeks binary-search the restarts, then
  * scan forward.
+ *
+ * A data block may also carry a hash index (bit 31 of the count set):
+ *
+ *   entries | restarts (fixed32 each) | buckets (1 byte each) |
+ *   fixed16 bucket count | fixed32 restart count | 1 << 31
+ *
+ * Each bucket holds a hint: the restart interval where the first user key
+ * hashed to it starts, or BLOCK_HASH_EMPTY when no key hashes there (the
+ * key is not in the block). A point lookup reads one bucket instead of
+ * binary-searching the restarts, which touched three or four scattered
+ * entries of a block that is rarely in the CPU cache. Keys sharing a
+ * bucket get the first one's interval, so a lookup checks the hint (the
+ * interval starts at or before the target's user key, and the target
+ * lies in it) and binary-searches when it does not: another key's hint
+ * costs time, never a wrong answer (the block checksum covers the hints
+ * themselves). Two buckets per entry make the hint right for about 80% of
+ * keys. Only blocks of internal
+ * keys carry one (the hash covers the user key, without its 8-byte tag).
  */
 #ifndef WEIR_BLOCK_H
 #define WEIR_BLOCK_H
@@ -27,14 +45,31 @@ typedef struct block_builder {
     buf last_key;
     int finished;
     int oom;           /* an allocation failed; finish reports it */
+    int hash_index;    /* build the hash index (block_builder_init_hashed) */
+    uint32_t *entry_hash;    /* per entry: user-key hash bits for the bucket */
+    uint32_t *entry_restart; /* per entry: its restart interval */
+    size_t num_entries, entries_cap;
 } block_builder;
 
+/* Bit 31 of a block's restart count: the block carries a hash index. */
+#define BLOCK_HASHED_FLAG (UINT32_C(1) << 31)
+#define BLOCK_HASH_EMPTY 0xff
+/* Restart intervals a bucket can name (0..254). */
+#define BLOCK_HASH_MAX_RESTARTS 255
+#define BLOCK_HASH_BUCKETS(entries) ((entries) * 2 + 1)
+
 void block_builder_init(block_builder *b, int restart_interval);
+/* A builder of internal-key blocks with a hash index; add entries with
+ * block_builder_add_hashed. */
+void block_builder_init_hashed(block_builder *b, int restart_interval);
 void block_builder_free(block_builder *b);
 void block_builder_reset(block_builder *b);
 /* Keys must be added in strictly increasing order (caller's comparator).
  * 0 on success, -1 on OOM. */
 int block_builder_add(block_builder *b, slice key, slice value);
+/* The same, for a hashed builder: key_hash is bloom_hash() of the key's
+ * user part, the hash a point lookup brings. */
+int block_builder_add_hashed(block_builder *b, slice key, slice value, uint64_t key_hash);
 /* Size of the block if finished now. */
 size_t block_builder_size_estimate(const block_builder *b);
 static inline int block_builder_empty(const block_builder *b) { return b->data.len == 0; }
@@ -48,7 +83,14 @@ typedef struct block {
     size_t size;            /* bytes of entries + restart array */
     uint32_t restarts_off;  /* offset of the restart array */
     uint32_t num_restarts;
+    const uint8_t *buckets; /* the hash index; NULL when the block has none */
+    uint32_t num_buckets;
 } block;
+
+/* The bucket a user-key hash falls in: the top 32 bits scaled to n. */
+static inline uint32_t block_hash_bucket(uint64_t key_hash, uint32_t n) {
+    return (uint32_t)(((key_hash >> 32) * (uint64_t)n) >> 32);
+}
 
 /* Validate the restart array. WEIR_CORRUPTION (message: "bad block ...") if
  * it does not fit. */
@@ -99,6 +141,13 @@ int block_iter_valid(const block_iter *it);
 void block_iter_seek_first(block_iter *it);
 void block_iter_seek_last(block_iter *it);
 void block_iter_seek(block_iter *it, slice target);
+/* block_iter_seek for a point lookup of an internal key whose user part
+ * hashes to key_hash: with a hash index, the bucket's hint names the
+ * restart interval to scan (an empty bucket: the key is not in the block,
+ * and only the last interval is scanned, for a target past the last key).
+ * Lands on the first entry >= target, or on a later entry of another user
+ * key when the target's user key is not in the block. */
+void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash);
 /* Position on the entry at restart point i (its first entry), as if a seek
  * had landed there; invalid (corrupt) if i is out of bounds. */
 void block_iter_seek_to_restart(block_iter *it, uint32_t i);

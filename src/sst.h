@@ -17,6 +17,8 @@
  *     1 << codec for every compression codec some data block uses),
  *     fixed32 masked crc32c of the 48 bytes above, fixed32 zero,
  *     fixed64 magic SST_MAGIC
+ * Data blocks carry a hash index of their user keys (block.h) when their
+ * restart count allows one.
  * Block trailer (SST_TRAILER_SIZE bytes): 1 byte compression type
  * (SST_COMPRESSION_*; only data blocks are ever compressed, and only when
  * that saves at least 1/8) | fixed32 masked crc32c over the stored block
@@ -37,7 +39,10 @@
 #include "env.h"
 
 #define SST_MAGIC UINT64_C(0x57454952535354a1) /* "WEIRSST" + version byte */
-#define SST_FORMAT_VERSION 1
+/* Version 2: data blocks may carry a hash index (block.h). Version 1
+ * tables (no hash index) are still read. */
+#define SST_FORMAT_VERSION 2
+#define SST_OLDEST_FORMAT_VERSION 1
 #define SST_FOOTER_SIZE 64
 #define SST_TRAILER_SIZE 5
 #define SST_COMPRESSION_NONE 0
@@ -45,11 +50,12 @@
 #define SST_COMPRESSION_ZSTD 2
 
 /* Data blocks store every SST_RESTART_INTERVAL-th key whole (a restart).
- * A point lookup binary-searches the restarts and then scans forward
- * through prefix-compressed keys, decoding each: 4 keeps that scan to 1.5
- * entries on average where 16 (LevelDB's and RocksDB's default) costs 7.5,
- * for about 2% more space with 16-byte keys (measured in BENCHMARKS.md).
- * Readers take any interval: it is recorded in each block. */
+ * A point lookup finds the restart interval (hash index, else a binary
+ * search) and then scans forward through prefix-compressed keys, decoding
+ * each: 4 keeps that scan to 1.5 entries on average where 16 (LevelDB's
+ * and RocksDB's default) costs 7.5, for about 2% more space with 16-byte
+ * keys (measured in BENCHMARKS.md). Readers take any interval: it is
+ * recorded in each block. */
 #define SST_RESTART_INTERVAL 4
 
 typedef struct sst_build_options {

@@ -35,6 +35,7 @@ struct sst_builder {
     uint64_t num_entries;
     uint32_t num_blocks;
     buf last_key;         /* last internal key added */
+    uint64_t user_hash;   /* bloom_hash of its user key */
     /* The last flushed block's index entry waits for the next key so its
      * separator can be as short as possible. */
     int pending_index;
@@ -71,7 +72,7 @@ int sst_builder_open(weir_env *env, const char *path, const sst_build_options *o
                               "compression %s is not compiled into this build (have: %s)",
                               codec_name(opts->compression), codec_list());
     }
-    block_builder_init(&b->data, opts && opts->restart_interval > 0 ? opts->restart_interval : 16);
+    block_builder_init_hashed(&b->data, opts && opts->restart_interval > 0 ? opts->restart_interval : 16);
     block_builder_init(&b->index, INDEX_RESTART_INTERVAL);
     bloom_builder_init(&b->bloom, b->bloom_bits);
     *out = b;
@@ -222,12 +223,14 @@ int sst_builder_add(sst_builder *b, slice ikey, slice value) {
         int rc = add_index_entry(b, buf_slice(&b->scratch));
         if (rc != WEIR_OK) return rc;
     }
-    /* Versions of one user key share a filter entry. */
-    if (b->bloom_bits && !same_user) {
+    /* Versions of one user key share a filter entry. The same hash picks
+     * the key's bucket in the data block's hash index. */
+    if (!same_user || b->num_entries == 0) {
         slice u = ikey_user(ikey);
-        if (bloom_builder_add(&b->bloom, bloom_hash(u.data, u.len)) != 0) return oom(b);
+        b->user_hash = bloom_hash(u.data, u.len);
+        if (b->bloom_bits && bloom_builder_add(&b->bloom, b->user_hash) != 0) return oom(b);
     }
-    if (block_builder_add(&b->data, ikey, value) != 0) return oom(b);
+    if (block_builder_add_hashed(&b->data, ikey, value, b->user_hash) != 0) return oom(b);
     if (buf_set(&b->last_key, ikey.data, ikey.len) != 0) return oom(b);
     b->num_entries++;
     if (block_builder_size_estimate(&b->data) >= b->block_size) return flush_data_block(b);

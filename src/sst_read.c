@@ -363,7 +363,8 @@ static int open_checked(sst_reader *r, uint64_t file_size) {
                               footer_off);
     uint32_t version = decode_fixed32(f + 40), flags = decode_fixed32(f + 44);
     uint32_t known = (UINT32_C(1) << SST_COMPRESSION_LZ4) | (UINT32_C(1) << SST_COMPRESSION_ZSTD);
-    for (int codec = 1; codec <= CODEC_MAX && version == SST_FORMAT_VERSION; codec++) {
+    int known_version = version >= SST_OLDEST_FORMAT_VERSION && version <= SST_FORMAT_VERSION;
+    for (int codec = 1; codec <= CODEC_MAX && known_version; codec++) {
         if ((flags & (UINT32_C(1) << codec)) && !codec_supported(codec))
             return weir_set_error(WEIR_NOT_SUPPORTED,
                                   "table %s uses %s compression, which this build of weir does not "
@@ -371,11 +372,12 @@ static int open_checked(sst_reader *r, uint64_t file_size) {
                                   path, codec_name(codec), codec_list());
     }
     r->codecs = flags;
-    if (version != SST_FORMAT_VERSION || (flags & ~known) != 0)
+    if (!known_version || (flags & ~known) != 0)
         return weir_set_error(WEIR_NOT_SUPPORTED,
                               "table %s: format version %u flags %u (footer at offset %" PRIu64
-                              ") are not supported; this build reads version %d",
-                              path, version, flags, footer_off, SST_FORMAT_VERSION);
+                              ") are not supported; this build reads versions %d to %d",
+                              path, version, flags, footer_off, SST_OLDEST_FORMAT_VERSION,
+                              SST_FORMAT_VERSION);
     uint64_t filter_off = decode_fixed64(f), filter_size = decode_fixed64(f + 8);
     uint64_t index_off = decode_fixed64(f + 16), index_size = decode_fixed64(f + 24);
     r->num_entries = decode_fixed64(f + 32);
@@ -498,7 +500,7 @@ int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn f
         block_iter di;
         block_iter_init_scratch(&di, &blk, table_key_compare, data_scratch, sizeof data_scratch);
         if (first)
-            block_iter_seek(&di, lookup_ikey);
+            block_iter_seek_for_get(&di, lookup_ikey, hash);
         else
             block_iter_seek_first(&di);
         first = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "bloom.h"
 #include "status.h"
 #include "testutil.h"
 
@@ -27,16 +28,22 @@ static void make_value(buf *v, int i) {
     }
 }
 
-/* Build a block of n entries; returns a malloc'd exact-size copy. */
-static char *build_block(int n, int restart_interval, size_t *size) {
+/* Build a block of n entries; returns a malloc'd exact-size copy. A hashed
+ * block gets a hash index over the whole keys (as if each were a user key
+ * with an empty tag). */
+static char *build_block_hashed(int n, int restart_interval, int hashed, size_t *size) {
     block_builder b;
-    block_builder_init(&b, restart_interval);
+    if (hashed) block_builder_init_hashed(&b, restart_interval);
+    else block_builder_init(&b, restart_interval);
     buf v = BUF_INIT;
     char k[64];
     for (int i = 0; i < n; i++) {
         make_key(k, sizeof k, i);
         make_value(&v, i);
-        if (block_builder_add(&b, slice_make(k, strlen(k)), buf_slice(&v)) != 0) {
+        slice key = slice_make(k, strlen(k));
+        int rc = hashed ? block_builder_add_hashed(&b, key, buf_slice(&v), bloom_hash(k, key.len))
+                        : block_builder_add(&b, key, buf_slice(&v));
+        if (rc != 0) {
             buf_free(&v);
             block_builder_free(&b);
             return NULL;
@@ -49,6 +56,10 @@ static char *build_block(int n, int restart_interval, size_t *size) {
     buf_free(&v);
     block_builder_free(&b);
     return copy;
+}
+
+static char *build_block(int n, int restart_interval, size_t *size) {
+    return build_block_hashed(n, restart_interval, 0, size);
 }
 
 /* Check the iterator sits on entry i. */
@@ -441,7 +452,10 @@ static void exercise(const char *data, size_t size, test_rng *rng) {
     for (int i = 0; i < 8; i++) {
         block_iter_init(&it, &blk, bytewise);
         make_key(k, sizeof k, (int)test_rng_uniform(rng, 300));
-        block_iter_seek(&it, slice_make(k, strlen(k)));
+        if (i % 2)
+            block_iter_seek_for_get(&it, slice_make(k, strlen(k)), test_rng_next(rng));
+        else
+            block_iter_seek(&it, slice_make(k, strlen(k)));
         for (int j = 0; j < 5 && block_iter_valid(&it); j++) {
             if (test_rng_uniform(rng, 2))
                 block_iter_next(&it);
@@ -458,8 +472,9 @@ TEST(damaged_blocks_never_read_out_of_bounds) {
     printf("  seed %llu\n", (unsigned long long)seed);
     test_rng rng;
     test_rng_seed(&rng, seed);
+    for (int hashed = 0; hashed < 2; hashed++) {
     size_t size = 0;
-    char *good = build_block(60, 16, &size);
+    char *good = build_block_hashed(60, hashed ? 4 : 16, hashed, &size);
     CHECK(good);
     char *data = malloc(size);
     /* Every byte, a few damaging values each. */
@@ -492,6 +507,211 @@ TEST(damaged_blocks_never_read_out_of_bounds) {
     }
     free(data);
     free(good);
+    }
+}
+
+/* Internal keys u00000.. (3 apart, so absent keys fall between), each with
+ * 1 to 4 versions, so some keys span restart intervals. */
+static int versions_of(int i) { return 1 + (i * 7) % 4; }
+
+static void internal_key(buf *out, int user, uint64_t seq) {
+    char u[16];
+    snprintf(u, sizeof u, "u%05d", user);
+    buf_clear(out);
+    ikey_append(out, slice_make(u, strlen(u)), seq, TYPE_VALUE);
+}
+
+static int ikey_cmp(slice a, slice b) { return ikey_compare(a, b); }
+
+static char *build_versioned(int users, int hashed, size_t *size, size_t *entries) {
+    block_builder b;
+    if (hashed) block_builder_init_hashed(&b, 4);
+    else block_builder_init(&b, 4);
+    buf k = BUF_INIT;
+    *entries = 0;
+    for (int i = 0; i < users; i++) {
+        for (int v = versions_of(i); v >= 1; v--) {
+            internal_key(&k, 3 * i, (uint64_t)(10 * v));
+            slice u = ikey_user(buf_slice(&k));
+            int rc = hashed ? block_builder_add_hashed(&b, buf_slice(&k), slice_make("v", 1),
+                                                       bloom_hash(u.data, u.len))
+                            : block_builder_add(&b, buf_slice(&k), slice_make("v", 1));
+            if (rc != 0) abort();
+            (*entries)++;
+        }
+    }
+    size_t est = block_builder_size_estimate(&b);
+    slice s = block_builder_finish(&b);
+    if (s.len != est) abort();
+    char *copy = malloc(s.len);
+    memcpy(copy, s.data, s.len);
+    *size = s.len;
+    buf_free(&k);
+    block_builder_free(&b);
+    return copy;
+}
+
+/* seek_for_get must agree with a plain seek on everything a lookup reads:
+ * validity, and the entry itself whenever it is the target's user key. */
+static int lookups_agree(const block *blk, int user, uint64_t seq) {
+    buf t = BUF_INIT;
+    internal_key(&t, user, seq);
+    slice u = ikey_user(buf_slice(&t));
+    block_iter a, b;
+    block_iter_init(&a, blk, ikey_cmp);
+    block_iter_init(&b, blk, ikey_cmp);
+    block_iter_seek(&a, buf_slice(&t));
+    block_iter_seek_for_get(&b, buf_slice(&t), bloom_hash(u.data, u.len));
+    int ok = block_iter_valid(&a) == block_iter_valid(&b) && !b.corrupt;
+    if (ok && block_iter_valid(&a)) {
+        int a_hit = slice_equal(ikey_user(block_iter_key(&a)), u);
+        int b_hit = slice_equal(ikey_user(block_iter_key(&b)), u);
+        ok = a_hit == b_hit && (!a_hit || slice_equal(block_iter_key(&a), block_iter_key(&b)));
+    }
+    if (!ok) fprintf(stderr, "user %d seq %llu: lookups disagree\n", user, (unsigned long long)seq);
+    block_iter_free(&a);
+    block_iter_free(&b);
+    buf_free(&t);
+    return ok;
+}
+
+TEST(hash_index_point_lookups) {
+    for (int users = 1; users <= 90; users += 7) {
+        size_t size, entries, plain_size, plain_entries;
+        char *data = build_versioned(users, 1, &size, &entries);
+        char *plain = build_versioned(users, 0, &plain_size, &plain_entries);
+        block blk, old;
+        CHECK_OK(block_parse(&blk, data, size));
+        CHECK_OK(block_parse(&old, plain, plain_size));
+        CHECK(blk.buckets != NULL);
+        CHECK(old.buckets == NULL);
+        CHECK_EQ_INT(blk.num_buckets, BLOCK_HASH_BUCKETS(entries));
+        CHECK_EQ_INT(size, plain_size + blk.num_buckets + 2);
+        CHECK_EQ_INT(blk.num_restarts, old.num_restarts);
+        /* Every key present (3 * i) and absent (3 * i + 1, past the end),
+         * at sequences above, between, on and below its versions. */
+        const uint64_t seqs[] = {MAX_SEQUENCE, 45, 40, 35, 30, 25, 20, 15, 10, 5, 0};
+        for (int user = -1; user <= 3 * users + 2; user++) {
+            for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+                int u = user < 0 ? 0 : user;
+                CHECK(lookups_agree(&blk, u, seqs[i]));
+                CHECK(lookups_agree(&old, u, seqs[i]));
+            }
+        }
+        free(data);
+        free(plain);
+    }
+}
+
+TEST(hash_index_damage_is_caught) {
+    size_t size, entries;
+    char *data = build_versioned(30, 1, &size, &entries);
+    block blk;
+    CHECK_OK(block_parse(&blk, data, size));
+    /* A bucket naming an interval the block does not have. */
+    size_t at = (size_t)((const char *)blk.buckets - data);
+    int hit = 0;
+    for (uint32_t i = 0; i < blk.num_buckets; i++) {
+        if (blk.buckets[i] == BLOCK_HASH_EMPTY) continue;
+        data[at + i] = (char)(blk.num_restarts + 3);
+        /* Find a key that lands on this bucket. */
+        for (int user = 0; user < 90 && !hit; user += 3) {
+            buf t = BUF_INIT;
+            internal_key(&t, user, MAX_SEQUENCE);
+            slice u = ikey_user(buf_slice(&t));
+            uint64_t h = bloom_hash(u.data, u.len);
+            if (block_hash_bucket(h, blk.num_buckets) == i) {
+                block_iter it;
+                block_iter_init(&it, &blk, ikey_cmp);
+                block_iter_seek_for_get(&it, buf_slice(&t), h);
+                CHECK(!block_iter_valid(&it));
+                CHECK_STATUS(block_iter_status(&it), WEIR_CORRUPTION);
+                block_iter_free(&it);
+                hit = 1;
+            }
+            buf_free(&t);
+        }
+        break;
+    }
+    CHECK(hit);
+    /* Trailers that cannot hold the index they claim. */
+    char bad[16];
+    memset(bad, 0, sizeof bad);
+    encode_fixed32(bad + 12, 1 | BLOCK_HASHED_FLAG); /* buckets: 0 */
+    CHECK_STATUS(block_parse(&blk, bad, sizeof bad), WEIR_CORRUPTION);
+    bad[10] = (char)0xff; /* 255 buckets in 16 bytes */
+    CHECK_STATUS(block_parse(&blk, bad, sizeof bad), WEIR_CORRUPTION);
+    bad[10] = 2;
+    encode_fixed32(bad + 12, 256 | BLOCK_HASHED_FLAG); /* too many restarts */
+    CHECK_STATUS(block_parse(&blk, bad, sizeof bad), WEIR_CORRUPTION);
+    encode_fixed32(bad + 12, BLOCK_HASHED_FLAG); /* no restarts */
+    CHECK_STATUS(block_parse(&blk, bad, sizeof bad), WEIR_CORRUPTION);
+    CHECK_STATUS(block_parse(&blk, bad, 5), WEIR_CORRUPTION);
+    free(data);
+}
+
+/* A hint is only a hint: buckets naming any interval that starts a user
+ * key (what some key's hint can be) change how long a lookup takes, never
+ * what it finds. */
+TEST(hash_index_wrong_hints_still_answer_right) {
+    test_rng rng;
+    test_rng_seed(&rng, 20261207);
+    for (int round = 0; round < 40; round++) {
+        size_t size, entries;
+        char *data = build_versioned(5 + round * 3, 1, &size, &entries);
+        block blk;
+        CHECK_OK(block_parse(&blk, data, size));
+        size_t at = (size_t)((const char *)blk.buckets - data);
+        /* The intervals whose first entry is a user key's newest version. */
+        uint32_t starts[BLOCK_HASH_MAX_RESTARTS], nstarts = 0;
+        block_iter w;
+        block_iter_init(&w, &blk, ikey_cmp);
+        buf prev = BUF_INIT;
+        uint32_t seen = UINT32_MAX;
+        for (block_iter_seek_first(&w); block_iter_valid(&w); block_iter_next(&w)) {
+            slice u = ikey_user(block_iter_key(&w));
+            if (w.restart_index != seen) {
+                seen = w.restart_index;
+                if (prev.len == 0 || !slice_equal(u, buf_slice(&prev))) starts[nstarts++] = seen;
+            }
+            buf_set(&prev, u.data, u.len);
+        }
+        block_iter_free(&w);
+        buf_free(&prev);
+        CHECK(nstarts > 0);
+        for (uint32_t i = 0; i < blk.num_buckets; i++) {
+            uint64_t r = test_rng_uniform(&rng, nstarts + 1);
+            data[at + i] = (char)(r == nstarts ? BLOCK_HASH_EMPTY : starts[r]);
+        }
+        /* Present keys whose bucket was emptied read as absent: that is
+         * the one wrong hint the format cannot check, so leave those out. */
+        for (int user = 0; user <= 3 * (5 + round * 3); user++) {
+            buf t = BUF_INIT;
+            internal_key(&t, user, MAX_SEQUENCE);
+            slice u = ikey_user(buf_slice(&t));
+            int emptied = blk.buckets[block_hash_bucket(bloom_hash(u.data, u.len), blk.num_buckets)] ==
+                          BLOCK_HASH_EMPTY;
+            buf_free(&t);
+            if (emptied && user % 3 == 0) continue;
+            CHECK(lookups_agree(&blk, user, MAX_SEQUENCE));
+            CHECK(lookups_agree(&blk, user, 25));
+            CHECK(lookups_agree(&blk, user, 5));
+        }
+        free(data);
+    }
+}
+
+/* More restart intervals than a bucket byte can name: no index, and the
+ * builder's size estimate still matches. */
+TEST(hash_index_left_out_of_huge_blocks) {
+    size_t size, entries;
+    char *data = build_versioned(600, 1, &size, &entries);
+    block blk;
+    CHECK_OK(block_parse(&blk, data, size));
+    CHECK(blk.num_restarts > BLOCK_HASH_MAX_RESTARTS);
+    CHECK(blk.buckets == NULL);
+    for (int user = 0; user < 1800; user += 61) CHECK(lookups_agree(&blk, user, 25));
+    free(data);
 }
 
 static const test_case tests[] = {
@@ -507,6 +727,10 @@ static const test_case tests[] = {
     TEST_ENTRY(parse_rejects_bad_restart_arrays),
     TEST_ENTRY(corrupt_entries_are_reported),
     TEST_ENTRY(damaged_blocks_never_read_out_of_bounds),
+    TEST_ENTRY(hash_index_point_lookups),
+    TEST_ENTRY(hash_index_damage_is_caught),
+    TEST_ENTRY(hash_index_wrong_hints_still_answer_right),
+    TEST_ENTRY(hash_index_left_out_of_huge_blocks),
     TEST_END,
 };
 
