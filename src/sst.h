@@ -109,6 +109,10 @@ typedef void (*sst_get_fn)(void *arg, slice ikey, slice value);
  * lookup_ikey and, if an entry >= it exists in the table, calls fn once.
  * Returns WEIR_OK or the error (corruption names file and offset). */
 int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg);
+/* sst_reader_get for a caller that has already asked the filter
+ * (sst_reader_may_contain) and been told the key may be present. */
+int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn,
+                              void *arg);
 
 /* 0 if the filter proves user_key (hash) absent, 1 otherwise. */
 int sst_reader_may_contain(const sst_reader *r, uint64_t hash);

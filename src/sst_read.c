@@ -470,6 +470,11 @@ int sst_reader_may_contain(const sst_reader *r, uint64_t hash) {
 
 int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg) {
     if (!sst_reader_may_contain(r, hash)) return WEIR_OK;
+    return sst_reader_get_unfiltered(r, lookup_ikey, hash, fn, arg);
+}
+
+int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn,
+                              void *arg) {
     char index_scratch[GET_INDEX_SCRATCH], data_scratch[GET_DATA_SCRATCH];
     block_iter ii;
     block_iter_init_scratch(&ii, &r->index, table_key_compare, index_scratch, sizeof index_scratch);

@@ -57,6 +57,7 @@ struct table_cache {
     _Atomic uint64_t lookups;        /* point lookups that reached a table */
     _Atomic uint64_t bloom_useful;   /* ... that the filter answered "absent" */
     unsigned num_shards; /* power of two */
+    size_t capacity;     /* max_open_files */
     atomic_int open_count;
     tc_shard shards[MAX_SHARDS];
 };
@@ -169,6 +170,7 @@ table_cache *table_cache_create(weir_env *env, const char *dbpath, int capacity)
     if (!tc) return NULL;
     size_t cap = capacity < 1 ? 1 : (size_t)capacity;
     tc->env = env;
+    tc->capacity = cap;
     tc->dbpath = strdup(dbpath);
     /* Fewer shards than entries would let the total exceed the capacity. */
     tc->num_shards = MAX_SHARDS;
@@ -309,26 +311,58 @@ void table_cache_evict(table_cache *tc, uint64_t file_number) {
     if (dead) close_entry(tc, h);
 }
 
+/* The lookup itself, on a handle the caller holds. */
+static int lookup_in(table_cache *tc, table_handle *h, slice lookup_ikey, uint64_t hash,
+                     sst_get_fn fn, void *arg) {
+    atomic_fetch_add_explicit(&tc->lookups, 1, memory_order_relaxed);
+    if (!sst_reader_may_contain(h->reader, hash)) {
+        atomic_fetch_add_explicit(&tc->bloom_useful, 1, memory_order_relaxed);
+        return WEIR_OK;
+    }
+    return sst_reader_get_unfiltered(h->reader, lookup_ikey, hash, fn, arg);
+}
+
+/* Lookup, then release the handle, keeping the lookup's error message
+ * (releasing may close the table). */
+static int lookup_and_release(table_cache *tc, table_handle *h, slice lookup_ikey, uint64_t hash,
+                              sst_get_fn fn, void *arg) {
+    int rc = lookup_in(tc, h, lookup_ikey, hash, fn, arg);
+    if (rc == WEIR_OK) {
+        table_cache_release(tc, h);
+        return rc;
+    }
+    weir_error saved;
+    weir_error_save(&saved, rc);
+    table_cache_release(tc, h);
+    return weir_error_raise(&saved);
+}
+
 int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_size,
                           slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg) {
     table_handle *h;
     int rc = table_cache_get(tc, file_number, file_size, &h);
     if (rc != WEIR_OK) return rc;
-    atomic_fetch_add_explicit(&tc->lookups, 1, memory_order_relaxed);
-    if (!sst_reader_may_contain(h->reader, hash)) {
-        atomic_fetch_add_explicit(&tc->bloom_useful, 1, memory_order_relaxed);
-        table_cache_release(tc, h);
-        return WEIR_OK;
-    }
-    rc = sst_reader_get(h->reader, lookup_ikey, hash, fn, arg);
-    if (rc == WEIR_OK) {
-        table_cache_release(tc, h);
-        return rc;
-    }
-    weir_error saved; /* releasing may close the table; keep the lookup's message */
-    weir_error_save(&saved, rc);
-    table_cache_release(tc, h);
-    return weir_error_raise(&saved);
+    return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
+}
+
+int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
+                                 uint64_t file_size, slice lookup_ikey, uint64_t hash,
+                                 sst_get_fn fn, void *arg) {
+    table_handle *h = atomic_load_explicit(&pin->handle, memory_order_acquire);
+    if (h) return lookup_in(tc, h, lookup_ikey, hash, fn, arg);
+    int rc = table_cache_get(tc, file_number, file_size, &h);
+    if (rc != WEIR_OK) return rc;
+    table_handle *expected = NULL;
+    if ((size_t)table_cache_open_count(tc) <= tc->capacity / 4 * 3 &&
+        atomic_compare_exchange_strong_explicit(&pin->handle, &expected, h, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return lookup_in(tc, h, lookup_ikey, hash, fn, arg); /* the pin owns h now */
+    return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
+}
+
+void table_pin_release(table_pin *pin) {
+    table_handle *h = atomic_exchange_explicit(&pin->handle, NULL, memory_order_acq_rel);
+    if (h) table_cache_release(h->shard->tc, h);
 }
 
 static void release_iter_handle(void *arg) {

@@ -7,6 +7,7 @@
 #ifndef WEIR_TABLE_CACHE_H
 #define WEIR_TABLE_CACHE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "env.h"
@@ -30,6 +31,24 @@ void table_cache_evict(table_cache *tc, uint64_t file_number);
 /* Point lookup through the cache (see sst_reader_get). */
 int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_size,
                           slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg);
+
+/* A handle kept by a table's metadata (file_meta) for as long as the
+ * table is live, so lookups skip the cache's shard lock and reference
+ * count: a point lookup otherwise took and released two of them. Set by
+ * the first lookup while the cache has room (pinned tables cannot be
+ * evicted, so pinning stops at three quarters of max_open_files), and
+ * released with the metadata. Zero-initialised means empty. */
+typedef struct table_pin {
+    _Atomic(table_handle *) handle;
+} table_pin;
+
+/* table_cache_get_entry through a pin: the caller guarantees the pin
+ * outlives the call (it holds the version that holds the metadata). */
+int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
+                                 uint64_t file_size, slice lookup_ikey, uint64_t hash,
+                                 sst_get_fn fn, void *arg);
+/* Drop the pin's handle, if any. No lookup may use the pin any more. */
+void table_pin_release(table_pin *pin);
 
 /* Iterator over one table that holds its handle until destroyed; on error
  * an error iterator (iter_new_error). NULL only on OOM. */

@@ -178,10 +178,11 @@ static void get_callback(void *arg, slice ikey, slice value) {
 }
 
 /* 1 when the search is over (found, or an error in st->status / rc). */
-static int get_from_file(version *v, const file_meta *f, slice lookup_ikey, uint64_t hash,
+static int get_from_file(version *v, file_meta *f, slice lookup_ikey, uint64_t hash,
                          get_state *st, int *rc) {
     st->file_number = f->number;
-    *rc = table_cache_get_entry(v->vset->tc, f->number, f->size, lookup_ikey, hash, get_callback, st);
+    *rc = table_cache_get_entry_pinned(v->vset->tc, &f->pin, f->number, f->size, lookup_ikey, hash,
+                                       get_callback, st);
     if (*rc != WEIR_OK) return 1;
     if (st->status != WEIR_OK) {
         *rc = st->status;
@@ -214,7 +215,7 @@ static int version_search(version *v, slice lookup_ikey, uint64_t hash, get_stat
 
     /* Level 0 files may overlap; a higher number holds newer writes. */
     for (int i = v->num_files[0] - 1; i >= 0; i--) {
-        const file_meta *f = v->files[0][i];
+        file_meta *f = v->files[0][i];
         if (slice_compare(st.user_key, file_smallest_user(f)) < 0 ||
             slice_compare(st.user_key, file_largest_user(f)) > 0)
             continue;
@@ -225,7 +226,7 @@ static int version_search(version *v, slice lookup_ikey, uint64_t hash, get_stat
         if (n == 0) continue;
         int i = find_file(v->files[level], n, lookup_ikey);
         if (i >= n) continue;
-        const file_meta *f = v->files[level][i];
+        file_meta *f = v->files[level][i];
         if (slice_compare(st.user_key, file_smallest_user(f)) < 0) continue;
         if (get_from_file(v, f, lookup_ikey, hash, &st, &rc)) goto done;
     }

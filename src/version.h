@@ -42,6 +42,7 @@ typedef struct file_meta {
      * tombstone does not need to be kept for the file's sake (compaction.c
      * drops tombstones that no table needs). */
     uint64_t tombs_clean_seq;
+    table_pin pin;           /* the open table, kept for lookups (table_cache.h) */
 } file_meta;
 
 /* refs starts at 1. NULL on OOM. */

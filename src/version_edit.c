@@ -56,6 +56,7 @@ void file_meta_ref(file_meta *f) { f->refs++; }
 
 void file_meta_unref(file_meta *f) {
     if (!f || --f->refs > 0) return;
+    table_pin_release(&f->pin);
     buf_free(&f->smallest);
     buf_free(&f->largest);
     free(f);
