@@ -158,6 +158,7 @@ class Pipeline:
         self._stop_requested = False
         self._cancel_requested = False
         self._run_task: asyncio.Task[Any] | None = None
+        self._exporter: Any = None
         self._runners: list[SinkRunner] = []
         self._dead_runner = self._sink_runner(dead_letter) if dead_letter is not None else None
         self._source: Source | None = None
@@ -297,6 +298,7 @@ class Pipeline:
 
             exporter = MetricsServer(self.metrics_port, self.metrics_addr)
             exporter.add(self, {"pipeline": self.name})
+            self._exporter = exporter
         # The cached state is many long-lived objects. Each full (oldest
         # generation) collection walks all of them at once, 50-80 ms at
         # 100,000 keys, in the middle of a batch; for the run, full
@@ -431,6 +433,7 @@ class Pipeline:
             self._show_progress(True)
         if exporter is not None:
             exporter.close()
+            self._exporter = None
         await self.close_store()
         if stuck is not None:
             raise stuck
@@ -631,6 +634,12 @@ class Pipeline:
             "lag": lag,
             "sinks": {r.sink.name: r.written for r in self._runners},
         }
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where the run's metrics are served (``metrics_port``), while it
+        runs; None otherwise."""
+        return None if self._exporter is None else str(self._exporter.url)
 
     def checkpoint_history(self) -> dict[str, list[float]]:
         """Every checkpoint of the run so far: ``durations`` (barrier to
