@@ -437,7 +437,7 @@ class PartitionSource(Source):
         self._lag_at = now
         try:
             added, ends = await input_progress(self._client, self._keys)
-        except RedisError:
+        except Exception:
             return  # a figure for metrics: the next read tries again
         self._lag = max(0, added - ends - self._n)
 

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 T = TypeVar("T")
 
@@ -110,7 +110,7 @@ async def connect(url: str) -> Any:
     probe = aioredis.from_url(url)
     try:
         info = await probe.info("cluster")
-    except (RedisError, OSError) as e:
+    except (RedisError, RedisClusterException, OSError) as e:
         raise ClusterError(f"cannot reach Redis at {url}: {e}") from e
     finally:
         await probe.aclose()
@@ -118,7 +118,7 @@ async def connect(url: str) -> Any:
         client: Any = RedisCluster.from_url(url)
         try:
             await client.initialize()
-        except (RedisError, OSError) as e:
+        except (RedisError, RedisClusterException, OSError) as e:
             await client.aclose()
             raise ClusterError(f"cannot join the Redis Cluster at {url}: {e}") from e
         return client
@@ -132,17 +132,30 @@ def raise_if_fenced(e: ResponseError, what: str) -> None:
 
 def transient(e: BaseException) -> bool:
     """Whether a Redis error may go away by itself: a connection refused
-    or reset, a timeout, a cluster that is down or moving slots, a server
-    loading its data. A script's refusal (a fence) or a wrong command is
-    not."""
-    if isinstance(e, (OSError, asyncio.TimeoutError)):
-        return True
-    if not isinstance(e, RedisError):
+    or reset, a timeout, a cluster that is down, moving slots or cannot
+    reach a node, a server loading its data. A script's refusal (a fence),
+    a wrong command or a failed authentication is not."""
+    from redis import exceptions as rx
+
+    if isinstance(e, (rx.AuthenticationError, rx.AuthorizationError)):
         return False
-    if isinstance(e, ResponseError):
-        text = str(e)
-        return text.startswith(("CLUSTERDOWN", "TRYAGAIN", "LOADING", "MOVED", "ASK", "BUSY"))
-    return True
+    if isinstance(
+        e,
+        (
+            OSError,
+            asyncio.TimeoutError,
+            rx.ConnectionError,
+            rx.TimeoutError,
+            rx.ClusterError,  # ClusterDownError, MasterDownError
+            rx.TryAgainError,
+            rx.AskError,  # and MovedError
+            rx.RedisClusterException,  # unreachable cluster, slot not covered (not RedisErrors)
+        ),
+    ):
+        return True
+    if isinstance(e, rx.ResponseError):
+        return str(e).startswith(("CLUSTERDOWN", "TRYAGAIN", "LOADING", "MOVED", "ASK", "BUSY"))
+    return False
 
 
 async def retrying(
