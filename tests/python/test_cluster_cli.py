@@ -18,6 +18,7 @@ from typing import Any
 from test_cluster import FRAUD_MODULE, TransactionGenerator, fraud_job
 from weir.cluster import Job, PartitionKeys, Producer, Worker, job_status
 from weir.cluster._redis import connect
+from weir.cluster.local import start_worker
 
 # redis-py is an optional extra: importing it must fail as in a venv
 # without it (None in sys.modules makes `import redis` raise
@@ -184,3 +185,43 @@ def test_weir_worker_serves_prometheus_metrics(redis_url: str, tmp_path: Path) -
     assert samples['weir_stream_lag_events{"job": "promjob", "partition": "0"}'] == 0
     assert any(k.startswith("weir_store_engine_writes_total") for k in samples)
     assert "metrics on http://127.0.0.1:" in log.read_text()
+
+
+def test_a_worker_started_beside_a_busy_one_gets_partitions_at_once(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # Seen following docs/CLUSTER.md: the second worker joined only after
+    # every partition had finished.
+    job = fraud_job("joinjob", 4)
+    events = TransactionGenerator(400, seed=8).make(0, 120_000)
+
+    async def produce() -> None:
+        async with Producer(redis_url, job) as prod:
+            await prod.send(events)
+            await prod.end()
+
+    asyncio.run(produce())
+    env = {"WEIR_FRAUD_JOB": "joinjob", "WEIR_FRAUD_PARTITIONS": "4"}
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    a = start_worker(
+        redis_url, FRAUD_MODULE, tmp_path / "work", tmp_path / "snap", "a", logs[0], env=env
+    )
+    b = None
+    try:
+        deadline = time.monotonic() + 60
+        while logs[0].read_text().count("restored in") < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b = start_worker(
+            redis_url, FRAUD_MODULE, tmp_path / "work", tmp_path / "snap", "b", logs[1], env=env
+        )
+        assert a.wait(timeout=180) == 0 and b.wait(timeout=180) == 0
+    finally:
+        for w in (a, b):
+            if w is not None and w.poll() is None:
+                w.kill()
+                w.wait()
+    a_log, b_log = (f.read_text() for f in logs)
+    assert "acquired (fencing token" in b_log, (a_log[-3000:], b_log[-3000:])
+    assert "handing over" in a_log, a_log[-3000:]
+    st = asyncio.run(job_status(redis_url, "joinjob"))
+    assert sum(p["events"] for p in st["partitions"]) == len(events)

@@ -267,3 +267,78 @@ def test_sigterm_while_redis_does_not_answer_exits_within_a_bound(
     assert code == 0, text[-3000:]
     assert took < bound
     assert "Traceback" not in text, text[-5000:]
+
+
+SLOW_HANDOVER_JOB = '''
+import asyncio, os
+from weir.cluster import Job
+from weir.stream import Sink
+
+class SlowFlush(Sink):
+    """Flushes take 2.5 s once the flag file exists (a slow hand-over)."""
+    name = "slow"
+    async def open(self, position):
+        self.n = int(position or 0)
+    async def write(self, items):
+        self.n += len(items)
+    async def flush(self):
+        if os.path.exists(os.environ["SLOW_FLAG"]):
+            await asyncio.sleep(2.5)
+        return self.n
+
+def build(stream, out):
+    s = stream.map(lambda r: r)
+    s.sink(out)
+    s.sink(SlowFlush())
+
+JOB = Job("slowho", partitions=4, key="k", build=build, checkpoint_interval=30.0)
+'''
+
+
+def test_a_slow_hand_over_on_sigterm_keeps_its_leases(redis_url: str, tmp_path: Path) -> None:
+    # Seen under CPU load: a worker told to stop lost partitions to lease
+    # expiry instead of handing them over, because its shutdown waited for
+    # them one after the other and renewed no lease meanwhile.
+    module = tmp_path / "slow_handover_job.py"
+    module.write_text(SLOW_HANDOVER_JOB)
+    flag = tmp_path / "slow"
+    env = {"SLOW_FLAG": str(flag)}
+
+    async def produce() -> None:
+        from weir.cluster import load_job
+
+        async with Producer(redis_url, load_job(str(module))) as prod:
+            await prod.send([{"k": f"k{i}", "i": i} for i in range(1000)])
+
+    asyncio.run(produce())
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    a = start_worker(
+        redis_url, module, tmp_path / "work", tmp_path / "snap", "a", logs[0],
+        lease_ms=1500, env=env,
+    )  # fmt: skip
+    b = None
+    try:
+        deadline = time.monotonic() + 60
+        while logs[0].read_text().count("restored in") < 4:
+            assert time.monotonic() < deadline, logs[0].read_text()
+            time.sleep(0.05)
+        b = start_worker(
+            redis_url, module, tmp_path / "work", tmp_path / "snap", "b", logs[1],
+            lease_ms=1500, env=env,
+        )  # fmt: skip
+        while logs[1].read_text().count("restored in") < 2:
+            assert time.monotonic() < deadline, logs[1].read_text()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        flag.write_text("1")
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(timeout=30) == 0, logs[0].read_text()
+    finally:
+        for w in (a, b):
+            if w is not None and w.poll() is None:
+                w.kill()
+                w.wait()
+    a_log = logs[0].read_text()
+    assert "4 handed over, 0 lost" in a_log, a_log[-3000:]
+    assert "no hand-over within" not in a_log, a_log[-3000:]
+    assert "Traceback" not in a_log, a_log[-3000:]

@@ -185,7 +185,8 @@ async def retrying(
             if time.monotonic() + pause >= deadline():
                 raise
             if on_retry is not None and tries in (1, 10, 100):
-                on_retry(f"{what}: {type(e).__name__}: {e}; retrying (try {tries})")
+                detail = f": {e}" if str(e) else ""
+                on_retry(f"{what}: {type(e).__name__}{detail}; retrying (try {tries})")
             await asyncio.sleep(pause)
             delay = min(1.0, delay * 2)
 

@@ -398,6 +398,8 @@ class Worker:
         self._metrics_addr = metrics_addr
         self.metrics: Any = None
         self._last_error_log = 0.0
+        self._live = 0
+        self._moving_until = 0.0
 
     def log(self, msg: str) -> None:
         stamp = datetime.now().astimezone().isoformat(timespec="milliseconds")
@@ -429,7 +431,8 @@ class Worker:
         now = time.monotonic()
         if now - self._last_error_log >= 1.0:
             self._last_error_log = now
-            self.log(f"{what}: {type(e).__name__}: {e}; retrying")
+            detail = f": {e}" if str(e) else ""
+            self.log(f"{what}: {type(e).__name__}{detail}; retrying")
 
     async def _connect(self) -> None:
         deadline = time.monotonic() + self.connect_for
@@ -470,7 +473,13 @@ class Worker:
         members = job_key(self.job.name, "members")
         renewer: asyncio.Task[None] | None = None
         try:
-            await self._check_config()
+            try:
+                await self._check_config()
+            except Exception as e:
+                if self._stop.is_set() and transient(e):
+                    self.log("stopped before Redis answered")
+                    return dict(self.stats)
+                raise
             self.log(f"joined job {self.job.name} ({self.job.partitions} partitions)")
             renewer = asyncio.create_task(self._renew_loop(), name="lease renewals")
             beat = self.lease_ms / 3000
@@ -480,11 +489,15 @@ class Worker:
                 # it makes the wait below return at once.
                 self._wake.clear()
                 try:
-                    if await self._round(members):
+                    short = await self._round(members)
+                    if short is None:
                         self.log("every partition is finished")
                         break
                     delay = 0.05
-                    wait = beat
+                    # Below its fair share, a worker looks again soon: the
+                    # partitions another worker is handing over come free
+                    # within moments, not a heartbeat.
+                    wait = min(beat, 0.25) if short else beat
                 except Exception as e:
                     if not transient(e):
                         raise
@@ -497,9 +510,10 @@ class Worker:
             await self._shutdown(members, renewer)
         return dict(self.stats)
 
-    async def _round(self, members: str) -> bool:
+    async def _round(self, members: str) -> bool | None:
         """One heartbeat: membership, settle ended partitions, rebalance.
-        True when the job is done and the worker should exit."""
+        None when the job is done and the worker should exit, else whether
+        the worker is below its fair share."""
         now_ms = await self._now_ms()
         await self.client.zadd(members, {self.worker_id: now_ms + self.lease_ms})
         await self.client.zremrangebyscore(members, "-inf", now_ms)
@@ -507,11 +521,15 @@ class Worker:
         finished = await self._finished()
         unfinished = [p for p in range(self.job.partitions) if not finished[p]]
         if not unfinished and not self.owned and self.exit_when_done:
-            return True
+            return None
         live = max(1, int(await self.client.zcard(members)))
+        if live != self._live:
+            # Workers came or went: partitions change hands for a moment.
+            self._live = live
+            self._moving_until = time.monotonic() + 2 * self.lease_ms / 1000
         share = math.ceil(len(unfinished) / live)
-        await self._balance(share, unfinished)
-        return False
+        short = await self._balance(share, unfinished)
+        return short and time.monotonic() < self._moving_until
 
     async def _renew_loop(self) -> None:
         """Renew every owned lease each third of the lease, all at once
@@ -581,7 +599,8 @@ class Worker:
         have = await retrying(
             check,
             what="reading the job's configuration",
-            deadline=lambda: math.inf,
+            # Until Redis answers, or until the worker is told to stop.
+            deadline=lambda: 0.0 if self._stop.is_set() else math.inf,
             on_retry=self.log,
         )
         if have != self.job.partitions:
@@ -654,7 +673,9 @@ class Worker:
         if part.task is not None and part.task.done():
             shutil.rmtree(part.dir, ignore_errors=True)
 
-    async def _balance(self, share: int, unfinished: list[int]) -> None:
+    async def _balance(self, share: int, unfinished: list[int]) -> bool:
+        """Hand over what is above ``share``, take free partitions up to
+        it; whether the worker is still below it."""
         # A partition whose last checkpoint says finished is only closing
         # its store: counting it would hand over a running one for it.
         still = set(unfinished)
@@ -667,10 +688,10 @@ class Worker:
             for p in active[share:]:
                 self.log(f"p{p}: handing over ({len(active)} owned, fair share {share})")
                 self.owned[p].request_stop()
-            return
+            return False
         want = share - len(active)
         if want <= 0 or self._stop.is_set():
-            return
+            return False
         # Start at a worker-specific place so joiners do not all race for p0.
         start = sum(self.worker_id.encode()) % len(unfinished)
         for p in unfinished[start:] + unfinished[:start]:
@@ -692,10 +713,13 @@ class Worker:
             self.stats["acquired"] += 1
             want -= 1
             self.log(f"p{p}: acquired (fencing token {token})")
+        return want > 0
 
     async def _shutdown(self, members: str, renewer: asyncio.Task[None] | None) -> None:
-        # Leases go on being renewed while the partitions hand over.
-        bound = self.lease_ms / 1000
+        # Leases go on being renewed while the partitions hand over, so the
+        # hand-over may take longer than a lease; a partition whose lease
+        # cannot be renewed is cancelled by the renewals meanwhile.
+        bound = max(2 * self.lease_ms / 1000, 5.0)
         for part in self.owned.values():
             part.request_stop()
         running = [p.task for p in self.owned.values() if p.task is not None and not p.task.done()]
