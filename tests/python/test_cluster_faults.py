@@ -342,3 +342,37 @@ def test_a_slow_hand_over_on_sigterm_keeps_its_leases(redis_url: str, tmp_path: 
     assert "4 handed over, 0 lost" in a_log, a_log[-3000:]
     assert "no hand-over within" not in a_log, a_log[-3000:]
     assert "Traceback" not in a_log, a_log[-3000:]
+
+
+async def test_a_named_producer_continues_its_numbering_and_bad_records_send_nothing(
+    redis_url: str,
+) -> None:
+    from weir.cluster import ClusterError
+
+    job = _job("namedprod", 2)
+    records = [{"user_id": f"u{i % 5}", "i": i} for i in range(30)]
+    async with Producer(redis_url, job, producer_id="ingest-1") as prod:
+        await prod.send(records[:20])
+        with pytest.raises(ClusterError, match="is not JSON"):
+            await prod.send([{"user_id": "u1", "bad": {1, 2}}])
+        with pytest.raises(ClusterError, match="no key field"):
+            await prod.send([{"other": 1}])
+    # A new producer under the same id numbers after the old one's records
+    # (its new records are not taken for retries of old ones).
+    async with Producer(redis_url, job, producer_id="ingest-1") as prod:
+        await prod.send(records[20:])
+    _assert_once_in_order(await _input_entries(redis_url, job), 30)
+    with pytest.raises(ClusterError, match="producer_id must be letters"):
+        Producer(redis_url, job, producer_id="has space")
+    # A producer with a generated id leaves nothing behind in Redis.
+    async with Producer(redis_url, job) as anon:
+        await anon.send(records[:3])
+        anon_id = anon.producer_id
+    client = await connect(redis_url)
+    try:
+        for p in range(job.partitions):
+            k = PartitionKeys(job.name, p)
+            assert await client.hget(k.producers, anon_id) is None
+            assert await client.hget(k.producers, "ingest-1") is not None
+    finally:
+        await client.aclose()

@@ -235,6 +235,12 @@ async def test_metrics_endpoint_serves_a_running_pipeline(tmp_path: pathlib.Path
             return str(r.read().decode())
 
     text = await asyncio.to_thread(scrape)
+    # A second run on the same port: a clear error, the first one untouched.
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    other = Pipeline("prom2", state_dir=tmp_path / "s2", progress=False, metrics_port=port)
+    other.source(IterableSource([{"k": 1}])).sink(ListSink("o"))
+    with pytest.raises(OSError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+        await other.run()
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
             scraped[s.name + str(sorted(s.labels.items()))] = s.value

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import socket
 import sys
 import time
@@ -120,6 +121,7 @@ def load_job(spec: str) -> Job:
 
 
 _END = b"end"
+_PRODUCER_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: Records per script call: bounds a call's run time on the server.
 _CHUNK = 500
 
@@ -183,8 +185,10 @@ class Producer:
         producer_id: str | None = None,
         retry_for: float = 60.0,
     ) -> None:
-        if producer_id is not None:
-            check_job_name(producer_id)
+        if producer_id is not None and not _PRODUCER_ID.match(producer_id):
+            raise ClusterError(
+                f"producer_id must be letters, digits, '_', '.' or '-', not {producer_id!r}"
+            )
         if not retry_for >= 0:
             raise ClusterError(f"retry_for must be >= 0 seconds, not {retry_for}")
         self.url = url

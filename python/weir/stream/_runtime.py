@@ -293,12 +293,6 @@ class Pipeline:
         reader: asyncio.Task[None] | None = None
         commit: asyncio.Task[None] | None = None
         exporter: Any = None
-        if self.metrics_port is not None:
-            from .metrics import MetricsServer
-
-            exporter = MetricsServer(self.metrics_port, self.metrics_addr)
-            exporter.add(self, {"pipeline": self.name})
-            self._exporter = exporter
         # The cached state is many long-lived objects. Each full (oldest
         # generation) collection walks all of them at once, 50-80 ms at
         # 100,000 keys, in the middle of a batch; for the run, full
@@ -308,6 +302,12 @@ class Pipeline:
             gc.set_threshold(gc_saved[0], gc_saved[1], 1 << 30)
         await self.open_store()
         try:
+            if self.metrics_port is not None:
+                from .metrics import MetricsServer
+
+                exporter = MetricsServer(self.metrics_port, self.metrics_addr)
+                exporter.add(self, {"pipeline": self.name})
+                self._exporter = exporter
             encode_key, encode = self._encoders()
             for node in self._stateful:
                 for h in node.handles():
