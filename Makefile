@@ -18,7 +18,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
 .PHONY: all build deps test test-c test-python lint lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
-.PHONY: fuzz-python test-valgrind wheel sdist test-packaging
+.PHONY: fuzz-python test-valgrind wheel sdist test-packaging chaos
 
 all: build
 
@@ -33,6 +33,10 @@ help:
 	@echo "make test-tsan  run the C tests under ThreadSanitizer"
 	@echo "make corrupt    the corruption campaign: CORRUPT_MUTATIONS=100000 damaged copies"
 	@echo "                checked against the acknowledged history (outcome table)"
+	@echo "make chaos      weir.cluster under a long fault schedule (workers killed, stopped,"
+	@echo "                terminated, added; Redis nodes paused 2-12 s and restarted) on a local"
+	@echo "                3-node Redis Cluster, checked against one process (CHAOS_ARGS to change;"
+	@echo "                make test runs the short schedule)"
 	@echo "make stress     the long crash loop (STRESS_CYCLES=$(STRESS_CYCLES) SIGKILL/crash-point/power-cut cycles)"
 	@echo "make fuzz       every libFuzzer harness for FUZZ_SECONDS=$(FUZZ_SECONDS) s (installs clang),"
 	@echo "                then the Python (atheris) harnesses: make fuzz-python"
@@ -257,6 +261,12 @@ bench-materialize: venv
 # partition of 1,000,000 keys, on a Redis Cluster the script starts.
 # CLUSTER_BENCH_ARGS="--events 100000 --move-keys 100000" for a quicker run.
 CLUSTER_BENCH_ARGS ?=
+# The chaos test of weir.cluster (tests/chaos/chaos.py): the long schedule.
+# The short one runs in make test (tests/python/test_cluster_chaos.py).
+CHAOS_ARGS ?= --schedule long
+chaos: venv
+	$(PY) tests/chaos/chaos.py $(CHAOS_ARGS)
+
 bench-cluster: venv
 	$(PY) bench/python/cluster_bench.py --update-docs $(CLUSTER_BENCH_ARGS)
 

@@ -215,13 +215,16 @@ async def test_a_stale_owner_cannot_write_after_a_takeover(redis_cluster: str) -
         # a wakes up: its renewal, checkpoint and output are all refused.
         assert await renew(keys=[k.lease, k.fence], args=["a", t1, 300]) == 0
         with pytest.raises(Exception, match="WEIRFENCED"):
-            await commit(keys=[k.fence, k.log, k.state], args=[str(t1), b"x", "{}"])
+            await commit(keys=[k.fence, k.log, k.state], args=[str(t1), b"x", "{}", "1"])
         sink = FencedStreamSink(client, k, t1)
         await sink.open(None)
         with pytest.raises(FencedError):
             await sink.write([{"late": True}])
-        # b's writes go through.
-        await commit(keys=[k.fence, k.log, k.state], args=[str(t2), b"x", "{}"])
+        # b's writes go through; the same checkpoint again (a retry after a
+        # lost reply) appends nothing and returns the first entry's id.
+        first = await commit(keys=[k.fence, k.log, k.state], args=[str(t2), b"x", "{}", "1"])
+        again = await commit(keys=[k.fence, k.log, k.state], args=[str(t2), b"x", "{}", "1"])
+        assert again == first
         b_sink = FencedStreamSink(client, k, t2)
         await b_sink.open(None)
         await b_sink.write([{"ok": 1}])

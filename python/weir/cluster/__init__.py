@@ -22,9 +22,51 @@ See docs/CLUSTER.md.
 
 from __future__ import annotations
 
-from ._job import FencedStreamSink, Job, PartitionSource, Producer, load_job
-from ._redis import ClusterError, FencedError, PartitionKeys, partition_of
-from ._worker import Worker, job_status, restore_partition
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._job import FencedStreamSink, Job, PartitionSource, Producer, ProducerError, load_job
+    from ._redis import ClusterError, FencedError, PartitionKeys, partition_of
+    from ._worker import Worker, job_status, restore_partition
+
+#: Where each public name lives. Imported on first use, so that
+#: ``weir-worker`` and ``python -m weir.cluster`` can say what is missing
+#: when redis-py is not installed instead of failing on import.
+_HOME = {
+    "FencedStreamSink": "._job",
+    "Job": "._job",
+    "PartitionSource": "._job",
+    "Producer": "._job",
+    "ProducerError": "._job",
+    "load_job": "._job",
+    "ClusterError": "._redis",
+    "FencedError": "._redis",
+    "PartitionKeys": "._redis",
+    "partition_of": "._redis",
+    "Worker": "._worker",
+    "job_status": "._worker",
+    "restore_partition": "._worker",
+}
+
+#: What ``import redis`` failing means for a user.
+MISSING_REDIS = "weir.cluster needs redis-py, which is not installed: pip install 'weirdb[cluster]'"
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'weir.cluster' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(home, __name__)
+    except ModuleNotFoundError as e:
+        if e.name == "redis" or (e.name or "").startswith("redis."):
+            raise ModuleNotFoundError(MISSING_REDIS, name="redis") from e
+        raise
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ClusterError",
@@ -34,6 +76,7 @@ __all__ = [
     "PartitionKeys",
     "PartitionSource",
     "Producer",
+    "ProducerError",
     "Worker",
     "job_status",
     "load_job",

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._job import load_job
-from ._redis import ClusterError
-from ._worker import Worker, job_status
+from . import MISSING_REDIS
 
 _DEFAULT_URL = os.environ.get("WEIR_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -47,6 +47,19 @@ def _worker_parser(prog: str) -> argparse.ArgumentParser:
         "--lease-ms", type=int, default=6000, help="partition lease time in ms (default 6000)"
     )
     ap.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus/OpenMetrics metrics on http://ADDR:PORT/metrics "
+        "(needs prometheus_client: pip install 'weirdb[metrics]')",
+    )
+    ap.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    ap.add_argument(
         "--forever",
         action="store_true",
         help="keep running after every partition has finished (default: exit then)",
@@ -54,12 +67,34 @@ def _worker_parser(prog: str) -> argparse.ArgumentParser:
     return ap
 
 
+@contextlib.contextmanager
+def _needs_redis(prog: str) -> Iterator[None]:
+    """Turn a missing redis-py into a one-line hint and exit status 2."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if e.name == "redis" or (e.name or "").startswith("redis."):
+            print(f"{prog}: {MISSING_REDIS}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
+
+
+def _cluster() -> Any:
+    """weir.cluster's worker and status functions (imported here: they
+    need redis-py, which is an optional extra)."""
+    from . import _job, _redis, _worker
+
+    return _job, _redis, _worker
+
+
 def worker_main(argv: list[str] | None = None, prog: str = "weir-worker") -> int:
     """Entry point of ``weir-worker``."""
     args = _worker_parser(prog).parse_args(argv)
+    with _needs_redis(prog):
+        _job, _redis, _worker = _cluster()
     try:
-        job = load_job(args.job)
-        worker = Worker(
+        job = _job.load_job(args.job)
+        worker = _worker.Worker(
             args.redis,
             job,
             args.work_dir,
@@ -67,19 +102,50 @@ def worker_main(argv: list[str] | None = None, prog: str = "weir-worker") -> int
             worker_id=args.worker_id,
             lease_ms=args.lease_ms,
             exit_when_done=not args.forever,
+            metrics_port=args.metrics_port,
+            metrics_addr=args.metrics_addr,
         )
-        stats = asyncio.run(worker.run())
-    except ClusterError as e:
+        with _needs_metrics(prog):
+            stats = asyncio.run(worker.run())
+    except _redis.ClusterError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # e.g. the metrics port is taken
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     print(
         f"{prog}: done: {stats['acquired']} partitions acquired, {stats['finished']} finished, "
-        f"{stats['released']} handed over, {stats['lost']} lost",
+        f"{stats['released']} handed over, {stats['lost']} lost, "
+        f"{stats['expired']} given up while Redis did not answer",
         file=sys.stderr,
     )
     return 0
+
+
+@contextlib.contextmanager
+def _needs_metrics(prog: str) -> Iterator[None]:
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if "prometheus_client" in str(e):
+            print(f"{prog}: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
+
+
+def _quiet_broken_pipe(fn: Callable[[], int]) -> int:
+    """Run ``fn``; if the reader of stdout went away (``| head``), exit
+    quietly as other command-line tools do, without a traceback (and
+    without a second one when Python flushes stdout at exit)."""
+    try:
+        return fn()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for such a writer
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -119,22 +185,29 @@ def job_main(argv: list[str] | None = None, prog: str = "weir job") -> int:
     st.add_argument("--json", action="store_true", help="print JSON")
     st.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS")
     args = ap.parse_args(argv)
-    try:
-        while True:
-            status = asyncio.run(job_status(args.redis, args.job))
-            if args.json:
-                print(json.dumps(status, indent=2))
-            else:
-                _print_status(status)
-            if not args.watch:
-                return 0
-            time.sleep(args.watch)
-            print()
-    except ClusterError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    with _needs_redis(prog):
+        _job, _redis, _worker = _cluster()
+
+    def show() -> int:
+        try:
+            while True:
+                status = asyncio.run(_worker.job_status(args.redis, args.job))
+                if args.json:
+                    print(json.dumps(status, indent=2))
+                else:
+                    _print_status(status)
+                sys.stdout.flush()
+                if not args.watch:
+                    return 0
+                time.sleep(args.watch)
+                print()
+        except _redis.ClusterError as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+
+    return _quiet_broken_pipe(show)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,11 @@ trying weir.cluster on one machine (Debian's redis-server and redis-cli)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,11 +55,14 @@ def start_redis_server(
     data_dir: str | os.PathLike[str],
     log_path: str | os.PathLike[str] | None,
     *options: str,
+    durable: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """A ``server`` (redis-server) process on loopback ``port`` that saves
-    nothing to disk, with ``options`` added and its output in ``log_path``
-    (discarded when None); wait for it with :func:`wait_for_redis`, end it
-    with :func:`stop_redis_server`."""
+    """A ``server`` (redis-server) process on loopback ``port`` with
+    ``options`` added and its output in ``log_path`` (discarded when None);
+    wait for it with :func:`wait_for_redis`, end it with
+    :func:`stop_redis_server`. It saves nothing to disk unless ``durable``:
+    then every write is in its append-only file, fsynced, before the reply
+    (``appendfsync always``), so a ``kill -9`` loses nothing."""
     with open(log_path if log_path is not None else os.devnull, "wb") as log:
         return subprocess.Popen(
             [
@@ -70,7 +75,9 @@ def start_redis_server(
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if durable else "no",
+                "--appendfsync",
+                "always" if durable else "everysec",
                 "--dir",
                 os.fspath(data_dir),
             ],
@@ -108,12 +115,27 @@ class LocalRedisCluster:
     """``with LocalRedisCluster(3) as url:`` starts ``nodes`` redis-server
     masters with cluster mode on free loopback ports, joins them with
     ``redis-cli --cluster create`` and stops them on exit. Nothing is saved
-    to disk (this is for tests and benchmarks, not for durable jobs)."""
+    to disk unless ``durable`` (then each node keeps an fsynced append-only
+    file, so a node can be killed and restarted without losing a write:
+    :meth:`restart`). :meth:`pause` and :meth:`resume` stop and continue a
+    node (SIGSTOP, SIGCONT) the way a stalled machine would.
+    ``node_timeout_ms`` is the cluster's node timeout: a node silent for
+    longer is marked failed, and the cluster refuses commands until it is
+    back (these clusters have no replicas to fail over to)."""
 
-    def __init__(self, nodes: int = 3, workdir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        nodes: int = 3,
+        workdir: str | Path | None = None,
+        *,
+        durable: bool = False,
+        node_timeout_ms: int = 5000,
+    ) -> None:
         if nodes < 3:
             raise ClusterError("a Redis Cluster needs at least 3 masters")
         self.nodes = nodes
+        self.durable = durable
+        self.node_timeout_ms = node_timeout_ms
         self._workdir = Path(workdir) if workdir is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.ports: list[int] = []
@@ -150,24 +172,10 @@ class LocalRedisCluster:
             p = rng.randrange(20000, 45000)
             if p not in self.ports and _port_pair_free(p):
                 self.ports.append(p)
+        self._server, self._cli = server, cli
         try:
             for port in self.ports:
-                d = self._workdir / str(port)
-                d.mkdir(parents=True, exist_ok=True)
-                self._procs.append(
-                    start_redis_server(
-                        server,
-                        port,
-                        d,
-                        d / "redis.log",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "5000",
-                    )
-                )
+                self._procs.append(self._start_node(port))
             for port, proc in zip(self.ports, self._procs, strict=True):
                 if not wait_for_redis(port, proc):
                     raise ClusterError(f"redis cluster node on port {port} did not start")
@@ -186,23 +194,92 @@ class LocalRedisCluster:
             )
             if made.returncode != 0:
                 raise ClusterError(f"redis-cli --cluster create failed: {made.stderr!r}")
-            deadline = time.monotonic() + 30
-            for port in self.ports:
-                while (
-                    b"cluster_state:ok"
-                    not in subprocess.run(
-                        [cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=10
-                    ).stdout
-                ):
-                    if time.monotonic() > deadline:
-                        raise ClusterError("the redis cluster did not reach cluster_state:ok")
-                    time.sleep(0.1)
+            self.wait_ok(30)
         except BaseException:
             self.stop()
             raise
 
+    def _start_node(self, port: int) -> subprocess.Popen[bytes]:
+        assert self._workdir is not None
+        d = self._workdir / str(port)
+        d.mkdir(parents=True, exist_ok=True)
+        return start_redis_server(
+            self._server,
+            port,
+            d,
+            d / "redis.log",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(self.node_timeout_ms),
+            durable=self.durable,
+        )
+
+    def wait_ok(self, timeout: float) -> None:
+        """Wait until every node reports ``cluster_state:ok``."""
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while True:
+                try:
+                    out = subprocess.run(
+                        [self._cli, "-p", str(port), "cluster", "info"],
+                        capture_output=True,
+                        timeout=5,
+                    ).stdout
+                except subprocess.TimeoutExpired:
+                    out = b""
+                if b"cluster_state:ok" in out:
+                    break
+                if time.monotonic() > deadline:
+                    raise ClusterError(
+                        f"the redis cluster did not reach cluster_state:ok within {timeout:g} s"
+                    )
+                time.sleep(0.1)
+
+    def pid(self, node: int) -> int:
+        """The process id of node ``node`` (0-based)."""
+        return self._procs[node].pid
+
+    def pause(self, node: int) -> None:
+        """Stop node ``node`` (SIGSTOP): it keeps its connections and
+        answers nothing until :meth:`resume`."""
+        os.kill(self._procs[node].pid, signal.SIGSTOP)
+
+    def resume(self, node: int) -> None:
+        """Continue a node stopped by :meth:`pause` (SIGCONT)."""
+        os.kill(self._procs[node].pid, signal.SIGCONT)
+
+    def restart(self, node: int, *, kill: bool = True, down_for: float = 0.0) -> None:
+        """Kill node ``node`` (SIGKILL, or SIGTERM with ``kill=False``),
+        leave it down ``down_for`` seconds, start it again on the same port
+        and directory (it rejoins the cluster from its nodes.conf and, if
+        the cluster is ``durable``, reloads its data) and wait until it
+        answers. Without ``durable`` its data is lost."""
+        proc = self._procs[node]
+        os.kill(proc.pid, signal.SIGCONT)
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        proc.wait(30)
+        time.sleep(down_for)
+        port = self.ports[node]
+        # The old process's port can take a moment to be free again.
+        deadline = time.monotonic() + 30
+        while True:
+            self._procs[node] = self._start_node(port)
+            if wait_for_redis(port, self._procs[node], timeout=30):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"redis cluster node on port {port} did not restart")
+            time.sleep(0.5)
+
     def stop(self) -> None:
         for proc in self._procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)  # a paused node cannot exit
             stop_redis_server(proc)
         self._procs = []
         if self._tmp is not None:

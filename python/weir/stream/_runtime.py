@@ -33,6 +33,7 @@ from ._graph import PipelineError, Stream, _DeadLetters, _Node, _Window
 from ._state import StateHandle
 from .sinks import Sink
 from .sources import Source, SourceBatch
+from .tasks import TaskTimeoutError, cancel_and_wait, finish_despite_cancel, wait_bounded
 
 __all__ = ["Pipeline", "SinkRunner"]
 
@@ -46,13 +47,16 @@ class SinkRunner:
         self.task: asyncio.Task[None] | None = None
         self.written = 0
         self.error: BaseException | None = None
+        #: set before the task is cancelled: a sink whose client swallowed
+        #: the cancellation (see :mod:`weir.stream.tasks`) still stops
+        self.closing = False
 
     async def drain(self) -> None:
         q = self.queue
-        while True:
+        while not self.closing:
             items = await q.get()
             try:
-                if self.error is None:
+                if self.error is None and not self.closing:
                     await self.sink.write(items)
                     self.written += len(items)
             except Exception as e:
@@ -74,6 +78,12 @@ class Pipeline:
     store. Checkpoints come every ``checkpoint_every`` events and/or
     ``checkpoint_interval`` seconds, and at the end of the input.
 
+    ``stop_timeout`` bounds each wait of a run's ending (an in-flight
+    commit, the source and sink tasks after they are cancelled): past it
+    the run raises :class:`weir.stream.tasks.TaskTimeoutError` naming what
+    it waited for instead of hanging. ``metrics_port`` serves the run's
+    figures for Prometheus on that port (see :mod:`weir.stream.metrics`).
+
     ``commit_hook(puts, deletes, meta)``, if given, is awaited inside every
     checkpoint commit with the encoded batch the store is about to write
     (the checkpoint record is its last put) and the checkpoint record; if it
@@ -81,7 +91,8 @@ class Pipeline:
     :mod:`weir.cluster` uses it to append the batch to a fenced changelog.
 
     Build with :meth:`source`, then ``await run()`` (or :meth:`run_sync`);
-    :meth:`request_stop` ends a run early at a checkpoint.
+    :meth:`request_stop` ends a run early at a checkpoint, :meth:`cancel`
+    at once without one.
     """
 
     def __init__(
@@ -100,6 +111,9 @@ class Pipeline:
         slice_seconds: float = 0.005,
         postpone_full_gc: bool = True,
         commit_hook: CommitHook | None = None,
+        stop_timeout: float = 10.0,
+        metrics_port: int | None = None,
+        metrics_addr: str = "127.0.0.1",
     ) -> None:
         if not name or ":" in name:
             raise PipelineError(f"pipeline name must be non-empty without ':', not {name!r}")
@@ -111,6 +125,10 @@ class Pipeline:
             raise PipelineError(f"checkpoint_interval must be positive, not {checkpoint_interval}")
         if batch_size <= 0 or queue_batches <= 0:
             raise PipelineError("batch_size and queue_batches must be positive")
+        if not stop_timeout > 0:
+            raise PipelineError(f"stop_timeout must be positive, not {stop_timeout}")
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise PipelineError(f"metrics_port must be 0..65535, not {metrics_port}")
         self.name = name
         self._store_started_here = False
         if store is None:
@@ -134,7 +152,13 @@ class Pipeline:
         self.slice_seconds = slice_seconds
         self.postpone_full_gc = postpone_full_gc
         self.commit_hook = commit_hook
+        self.stop_timeout = stop_timeout
+        self.metrics_port = metrics_port
+        self.metrics_addr = metrics_addr
         self._stop_requested = False
+        self._cancel_requested = False
+        self._run_task: asyncio.Task[Any] | None = None
+        self._exporter: Any = None
         self._runners: list[SinkRunner] = []
         self._dead_runner = self._sink_runner(dead_letter) if dead_letter is not None else None
         self._source: Source | None = None
@@ -237,6 +261,19 @@ class Pipeline:
         worker; a later run resumes where this one stopped."""
         self._stop_requested = True
 
+    def cancel(self) -> None:
+        """End a running pipeline at once, without a checkpoint (``run``
+        raises :class:`asyncio.CancelledError`; the last committed
+        checkpoint stands). Unlike a plain ``task.cancel()`` it cannot be
+        lost to a client library that swallows cancellations: the main
+        loop, the reader and the sinks also check a flag."""
+        self._cancel_requested = True
+        self._closing = True
+        for r in self._runners:
+            r.closing = True
+        if self._run_task is not None and not self._run_task.done():
+            self._run_task.cancel()
+
     def run_sync(self) -> dict[str, Any]:
         """``asyncio.run(self.run())``."""
         return asyncio.run(self.run())
@@ -250,10 +287,12 @@ class Pipeline:
         if self._ran:
             raise PipelineError("a pipeline runs once; build a new one to run again")
         self._ran = True
+        self._run_task = asyncio.current_task()
         source = self._source
         runners = self._all_runners()
         reader: asyncio.Task[None] | None = None
         commit: asyncio.Task[None] | None = None
+        exporter: Any = None
         # The cached state is many long-lived objects. Each full (oldest
         # generation) collection walks all of them at once, 50-80 ms at
         # 100,000 keys, in the middle of a batch; for the run, full
@@ -263,6 +302,12 @@ class Pipeline:
             gc.set_threshold(gc_saved[0], gc_saved[1], 1 << 30)
         await self.open_store()
         try:
+            if self.metrics_port is not None:
+                from .metrics import MetricsServer
+
+                exporter = MetricsServer(self.metrics_port, self.metrics_addr)
+                exporter.add(self, {"pipeline": self.name})
+                self._exporter = exporter
             encode_key, encode = self._encoders()
             for node in self._stateful:
                 for h in node.handles():
@@ -289,9 +334,15 @@ class Pipeline:
             last_ckpt_time = time.monotonic()
             stopped_early = False
             while True:
+                if self._cancel_requested:
+                    raise asyncio.CancelledError
                 if self._stop_requested:
                     stopped_early = True
                     break
+                # Let the loop's other tasks run once per batch: a queue
+                # that never runs empty would otherwise keep them (a
+                # worker's lease renewals, other partitions) waiting.
+                await asyncio.sleep(0)
                 batch = await in_q.get()
                 if batch is None:
                     if self._reader_error is not None:
@@ -331,29 +382,61 @@ class Pipeline:
         finally:
             gc.set_threshold(*gc_saved)
             self._closing = True
-            if reader is not None:
-                reader.cancel()
-            if commit is not None and not commit.done():
-                # A commit in flight is a whole checkpoint: let it land.
-                with contextlib.suppress(Exception):
-                    await commit
             for r in runners:
-                if r.task is not None:
-                    r.task.cancel()
-            await asyncio.gather(
-                *([reader] if reader else []),
-                *(r.task for r in runners if r.task),
-                return_exceptions=True,
+                r.closing = True
+            # The ending runs to its end even if this task is cancelled
+            # (again) meanwhile; each of its waits is bounded.
+            await finish_despite_cancel(
+                self._close_run(source, runners, reader, commit, exporter),
+                timeout=4 * self.stop_timeout + 5,
+                what=f"pipeline {self.name}: ending the run",
             )
-            with contextlib.suppress(Exception):
-                await source.close()
-            for r in runners:
-                with contextlib.suppress(Exception):
-                    await r.sink.close()
-            if self.progress and self._started:
-                self._show_progress(True)
-            await self.close_store()
         return self.metrics()
+
+    async def _close_run(
+        self,
+        source: Source,
+        runners: list[SinkRunner],
+        reader: asyncio.Task[None] | None,
+        commit: asyncio.Task[None] | None,
+        exporter: Any,
+    ) -> None:
+        bound = self.stop_timeout
+        stuck: TaskTimeoutError | None = None
+        if commit is not None:
+            if not commit.done():
+                # A commit in flight is a whole checkpoint: let it land.
+                try:
+                    await wait_bounded(
+                        commit, timeout=bound, what=f"pipeline {self.name}: in-flight checkpoint"
+                    )
+                except TaskTimeoutError:
+                    with contextlib.suppress(TaskTimeoutError):
+                        await cancel_and_wait(commit, timeout=bound, what="checkpoint commit")
+                except BaseException:
+                    pass  # its error is the run's (raised at the barrier) or moot now
+            if not commit.cancelled():
+                commit.exception()  # never "Task exception was never retrieved"
+        tasks = [t for t in [reader, *(r.task for r in runners)] if t is not None]
+        try:
+            await cancel_and_wait(
+                tasks, timeout=bound, what=f"pipeline {self.name}: stopping its source and sinks"
+            )
+        except TaskTimeoutError as e:
+            stuck = e
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(source.close(), bound)
+        for r in runners:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(r.sink.close(), bound)
+        if self.progress and self._started:
+            self._show_progress(True)
+        if exporter is not None:
+            exporter.close()
+            self._exporter = None
+        await self.close_store()
+        if stuck is not None:
+            raise stuck
 
     def _check_sinks(self) -> None:
         for r in self._runners:
@@ -551,6 +634,18 @@ class Pipeline:
             "lag": lag,
             "sinks": {r.sink.name: r.written for r in self._runners},
         }
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where the run's metrics are served (``metrics_port``), while it
+        runs; None otherwise."""
+        return None if self._exporter is None else str(self._exporter.url)
+
+    def checkpoint_history(self) -> dict[str, list[float]]:
+        """Every checkpoint of the run so far: ``durations`` (barrier to
+        commit) and ``pauses`` (longest stand-still), in seconds."""
+        stats = self._ckpt_stats
+        return {"durations": list(stats.durations), "pauses": list(stats.pauses)}
 
     def _show_progress(self, final: bool) -> None:
         now = time.perf_counter()
