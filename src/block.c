@@ -381,7 +381,6 @@ void block_iter_free(block_iter *it) {
     }
 }
 
-int block_iter_valid(const block_iter *it) { return it->current < it->blk->restarts_off; }
 
 void block_iter_seek_first(block_iter *it) {
     if (dead(it)) return;

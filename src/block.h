@@ -137,7 +137,7 @@ void block_iter_free(block_iter *it); /* frees the key buffer, runs cleanup */
 void block_iter_init_scratch(block_iter *it, const block *blk, key_compare_fn cmp,
                              char *scratch, size_t cap);
 /* Positioning without going through the ops table (same as block_iter_ops). */
-int block_iter_valid(const block_iter *it);
+static inline int block_iter_valid(const block_iter *it) { return it->current < it->blk->restarts_off; }
 void block_iter_seek_first(block_iter *it);
 void block_iter_seek_last(block_iter *it);
 void block_iter_seek(block_iter *it, slice target);

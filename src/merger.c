@@ -14,46 +14,42 @@
 
 #include "status.h"
 
-/* A child and its current key, cached so a step re-reads only the child
- * that moved: finding the smallest key then costs n-1 comparisons of
- * slices already at hand, not 2n indirect calls into every child (with a
- * memtable child that was a third of a forward scan's time). A child's
- * key stays valid until that child moves, which only this file does. */
-typedef struct merge_child {
-    iter *it;
-    slice key;
-    int valid;
-} merge_child;
-
-typedef struct merging_iter {
-    iter base;
-    merge_child *children;
-    int n;
-    int current;  /* index of the child at the merged position; -1: none */
-    int forward;  /* direction of the last move */
-} merging_iter;
-
 static void refresh(merge_child *c) {
     c->valid = iter_valid(c->it);
-    c->key = c->valid ? iter_key(c->it) : slice_make(NULL, 0);
+    if (c->valid) {
+        c->key = iter_key(c->it);
+        c->value = iter_value(c->it);
+    } else {
+        c->key = c->value = slice_make(NULL, 0);
+    }
 }
 
 static void refresh_all(merging_iter *m) {
     for (int i = 0; i < m->n; i++) refresh(&m->children[i]);
 }
 
+/* The smallest child becomes current, the next smallest the runner-up:
+ * a forward step then usually needs one comparison, against the runner,
+ * to know the child that moved is still the smallest. */
 static void find_smallest(merging_iter *m) {
-    int best = -1;
+    int best = -1, second = -1;
     for (int i = 0; i < m->n; i++) {
         const merge_child *c = &m->children[i];
         if (!c->valid) continue;
-        if (best < 0 || ikey_compare(c->key, m->children[best].key) < 0) best = i;
+        if (best < 0 || ikey_compare(c->key, m->children[best].key) < 0) {
+            second = best;
+            best = i;
+        } else if (second < 0 || ikey_compare(c->key, m->children[second].key) < 0) {
+            second = i;
+        }
     }
     m->current = best;
+    m->runner = second;
 }
 
 static void find_largest(merging_iter *m) {
     int best = -1;
+    m->runner = -1;
     /* Internal keys are unique across children (a sequence number is
      * written once), so tie order does not matter here. */
     for (int i = 0; i < m->n; i++) {
@@ -64,7 +60,7 @@ static void find_largest(merging_iter *m) {
     m->current = best;
 }
 
-static int mi_valid(const iter *it) { return ((const merging_iter *)it)->current >= 0; }
+static int mi_valid(const iter *it) { return merging_iter_valid(it); }
 
 static void mi_seek_first(iter *it) {
     merging_iter *m = (merging_iter *)it;
@@ -90,7 +86,7 @@ static void mi_seek(iter *it, slice target) {
     find_smallest(m);
 }
 
-static void mi_next(iter *it) {
+void merging_iter_next(iter *it) {
     merging_iter *m = (merging_iter *)it;
     if (m->current < 0) return;
     merge_child *cur = &m->children[m->current];
@@ -106,11 +102,18 @@ static void mi_next(iter *it) {
             refresh(c);
         }
         m->forward = 1;
+        m->runner = -1;
     }
     iter_next(cur->it);
     refresh(cur);
+    /* Still below the runner-up (keys are unique, so no tie to order):
+     * still the smallest. */
+    if (cur->valid && m->runner >= 0 && ikey_compare(cur->key, m->children[m->runner].key) < 0) return;
+    if (cur->valid && m->n == 1) return;
     find_smallest(m);
 }
+
+static void mi_next(iter *it) { merging_iter_next(it); }
 
 static void mi_prev(iter *it) {
     merging_iter *m = (merging_iter *)it;
@@ -135,13 +138,11 @@ static void mi_prev(iter *it) {
 }
 
 static slice mi_key(const iter *it) {
-    const merging_iter *m = (const merging_iter *)it;
-    return m->current >= 0 ? m->children[m->current].key : slice_make(NULL, 0);
+    return merging_iter_valid(it) ? merging_iter_key(it) : slice_make(NULL, 0);
 }
 
 static slice mi_value(const iter *it) {
-    const merging_iter *m = (const merging_iter *)it;
-    return m->current >= 0 ? iter_value(m->children[m->current].it) : slice_make(NULL, 0);
+    return merging_iter_valid(it) ? merging_iter_value(it) : slice_make(NULL, 0);
 }
 
 static int mi_status(const iter *it) {
@@ -182,6 +183,7 @@ iter *merging_iter_create(iter **children, int n) {
     m->children = kids;
     m->n = n;
     m->current = -1;
+    m->runner = -1;
     m->forward = 1;
     return &m->base;
 }

@@ -611,7 +611,13 @@ static void index_exhausted(sst_iter *it) {
 }
 
 /* After the data iterator moved: report what stopped it or check the key. */
-static int settle(sst_iter *it) {
+static int settle_slow(sst_iter *it);
+static inline int settle(sst_iter *it) {
+    if (block_iter_valid(&it->data) && it->data.key.len >= IKEY_TAG_SIZE) return 1;
+    return settle_slow(it);
+}
+
+static int settle_slow(sst_iter *it) {
     if (block_iter_valid(&it->data)) {
         if (block_iter_key(&it->data).len < IKEY_TAG_SIZE) {
             set_error(it, short_key_error(it->r, it->data_off, "data"));
