@@ -362,6 +362,17 @@ void block_iter_init(block_iter *it, const block *blk, key_compare_fn cmp) {
     block_iter_init_scratch(it, blk, cmp, NULL, 0);
 }
 
+void block_iter_rebind(block_iter *it, const block *blk) {
+    it->blk = blk;
+    it->corrupt = 0;
+    it->oom = 0;
+    it->corrupt_offset = 0;
+    it->pc_restart = UINT32_MAX;
+    it->pc_count = 0;
+    it->pc_data = NULL;
+    make_invalid(it);
+}
+
 void block_iter_free(block_iter *it) {
     free(it->pc);
     it->pc = NULL;
@@ -474,7 +485,10 @@ static inline int ikey_order(slice a, slice b) {
     return ikey_compare(a, b);
 }
 
-void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash) {
+/* A seek through the hash index. `exact`: a seek's answer is needed even
+ * when the target's user key is absent, so an empty bucket falls back to
+ * the binary search; a point lookup (not exact) takes any later key then. */
+static void seek_hashed(block_iter *it, slice target, uint64_t key_hash, int exact) {
     if (dead(it)) return;
     const block *b = it->blk;
     if (!b->buckets) {
@@ -487,6 +501,10 @@ void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash) {
      * past the block's last key (a separator may exceed it), which must
      * leave the iterator invalid so the lookup goes on to the next block. */
     int absent = hint == BLOCK_HASH_EMPTY;
+    if (absent && exact) {
+        block_iter_seek(it, target);
+        return;
+    }
     if (absent) hint = last;
     if (hint > last) {
         mark_corrupt(it, b->restarts_off);
@@ -512,6 +530,14 @@ void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash) {
             return;
         }
     } while (parse_next(it));
+}
+
+void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash) {
+    seek_hashed(it, target, key_hash, 0);
+}
+
+void block_iter_seek_hashed(block_iter *it, slice target, uint64_t key_hash) {
+    seek_hashed(it, target, key_hash, 1);
 }
 
 void block_iter_next(block_iter *it) {

@@ -131,6 +131,9 @@ typedef struct block_iter {
 
 void block_iter_init(block_iter *it, const block *blk, key_compare_fn cmp);
 void block_iter_free(block_iter *it); /* frees the key buffer, runs cleanup */
+/* Start over on another block, keeping the key and prev-cache memory (not
+ * for iterators with a cleanup). Unpositioned, no error. */
+void block_iter_rebind(block_iter *it, const block *blk);
 /* Like block_iter_init, but keys of up to `cap` bytes are rebuilt in the
  * caller's `scratch` memory (e.g. a stack array), so a point lookup does not
  * allocate; longer keys move to the heap. block_iter_free is still needed. */
@@ -148,6 +151,10 @@ void block_iter_seek(block_iter *it, slice target);
  * Lands on the first entry >= target, or on a later entry of another user
  * key when the target's user key is not in the block. */
 void block_iter_seek_for_get(block_iter *it, slice target, uint64_t key_hash);
+/* Exactly block_iter_seek (the first entry >= target), taking the hash
+ * index's hint when the target's user key is in the block: a seek to an
+ * existing key skips the binary search too. */
+void block_iter_seek_hashed(block_iter *it, slice target, uint64_t key_hash);
 /* Position on the entry at restart point i (its first entry), as if a seek
  * had landed there; invalid (corrupt) if i is out of bounds. */
 void block_iter_seek_to_restart(block_iter *it, uint32_t i);

@@ -121,6 +121,12 @@ int sst_reader_may_contain(const sst_reader *r, uint64_t hash);
  * destroyed (the table cache releases its handle there). NULL on OOM (after
  * running cleanup). Errors surface through iter_status. */
 iter *sst_reader_iter(sst_reader *r, void (*cleanup)(void *), void *cleanup_arg);
+/* Point an iterator made by sst_reader_iter at another table, keeping its
+ * memory: a level iterator moving between tables (every seek that lands
+ * in another file) then allocates and frees nothing. Runs the old cleanup
+ * and takes the new one; the iterator is unpositioned, with no error.
+ * 0 (nothing done) if `it` is not such an iterator. */
+int sst_reader_iter_retarget(iter *it, sst_reader *r, void (*cleanup)(void *), void *cleanup_arg);
 
 /* Salvage: a forward iterator (seek_first and next only) that reports each
  * data block that fails its checksum or cannot be decoded, through fn

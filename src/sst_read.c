@@ -716,7 +716,12 @@ static void si_seek(iter *base, slice target) {
         return;
     }
     if (!load_current(it)) return;
-    block_iter_seek(&it->data, target);
+    if (it->data_blk.buckets && target.len >= IKEY_TAG_SIZE) {
+        slice user = ikey_user(target);
+        block_iter_seek_hashed(&it->data, target, bloom_hash(user.data, user.len));
+    } else {
+        block_iter_seek(&it->data, target);
+    }
     skip_forward(it);
 }
 
@@ -775,6 +780,23 @@ iter *sst_reader_iter(sst_reader *r, void (*cleanup)(void *), void *cleanup_arg)
     it->cleanup = cleanup;
     it->cleanup_arg = cleanup_arg;
     return &it->base;
+}
+
+int sst_reader_iter_retarget(iter *base, sst_reader *r, void (*cleanup)(void *), void *cleanup_arg) {
+    if (!base || base->ops != &sst_iter_ops) return 0;
+    sst_iter *it = (sst_iter *)base;
+    if (it->salvage_fn) return 0;
+    pin_release(&it->data_pin);
+    memset(&it->data_blk, 0, sizeof it->data_blk);
+    it->data_off = UINT64_MAX;
+    if (it->cleanup) it->cleanup(it->cleanup_arg);
+    it->r = r;
+    it->cleanup = cleanup;
+    it->cleanup_arg = cleanup_arg;
+    it->status = WEIR_OK;
+    block_iter_rebind(&it->index, &r->index);
+    block_iter_rebind(&it->data, &it->data_blk);
+    return 1;
 }
 
 iter *sst_reader_salvage_iter(sst_reader *r, sst_damage_fn fn, void *arg, void (*cleanup)(void *),

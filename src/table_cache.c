@@ -345,19 +345,37 @@ int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_s
     return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
 }
 
-int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
-                                 uint64_t file_size, slice lookup_ikey, uint64_t hash,
-                                 sst_get_fn fn, void *arg) {
+/* The table's handle through a pin: the pinned one (no lock, nothing to
+ * release) or one from the cache, which becomes the pin's while the cache
+ * has room (*release = 0 then); otherwise the caller releases it. */
+static int handle_via_pin(table_cache *tc, table_pin *pin, uint64_t file_number, uint64_t file_size,
+                          table_handle **out, int *release) {
+    *release = 0;
     table_handle *h = atomic_load_explicit(&pin->handle, memory_order_acquire);
-    if (h) return lookup_in(tc, h, lookup_ikey, hash, fn, arg);
+    if (h) {
+        *out = h;
+        return WEIR_OK;
+    }
     int rc = table_cache_get(tc, file_number, file_size, &h);
     if (rc != WEIR_OK) return rc;
     table_handle *expected = NULL;
-    if ((size_t)table_cache_open_count(tc) <= tc->capacity / 4 * 3 &&
-        atomic_compare_exchange_strong_explicit(&pin->handle, &expected, h, memory_order_acq_rel,
-                                                memory_order_acquire))
-        return lookup_in(tc, h, lookup_ikey, hash, fn, arg); /* the pin owns h now */
-    return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
+    if (!((size_t)table_cache_open_count(tc) <= tc->capacity / 4 * 3 &&
+          atomic_compare_exchange_strong_explicit(&pin->handle, &expected, h, memory_order_acq_rel,
+                                                  memory_order_acquire)))
+        *release = 1;
+    *out = h;
+    return WEIR_OK;
+}
+
+int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
+                                 uint64_t file_size, slice lookup_ikey, uint64_t hash,
+                                 sst_get_fn fn, void *arg) {
+    table_handle *h;
+    int release;
+    int rc = handle_via_pin(tc, pin, file_number, file_size, &h, &release);
+    if (rc != WEIR_OK) return rc;
+    if (release) return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
+    return lookup_in(tc, h, lookup_ikey, hash, fn, arg);
 }
 
 void table_pin_release(table_pin *pin) {
@@ -375,6 +393,21 @@ iter *table_cache_iter(table_cache *tc, uint64_t file_number, uint64_t file_size
     int rc = table_cache_get(tc, file_number, file_size, &h);
     if (rc != WEIR_OK) return iter_new_error(rc);
     return sst_reader_iter(h->reader, release_iter_handle, h);
+}
+
+iter *table_cache_iter_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
+                              uint64_t file_size, iter *reuse) {
+    table_handle *h;
+    int release;
+    int rc = handle_via_pin(tc, pin, file_number, file_size, &h, &release);
+    if (rc != WEIR_OK) {
+        iter_destroy(reuse);
+        return iter_new_error(rc);
+    }
+    void (*cleanup)(void *) = release ? release_iter_handle : NULL;
+    if (reuse && sst_reader_iter_retarget(reuse, h->reader, cleanup, h)) return reuse;
+    iter_destroy(reuse);
+    return sst_reader_iter(h->reader, cleanup, h);
 }
 
 int table_cache_open_count(table_cache *tc) {

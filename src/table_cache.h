@@ -47,6 +47,11 @@ typedef struct table_pin {
 int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
                                  uint64_t file_size, slice lookup_ikey, uint64_t hash,
                                  sst_get_fn fn, void *arg);
+/* table_cache_iter through a pin (the iterator must not outlive it).
+ * `reuse`: an iterator this returned before, whose memory is reused
+ * (taken over and destroyed if it cannot be); NULL for a new one. */
+iter *table_cache_iter_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
+                              uint64_t file_size, iter *reuse);
 /* Drop the pin's handle, if any. No lookup may use the pin any more. */
 void table_pin_release(table_pin *pin);
 

@@ -262,9 +262,13 @@ static void level_iter_close_child(level_iter *li) {
 /* Make `child` the iterator of file idx (reused if already open). 0 on OOM. */
 static int level_iter_open(level_iter *li, int idx) {
     if (li->child && li->index == idx) return 1;
-    level_iter_close_child(li);
-    const file_meta *f = li->files[idx];
-    li->child = table_cache_iter(li->tc, f->number, f->size);
+    /* The version holding the level (and its files' pins) outlives this
+     * iterator; the old child's memory serves the new table. */
+    iter *old = li->child;
+    li->child = NULL;
+    li->index = -1;
+    file_meta *f = li->files[idx];
+    li->child = table_cache_iter_pinned(li->tc, &f->pin, f->number, f->size, old);
     if (!li->child) {
         if (li->err.code == WEIR_OK) weir_error_save(&li->err, vset_oom("opening a table iterator"));
         return 0;

@@ -552,27 +552,35 @@ static char *build_versioned(int users, int hashed, size_t *size, size_t *entrie
 }
 
 /* seek_for_get must agree with a plain seek on everything a lookup reads:
- * validity, and the entry itself whenever it is the target's user key. */
+ * validity, and the entry itself whenever it is the target's user key;
+ * seek_hashed must land exactly where the plain seek does. */
 static int lookups_agree(const block *blk, int user, uint64_t seq) {
     buf t = BUF_INIT;
     internal_key(&t, user, seq);
     slice u = ikey_user(buf_slice(&t));
-    block_iter a, b;
+    uint64_t h = bloom_hash(u.data, u.len);
+    block_iter a, b, c;
     block_iter_init(&a, blk, ikey_cmp);
     block_iter_init(&b, blk, ikey_cmp);
+    block_iter_init(&c, blk, ikey_cmp);
     block_iter_seek(&a, buf_slice(&t));
-    block_iter_seek_for_get(&b, buf_slice(&t), bloom_hash(u.data, u.len));
+    block_iter_seek_for_get(&b, buf_slice(&t), h);
+    block_iter_seek_hashed(&c, buf_slice(&t), h);
     int ok = block_iter_valid(&a) == block_iter_valid(&b) && !b.corrupt;
     if (ok && block_iter_valid(&a)) {
         int a_hit = slice_equal(ikey_user(block_iter_key(&a)), u);
         int b_hit = slice_equal(ikey_user(block_iter_key(&b)), u);
         ok = a_hit == b_hit && (!a_hit || slice_equal(block_iter_key(&a), block_iter_key(&b)));
     }
+    int exact = block_iter_valid(&a) == block_iter_valid(&c) && !c.corrupt &&
+                (!block_iter_valid(&a) || slice_equal(block_iter_key(&a), block_iter_key(&c)));
     if (!ok) fprintf(stderr, "user %d seq %llu: lookups disagree\n", user, (unsigned long long)seq);
+    if (!exact) fprintf(stderr, "user %d seq %llu: hashed seek is not exact\n", user, (unsigned long long)seq);
     block_iter_free(&a);
     block_iter_free(&b);
+    block_iter_free(&c);
     buf_free(&t);
-    return ok;
+    return ok && exact;
 }
 
 TEST(hash_index_point_lookups) {
