@@ -44,7 +44,8 @@ Length. The rows and the count key form a :class:`weir.stores.CountedRange`;
 write of the table checks whether its key exists and updates an
 ``int64_add`` counter in the same atomic write batch (a process-wide lock
 per DB serialises the table writes of that DB, and weir lets one process
-open a DB, so the count is exact). The weir, RocksDB and memory backends
+open a DB, so the count is exact), and ``len`` reads the count the DB's
+tables share in memory. The weir, RocksDB and memory backends
 keep the count as a value of their own (O(1)) unless values expire
 (``ttl_seconds``) or the memory backend evicts (``max_size``); Redis counts
 the table's keys in its index (``ZLEXCOUNT``, O(log n)); where no count can
@@ -263,7 +264,8 @@ def _release_home(home: _Home) -> None:
         home.users -= 1
         if home.users > 0:
             return
-        _HOMES.pop(home.backend, None)
+        if _HOMES.get(home.backend) is home:  # not a newer home of a restarted backend
+            del _HOMES[home.backend]
         if not home.portal:
             return  # the backend belongs to whoever started it
     assert home.loop is not None
@@ -495,8 +497,9 @@ class Table(MutableMapping[Any, Any]):
             self._store = backend
         self._face = face
         self._async = _AsyncFace(face, self._home)
-        # The hottest call, bound once (for a DB: the engine's own get).
+        # The hottest calls, bound once (for a DB, read is the engine's own get).
         self._read = face.read
+        self._put = face.put_counted
 
     # ---- plumbing ------------------------------------------------------------------
 
@@ -570,7 +573,7 @@ class Table(MutableMapping[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._check_open()
-        self._face.put_counted(self._dk(key), self._encode(value, key), self._range)
+        self._put(self._dk(key), self._encode(value, key), self._range)
 
     def __delitem__(self, key: Any) -> None:
         self._check_open()

@@ -4,39 +4,60 @@
 table has one code path whatever holds it. The face keeps the layout
 tables over a weir.DB have always had: values are whatever payload the
 caller stores (no expiry header), and a :class:`~weir.stores.CountedRange`'s
-count is an ``int64_add`` merge value under its counter key (``db.incr``),
-changed in the same engine write batch as the keys it counts.
+count is an ``int64_add`` merge value under its counter key: each counted
+write adds its change with ``incr`` in the same engine write batch as the
+keys it counts (a recount or a clear writes the whole number).
 
 A counted write checks whether its keys exist and writes in one step under
 a lock that every face of the same DB in the process shares; weir lets one
-process open a DB, so the counts stay exact under concurrent threads.
-A counter is made the first time a face needs it, by counting its range
-once. Point reads are the DB's own methods, bound at construction: a read
-through the face costs what ``db.get`` costs.
+process open a DB, so the counts stay exact under concurrent threads. The
+faces of a DB also share the counts as last written (read from the DB, or
+counted from the keys if it holds none, the first time a range is used),
+so ``count_range`` is a dictionary lookup: reading the counter from the DB
+would apply every merge operand written since the last compaction. A write
+of a counter key by other means (it lies in a table's reserved key space)
+is not seen by the faces of a DB already open.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
-from .. import DB
+from .. import DB, ClosedError
 from .base import CountedRange, CountedWrite, SyncFace, check_counted_writes
 
 __all__ = ["DBFace"]
 
-# One lock per DB serialises the check-then-write of every counted write on it.
-_DB_LOCKS: weakref.WeakKeyDictionary[DB, threading.RLock] = weakref.WeakKeyDictionary()
-_DB_LOCKS_GUARD = threading.Lock()
+#: A whole count as the DB stores it: the int64 of the int64_add merge
+#: operator, so ``db.get_int`` reads it and ``db.incr`` adds to it.
+_INT64 = struct.Struct("<q")
 
 
-def _db_lock(db: DB) -> threading.RLock:
-    with _DB_LOCKS_GUARD:
-        lock = _DB_LOCKS.get(db)
-        if lock is None:
-            lock = _DB_LOCKS[db] = threading.RLock()
-        return lock
+class _Shared:
+    """What every face of one DB shares: the lock that serialises the
+    check-then-write of every counted write on it, and the counts as last
+    written (counter key -> count), so a write need not read its count."""
+
+    __slots__ = ("counts", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.counts: dict[bytes, int] = {}
+
+
+_SHARED: weakref.WeakKeyDictionary[DB, _Shared] = weakref.WeakKeyDictionary()
+_SHARED_GUARD = threading.Lock()
+
+
+def _shared(db: DB) -> _Shared:
+    with _SHARED_GUARD:
+        shared = _SHARED.get(db)
+        if shared is None:
+            shared = _SHARED[db] = _Shared()
+        return shared
 
 
 class DBFace(SyncFace):
@@ -48,9 +69,9 @@ class DBFace(SyncFace):
         if not isinstance(db, DB):
             raise TypeError(f"DBFace needs a weir.DB, not {type(db).__name__}")
         self.db = db
-        self._lock = _db_lock(db)
-        # Counters known to exist (made or checked by this face).
-        self._counted: set[bytes] = set()
+        shared = _shared(db)
+        self._lock = shared.lock
+        self._counts = shared.counts
         # The DB's own methods: no Python frame between a caller and the engine.
         self.read = db.get  # type: ignore[method-assign]
         self.contains = db.__contains__  # type: ignore[method-assign,assignment]
@@ -61,31 +82,42 @@ class DBFace(SyncFace):
     def contains(self, key: bytes) -> bool:
         return key in self.db
 
-    def _ensure_counter(self, rng: CountedRange) -> None:
-        """Make ``rng``'s counter if it does not exist (caller holds the lock)."""
-        if rng.counter in self._counted:
-            return
+    def _load(self, rng: CountedRange) -> int:
+        """The range's count as stored (caller holds the lock), made from
+        the keys and stored first when the DB holds none, and kept in the
+        shared counts from then on."""
         db = self.db
-        if db.get(rng.counter) is None:
+        n = db.get_int(rng.counter, None)
+        if n is None:
             n = 0
             with db.keys(start=rng.lower, stop=rng.upper) as it:
                 for _ in it:
                     n += 1
-            db.incr(rng.counter, n)
-        self._counted.add(rng.counter)
+            db.put(rng.counter, _INT64.pack(n))
+        self._counts[rng.counter] = n
+        return n
 
     def put_counted(self, key: bytes, payload: bytes, rng: CountedRange) -> bool:
-        if type(key) is not bytes or type(payload) is not bytes or not rng.holds(key):
+        # The checks inline: this is the path of every ``table[k] = v``.
+        if (
+            type(key) is not bytes
+            or type(payload) is not bytes
+            or not (rng.lower <= key and (rng.upper is None or key < rng.upper))
+        ):
             check_counted_writes([(key, payload, rng)])  # raises the precise error
         db = self.db
         with self._lock:
             if key in db:
                 db.put(key, payload)
                 return True
-            self._ensure_counter(rng)
+            counter = rng.counter
+            n = self._counts.get(counter)
+            if n is None:
+                n = self._load(rng)
             with db.write_batch() as b:
                 b.put(key, payload)
-                b.incr(rng.counter, 1)
+                b.incr(counter, 1)
+            self._counts[counter] = n + 1  # only once the batch is written
             return False
 
     def delete_counted(self, key: bytes, rng: CountedRange) -> bool:
@@ -95,10 +127,14 @@ class DBFace(SyncFace):
         with self._lock:
             if key not in db:
                 return False
-            self._ensure_counter(rng)
+            counter = rng.counter
+            n = self._counts.get(counter)
+            if n is None:
+                n = self._load(rng)
             with db.write_batch() as b:
                 b.delete(key)
-                b.incr(rng.counter, -1)
+                b.incr(counter, -1)
+            self._counts[counter] = n - 1
             return True
 
     def write_counted(self, writes: Sequence[CountedWrite]) -> list[bool]:
@@ -109,7 +145,7 @@ class DBFace(SyncFace):
         with self._lock:
             stored = db.get_many([w[0] for w in checked])
             present: dict[bytes, bool] = {}
-            final: dict[bytes, tuple[bytes | None, CountedRange]] = {}
+            final: dict[bytes, bytes | None] = {}
             was_stored: dict[bytes, bool] = {}
             deltas: dict[CountedRange, int] = {}
             out: list[bool] = []
@@ -120,29 +156,35 @@ class DBFace(SyncFace):
                 if was != (payload is not None):
                     deltas[rng] = deltas.get(rng, 0) + (1 if payload is not None else -1)
                 present[key] = payload is not None
-                final[key] = (payload, rng)
+                final[key] = payload
+            counts: dict[bytes, tuple[int, int]] = {}  # counter -> (count after, delta)
             for rng, delta in deltas.items():
                 if delta:
-                    self._ensure_counter(rng)
+                    n = self._counts.get(rng.counter)
+                    if n is None:
+                        n = self._load(rng)
+                    counts[rng.counter] = (n + delta, delta)
             with db.write_batch() as b:
-                for key, (payload, _rng) in final.items():
+                for key, payload in final.items():
                     if payload is not None:
                         b.put(key, payload)
                     elif was_stored[key]:
                         b.delete(key)
-                for rng, delta in deltas.items():
-                    if delta:
-                        b.incr(rng.counter, delta)
+                for counter, (_n, delta) in counts.items():
+                    b.incr(counter, delta)
+            for counter, (n, _delta) in counts.items():
+                self._counts[counter] = n
             return out
 
     def count_range(self, rng: CountedRange) -> int:
-        n = self.db.get_int(rng.counter, None)
+        n = self._counts.get(rng.counter)
         if n is not None:
+            if self.db.closed:
+                raise ClosedError(f"{self.db!r} is closed")
             return n
         with self._lock:
-            self._counted.discard(rng.counter)
-            self._ensure_counter(rng)
-            return self.db.get_int(rng.counter, 0)
+            n = self._counts.get(rng.counter)
+            return self._load(rng) if n is None else n
 
     def recount_range(self, rng: CountedRange) -> int:
         db = self.db
@@ -151,24 +193,22 @@ class DBFace(SyncFace):
             with db.keys(start=rng.lower, stop=rng.upper) as it:
                 for _ in it:
                     n += 1
-            with db.write_batch() as b:
-                b.delete(rng.counter)
-                b.incr(rng.counter, n)
-            self._counted.add(rng.counter)
+            db.put(rng.counter, _INT64.pack(n))
+            self._counts[rng.counter] = n
             return n
 
     def clear_range(self, rng: CountedRange) -> None:
         db = self.db
-        with self._lock, db.write_batch() as b:
-            if rng.upper is not None:
-                b.delete_range(rng.lower, rng.upper)
-            else:
-                with db.keys(start=rng.lower) as it:
-                    for k in it:
-                        b.delete(k)
-            b.delete(rng.counter)
-            b.incr(rng.counter, 0)
-            self._counted.add(rng.counter)
+        with self._lock:
+            with db.write_batch() as b:
+                if rng.upper is not None:
+                    b.delete_range(rng.lower, rng.upper)
+                else:
+                    with db.keys(start=rng.lower) as it:
+                        for k in it:
+                            b.delete(k)
+                b.put(rng.counter, _INT64.pack(0))
+            self._counts[rng.counter] = 0
 
     def items(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         return self.db.items(start=lower, stop=upper)
