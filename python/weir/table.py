@@ -5,7 +5,7 @@ A :class:`Table` is a :class:`collections.abc.MutableMapping` (``t[k]``,
 ``setdefault``, ``update``, ``pop``, ``clear`` and ``keys/values/items``
 with an optional ``prefix=``) with an async face for stream code
 (``await t.aget(k)``, ``aset``, ``adelete``, ``acontains``, ``alen``,
-``async for k, v in t.aitems()``)::
+``aclear``, ``async for k, v in t.aitems()``)::
 
     db = weir.DB("/var/lib/app/state")
     customers = Table("customers", db)
@@ -19,33 +19,50 @@ The store is a :class:`weir.DB` (shared by several tables), a path (the
 table opens and owns a weir DB there), or any :mod:`weir.stores` backend
 (weir, memory, RocksDB, Redis), started or not.
 
+One code path. Every method is written once, against the byte-level face
+of :mod:`weir.stores`: point reads, counted writes (a put or delete that
+keeps the table's row count exact in the same atomic write), a count, a
+range clear and a range scan of encoded keys and value payloads. The sync
+methods call a :class:`weir.stores.SyncFace`: :class:`weir.stores.DBFace`
+over a weir.DB, the backend's own face for the engines that may be called
+from any thread (weir, RocksDB), or, for the loop-bound backends (memory,
+Redis), an adapter that runs the backend's async methods on its event
+loop. The async methods call the same face inline when it is a direct one
+(scans read chunks in a worker thread) and the backend's coroutines
+otherwise.
+
 Key spaces. Table ``name`` owns every key that starts with
 ``b"\\x00T" + len(name).to_bytes(2, "big") + name`` (the name as UTF-8):
 length-prefixed, so no table's key space contains another's (``"a"`` and
 ``"ab"``, or a name containing separators, cannot collide). Under that,
 ``\\x01`` + the encoded key holds the rows and ``\\x00`` starts the table's
-own metadata (its row count). Keys of a DB that start with ``b"\\x00T"``
-are reserved for tables.
+own metadata (its row count, ``\\x00n``). Keys of a DB that start with
+``b"\\x00T"`` are reserved for tables.
 
-Length. On a :class:`weir.DB`, ``len(t)`` is O(1): every write of the
-table checks whether its key exists and updates a counter in the same
-atomic write batch (a process-wide lock per DB serialises the table writes
-of that DB, and weir lets one process open a DB, so the count is exact).
-Raw writes to a table's key space, or a DB opened with ``default_ttl``,
-bypass the count; :meth:`Table.recount` rebuilds it. On a store backend
-``len`` counts the table's keys (O(n)): backends evict (memory
-``max_size``), expire (TTL) or are shared between processes (Redis), so a
-stored count could not be kept true.
+Length. The rows and the count key form a :class:`weir.stores.CountedRange`;
+``len(t)`` is that range's count. On a :class:`weir.DB` it is O(1): every
+write of the table checks whether its key exists and updates an
+``int64_add`` counter in the same atomic write batch (a process-wide lock
+per DB serialises the table writes of that DB, and weir lets one process
+open a DB, so the count is exact), and ``len`` reads the count the DB's
+tables share in memory. The weir, RocksDB and memory backends
+keep the count as a value of their own (O(1)) unless values expire
+(``ttl_seconds``) or the memory backend evicts (``max_size``); Redis counts
+the table's keys in its index (``ZLEXCOUNT``, O(log n)); where no count can
+stay true ``len`` counts the rows (O(n)). Raw writes to a table's key
+space, or a DB opened with ``default_ttl``, bypass the count;
+:meth:`Table.recount` rebuilds it.
 
-Sync face over async backends. Store backends are asyncio objects bound to
-the loop they were started on. A table given an *unstarted* backend starts
-it on a private event loop in a daemon thread and runs every call there:
-both faces then work from any thread, inside or outside a running loop. A
-table given a *started* backend must be built inside the loop that started
-it; its async face then runs directly on that loop, and its sync face
-works from other threads but raises :class:`SyncInLoopError` when called
-from that loop itself (blocking it would deadlock): use the async face
-there.
+Sync face over loop-bound backends. The memory and Redis backends are
+asyncio objects bound to the loop they were started on. A table given an
+*unstarted* backend starts it on a private event loop in a daemon thread:
+the weir and RocksDB backends are then called directly from the caller's
+thread, the others through that loop, and both faces work from any thread,
+inside or outside a running loop. A table given a *started* memory or
+Redis backend must be built inside the loop that started it; its async
+face then runs directly on that loop, and its sync face works from other
+threads but raises :class:`SyncInLoopError` when called from that loop
+itself (blocking it would deadlock): use the async face there.
 """
 
 from __future__ import annotations
@@ -55,6 +72,7 @@ import os
 import threading
 import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -64,14 +82,24 @@ from collections.abc import (
     KeysView,
     Mapping,
     MutableMapping,
+    Sequence,
     ValuesView,
 )
 from itertools import islice
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from . import DB, ClosedError, InvalidArgumentError
 from . import codecs as _codecs
+from .stores import (
+    CountedRange,
+    CountedWrite,
+    DBFace,
+    StoreBackend,
+    StoreBackendConfig,
+    SyncFace,
+    create_backend,
+)
 
 __all__ = ["SyncInLoopError", "Table", "TableBatch", "batch", "key_space"]
 
@@ -113,17 +141,7 @@ def _successor(prefix: bytes) -> bytes | None:
     return bytes(p)
 
 
-# One lock per DB serialises the read-check-write of every table on it.
-_DB_LOCKS: weakref.WeakKeyDictionary[DB, threading.RLock] = weakref.WeakKeyDictionary()
-_DB_LOCKS_GUARD = threading.Lock()
-
-
-def _db_lock(db: DB) -> threading.RLock:
-    with _DB_LOCKS_GUARD:
-        lock = _DB_LOCKS.get(db)
-        if lock is None:
-            lock = _DB_LOCKS[db] = threading.RLock()
-        return lock
+# ---- a loop-bound backend's home loop ------------------------------------------------
 
 
 class _Home:
@@ -134,16 +152,17 @@ class _Home:
     table using it closes.
     """
 
-    def __init__(self, backend: Any, loop: asyncio.AbstractEventLoop, portal: bool) -> None:
+    def __init__(
+        self, backend: StoreBackend, loop: asyncio.AbstractEventLoop | None, portal: bool
+    ) -> None:
         self.backend = backend
         self.loop = loop
         self.thread: threading.Thread | None = None
         self.portal = portal
         self.users = 0
-        self.lock = threading.Lock()
 
     @classmethod
-    def start_portal(cls, backend: Any) -> _Home:
+    def start_portal(cls, backend: StoreBackend) -> _Home:
         loop = asyncio.new_event_loop()
         home = cls(backend, loop, portal=True)
         ready = threading.Event()
@@ -163,65 +182,76 @@ class _Home:
             raise
         return home
 
+    def live(self) -> bool:
+        return self.loop is not None and not self.loop.is_closed()
+
     def stop_portal(self) -> None:
         loop = self.loop
-        if loop.is_closed():
+        if loop is None or loop.is_closed():
             return
         loop.call_soon_threadsafe(loop.stop)
         if self.thread is not None:
             self.thread.join()
         loop.close()
 
-    def call_sync(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            raise SyncInLoopError(
-                f"Table.{what} would block the event loop its store backend runs on; "
-                f"use the async face (await table.a...) on this loop"
-            )
-        if self.loop.is_closed() or not self.loop.is_running():
-            raise ClosedError(
-                f"Table.{what}: the event loop the store backend was started on is not running"
-            )
-        return asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop).result()
+    def _loop(self, blocking: bool) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        assert loop is not None
+        if loop.is_closed() or not loop.is_running():
+            raise ClosedError("the event loop the store backend was started on is not running")
+        if blocking:
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                raise SyncInLoopError(
+                    "a sync Table call would block the event loop its store backend runs on; "
+                    "use the async face (await table.a...) on this loop"
+                )
+        return loop
+
+    def call_sync(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        loop = self._loop(True)
+        return asyncio.run_coroutine_threadsafe(_call(fn, *args), loop).result()
 
     async def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if asyncio.get_running_loop() is self.loop:
             return await fn(*args)
-        if self.loop.is_closed() or not self.loop.is_running():
-            raise ClosedError("the event loop the store backend was started on is not running")
-        return await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop)
-        )
+        loop = self._loop(False)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_call(fn, *args), loop))
 
 
 async def _call(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     return await fn(*args)
 
 
-_HOMES: weakref.WeakKeyDictionary[Any, _Home] = weakref.WeakKeyDictionary()
+_HOMES: weakref.WeakKeyDictionary[StoreBackend, _Home] = weakref.WeakKeyDictionary()
 _HOMES_GUARD = threading.Lock()
 
 
-def _home_for(backend: Any) -> _Home:
+def _home_for(backend: StoreBackend) -> _Home:
+    """The backend's home, shared by the tables over it: the loop it was
+    started on, or a portal loop that starts it now. A started backend
+    with a sync face needs no loop (``loop`` None)."""
     with _HOMES_GUARD:
         home = _HOMES.get(backend)
-        if home is not None and not home.loop.is_closed():
+        if home is not None and (home.live() or (home.loop is None and backend.started)):
             home.users += 1
             return home
-        if getattr(backend, "started", False):
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                raise InvalidArgumentError(
-                    "this store backend is already started on an event loop: build the Table "
-                    "inside that loop, or pass an unstarted backend (the Table then starts it "
-                    "on a loop of its own)"
-                ) from None
-            home = _Home(backend, loop, portal=False)
+        if backend.started:
+            if backend.sync_face() is not None:
+                home = _Home(backend, None, portal=False)
+            else:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    raise InvalidArgumentError(
+                        "this store backend is already started on an event loop: build the "
+                        "Table inside that loop, or pass an unstarted backend (the Table then "
+                        "starts it on a loop of its own)"
+                    ) from None
+                home = _Home(backend, loop, portal=False)
         else:
             home = _Home.start_portal(backend)
         home.users = 1
@@ -234,13 +264,166 @@ def _release_home(home: _Home) -> None:
         home.users -= 1
         if home.users > 0:
             return
-        _HOMES.pop(home.backend, None)
+        if _HOMES.get(home.backend) is home:  # not a newer home of a restarted backend
+            del _HOMES[home.backend]
         if not home.portal:
             return  # the backend belongs to whoever started it
+    assert home.loop is not None
     try:
         asyncio.run_coroutine_threadsafe(home.backend.stop(), home.loop).result()
     finally:
         home.stop_portal()
+
+
+# ---- the faces a table calls ---------------------------------------------------------
+
+
+class _LoopFace(SyncFace):
+    """The :class:`~weir.stores.SyncFace` of a loop-bound backend: each
+    call runs the backend's coroutine on its home loop and waits."""
+
+    def __init__(self, home: _Home) -> None:
+        self._home = home
+        self._backend = home.backend
+
+    def read(self, key: bytes) -> bytes | None:
+        return self._home.call_sync(self._backend.read, key)
+
+    def contains(self, key: bytes) -> bool:
+        return self._home.call_sync(self._backend.contains, key)
+
+    def put_counted(self, key: bytes, payload: bytes, rng: CountedRange) -> bool:
+        return self._home.call_sync(self._backend.put_counted, key, payload, rng)
+
+    def delete_counted(self, key: bytes, rng: CountedRange) -> bool:
+        return self._home.call_sync(self._backend.delete_counted, key, rng)
+
+    def write_counted(self, writes: Sequence[CountedWrite]) -> list[bool]:
+        return self._home.call_sync(self._backend.write_counted, writes)
+
+    def count_range(self, rng: CountedRange) -> int:
+        return self._home.call_sync(self._backend.count_range, rng)
+
+    def recount_range(self, rng: CountedRange) -> int:
+        return self._home.call_sync(self._backend.recount_range, rng)
+
+    def clear_range(self, rng: CountedRange) -> None:
+        self._home.call_sync(self._backend.clear_range, rng)
+
+    def _chunks(
+        self, lower: bytes, upper: bytes | None, values: bool
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        home = self._home
+        agen = home.call_sync(_open_scan, self._backend, lower, upper, values)
+        try:
+            while True:
+                chunk = home.call_sync(_next_chunk, agen)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            if home.live() and home.loop is not None and home.loop.is_running():
+                asyncio.run_coroutine_threadsafe(agen.aclose(), home.loop).result()
+
+    def items(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        for chunk in self._chunks(lower, upper, True):
+            yield from chunk
+
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
+        for chunk in self._chunks(lower, upper, False):
+            for k, _v in chunk:
+                yield k
+
+
+async def _open_scan(
+    backend: StoreBackend, lower: bytes, upper: bytes | None, values: bool
+) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
+    # Made on the home loop, so the backend's async generator runs there.
+    return backend.scan_range(lower, upper, values=values)
+
+
+async def _next_chunk(
+    agen: AsyncGenerator[list[tuple[bytes, bytes]], None],
+) -> list[tuple[bytes, bytes]] | None:
+    try:
+        return await agen.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+class _AsyncFace:
+    """What the async methods call: the sync face inline when it is a
+    direct one (a call takes microseconds), the backend's coroutines on
+    its home loop otherwise. Every method has the face's semantics."""
+
+    def __init__(self, face: SyncFace, home: _Home | None) -> None:
+        self._face = face
+        self._home = home if isinstance(face, _LoopFace) else None
+
+    async def read(self, key: bytes) -> bytes | None:
+        if self._home is None:
+            return self._face.read(key)
+        return await self._home.call_async(self._home.backend.read, key)
+
+    async def contains(self, key: bytes) -> bool:
+        if self._home is None:
+            return self._face.contains(key)
+        return await self._home.call_async(self._home.backend.contains, key)
+
+    async def put_counted(self, key: bytes, payload: bytes, rng: CountedRange) -> bool:
+        if self._home is None:
+            return self._face.put_counted(key, payload, rng)
+        return await self._home.call_async(self._home.backend.put_counted, key, payload, rng)
+
+    async def delete_counted(self, key: bytes, rng: CountedRange) -> bool:
+        if self._home is None:
+            return self._face.delete_counted(key, rng)
+        return await self._home.call_async(self._home.backend.delete_counted, key, rng)
+
+    async def write_counted(self, writes: Sequence[CountedWrite]) -> list[bool]:
+        if self._home is None:
+            return self._face.write_counted(writes)
+        return await self._home.call_async(self._home.backend.write_counted, writes)
+
+    async def count_range(self, rng: CountedRange) -> int:
+        if self._home is None:
+            return self._face.count_range(rng)
+        return await self._home.call_async(self._home.backend.count_range, rng)
+
+    async def clear_range(self, rng: CountedRange) -> None:
+        if self._home is None:
+            self._face.clear_range(rng)
+            return
+        await self._home.call_async(self._home.backend.clear_range, rng)
+
+    async def chunks(
+        self, lower: bytes, upper: bytes | None
+    ) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+        """``(key, payload)`` chunks of ``[lower, upper)``, none read on the loop."""
+        home = self._home
+        if home is None:
+            it = self._face.items(lower, upper)
+            try:
+                while True:
+                    chunk = await asyncio.to_thread(lambda: list(islice(it, _CHUNK)))
+                    if chunk:
+                        yield chunk
+                    if len(chunk) < _CHUNK:
+                        return
+            finally:
+                it.close()  # type: ignore[attr-defined]
+        agen = await home.call_async(_open_scan, home.backend, lower, upper, True)
+        try:
+            while True:
+                got = await home.call_async(_next_chunk, agen)
+                if got is None:
+                    return
+                yield got
+        finally:
+            await home.call_async(agen.aclose)
+
+
+# ---- the table -----------------------------------------------------------------------
 
 
 class Table(MutableMapping[Any, Any]):
@@ -270,20 +453,29 @@ class Table(MutableMapping[Any, Any]):
         self.name = name
         self._rows = self._space + _ROWS
         self._rows_end = _successor(self._rows)
-        self._count_key = self._space + _COUNT
+        self._range = CountedRange(self._space + _COUNT, self._rows, self._rows_end)
         self._keys = _codecs.get_codec(key_codec if key_codec is not None else "str")
-        self._db: DB | None = None
         self._owns_db = False
         self._home: _Home | None = None
         self._closed = False
-        if isinstance(store, DB):
-            self._db = store
-        elif isinstance(store, (str, os.PathLike)):
-            self._db = DB(store)
+        self._backend: StoreBackend | None = None
+        face: SyncFace
+        if isinstance(store, (str, os.PathLike)):
+            store = DB(store)
             self._owns_db = True
+        if isinstance(store, DB):
+            # The default codec's msgpack, reading every stored value as
+            # msgpack: tables over a weir.DB always stored plain msgpack.
+            values: Any = (
+                _codecs.get_codec(value_codec)
+                if value_codec is not None
+                else _codecs.DefaultValueCodec(legacy="msgpack")
+            )
+            self._encode: Callable[[Any, Any], bytes] = values.encode
+            self._decode: Callable[[bytes], Any] = values.decode
+            face = DBFace(store)
+            self._store: Any = store
         else:
-            from .stores import StoreBackend, StoreBackendConfig, create_backend
-
             if isinstance(store, StoreBackendConfig):
                 store = create_backend(store)
             if not isinstance(store, StoreBackend):
@@ -296,29 +488,25 @@ class Table(MutableMapping[Any, Any]):
                     "a Table over a store backend stores values with the backend's value codec; "
                     "set StoreBackendConfig(options={'value_codec': ...}) instead of value_codec"
                 )
-            self._home = _home_for(store)
-        if self._db is not None:
-            # The default codec's msgpack, reading every stored value as
-            # msgpack: tables over a weir.DB always stored plain msgpack.
-            self._values = (
-                _codecs.get_codec(value_codec)
-                if value_codec is not None
-                else _codecs.DefaultValueCodec(legacy="msgpack")
-            )
-            self._lock = _db_lock(self._db)
-            try:
-                self._init_count()
-            except BaseException:
-                if self._owns_db:
-                    self._db.close()
-                raise
+            backend = store
+            self._backend = backend
+            self._encode = lambda value, key: backend.encode_value(key, value)
+            self._decode = backend.value_codec.decode
+            self._home = _home_for(backend)
+            face = backend.sync_face() or _LoopFace(self._home)
+            self._store = backend
+        self._face = face
+        self._async = _AsyncFace(face, self._home)
+        # The hottest calls, bound once (for a DB, read is the engine's own get).
+        self._read = face.read
+        self._put = face.put_counted
 
     # ---- plumbing ------------------------------------------------------------------
 
     @property
     def store(self) -> Any:
         """The :class:`weir.DB` or the store backend the table lives in."""
-        return self._db if self._db is not None else self._home.backend  # type: ignore[union-attr]
+        return self._store
 
     @property
     def key_prefix(self) -> bytes:
@@ -337,9 +525,18 @@ class Table(MutableMapping[Any, Any]):
     def _dk(self, key: Any) -> bytes:
         return self._rows + self._keys.encode(key)
 
-    def _user_key(self, stored: Any) -> Any:
-        raw = stored if isinstance(stored, bytes) else str(stored).encode("utf-8")
-        return self._keys.decode(raw[len(self._rows) :])
+    def _value(self, key: Any, payload: bytes) -> Any:
+        try:
+            return self._decode(payload)
+        except Exception as e:
+            self._bad_value(key, payload, e)
+
+    def _bad_value(self, key: Any, payload: bytes, error: Exception) -> NoReturn:
+        """Raise the error of an undecodable stored value: on a store
+        backend its CorruptionError naming the key, else the codec's own."""
+        if self._backend is not None:
+            self._backend.decode_value(key, payload)
+        raise error
 
     def _bounds(self, prefix: Any) -> tuple[bytes, bytes | None]:
         if prefix is None:
@@ -353,98 +550,43 @@ class Table(MutableMapping[Any, Any]):
         lo = self._rows + p
         return lo, _successor(lo)
 
-    def _sync(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        assert self._home is not None
-        return self._home.call_sync(what, fn, *args)
-
-    # ---- weir DB: the count ------------------------------------------------------
-
-    def _init_count(self) -> None:
-        db = self._db
-        assert db is not None
-        with self._lock:
-            if db.get(self._count_key) is not None:
-                return
-            n = sum(1 for _ in db.keys(start=self._rows, stop=self._rows_end))
-            db.incr(self._count_key, n)
-
     def recount(self) -> int:
         """Rebuild the row count from the rows themselves (O(n)); returns it.
 
         Needed only after raw writes into the table's key space (e.g.
-        ``db.put_arrow(..., key_prefix=t.row_prefix)``). On a store backend
-        this is ``len(t)``.
+        ``db.put_arrow(..., key_prefix=t.row_prefix)``).
         """
         self._check_open()
-        if self._db is None:
-            return len(self)
-        db = self._db
-        with self._lock:
-            n = sum(1 for _ in db.keys(start=self._rows, stop=self._rows_end))
-            with db.write_batch() as b:
-                b.delete(self._count_key)
-                b.incr(self._count_key, n)
-            return n
+        return self._face.recount_range(self._range)
 
     # ---- the mapping -------------------------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
         self._check_open()
-        if self._db is not None:
-            raw = self._db.get(self._dk(key))
-            if raw is None:
-                raise KeyError(key)
-            return self._values.decode(raw)
-        value = self._sync("__getitem__", self._aget_backend, self._dk(key), _MISSING)
-        if value is _MISSING:
+        raw = self._read(self._dk(key))
+        if raw is None:
             raise KeyError(key)
-        return value
+        try:
+            return self._decode(raw)
+        except Exception as e:
+            self._bad_value(key, raw, e)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._check_open()
-        dk = self._dk(key)
-        if self._db is None:
-            self._sync("__setitem__", self._home.backend.set, dk, value)  # type: ignore[union-attr]
-            return
-        ev = self._values.encode(value, key)
-        db = self._db
-        with self._lock:
-            if dk in db:
-                db.put(dk, ev)
-            else:
-                with db.write_batch() as b:
-                    b.put(dk, ev)
-                    b.incr(self._count_key, 1)
+        self._put(self._dk(key), self._encode(value, key), self._range)
 
     def __delitem__(self, key: Any) -> None:
         self._check_open()
-        dk = self._dk(key)
-        if self._db is None:
-            if not self._sync("__delitem__", self._home.backend.delete, dk):  # type: ignore[union-attr]
-                raise KeyError(key)
-            return
-        db = self._db
-        with self._lock:
-            if dk not in db:
-                raise KeyError(key)
-            with db.write_batch() as b:
-                b.delete(dk)
-                b.incr(self._count_key, -1)
+        if not self._face.delete_counted(self._dk(key), self._range):
+            raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
         self._check_open()
-        dk = self._dk(key)
-        if self._db is not None:
-            return dk in self._db
-        home = self._home
-        assert home is not None
-        return bool(home.call_sync("__contains__", home.backend.exists, dk))
+        return self._face.contains(self._dk(key))
 
     def __len__(self) -> int:
         self._check_open()
-        if self._db is not None:
-            return self._db.get_int(self._count_key, 0)
-        return self._sync("__len__", self._alen_backend, None)
+        return self._face.count_range(self._range)
 
     def __iter__(self) -> Iterator[Any]:
         return (k for k, _ in self._pairs(None, values=False))
@@ -453,32 +595,26 @@ class Table(MutableMapping[Any, Any]):
         """(key, value) pairs (value None when not ``values``) in key order."""
         self._check_open()
         lo, hi = self._bounds(prefix)
-        uk = self._user_key
-        if self._db is not None:
-            # The engine returns bytes: strip the row prefix without _user_key's checks.
-            dec, kdec, skip = self._values.decode, self._keys.decode, len(self._rows)
-            if values:
-                with self._db.items(start=lo, stop=hi) as it:
-                    for k, v in it:
-                        yield kdec(k[skip:]), dec(v)
-            else:
-                with self._db.keys(start=lo, stop=hi) as kit:
-                    for k in kit:
-                        yield kdec(k[skip:]), None
-            return
-        home = self._home
-        assert home is not None
-        agen = home.backend.scan(start_key=lo, end_key=hi).__aiter__()
-        try:
-            while True:
-                chunk = home.call_sync("items", _take, agen, _CHUNK)
-                for k, v in chunk:
-                    yield uk(k), v
-                if len(chunk) < _CHUNK:
-                    return
-        finally:
-            if not home.loop.is_closed() and home.loop.is_running():
-                asyncio.run_coroutine_threadsafe(agen.aclose(), home.loop).result()
+        kdec, dec, skip = self._keys.decode, self._decode, len(self._rows)
+        if values:
+            items = self._face.items(lo, hi)
+            try:
+                for k, v in items:
+                    key = kdec(k[skip:])
+                    try:
+                        value = dec(v)
+                    except Exception as e:
+                        self._bad_value(key, v, e)
+                    yield key, value
+            finally:
+                items.close()  # type: ignore[attr-defined]
+        else:
+            keys = self._face.keys(lo, hi)
+            try:
+                for k in keys:
+                    yield kdec(k[skip:]), None
+            finally:
+                keys.close()  # type: ignore[attr-defined]
 
     def keys(self, prefix: Any = None) -> KeysView[Any]:
         """The keys (those whose encoded form starts with ``prefix``), in key order."""
@@ -496,10 +632,13 @@ class Table(MutableMapping[Any, Any]):
     def get(self, key: Any, default: Any = None) -> Any:
         """``t[key]``, or ``default`` if the key is absent (one read)."""
         self._check_open()
-        if self._db is not None:
-            raw = self._db.get(self._dk(key))
-            return default if raw is None else self._values.decode(raw)
-        return self._sync("get", self._aget_backend, self._dk(key), default)
+        raw = self._read(self._dk(key))
+        if raw is None:
+            return default
+        try:
+            return self._decode(raw)
+        except Exception as e:
+            self._bad_value(key, raw, e)
 
     def update(self, other: Any = (), /, **kwds: Any) -> None:
         """Write every pair of ``other`` (and ``kwds``) in one atomic batch."""
@@ -512,110 +651,52 @@ class Table(MutableMapping[Any, Any]):
                 view[k] = v
 
     def clear(self) -> None:
-        """Remove every row of this table (one write on a weir DB)."""
+        """Remove every row of this table and zero its count (one atomic write)."""
         self._check_open()
-        if self._db is None:
-            keys = [k for k, _ in self._pairs(None, values=False)]
-            with batch(self) as b:
-                for k in keys:
-                    b.delete(self, k)
-            return
-        db = self._db
-        with self._lock, db.write_batch() as b:
-            if self._rows_end is not None:
-                b.delete_range(self._rows, self._rows_end)
-            b.delete(self._count_key)
-            b.incr(self._count_key, 0)
+        self._face.clear_range(self._range)
 
     # ---- the async face -----------------------------------------------------------
-
-    async def _aget_backend(self, dk: bytes, default: Any) -> Any:
-        backend = self._home.backend  # type: ignore[union-attr]
-        value = await backend.get(dk)
-        if value is None and not await backend.exists(dk):
-            return default
-        return value
-
-    async def _alen_backend(self, _: Any) -> int:
-        lo, hi = self._bounds(None)
-        n = 0
-        async for _pair in self._home.backend.scan(start_key=lo, end_key=hi):  # type: ignore[union-attr]
-            n += 1
-        return n
 
     async def aget(self, key: Any, default: Any = None) -> Any:
         """``t.get(key, default)`` for async code."""
         self._check_open()
-        if self._db is not None:
-            return self.get(key, default)
-        return await self._home.call_async(self._aget_backend, self._dk(key), default)  # type: ignore[union-attr]
+        raw = await self._async.read(self._dk(key))
+        return default if raw is None else self._value(key, raw)
 
     async def aset(self, key: Any, value: Any) -> None:
         """``t[key] = value`` for async code."""
         self._check_open()
-        if self._db is not None:
-            self[key] = value
-            return
-        await self._home.call_async(self._home.backend.set, self._dk(key), value)  # type: ignore[union-attr]
+        await self._async.put_counted(self._dk(key), self._encode(value, key), self._range)
 
     async def adelete(self, key: Any) -> bool:
         """Remove ``key``; True if it was present (no KeyError, unlike ``del``)."""
         self._check_open()
-        if self._db is not None:
-            try:
-                del self[key]
-            except KeyError:
-                return False
-            return True
-        home = self._home
-        assert home is not None
-        return bool(await home.call_async(home.backend.delete, self._dk(key)))
+        return await self._async.delete_counted(self._dk(key), self._range)
 
     async def acontains(self, key: Any) -> bool:
         """``key in t`` for async code."""
         self._check_open()
-        if self._db is not None:
-            return key in self
-        home = self._home
-        assert home is not None
-        return bool(await home.call_async(home.backend.exists, self._dk(key)))
+        return await self._async.contains(self._dk(key))
 
     async def alen(self) -> int:
         """``len(t)`` for async code."""
         self._check_open()
-        if self._db is not None:
-            return len(self)
-        return await self._home.call_async(self._alen_backend, None)  # type: ignore[union-attr]
+        return await self._async.count_range(self._range)
+
+    async def aclear(self) -> None:
+        """``t.clear()`` for async code."""
+        self._check_open()
+        await self._async.clear_range(self._range)
 
     async def aitems(self, prefix: Any = None) -> AsyncIterator[tuple[Any, Any]]:
         """``(key, value)`` pairs in key order, read in chunks off the event loop."""
         self._check_open()
         lo, hi = self._bounds(prefix)
-        uk = self._user_key
-        if self._db is not None:
-            dec = self._values.decode
-            it = self._db.items(start=lo, stop=hi)
-            try:
-                while True:
-                    chunk = await asyncio.to_thread(lambda: list(islice(it, _CHUNK)))
-                    for k, v in chunk:
-                        yield uk(k), dec(v)
-                    if len(chunk) < _CHUNK:
-                        return
-            finally:
-                it.close()
-        home = self._home
-        assert home is not None
-        agen = home.backend.scan(start_key=lo, end_key=hi).__aiter__()
-        try:
-            while True:
-                chunk = await home.call_async(_take, agen, _CHUNK)
-                for k, v in chunk:
-                    yield uk(k), v
-                if len(chunk) < _CHUNK:
-                    return
-        finally:
-            await home.call_async(agen.aclose)
+        kdec, skip = self._keys.decode, len(self._rows)
+        async for chunk in self._async.chunks(lo, hi):
+            for k, v in chunk:
+                key = kdec(k[skip:])
+                yield key, self._value(key, v)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -625,8 +706,8 @@ class Table(MutableMapping[Any, Any]):
         if self._closed:
             return
         self._closed = True
-        if self._owns_db and self._db is not None:
-            self._db.close()
+        if self._owns_db:
+            self._store.close()
         if self._home is not None:
             _release_home(self._home)
 
@@ -647,17 +728,8 @@ class Table(MutableMapping[Any, Any]):
         self.close()
 
     def __repr__(self) -> str:
-        where = "weir.DB" if self._db is not None else type(self.store).__name__
+        where = "weir.DB" if isinstance(self._store, DB) else type(self._store).__name__
         return f"<weir.table.Table {self.name!r} on {where}{' (closed)' if self._closed else ''}>"
-
-
-async def _take(agen: AsyncIterator[T], n: int) -> list[T]:
-    out: list[T] = []
-    async for item in agen:
-        out.append(item)
-        if len(out) >= n:
-            break
-    return out
 
 
 class _Keys(KeysView[Any]):
@@ -749,8 +821,10 @@ class TableBatch:
     an unencodable value raises there); the last write of a key wins.
     Leaving the ``with`` block commits (``async with`` for async code); an
     exception discards everything. A delete of an absent key is not an
-    error in a batch. On a weir DB the batch is one engine write batch,
-    row counts included; on a store backend it is one store transaction.
+    error in a batch. The commit is one counted write of the store
+    (:meth:`weir.stores.StoreBackend.write_counted`): one engine write
+    batch, row counts included, on a weir DB and the engine backends, one
+    Lua script on Redis.
     """
 
     def __init__(self, tables: Iterable[Table]) -> None:
@@ -768,10 +842,9 @@ class TableBatch:
                     f"tables {self._tables[0].name!r} and {t.name!r} live in different stores; "
                     "one atomic batch needs them in the same weir.DB or store backend"
                 )
-        self._store = store
-        #: stored key -> (table, encoded value (DB) / value (backend), or _MISSING to
-        #: delete). Tables are mappings, hence unhashable: the stored key is unique.
-        self._ops: dict[bytes, tuple[Table, Any]] = {}
+        #: stored key -> (table, value payload, or None to delete). Tables are
+        #: mappings, hence unhashable: the stored key is unique.
+        self._ops: dict[bytes, tuple[Table, bytes | None]] = {}
         self._done = False
 
     def _table(self, table: Table) -> Table:
@@ -790,13 +863,12 @@ class TableBatch:
     def set(self, table: Table, key: Any, value: Any) -> None:
         """Record ``table[key] = value``."""
         t = self._table(table)
-        dk = t._dk(key)
-        self._ops[dk] = (t, t._values.encode(value, key) if t._db is not None else value)
+        self._ops[t._dk(key)] = (t, t._encode(value, key))
 
     def delete(self, table: Table, key: Any) -> None:
         """Record the removal of ``key`` from ``table`` (absent keys are fine)."""
         t = self._table(table)
-        self._ops[t._dk(key)] = (t, _MISSING)
+        self._ops[t._dk(key)] = (t, None)
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -806,68 +878,26 @@ class TableBatch:
         self._ops.clear()
         self._done = True
 
-    def commit(self) -> None:
-        """Apply every recorded write atomically."""
+    def _take(self) -> list[CountedWrite]:
         if self._done:
             raise ClosedError("this batch was already committed or discarded")
         self._done = True
         ops, self._ops = self._ops, {}
-        if not ops:
-            return
-        if isinstance(self._store, DB):
-            self._commit_db(self._store, ops)
-        else:
-            home = self._tables[0]._home
-            assert home is not None
-            home.call_sync("batch commit", self._commit_backend, ops)
+        for t in self._tables:
+            t._check_open()
+        return [(dk, payload, t._range) for dk, (t, payload) in ops.items()]
+
+    def commit(self) -> None:
+        """Apply every recorded write atomically."""
+        writes = self._take()
+        if writes:
+            self._tables[0]._face.write_counted(writes)
 
     async def acommit(self) -> None:
         """:meth:`commit` for async code."""
-        if self._done:
-            raise ClosedError("this batch was already committed or discarded")
-        if isinstance(self._store, DB):
-            self.commit()
-            return
-        self._done = True
-        ops, self._ops = self._ops, {}
-        if ops:
-            home = self._tables[0]._home
-            assert home is not None
-            await home.call_async(self._commit_backend, ops)
-
-    @staticmethod
-    def _commit_db(db: DB, ops: dict[bytes, tuple[Table, Any]]) -> None:
-        with _db_lock(db):
-            present = db.get_many(list(ops))
-            deltas: dict[bytes, int] = {}  # count key -> change
-            with db.write_batch() as wb:
-                for (dk, (table, ev)), old in zip(ops.items(), present, strict=True):
-                    ck = table._count_key
-                    if ev is _MISSING:
-                        if old is not None:
-                            wb.delete(dk)
-                            deltas[ck] = deltas.get(ck, 0) - 1
-                    else:
-                        wb.put(dk, ev)
-                        if old is None:
-                            deltas[ck] = deltas.get(ck, 0) + 1
-                for ck, d in deltas.items():
-                    if d:
-                        wb.incr(ck, d)
-
-    async def _commit_backend(self, ops: dict[bytes, tuple[Table, Any]]) -> None:
-        backend = self._store
-        txn = await backend.begin_transaction()
-        try:
-            for dk, (_table, value) in ops.items():
-                if value is _MISSING:
-                    await txn.delete(dk)
-                else:
-                    await txn.set(dk, value)
-        except BaseException:
-            await backend.rollback_transaction(txn)
-            raise
-        await backend.commit_transaction(txn)
+        writes = self._take()
+        if writes:
+            await self._tables[0]._async.write_counted(writes)
 
     def __enter__(self) -> TableBatch:
         return self

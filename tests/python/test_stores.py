@@ -19,6 +19,8 @@ import pytest
 import weir
 from conftest import BACKENDS, PATH_BACKENDS, PERSISTENT
 from weir.stores import (
+    CountedRange,
+    DBFace,
     EngineTransaction,
     MemoryBackend,
     RedisBackend,
@@ -27,6 +29,7 @@ from weir.stores import (
     StoreBackend,
     StoreBackendConfig,
     StoreTransaction,
+    SyncFace,
     Transaction,
     TransactionConflictError,
     WeirBackend,
@@ -1513,3 +1516,235 @@ async def test_a_store_written_with_the_old_json_default_still_opens(
     assert await new.get("new-dict") == {1: [2, 3]}
     assert await new.get("int") == 48 and await new.get("digit") == 7
     assert (await new.get_stats())["value_codec"] == "default"
+
+
+# ---- point reads, scans and counted writes of encoded data ------------------------------
+
+
+async def test_read_contains_and_scan_range_of_encoded_data(backend: StoreBackend) -> None:
+    model = await fill(backend, 2500)  # more than one chunk
+    await backend.set("other", 1)
+    payload = await backend.read(b"k00007")
+    assert payload is not None and backend.decode_value("k00007", payload) == model["k00007"]
+    assert await backend.read(b"absent") is None
+    assert await backend.contains(b"k00007") and not await backend.contains(b"absent")
+    chunks = [c async for c in backend.scan_range(b"k", b"l")]
+    assert len(chunks) >= 2 and all(len(c) <= 1024 for c in chunks)
+    pairs = [p for c in chunks for p in c]
+    assert pairs == await backend.snapshot_range(b"k", b"l")
+    key_chunks = [c async for c in backend.scan_range(b"k", b"l", values=False)]
+    assert [k for c in key_chunks for k, _ in c] == [k for k, _ in pairs]
+    assert [c async for c in backend.scan_range(b"x", b"y")] == []
+    assert sum([len(c) async for c in backend.scan_range()]) == 2501
+    with pytest.raises(TypeError):
+        await backend.read("k00007")  # type: ignore[arg-type]
+    with pytest.raises(weir.InvalidArgumentError):
+        [c async for c in backend.scan_range(b"z", b"a")]
+    await backend.stop()
+    with pytest.raises(weir.ClosedError):
+        await backend.read(b"k00007")
+
+
+def _counted(prefix: bytes = b"r:") -> CountedRange:
+    return CountedRange(b"c:" + prefix, prefix, prefix[:-1] + bytes([prefix[-1] + 1]))
+
+
+async def test_counted_writes_keep_an_exact_count(backend: StoreBackend) -> None:
+    rows, others = _counted(b"r:"), _counted(b"s:")
+    enc = backend.encode_value
+    assert await backend.count_range(rows) == 0
+    present = await backend.write_counted(
+        [
+            (b"r:1", enc("r:1", 1), rows),
+            (b"r:2", enc("r:2", 2), rows),
+            (b"r:2", enc("r:2", 22), rows),  # again in the same write: it exists by then
+            (b"r:3", None, rows),  # absent: nothing to remove
+            (b"s:1", enc("s:1", "x"), others),
+        ]
+    )
+    assert present == [False, False, True, False, False]
+    assert await backend.count_range(rows) == 2 and await backend.count_range(others) == 1
+    assert await backend.get("r:2") == 22 and await backend.get("r:3") is None
+    assert await backend.put_counted(b"r:1", enc("r:1", 10), rows) is True
+    assert await backend.put_counted(b"r:4", enc("r:4", 4), rows) is False
+    assert await backend.delete_counted(b"r:2", rows) is True
+    assert await backend.delete_counted(b"r:2", rows) is False
+    assert await backend.count_range(rows) == 2
+    assert [k for k, _ in await backend.snapshot_range(b"r:", b"r;")] == [b"r:1", b"r:4"]
+    # The store's own reads see the count as a number, or (Redis) no key at all.
+    assert await backend.get("c:r:") in (2, None)
+    # A write that bypasses the count until recount_range rebuilds it.
+    await backend.set("r:5", 5)
+    assert await backend.recount_range(rows) == 3 == await backend.count_range(rows)
+    await backend.clear_range(rows)
+    assert await backend.count_range(rows) == 0
+    assert await backend.snapshot_range(b"r:", b"r;") == []
+    assert await backend.count_range(others) == 1 and await backend.get("s:1") == "x"
+    many = [(f"r:{i:05d}".encode(), enc("r", i), rows) for i in range(3000)]
+    assert await backend.write_counted(many) == [False] * 3000
+    assert await backend.count_range(rows) == 3000
+    assert await backend.write_counted([]) == []
+
+
+async def test_count_range_counts_keys_written_before_the_counter(backend: StoreBackend) -> None:
+    """Keys stored without the counted methods (e.g. by an earlier version)
+    are counted once, the first time the count is needed."""
+    rows = _counted(b"r:")
+    await backend.batch_set({f"r:{i}": i for i in range(7)} | {"q": 0, "s": 0})
+    assert await backend.count_range(rows) == 7
+    await backend.put_counted(b"r:new", backend.encode_value("r:new", 1), rows)
+    await backend.delete_counted(b"r:0", rows)
+    assert await backend.count_range(rows) == 7
+
+
+async def test_counted_writes_check_everything_before_writing(backend: StoreBackend) -> None:
+    rows = _counted(b"r:")
+    good = (b"r:1", backend.encode_value("r:1", 1), rows)
+    for bad in ((b"s:1", b"v", rows), ("r:2", b"v", rows), (b"r:2", "v", rows), (b"r:2", b"v")):
+        with pytest.raises((TypeError, weir.InvalidArgumentError)):
+            await backend.write_counted([good, bad])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        await backend.count_range((b"c", b"r:", b"r;"))  # type: ignore[arg-type]
+    assert await backend.snapshot_range() == []
+    assert await backend.count_range(rows) == 0
+    with pytest.raises(weir.InvalidArgumentError, match="inside"):
+        CountedRange(b"r:count", b"r:", b"r;")
+    with pytest.raises(weir.InvalidArgumentError, match="not below"):
+        CountedRange(b"c", b"r;", b"r:")
+    with pytest.raises(TypeError):
+        CountedRange("c", b"r:", b"r;")  # type: ignore[arg-type]
+    await backend.stop()
+    with pytest.raises(weir.ClosedError):
+        await backend.write_counted([good])
+    with pytest.raises(weir.ClosedError):
+        await backend.count_range(rows)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_counts_under_ttl_are_of_the_live_keys(kind: str, make_backend: Any) -> None:
+    b = make_backend(kind, ttl_seconds=1.0)
+    await b.start()
+    rows = _counted(b"r:")
+    await b.write_counted([(f"r:{i}".encode(), b.encode_value("r", i), rows) for i in range(4)])
+    assert await b.count_range(rows) == 4
+    await asyncio.sleep(1.3)
+    assert await b.count_range(rows) == 0
+    assert await b.get("c:r:") is None  # no counter is kept where values expire
+
+
+async def test_memory_count_under_max_size_is_of_the_kept_keys(make_backend: Any) -> None:
+    b = make_backend("memory", max_size=3)
+    await b.start()
+    rows = _counted(b"r:")
+    await b.write_counted([(f"r:{i}".encode(), b.encode_value("r", i), rows) for i in range(5)])
+    assert await b.count_range(rows) == 3 == await b.size()
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_sync_face_only_where_the_engine_takes_any_thread(
+    kind: str, make_backend: Any
+) -> None:
+    b = make_backend(kind)
+    assert b.sync_face() is None  # not started
+    await b.start()
+    face = b.sync_face()
+    if kind not in PATH_BACKENDS:
+        assert face is None  # memory and Redis live on their event loop
+        return
+    assert isinstance(face, SyncFace)
+    rows = _counted(b"r:")
+    enc = b.encode_value
+
+    def from_a_thread() -> tuple[Any, ...]:
+        assert face.put_counted(b"r:1", enc("r:1", 1), rows) is False
+        assert face.write_counted([(b"r:2", enc("r:2", 2), rows), (b"r:1", None, rows)]) == [
+            False,
+            True,
+        ]
+        return (
+            face.read(b"r:2"),
+            face.contains(b"r:1"),
+            face.count_range(rows),
+            list(face.keys(b"r:", b"r;")),
+        )
+
+    payload, has1, n, keys = await asyncio.to_thread(from_a_thread)
+    assert b.decode_value("r:2", payload) == 2 and not has1 and n == 1 and keys == [b"r:2"]
+    # The face and the async methods are the same store and the same count.
+    await b.put_counted(b"r:3", enc("r:3", 3), rows)
+    assert face.count_range(rows) == 2 == await b.count_range(rows)
+    await b.batch_set({f"r:x{i:05d}": i for i in range(2500)})
+    assert face.recount_range(rows) == 2502
+    items = face.items(b"r:", b"r;")
+    assert sum(1 for _ in items) == 2502
+    face.clear_range(rows)
+    assert face.count_range(rows) == 0 and await b.size() == 1  # only the counter remains
+    await b.stop()
+    assert b.sync_face() is None
+    with pytest.raises(weir.ClosedError):
+        face.read(b"r:2")
+    with pytest.raises(weir.ClosedError):
+        face.put_counted(b"r:1", enc("r:1", 1), rows)
+
+
+@pytest.mark.parametrize("kind", PATH_BACKENDS)
+async def test_sync_face_counts_stay_exact_under_threads(kind: str, make_backend: Any) -> None:
+    import threading
+
+    b = make_backend(kind)
+    await b.start()
+    face = b.sync_face()
+    assert face is not None
+    rows = _counted(b"r:")
+    payload = b.encode_value("r", 1)
+
+    def work(seed: int) -> None:
+        for i in range(300):
+            face.put_counted(f"r:{(i * 7 + seed) % 200:03d}".encode(), payload, rows)
+            if i % 3 == 0:
+                face.delete_counted(f"r:{(i + seed) % 200:03d}".encode(), rows)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert face.count_range(rows) == len(await b.snapshot_range(b"r:", b"r;"))
+
+
+@pytest.mark.parametrize("kind", PATH_BACKENDS)
+async def test_sync_face_scan_stopped_midway_raises(kind: str, make_backend: Any) -> None:
+    b = make_backend(kind)
+    await b.start()
+    face = b.sync_face()
+    assert face is not None
+    await b.batch_set({f"r:{i:05d}": i for i in range(3000)})
+    it = face.items(b"r:", b"r;")
+    next(it)
+    await b.stop()
+    with pytest.raises(weir.ClosedError):
+        list(it)
+
+
+def test_db_face_keeps_the_table_layout(tmp_path: pathlib.Path) -> None:
+    """DBFace's counts are int64_add merge values, changed in the write batch."""
+    with weir.DB(tmp_path / "db") as db:
+        face = DBFace(db)
+        rows = _counted(b"r:")
+        db.put(b"r:old", b"x")  # before any counter: counted once, when first needed
+        assert face.put_counted(b"r:1", b"a", rows) is False
+        assert db.get_int(b"c:r:") == 2
+        assert face.write_counted([(b"r:2", b"b", rows), (b"r:old", None, rows)]) == [False, True]
+        assert face.count_range(rows) == 2 == db.get_int(b"c:r:")
+        assert face.delete_counted(b"r:absent", rows) is False
+        assert face.read(b"r:1") == b"a" and face.contains(b"r:2")
+        assert list(face.keys(b"r:", b"r;")) == [b"r:1", b"r:2"]
+        assert face.recount_range(rows) == 2
+        face.clear_range(rows)
+        assert face.count_range(rows) == 0 and list(face.items(b"r:", b"r;")) == []
+        with pytest.raises(weir.InvalidArgumentError):
+            face.put_counted(b"s:1", b"a", rows)
+        with pytest.raises(TypeError):
+            DBFace("not a db")  # type: ignore[arg-type]
+    with pytest.raises(weir.ClosedError):
+        face.put_counted(b"r:1", b"a", rows)

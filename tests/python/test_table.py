@@ -410,3 +410,121 @@ def test_a_table_written_with_the_old_msgpack_default_still_opens(tmp_path: path
         t["new"] = 48
         assert t["new"] == 48
         assert db.get(t.row_prefix + b"new") == weir.codecs.DEFAULT_VALUE_CODEC.encode(48)
+
+
+def test_a_db_written_by_the_previous_table_layout_opens(tmp_path: pathlib.Path) -> None:
+    """Data as the Table before the one code path stored it, written here
+    byte for byte: rows at key_space + b"\\x01" + key holding plain msgpack
+    (the integers 48..57 as msgpack's single bytes "0".."9"), the row count
+    an int64_add merge value at key_space + b"\\x00n" built from many
+    operands. It opens with the same rows and count, and writes keep it."""
+    path = tmp_path / "db"
+    plain = weir.codecs.MsgpackCodec()
+    space = b"\x00T" + len(b"orders").to_bytes(2, "big") + b"orders"
+    with weir.DB(path) as db:
+        rows = {f"O-{i:03d}": {"n": i, "tag": "x" * (i % 3)} for i in range(40)} | {"O-048": 48}
+        for k, v in rows.items():
+            db.put(space + b"\x01" + k.encode(), plain.encode(v))
+        for _ in range(len(rows)):
+            db.incr(space + b"\x00n", 1)
+        db.incr(space + b"\x00n", -1)
+        db.delete(space + b"\x01O-000")
+        del rows["O-000"]
+    with Table("orders", path) as t:
+        assert t.key_prefix == space and t.row_prefix == space + b"\x01"
+        assert len(t) == len(rows) == 40
+        assert dict(t.items()) == rows and t["O-048"] == 48
+        t["O-999"] = {"n": 999}
+        del t["O-001"]
+        with batch(t) as b:
+            b[t]["O-500"] = 1
+            b.delete(t, "O-002")
+        assert len(t) == 40 == sum(1 for _ in t)
+    with weir.DB(path) as db:
+        assert db.get_int(space + b"\x00n") == 40  # still the merge counter
+        assert db.get(space + b"\x01O-999") == weir.codecs.DEFAULT_VALUE_CODEC.encode({"n": 999})
+
+
+def test_backend_tables_written_before_counts_open(make_store: Callable[[str], Any]) -> None:
+    """A table over a store backend used to keep no row count: its rows,
+    stored with the backend's value codec under the row prefix, are counted
+    once when the table first needs its length."""
+    backend = make_store("rocksdb")
+
+    async def write_rows() -> None:
+        async with backend:
+            await backend.set("outside", 0)  # a key outside every table
+            for i in range(25):
+                await backend.set(key_space("t") + b"\x01" + f"k{i:02d}".encode(), {"i": i})
+
+    asyncio.run(write_rows())
+    with Table("t", backend) as t:
+        assert len(t) == 25 and t["k07"] == {"i": 7}
+        t["k99"] = 1
+        del t["k00"]
+        assert len(t) == 25 == sum(1 for _ in t)
+
+
+def test_len_is_exact_on_every_store(make_store: Callable[[str], Any], store_kind: str) -> None:
+    with Table("t", make_store(store_kind), key_codec="key") as t:
+        for i in range(100):
+            t[i % 60] = i
+        with batch(t) as b:
+            for i in range(50, 70):
+                b[t][i] = -i
+            b.delete(t, 0)
+            b.delete(t, 1000)
+        t.pop(1)
+        assert len(t) == 68 == sum(1 for _ in t)
+        t.clear()
+        assert len(t) == 0
+        t[5] = 5
+        assert len(t) == 1
+
+
+async def test_aclear(make_store: Callable[[str], Any], store_kind: str) -> None:
+    with Table("t", make_store(store_kind)) as t, Table("u", t.store) as u:
+        await t.aset("a", 1)
+        await u.aset("a", 2)
+        await t.aclear()
+        assert await t.alen() == 0 and await u.alen() == 1 and await u.aget("a") == 2
+
+
+async def test_started_engine_backends_need_no_loop(tmp_path: pathlib.Path) -> None:
+    """The weir and RocksDB backends have a sync face: a table over one the
+    caller started calls it directly, on the backend's own loop too."""
+    for kind in ("weir", "rocksdb"):
+        backend = create_backend(StoreBackendConfig(backend_type=kind, path=tmp_path / kind))
+        await backend.start()
+        try:
+            t = Table("t", backend)
+            t["k"] = {"on": "the loop"}  # no SyncInLoopError: nothing blocks on the loop
+            assert t["k"] == {"on": "the loop"} and len(t) == 1
+            assert await asyncio.to_thread(t.__getitem__, "k") == {"on": "the loop"}
+            assert await t.aget("k") == {"on": "the loop"}
+            t.close()
+            assert backend.started  # not the table's to stop
+            kept = await asyncio.to_thread(Table, "t", backend)  # built off any loop
+        finally:
+            await backend.stop()
+        with pytest.raises(weir.ClosedError):
+            kept["k"]
+        with pytest.raises(weir.ClosedError):
+            await kept.aset("k", 1)
+        kept.close()
+
+
+def test_a_table_over_a_backend_without_the_fast_paths(tmp_path: pathlib.Path) -> None:
+    """weir.sabot's backends leave the byte-level face to StoreBackend's
+    defaults (read through snapshot_range, counts by scanning): a table
+    over one behaves the same."""
+    from weir.sabot.stores import MemoryBackend as SabotMemory
+
+    with Table("t", SabotMemory()) as t:
+        t.update({f"k{i:04d}": i for i in range(1500)})
+        t["k0000"] = "first"
+        del t["k0001"]
+        assert len(t) == 1499 and t["k0000"] == "first" and "k0001" not in t
+        assert list(t.keys(prefix="k149")) == [f"k149{i}" for i in range(10)]
+        t.clear()
+        assert len(t) == 0

@@ -28,11 +28,14 @@ from ._common import TextOrBytesKeys
 from ._txn import EngineTransaction, StoreTransaction
 from .base import (
     BACKEND_TYPES,
+    CountedRange,
+    CountedWrite,
     EncodedPairs,
     EncodedRange,
     ScanResult,
     StoreBackend,
     StoreBackendConfig,
+    SyncFace,
     Transaction,
     TransactionConflictError,
     backend_types,
@@ -40,6 +43,7 @@ from .base import (
     create_backend_from_string,
     register_backend,
 )
+from .dbface import DBFace
 
 if TYPE_CHECKING:
     from .memory import MemoryBackend
@@ -49,6 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_TYPES",
+    "CountedRange",
+    "CountedWrite",
+    "DBFace",
     "EncodedPairs",
     "EncodedRange",
     "EngineTransaction",
@@ -59,6 +66,7 @@ __all__ = [
     "StoreBackend",
     "StoreBackendConfig",
     "StoreTransaction",
+    "SyncFace",
     "TextOrBytesKeys",
     "Transaction",
     "TransactionConflictError",

@@ -18,7 +18,19 @@ async policy:
 
 Writes that run in a worker thread hold ``_wlock``; a transaction commit
 holds it while it checks its reads and applies its writes, inline, so no
-other write of this backend can land in between.
+other write of this backend can land in between. Counted writes
+(:meth:`~EngineBackend.write_counted`) hold it too while they check which
+keys exist and write the keys with the new counts.
+
+Counters. Where the count of a :class:`~weir.stores.CountedRange` can stay
+true (no ``ttl_seconds``, no eviction, and a value codec that stores an
+``int``), it is kept as an ordinary value under the range's counter key,
+encoded with the value codec, so the store's own reads see a number there;
+otherwise ``count_range`` counts the range.
+
+The sync face. :class:`EngineFace` is the :class:`~weir.stores.SyncFace`
+of the engines that may be called from any thread (``native_sync_face``:
+weir, RocksDB): it calls the same hooks directly on the caller's thread.
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -53,14 +65,18 @@ from ._common import (
 )
 from ._txn import StoreTransaction
 from .base import (
+    CountedRange,
+    CountedWrite,
     EncodedPairs,
     EncodedRange,
     PathLike,
     ScanResult,
     StoreBackend,
     StoreBackendConfig,
+    SyncFace,
     Transaction,
     TransactionConflictError,
+    check_counted_writes,
 )
 
 T = TypeVar("T")
@@ -111,6 +127,8 @@ class EngineBackend(StoreBackend):
     persistent = True
     #: whether the engine expires values itself (then values carry no expiry header)
     engine_ttl = False
+    #: whether the engine may be called from any thread (then :meth:`sync_face` has one)
+    native_sync_face = False
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)
@@ -141,6 +159,21 @@ class EngineBackend(StoreBackend):
         self._wlock = threading.Lock()
         self._start_lock: asyncio.Lock | None = None
         self._live_cursors: set[Cursor] = set()
+        self._face = EngineFace(self)
+        # A counter stays true only if nothing removes keys behind the
+        # counted writes' back (expiry, eviction) and the codec stores ints.
+        self._keeps_counters = (
+            config.ttl_seconds is None
+            and (self.persistent or config.max_size is None)
+            and self._codec_stores_ints()
+        )
+
+    def _codec_stores_ints(self) -> bool:
+        try:
+            probe = self._values.encode_plain(b"counter", -(2**40))
+            return bool(self._values.decode_payload(b"counter", probe) == -(2**40))
+        except Exception:
+            return False
 
     # ---- hooks an engine implements ------------------------------------------------
 
@@ -249,6 +282,18 @@ class EngineBackend(StoreBackend):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
+    def _under_wlock(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._wlock:
+            return fn(*args)
+
+    def _close_cursors_and_engine(self) -> None:
+        self._close_cursors()
+        self._close_engine()
+
+    def _close_cursors_and_swap(self, staged: Any) -> None:
+        self._close_cursors()
+        self._swap_restore(staged)
+
     def _close_cursors(self) -> None:
         """Close the cursors of streaming scans still open (the gate is closed,
         so none is in use): the engine handle must not be pinned by them."""
@@ -321,10 +366,9 @@ class EngineBackend(StoreBackend):
                 return
             await self._gate.close()
             self._open = False
-            self._close_cursors()
             executor = self._executor
             try:
-                await self._exclusive(self._close_engine)
+                await self._exclusive(self._under_wlock, self._close_cursors_and_engine)
             finally:
                 self._gate.open()
                 self._executor = None
@@ -614,12 +658,12 @@ class EngineBackend(StoreBackend):
         lower, upper, empty = self._keys.bounds(None, None, prefix)
         return await self._collect(lower, upper, None, _ITEMS, empty)
 
-    def _count_sync(self) -> int:
+    def _count_sync(self, lower: bytes | None = None, upper: bytes | None = None) -> int:
         values = self._values
         ttl = values.ttl_ms is not None
         now = now_ms()
         n = 0
-        cur = self._cursor(None, None, ttl)
+        cur = self._cursor(lower, upper, ttl)
         try:
             while True:
                 chunk = cur.fetch(65536)
@@ -741,6 +785,220 @@ class EngineBackend(StoreBackend):
         )
         return pairs
 
+    # ---- point reads, scans and counted writes of encoded data ---------------------------
+
+    def _read_sync(self, key: bytes) -> bytes | None:
+        if type(key) is not bytes:
+            raise TypeError(f"a key must be bytes (an encoded key), not {type(key).__name__}")
+        raw = self._get(key)
+        if raw is None or self._values.ttl_ms is None:
+            return raw
+        payload = self._values.live_payload(raw)
+        if payload is None:
+            self._on_expired(key)
+        return payload
+
+    async def read(self, key: bytes) -> bytes | None:
+        """The payload under the encoded ``key`` (one engine read, inline)."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        return self._read_sync(key)
+
+    async def contains(self, key: bytes) -> bool:
+        """True if the encoded ``key`` is present and live (one engine read)."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        return self._read_sync(key) is not None
+
+    def _live_chunk(self, chunk: list[tuple[bytes, bytes]], now: int) -> list[tuple[bytes, bytes]]:
+        """A cursor chunk without its expired entries and expiry headers."""
+        live = self._values.live_payload
+        out: list[tuple[bytes, bytes]] = []
+        for k, raw in chunk:
+            payload = live(raw, now)
+            if payload is not None:
+                out.append((k, payload))
+        return out
+
+    async def scan_range(
+        self, lower: bytes | None = None, upper: bytes | None = None, *, values: bool = True
+    ) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
+        """``(encoded key, payload)`` chunks of ``[lower, upper)`` in key
+        order, each read in a worker thread from one engine cursor."""
+        lower, upper = check_encoded_range((lower, upper))
+        await self._ready()
+        if lower is not None and upper is not None and lower >= upper:
+            return
+        ttl = self._values.ttl_ms is not None
+        cursors: list[Cursor] = []
+
+        def first_chunk() -> list[tuple[bytes, bytes]]:
+            cur = self._cursor(lower, upper, values or ttl)
+            cursors.append(cur)
+            self._live_cursors.add(cur)
+            return cur.fetch(SCAN_CHUNK)
+
+        def next_chunk() -> list[tuple[bytes, bytes]]:
+            if cursors[0] not in self._live_cursors:
+                raise make_error(
+                    ClosedError, "the store was restored while this scan ran; its cursor is closed"
+                )
+            return cursors[0].fetch(SCAN_CHUNK)
+
+        try:
+            chunk = await self._in_thread(first_chunk)
+            while chunk:
+                out = self._live_chunk(chunk, now_ms()) if ttl else chunk
+                if out:
+                    yield out
+                chunk = await self._in_thread(next_chunk)
+        finally:
+            if cursors:
+                self._live_cursors.discard(cursors[0])
+                cursors[0].close()
+
+    def _counter_value(self, raw: bytes | None) -> int | None:
+        """The count a counter key holds; None if it holds none (absent, or
+        not an int: then the range is counted afresh when next needed)."""
+        if raw is None:
+            return None
+        try:
+            value = self._values.decode_payload(b"", raw)
+        except Exception:
+            return None
+        return value if type(value) is int else None
+
+    def _write_counted_sync(self, writes: list[CountedWrite]) -> list[bool]:
+        """Check which keys exist, then write the keys and the ranges' new
+        counts in one engine write. The caller holds ``_wlock`` (or, for
+        the memory backend, runs on the event loop)."""
+        n = len(writes)
+        ranges = list(dict.fromkeys(w[2] for w in writes)) if self._keeps_counters else []
+        raws = self._get_many_for_delete([w[0] for w in writes] + [r.counter for r in ranges])
+        live = self._values.live_payload
+        now = now_ms()
+        present: dict[bytes, bool] = {}
+        final: dict[bytes, bytes | None] = {}
+        deltas: dict[CountedRange, int] = {}
+        out: list[bool] = []
+        for (key, payload, rng), raw in zip(writes, raws, strict=False):
+            was = present[key] if key in present else raw is not None and live(raw, now) is not None
+            out.append(was)
+            if was != (payload is not None):
+                deltas[rng] = deltas.get(rng, 0) + (1 if payload is not None else -1)
+            present[key] = payload is not None
+            final[key] = payload
+        ttl = self._values.ttl_ms
+        header = b"" if ttl is None else (now + ttl).to_bytes(8, "big")
+        puts = [(k, header + p) for k, p in final.items() if p is not None]
+        deletes = [k for k, p in final.items() if p is None]
+        for rng, raw in zip(ranges, raws[n:], strict=True):
+            delta = deltas.get(rng, 0)
+            current = self._counter_value(raw) if delta else None
+            if current is not None:  # an absent counter is made by count_range
+                puts.append((rng.counter, self._values.encode_plain(rng.counter, current + delta)))
+        if puts or deletes:
+            self._write(puts, deletes)
+        return out
+
+    def _write_counted_locked(self, writes: list[CountedWrite]) -> list[bool]:
+        with self._wlock:
+            return self._write_counted_sync(writes)
+
+    async def write_counted(self, writes: Iterable[CountedWrite]) -> list[bool]:
+        """One atomic counted write (see :meth:`StoreBackend.write_counted`):
+        presence checked and keys and counts written under the backend's
+        write lock, inline (in a worker thread when large)."""
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        checked = check_counted_writes(writes)
+        if self.writes_in_thread and len(checked) > INLINE_BATCH_ITEMS:
+            return await self._in_thread(self._write_counted_locked, checked)
+        return self._write_counted_locked(checked)
+
+    def _stored_count(self, rng: CountedRange) -> int | None:
+        try:
+            return self._counter_value(self._get(rng.counter))
+        except InvalidArgumentError:  # a merge onto the counter: count afresh
+            return None
+
+    def _recount_locked(self, rng: CountedRange, only_if_missing: bool) -> int:
+        """Count ``rng`` and store the count, holding ``_wlock`` so no
+        counted write lands between the count and the store."""
+        with self._wlock:
+            if only_if_missing:
+                n = self._stored_count(rng)
+                if n is not None:
+                    return n
+            n = self._count_sync(rng.lower, rng.upper)
+            if self._keeps_counters:
+                self._write([(rng.counter, self._values.encode_plain(rng.counter, n))], [])
+            return n
+
+    def _count_range_sync(self, rng: CountedRange) -> int:
+        if not self._keeps_counters:
+            return self._count_sync(rng.lower, rng.upper)
+        n = self._stored_count(rng)
+        return n if n is not None else self._recount_locked(rng, True)
+
+    async def count_range(self, rng: CountedRange) -> int:
+        """The live keys of ``rng``: the counter, read inline, where the
+        backend keeps one (made by counting the range, in a worker thread,
+        the first time), else a count of the range in a worker thread."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        if self._gate.barrier is not None or not self._open:
+            await self._ready()
+        if self._keeps_counters:
+            n = self._stored_count(rng)
+            if n is not None:
+                return n
+        if not self.writes_in_thread:
+            return self._recount_locked(rng, True)
+        return await self._in_thread(self._recount_locked, rng, True)
+
+    async def recount_range(self, rng: CountedRange) -> int:
+        """Count ``rng`` afresh and store the count (in a worker thread)."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        await self._ready()
+        if not self.writes_in_thread:
+            return self._recount_locked(rng, False)
+        return await self._in_thread(self._recount_locked, rng, False)
+
+    def _clear_range_locked(self, rng: CountedRange) -> None:
+        with self._wlock:
+            clear = self._resolve_clear(rng.lower, rng.upper)
+            puts = (
+                [(rng.counter, self._values.encode_plain(rng.counter, 0))]
+                if self._keeps_counters
+                else []
+            )
+            if clear is not None or puts:
+                self._write(puts, [], clear)
+
+    async def clear_range(self, rng: CountedRange) -> None:
+        """Remove ``rng`` and zero its count in one engine write; the
+        backend's other operations wait until it is done."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        await self._ready()
+        if not self.writes_in_thread:
+            self._clear_range_locked(rng)
+            return
+        await self._gate.close()
+        try:
+            if not self._open:
+                raise closed_error(self._describe())
+            await self._exclusive(self._clear_range_locked, rng)
+        finally:
+            self._gate.open()
+
+    def sync_face(self) -> SyncFace | None:
+        """This backend's :class:`EngineFace` while it is started, if its
+        engine may be called from any thread (weir, RocksDB); else None."""
+        return self._face if self.native_sync_face and self._open else None
+
     # ---- stats, backup, restore ----------------------------------------------------------
 
     def _stats_sync(self) -> dict[str, Any]:
@@ -791,8 +1049,7 @@ class EngineBackend(StoreBackend):
             if not self._open:
                 self._discard_restore(staged)
                 raise closed_error(self._describe())
-            self._close_cursors()
-            await self._exclusive(self._swap_restore, staged)
+            await self._exclusive(self._under_wlock, self._close_cursors_and_swap, staged)
         except BaseException:
             self._discard_restore(staged)
             raise
@@ -874,3 +1131,82 @@ class EngineBackend(StoreBackend):
         if txn.state == "active":
             txn.writes.clear()
             txn.state = "rolled back"
+
+
+class EngineFace(SyncFace):
+    """The :class:`~weir.stores.SyncFace` of an engine backend: the
+    backend's own hooks, called on the caller's thread. Counted writes,
+    recounts and each scan chunk hold the backend's write lock, which
+    ``stop()`` and ``restore()`` hold while they close or swap the engine;
+    point reads take no lock."""
+
+    __slots__ = ("_backend",)
+
+    def __init__(self, backend: EngineBackend) -> None:
+        self._backend = backend
+
+    def _open(self) -> EngineBackend:
+        b = self._backend
+        if not b._open:
+            raise closed_error(b._describe())
+        return b
+
+    def read(self, key: bytes) -> bytes | None:
+        return self._open()._read_sync(key)
+
+    def contains(self, key: bytes) -> bool:
+        return self._open()._read_sync(key) is not None
+
+    def put_counted(self, key: bytes, payload: bytes, rng: CountedRange) -> bool:
+        b = self._open()
+        return b._write_counted_locked(check_counted_writes([(key, payload, rng)]))[0]
+
+    def delete_counted(self, key: bytes, rng: CountedRange) -> bool:
+        b = self._open()
+        return b._write_counted_locked(check_counted_writes([(key, None, rng)]))[0]
+
+    def write_counted(self, writes: Sequence[CountedWrite]) -> list[bool]:
+        b = self._open()
+        return b._write_counted_locked(check_counted_writes(writes))
+
+    def count_range(self, rng: CountedRange) -> int:
+        return self._open()._count_range_sync(rng)
+
+    def recount_range(self, rng: CountedRange) -> int:
+        return self._open()._recount_locked(rng, False)
+
+    def clear_range(self, rng: CountedRange) -> None:
+        self._open()._clear_range_locked(rng)
+
+    def _chunks(
+        self, lower: bytes, upper: bytes | None, values: bool
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        b = self._open()
+        ttl = b._values.ttl_ms is not None
+        with b._wlock:
+            cur = b._cursor(lower, upper, values or ttl)
+            b._live_cursors.add(cur)
+        try:
+            while True:
+                with b._wlock:
+                    if cur not in b._live_cursors:
+                        raise make_error(
+                            ClosedError,
+                            "the store was stopped or restored while this scan ran",
+                        )
+                    chunk = cur.fetch(SCAN_CHUNK)
+                if not chunk:
+                    return
+                yield b._live_chunk(chunk, now_ms()) if ttl else chunk
+        finally:
+            b._live_cursors.discard(cur)
+            cur.close()
+
+    def items(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        for chunk in self._chunks(lower, upper, True):
+            yield from chunk
+
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
+        for chunk in self._chunks(lower, upper, False):
+            for k, _v in chunk:
+                yield k

@@ -32,9 +32,15 @@ the layers above it (``weir.table``, ``weir.stream``, ``weir.cluster``)
 need, so none of them reaches into a backend: the codecs
 (:attr:`~StoreBackend.key_codec`, :meth:`~StoreBackend.encode_key`,
 :meth:`~StoreBackend.encode_value`, ...), an atomic write of encoded puts,
-deletes and a range clear (:meth:`~StoreBackend.apply`), and a copy of a
+deletes and a range clear (:meth:`~StoreBackend.apply`), a copy of a
 key range as encoded pairs (:meth:`~StoreBackend.snapshot_range`,
-:meth:`~StoreBackend.restore_range`).
+:meth:`~StoreBackend.restore_range`), point reads and a chunked scan of
+encoded data (:meth:`~StoreBackend.read`,
+:meth:`~StoreBackend.scan_range`), *counted* writes that keep the number
+of keys in a :class:`CountedRange` exact (:meth:`~StoreBackend.write_counted`,
+:meth:`~StoreBackend.count_range`, ...), and, for the embedded engines, a
+synchronous face (:meth:`~StoreBackend.sync_face`, a :class:`SyncFace`)
+that code outside the event loop calls directly, without a thread hop.
 
 Backend types are looked up in a registry (:func:`register_backend`); the
 four of this package are registered by ``weir.stores`` itself, each
@@ -46,6 +52,7 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -71,9 +78,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_TYPES",
+    "CountedRange",
+    "CountedWrite",
     "ScanResult",
     "StoreBackend",
     "StoreBackendConfig",
+    "SyncFace",
     "Transaction",
     "TransactionConflictError",
     "backend_types",
@@ -91,6 +101,143 @@ PathLike = Union[str, "os.PathLike[str]"]
 EncodedPairs = Sequence[tuple[bytes, bytes]]
 #: ``[lower, upper)`` of encoded keys; None is unbounded on that side.
 EncodedRange = tuple[bytes | None, bytes | None]
+
+#: Pairs a scan of encoded data yields at a time (:meth:`StoreBackend.scan_range`).
+SCAN_RANGE_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class CountedRange:
+    """A key range whose live keys a store counts, and where it keeps the count.
+
+    ``lower <= key < upper`` (encoded keys; ``upper`` None is unbounded) is
+    the range; ``counter`` is the encoded key the store may keep the count
+    under, which must lie outside the range. Writes through the counted
+    methods (:meth:`StoreBackend.write_counted`, :meth:`SyncFace.put_counted`,
+    ...) keep the count exact in the same atomic write; writes through any
+    other method bypass it until :meth:`StoreBackend.recount_range`.
+    ``weir.table`` gives each table one: its rows and its count key.
+    """
+
+    counter: bytes
+    lower: bytes
+    upper: bytes | None
+
+    def __post_init__(self) -> None:
+        for name in ("counter", "lower"):
+            if type(getattr(self, name)) is not bytes:
+                raise TypeError(
+                    f"CountedRange.{name} must be bytes, not {type(getattr(self, name)).__name__}"
+                )
+        if self.upper is not None and type(self.upper) is not bytes:
+            raise TypeError(
+                f"CountedRange.upper must be bytes or None, not {type(self.upper).__name__}"
+            )
+        if self.upper is not None and self.lower >= self.upper:
+            raise make_error(
+                InvalidArgumentError,
+                f"CountedRange: lower {self.lower[:60]!r} is not below upper {self.upper[:60]!r}",
+            )
+        if self.lower <= self.counter and (self.upper is None or self.counter < self.upper):
+            raise make_error(
+                InvalidArgumentError,
+                f"CountedRange: the counter key {self.counter[:60]!r} lies inside the range "
+                "it counts",
+            )
+
+    def holds(self, key: bytes) -> bool:
+        """True if ``key`` is in the range."""
+        return self.lower <= key and (self.upper is None or key < self.upper)
+
+
+#: One write of :meth:`StoreBackend.write_counted`: ``(encoded key, value
+#: payload or None to delete, the CountedRange that holds the key)``.
+CountedWrite = tuple[bytes, bytes | None, CountedRange]
+
+
+def check_counted_writes(writes: Iterable[Any]) -> list[CountedWrite]:
+    """The writes of a counted batch as a list, checked before anything is
+    written: bytes keys inside their range, bytes payloads or None."""
+    out: list[CountedWrite] = []
+    for w in writes:
+        if type(w) is not tuple or len(w) != 3:
+            raise TypeError(
+                f"a counted write is a (key, payload or None, CountedRange), not {w!r:.80}"
+            )
+        key, payload, rng = w
+        if type(key) is not bytes:
+            raise TypeError(f"a key must be bytes (an encoded key), not {type(key).__name__}")
+        if payload is not None and type(payload) is not bytes:
+            raise TypeError(
+                f"the value for key {key[:60]!r} must be bytes (a value codec payload) or None, "
+                f"not {type(payload).__name__}"
+            )
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"a counted write names a CountedRange, not {type(rng).__name__}")
+        if not rng.holds(key):
+            raise make_error(
+                InvalidArgumentError, f"key {key[:60]!r} is outside the counted range it names"
+            )
+        out.append(w)
+    return out
+
+
+class SyncFace(abc.ABC):
+    """The synchronous byte-level face of a store: what code outside the
+    event loop (``weir.table``'s sync face) needs, called directly on the
+    caller's thread. :meth:`StoreBackend.sync_face` returns one for the
+    backends whose engine may be called from any thread (weir, RocksDB);
+    :class:`weir.stores.DBFace` is one over a bare :class:`weir.DB`.
+
+    Keys are encoded keys, values are value codec payloads (no expiry
+    header), as in :meth:`StoreBackend.apply`. The counted methods have the
+    semantics of the backend's async ones of the same names. A face does
+    not wait for the backend's ``stop()`` or ``restore()``: a call that
+    races with them may raise :class:`weir.ClosedError`.
+    """
+
+    @abc.abstractmethod
+    def read(self, key: bytes) -> bytes | None:
+        """The payload stored under ``key``, None if absent (or expired)."""
+
+    @abc.abstractmethod
+    def contains(self, key: bytes) -> bool:
+        """True if ``key`` is present (and not expired)."""
+
+    @abc.abstractmethod
+    def put_counted(self, key: bytes, payload: bytes, rng: CountedRange) -> bool:
+        """Store ``payload`` under ``key`` (inside ``rng``); True if the key was present."""
+
+    @abc.abstractmethod
+    def delete_counted(self, key: bytes, rng: CountedRange) -> bool:
+        """Remove ``key`` (inside ``rng``); True if it was present."""
+
+    @abc.abstractmethod
+    def write_counted(self, writes: Sequence[CountedWrite]) -> list[bool]:
+        """Apply every write in one atomic write; whether each key was present."""
+
+    @abc.abstractmethod
+    def count_range(self, rng: CountedRange) -> int:
+        """The number of live keys in ``rng`` (O(1) where the store keeps the counter)."""
+
+    @abc.abstractmethod
+    def recount_range(self, rng: CountedRange) -> int:
+        """Count ``rng`` afresh (O(n)) and keep that as its count; returns it."""
+
+    @abc.abstractmethod
+    def clear_range(self, rng: CountedRange) -> None:
+        """Remove every key of ``rng`` and zero its count, in one atomic write."""
+
+    @abc.abstractmethod
+    def items(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, payload)`` in ``[lower, upper)``, in key order, from one
+        consistent view where the engine has one. The iterator has a
+        ``close()``; close it when you stop early."""
+
+    @abc.abstractmethod
+    def keys(self, lower: bytes, upper: bytes | None) -> Iterator[bytes]:
+        """The keys in ``[lower, upper)`` in key order (closeable, as :meth:`items`)."""
+
 
 BackendFactory = Callable[["StoreBackendConfig"], "StoreBackend"]
 _REGISTRY: dict[str, BackendFactory] = {}
@@ -421,6 +568,103 @@ class StoreBackend(abc.ABC):
                     f"restore_range: key {k[:60]!r} is outside [{lower!r}, {upper!r})",
                 )
         await self.apply(pairs, (), clear_range=(lower, upper))
+
+    # ---- point reads, scans and counted writes of encoded data -----------------------
+    #
+    # The defaults below work on any backend through apply() and
+    # snapshot_range(); the backends of this package override them (one
+    # engine read, one atomic counted write, a counter kept in O(1)).
+
+    async def read(self, key: bytes) -> bytes | None:
+        """The payload stored under the encoded ``key``; None if it is
+        absent or expired. TypeError if ``key`` is not bytes."""
+        if type(key) is not bytes:
+            raise TypeError(f"a key must be bytes (an encoded key), not {type(key).__name__}")
+        pairs = await self.snapshot_range(key, key + b"\x00")
+        return pairs[0][1] if pairs else None
+
+    async def contains(self, key: bytes) -> bool:
+        """True if the encoded ``key`` is present (and not expired)."""
+        return await self.read(key) is not None
+
+    async def scan_range(
+        self, lower: bytes | None = None, upper: bytes | None = None, *, values: bool = True
+    ) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
+        """``(encoded key, payload)`` pairs of ``[lower, upper)`` in key
+        order, a list of up to about a thousand at a time, so a large range
+        is never held whole (with ``values`` False the payloads may be
+        empty). The backends of this package read each chunk off the event
+        loop; this default reads the range with :meth:`snapshot_range`."""
+        pairs = await self.snapshot_range(lower, upper)
+        for i in range(0, len(pairs), SCAN_RANGE_CHUNK):
+            yield pairs[i : i + SCAN_RANGE_CHUNK]
+
+    async def write_counted(self, writes: Iterable[CountedWrite]) -> list[bool]:
+        """One atomic write of ``(key, payload or None, CountedRange)``
+        writes (None deletes; the last write of a key wins), returning
+        whether each key was present before it. Every range's count changes
+        by the keys the write adds to it and removes from it, in the same
+        atomic write. Checked before anything is written: TypeError for a
+        key or payload that is not bytes, :class:`weir.InvalidArgumentError`
+        for a key outside its range.
+
+        The backends of this package check presence and write in one step.
+        This default, for other backends, reads presence first and writes
+        with :meth:`apply`, keeping no counter (:meth:`count_range` counts
+        the range), so concurrent writers of the same keys may see a stale
+        presence."""
+        checked = check_counted_writes(writes)
+        present: dict[bytes, bool] = {}
+        out: list[bool] = []
+        final: dict[bytes, bytes | None] = {}
+        for key, payload, _rng in checked:
+            was = present[key] if key in present else await self.contains(key)
+            out.append(was)
+            present[key] = payload is not None
+            final[key] = payload
+        puts = [(k, p) for k, p in final.items() if p is not None]
+        deletes = [k for k, p in final.items() if p is None]
+        if puts or deletes:
+            await self.apply(puts, deletes)
+        return out
+
+    async def put_counted(self, key: bytes, payload: bytes, rng: CountedRange) -> bool:
+        """:meth:`write_counted` of one put; True if ``key`` was present."""
+        return (await self.write_counted([(key, payload, rng)]))[0]
+
+    async def delete_counted(self, key: bytes, rng: CountedRange) -> bool:
+        """:meth:`write_counted` of one delete; True if ``key`` was present."""
+        return (await self.write_counted([(key, None, rng)]))[0]
+
+    async def count_range(self, rng: CountedRange) -> int:
+        """The number of live keys in ``rng``: O(1) where the store keeps
+        the range's counter (counted once, the first time it is needed),
+        else a count of the range. Exact as long as every write into the
+        range went through the counted methods (see :class:`CountedRange`)."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        n = 0
+        async for chunk in self.scan_range(rng.lower, rng.upper, values=False):
+            n += len(chunk)
+        return n
+
+    async def recount_range(self, rng: CountedRange) -> int:
+        """Count ``rng`` afresh (O(n)) and keep that as its count (after
+        writes that bypassed the counter); returns it."""
+        return await self.count_range(rng)
+
+    async def clear_range(self, rng: CountedRange) -> None:
+        """Remove every key of ``rng`` and zero its count, in one atomic write."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        await self.apply((), (), clear_range=(rng.lower, rng.upper))
+
+    def sync_face(self) -> SyncFace | None:
+        """The backend's :class:`SyncFace` while it is started, for backends
+        whose engine may be called from any thread (weir, RocksDB); None
+        for the others (memory, Redis), which are reached through their
+        event loop."""
+        return None
 
     async def __aenter__(self) -> StoreBackend:
         await self.start()

@@ -182,10 +182,10 @@ class MemoryBackend(EngineBackend):
     def _cursor(self, lower: bytes | None, upper: bytes | None, values: bool) -> _MemoryCursor:
         return _MemoryCursor(self._data, self._sorted_keys(), lower, upper)
 
-    def _count_sync(self) -> int:
-        if self._values.ttl_ms is None:
+    def _count_sync(self, lower: bytes | None = None, upper: bytes | None = None) -> int:
+        if self._values.ttl_ms is None and lower is None and upper is None:
             return len(self._data)
-        return super()._count_sync()
+        return super()._count_sync(lower, upper)
 
     def _engine_stats(self) -> dict[str, Any]:
         data = self._data

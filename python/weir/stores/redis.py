@@ -7,7 +7,10 @@ is what makes range and prefix scans real range reads: ``ZRANGEBYLEX``).
 The braces are a cluster hash tag: a namespace lives in one slot.
 
 Every write that touches a value and the index is one Lua script, so the
-two never disagree and batches are atomic. TTLs are Redis expiries
+two never disagree and batches are atomic. So the index also counts: the
+count of a :class:`~weir.stores.CountedRange` is a ``ZLEXCOUNT`` of the
+index (O(log n), exact whatever wrote the keys; no counter key is kept),
+except under ``ttl_seconds``, where the range's live keys are counted. TTLs are Redis expiries
 (``PX``); an expired key's index entry is dropped the next time a scan or
 count passes it. Scans read a page at a time (each page atomic), so a long
 scan is not a snapshot; ``clear``, ``backup`` and ``restore`` are single
@@ -59,6 +62,8 @@ from ._common import (
 )
 from ._txn import StoreTransaction
 from .base import (
+    CountedRange,
+    CountedWrite,
     EncodedPairs,
     EncodedRange,
     PathLike,
@@ -67,6 +72,7 @@ from .base import (
     StoreBackendConfig,
     Transaction,
     TransactionConflictError,
+    check_counted_writes,
 )
 
 __all__ = ["RedisBackend"]
@@ -241,6 +247,34 @@ return out
 """
 
 
+# Counted writes: KEYS[1] index; ARGV[1] value-key prefix, ARGV[2] px (0:
+# none), then (member, "1" put / "0" delete, value) triples, applied in
+# order. Returns, per write, whether the key existed before it.
+_WRITE_COUNTED = """
+local dp = ARGV[1]
+local px = tonumber(ARGV[2])
+local out = {}
+local i = 3
+while i + 2 <= #ARGV do
+  local k = dp .. ARGV[i]
+  out[#out + 1] = redis.call('EXISTS', k)
+  if ARGV[i + 1] == '1' then
+    if px > 0 then
+      redis.call('SET', k, ARGV[i + 2], 'PX', px)
+    else
+      redis.call('SET', k, ARGV[i + 2])
+    end
+    redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  else
+    redis.call('DEL', k)
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+  i = i + 3
+end
+return out
+"""
+
+
 def _lex_bounds(lower: bytes | None, upper: bytes | None) -> tuple[bytes, bytes]:
     """``[lower, upper)`` in ZRANGEBYLEX syntax."""
     return (b"-" if lower is None else b"[" + lower, b"+" if upper is None else b"(" + upper)
@@ -381,6 +415,7 @@ class RedisBackend(StoreBackend):
                 ("restore_all", _RESTORE_ALL),
                 ("apply", _APPLY),
                 ("range_all", _RANGE_ALL),
+                ("write_counted", _WRITE_COUNTED),
             )
         }
         self._r = client
@@ -702,6 +737,100 @@ class RedisBackend(StoreBackend):
             keys=[self._index], args=[self._dprefix, lo, hi], client=r
         )
         return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    # ---- point reads, scans and counted writes of encoded data -----------------------------
+
+    @_redis_op
+    async def read(self, key: bytes) -> bytes | None:
+        """The payload under the encoded ``key`` (one ``GET``)."""
+        if type(key) is not bytes:
+            raise TypeError(f"a key must be bytes (an encoded key), not {type(key).__name__}")
+        raw: bytes | None = await self._client().get(self._dprefix + key)
+        return raw
+
+    @_redis_op
+    async def contains(self, key: bytes) -> bool:
+        """True if the encoded ``key`` is present (one ``EXISTS``)."""
+        if type(key) is not bytes:
+            raise TypeError(f"a key must be bytes (an encoded key), not {type(key).__name__}")
+        return bool(await self._client().exists(self._dprefix + key))
+
+    async def scan_range(
+        self, lower: bytes | None = None, upper: bytes | None = None, *, values: bool = True
+    ) -> AsyncGenerator[list[tuple[bytes, bytes]], None]:
+        """``(encoded key, payload)`` chunks of ``[lower, upper)``, one
+        ``ZRANGEBYLEX`` page (an atomic script) at a time."""
+        lower, upper = check_encoded_range((lower, upper))
+        self._client()
+        if lower is not None and upper is not None and lower >= upper:
+            return
+        pages = self._pages(lower, upper, values)
+        gate = self._gate
+        try:
+            while True:
+                if gate.barrier is not None:
+                    await gate.wait_open()
+                gate.enter_open()
+                try:
+                    pairs = await pages.__anext__()
+                except StopAsyncIteration:
+                    return
+                except Error:
+                    raise
+                except Exception as e:
+                    raise _translate(e, self._where) from e
+                finally:
+                    gate.leave()
+                yield pairs
+        finally:
+            await pages.aclose()
+
+    @_redis_op
+    async def write_counted(self, writes: Iterable[CountedWrite]) -> list[bool]:
+        """One atomic counted write, in one Lua script that checks each
+        key's presence as it writes it (the index keeps the counts)."""
+        r = self._client()
+        checked = check_counted_writes(writes)
+        if not checked:
+            return []
+        args: list[Any] = [self._dprefix, self._px]
+        for key, payload, _rng in checked:
+            args += (key, b"0", b"") if payload is None else (key, b"1", payload)
+        existed = await self._scripts["write_counted"](keys=[self._index], args=args, client=r)
+        return [bool(int(e)) for e in existed]
+
+    async def _count(self, lower: bytes | None, upper: bytes | None) -> int:
+        r = self._client()
+        if not self._px:
+            lo, hi = _lex_bounds(lower, upper)
+            return int(await r.zlexcount(self._index, lo, hi))
+        n = 0
+        async for pairs in self._pages(lower, upper, False):
+            n += len(pairs)
+        return n
+
+    @_redis_op
+    async def count_range(self, rng: CountedRange) -> int:
+        """The keys of ``rng``: a ``ZLEXCOUNT`` of the index (O(log n)),
+        or, under ``ttl_seconds``, a count of the live ones."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        return await self._count(rng.lower, rng.upper)
+
+    @_redis_op
+    async def recount_range(self, rng: CountedRange) -> int:
+        """The count of ``rng`` (Redis keeps no counter to rebuild)."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        return await self._count(rng.lower, rng.upper)
+
+    @_redis_op
+    async def clear_range(self, rng: CountedRange) -> None:
+        """Remove every key of ``rng``, in one atomic script."""
+        if not isinstance(rng, CountedRange):
+            raise TypeError(f"expected a CountedRange, not {type(rng).__name__}")
+        self._client()
+        await self._del_range(rng.lower, rng.upper)
 
     # ---- stats, backup, restore -----------------------------------------------------------
 

@@ -105,6 +105,7 @@ class RocksDBBackend(DirectoryBackend):
     backend_type = "rocksdb"
     engine_name = "RocksDB"
     engine_options = _OPTIONS
+    native_sync_face = True
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)

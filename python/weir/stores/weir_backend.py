@@ -66,6 +66,7 @@ class WeirBackend(DirectoryBackend):
     engine_name = "weir"
     engine_options = _DB_OPTIONS
     engine_ttl = True
+    native_sync_face = True
 
     def __init__(self, config: StoreBackendConfig) -> None:
         super().__init__(config)

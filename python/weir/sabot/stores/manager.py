@@ -277,8 +277,8 @@ class StateTable:
         """Remove every row of this table (one write)."""
 
         async def body() -> None:
-            table = await self._rows()
-            await self.backend.delete_prefix(table.row_prefix)
+            # Through the table, so its row count is zeroed in the same write.
+            await (await self._rows()).aclear()
 
         await self._run("clear", body)
 
