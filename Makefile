@@ -5,6 +5,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-bench
 BENCH_ARGS ?= --repeat 3
+# `make bench` runs weir-bench once per size, in this order.
+BENCH_SIZES ?= 1000000 10000000
 # Debian's python3 sees apt's python3-matplotlib; a pyenv/venv python may not.
 BENCH_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
@@ -17,7 +19,7 @@ FUZZ_SECONDS  ?= 300
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 
-.PHONY: all build deps test test-c test-python lint lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
+.PHONY: all build deps test test-c test-python lint lint-python venv test-asan test-tsan stress fuzz fuzz-build demo bench bench-deps bench-build bench-check bench-1m bench-10m bench-python bench-txn bench-materialize bench-stream bench-cluster clean help
 .PHONY: fuzz-python test-valgrind wheel sdist test-packaging chaos
 
 all: build
@@ -47,8 +49,11 @@ help:
 	@echo "make test-packaging  install and use what ships: C prefix, wheels, sdist (part of make test)"
 	@echo "make demo       fraud detection on weir.stream: the seed's 10 transactions, then 1M"
 	@echo "                generated ones (DEMO_ARGS=\"--crash-test 5\" adds the kill -9 check)"
-	@echo "make bench      weir vs RocksDB, LevelDB and LMDB; updates docs/BENCHMARKS.md"
-	@echo "                (median of 3 rounds; BENCH_ARGS=\"--num 100000\" to change)"
+	@echo "make bench      weir vs RocksDB (default and tuned for reads), LevelDB and LMDB at"
+	@echo "                1M and 10M keys, uniform and zipfian reads; updates docs/BENCHMARKS.md"
+	@echo "                (median of 3 rounds; BENCH_SIZES=\"100000\" BENCH_ARGS=\"--repeat 1\""
+	@echo "                for a quick look; make bench-1m / bench-10m for one size)"
+	@echo "make bench-check  check weir-bench's key generators and report.py's merging"
 	@echo "make bench-python  the store backends and raw Python bindings vs rocksdict,"
 	@echo "                plyvel, py-lmdb (and tonbo if installable); updates docs/BENCHMARKS.md"
 	@echo "make bench-txn  transactions, merges, range deletes vs plain operations (C and Python)"
@@ -201,24 +206,48 @@ demo: deps
 	$(DEMO_VENV)/bin/python -m pip install -q --no-build-isolation $(PIP_BUILD_DIR) '$(DEMO_SPEC)'
 	$(DEMO_VENV)/bin/python examples/fraud_detection.py $(DEMO_ARGS)
 
-# The benchmark: a Release build of weir-bench in its own directory, run on
-# 1,000,000 keys, three rounds (about 10 minutes on 2 cores; the median round
-# is reported, as other work on the machine makes single runs noisy), then
-# bench/report.py turns the JSON into docs/BENCHMARKS.md's tables and
-# docs/bench_ratios.png.
+# The benchmark: a Release build of weir-bench in its own directory, run at
+# each size of BENCH_SIZES in turn (1,000,000 then 10,000,000 keys), three
+# rounds each (the median round is reported, as other work on the machine
+# makes single runs noisy), every random read once with uniform and once
+# with zipfian keys; then bench/report.py turns each size's JSON into its
+# own section of docs/BENCHMARKS.md and its plot (docs/bench_ratios-1m.png,
+# docs/bench_ratios-10m.png). A size's results are bench/results/latest-N.json
+# and latest-N.md; a run of one size rewrites only that size's section.
+# weir-bench checks the free space under its --db (default /tmp/weir-bench)
+# before it starts: 10,000,000 keys need about 5 GiB.
 # Its extra packages (the peer engines, matplotlib) are installed here only,
 # never on the `make test` path.
 bench-deps: deps
 	@scripts/install-bench-deps.sh
 
-bench: bench-deps
+bench-build: bench-deps
 	cmake -S . -B $(BENCH_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
 	      -DWEIR_BUILD_TESTS=OFF -DWEIR_BUILD_BENCH=ON
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target weir-bench
+
+# The key generators (permutations, the zipfian) and report.py's merging of
+# per-size sections, on their own; a second or so. `make bench` runs it first.
+bench-check: bench-build
+	$(BENCH_BUILD)/weir-bench --self-check
+	$(BENCH_PYTHON) bench/report.py --self-test
+
+bench: bench-check
 	@mkdir -p bench/results
-	$(BENCH_BUILD)/weir-bench --json bench/results/latest.json $(BENCH_ARGS) \
-	    > bench/results/latest.md; status=$$?; cat bench/results/latest.md; exit $$status
-	$(BENCH_PYTHON) bench/report.py bench/results/latest.json
+	@for n in $(BENCH_SIZES); do \
+	    echo "$(BENCH_BUILD)/weir-bench --num $$n --json bench/results/latest-$$n.json $(BENCH_ARGS)"; \
+	    $(BENCH_BUILD)/weir-bench --num $$n --json bench/results/latest-$$n.json $(BENCH_ARGS) \
+	        > bench/results/latest-$$n.md; status=$$?; \
+	    cat bench/results/latest-$$n.md; \
+	    if [ $$status -ne 0 ]; then exit $$status; fi; \
+	done
+	$(BENCH_PYTHON) bench/report.py $(foreach n,$(BENCH_SIZES),bench/results/latest-$(n).json)
+
+bench-1m:
+	$(MAKE) bench BENCH_SIZES=1000000
+
+bench-10m:
+	$(MAKE) bench BENCH_SIZES=10000000
 
 # Transactions, merges and range deletes (bench/txn_bench.c and
 # bench/python/txn_bench.py): needs only libweir; prints its tables (the

@@ -83,6 +83,8 @@ typedef struct bench_engine_ops {
 
 extern const bench_engine_ops bench_engine_weir;
 extern const bench_engine_ops bench_engine_rocksdb;
+/* RocksDB configured for reads as its documentation advises (rocksdb.c). */
+extern const bench_engine_ops bench_engine_rocksdb_tuned;
 extern const bench_engine_ops bench_engine_leveldb;
 extern const bench_engine_ops bench_engine_lmdb;
 

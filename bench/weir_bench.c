@@ -29,6 +29,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,6 +40,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -49,41 +51,74 @@
 
 /* ---- workloads ----------------------------------------------------------- */
 
+/* In the order they run and are printed. The read workloads that pick
+ * random keys (readrandom, readmissing, seekrandom, readwhilewriting) come
+ * twice: keys drawn uniformly, then from a scrambled zipfian (--dist). */
 enum {
     WL_FILLSEQ,
     WL_FILLRANDOM,
     WL_OVERWRITE,
     WL_FILLBATCH,
     WL_READRANDOM,
+    WL_READRANDOM_Z,
     WL_READMISSING,
+    WL_READMISSING_Z,
     WL_READSEQ,
     WL_READREVERSE,
     WL_SEEKRANDOM,
+    WL_SEEKRANDOM_Z,
     WL_READWHILEWRITING,
+    WL_READWHILEWRITING_Z,
     WL_COUNT
 };
 
-static const char *const wl_names[WL_COUNT] = {
-    "fillseq",    "fillrandom", "overwrite",  "fillbatch",  "readrandom",
-    "readmissing", "readseq",   "readreverse", "seekrandom", "readwhilewriting",
+typedef struct wl_def {
+    const char *name;  /* as printed, and the key of its JSON results       */
+    const char *base;  /* the name --workloads selects it by                */
+    int keyed;         /* a read workload that picks random keys            */
+    int zipfian;       /* ... and picks them from the scrambled zipfian     */
+    int seed_id;       /* its fixed random stream; the uniform workloads
+                        * keep the ids they had before the zipfian ones were
+                        * added, so their key sequences are unchanged       */
+    const char *help;
+} wl_def;
+
+static const wl_def wl_defs[WL_COUNT] = {
+    {"fillseq", "fillseq", 0, 0, 0, "N puts in key order into a fresh DB"},
+    {"fillrandom", "fillrandom", 0, 0, 1,
+     "N puts of every key once, in random order, into a fresh DB"},
+    {"overwrite", "overwrite", 0, 0, 2,
+     "N puts of uniformly random existing keys (on the fillrandom DB)"},
+    {"fillbatch", "fillbatch", 0, 0, 3,
+     "N puts in key order into a fresh DB, in atomic batches of 100"},
+    {"readrandom", "readrandom", 1, 0, 4, "N gets of uniformly random existing keys"},
+    {"readrandom (zipfian)", "readrandom", 1, 1, 10,
+     "N gets of existing keys, zipfian (theta 0.99, scrambled)"},
+    {"readmissing", "readmissing", 1, 0, 5,
+     "N gets of absent keys that sort between existing ones"},
+    {"readmissing (zipfian)", "readmissing", 1, 1, 11,
+     "N gets of absent keys next to zipfian-chosen existing ones"},
+    {"readseq", "readseq", 0, 0, 6, "one iterator from the first key to the last (N nexts)"},
+    {"readreverse", "readreverse", 0, 0, 7,
+     "one iterator from the last key to the first (N prevs)"},
+    {"seekrandom", "seekrandom", 1, 0, 8,
+     "N times: new iterator, seek to a random existing key, 10 nexts"},
+    {"seekrandom (zipfian)", "seekrandom", 1, 1, 12,
+     "as seekrandom, the sought keys zipfian"},
+    {"readwhilewriting", "readwhilewriting", 1, 0, 9,
+     "N random gets (measured) while one thread overwrites random keys"},
+    {"readwhilewriting (zipfian)", "readwhilewriting", 1, 1, 13,
+     "as readwhilewriting, the gets zipfian (the writer stays uniform)"},
 };
 
-static const char *const wl_help[WL_COUNT] = {
-    "N puts in key order into a fresh DB",
-    "N puts of every key once, in random order, into a fresh DB",
-    "N puts of uniformly random existing keys (on the fillrandom DB)",
-    "N puts in key order into a fresh DB, in atomic batches of 100",
-    "N gets of uniformly random existing keys",
-    "N gets of absent keys that sort between existing ones",
-    "one iterator from the first key to the last (N nexts)",
-    "one iterator from the last key to the first (N prevs)",
-    "N times: new iterator, seek to a random existing key, 10 nexts",
-    "N random gets (measured) while one thread overwrites random keys",
-};
+/* --dist: which key choices the keyed read workloads run with. */
+enum { DIST_UNIFORM = 1, DIST_ZIPFIAN = 2, DIST_BOTH = 3 };
+static const char *const dist_names[4] = {"", "uniform", "zipfian", "both"};
 
-#define ENGINE_COUNT 4
+#define ENGINE_COUNT 5
 static const bench_engine_ops *const all_engines[ENGINE_COUNT] = {
-    &bench_engine_weir, &bench_engine_rocksdb, &bench_engine_leveldb, &bench_engine_lmdb};
+    &bench_engine_weir, &bench_engine_rocksdb, &bench_engine_rocksdb_tuned, &bench_engine_leveldb,
+    &bench_engine_lmdb};
 
 #define KEY_SIZE 16
 #define BATCH_SIZE 100
@@ -136,6 +171,8 @@ typedef struct engine_result {
 
 /* ---- run configuration ------------------------------------------------- */
 
+typedef struct zipf_gen zipf_gen;
+
 typedef struct run_config {
     bench_config cfg;
     char db_base[4096];
@@ -144,6 +181,8 @@ typedef struct run_config {
     int wl_on[WL_COUNT];
     int keep;
     int repeat;
+    int dist;              /* DIST_UNIFORM | DIST_ZIPFIAN                */
+    const zipf_gen *zipf;  /* the zipfian over cfg.num keys, set up once */
 } run_config;
 
 /* ---- small utilities ---------------------------------------------------- */
@@ -186,10 +225,137 @@ static inline uint64_t rng_below(rng *r, uint64_t n) {
     return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
 }
 
-static rng rng_for(int workload, uint64_t stream) {
-    rng r = {SEED ^ ((uint64_t)workload << 32) ^ (stream * 0x9e3779b97f4a7c15ull)};
+/* A workload's fixed random stream: its seed id (wl_defs[].seed_id) and a
+ * stream number (0 for its own keys, 1 for a background writer's). */
+static rng rng_for(int seed_id, uint64_t stream) {
+    rng r = {SEED ^ ((uint64_t)seed_id << 32) ^ (stream * 0x9e3779b97f4a7c15ull)};
     rng_next(&r);
     return r;
+}
+
+/* splitmix64's finalizer: a bijective 64-bit mix. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* ---- key choice: pseudo-random permutations and the zipfian ------------- */
+
+/* A pseudo-random bijection of [0, n): a 4-round Feistel network over the
+ * smallest even number of bits that covers n, with cycle walking (values
+ * at or above n are permuted again until they land below n, which keeps
+ * the map a bijection of [0, n)). The domain is under 4n, so a walk takes
+ * under 4 rounds of the network on average. Used to scramble zipfian ranks
+ * over the key space and as fillrandom's key order (no table in memory, so
+ * the order costs nothing in the engines' peak RSS). */
+typedef struct permuter {
+    uint64_t n, mask;
+    int half_bits;
+    uint64_t key[4];
+} permuter;
+
+static void permuter_init(permuter *p, uint64_t n, uint64_t seed) {
+    p->n = n;
+    int bits = 2;
+    while (bits < 64 && (1ull << bits) < n) bits += 2;
+    p->half_bits = bits / 2;
+    p->mask = (1ull << p->half_bits) - 1;
+    rng r = {seed};
+    for (int i = 0; i < 4; i++) p->key[i] = rng_next(&r);
+}
+
+static inline uint64_t permute(const permuter *p, uint64_t x) {
+    do {
+        uint64_t left = x >> p->half_bits, right = x & p->mask;
+        for (int i = 0; i < 4; i++) {
+            uint64_t t = left ^ (mix64(right ^ p->key[i]) & p->mask);
+            left = right;
+            right = t;
+        }
+        x = (left << p->half_bits) | right;
+    } while (x >= p->n);
+    return x;
+}
+
+/* The zipfian of YCSB (Gray et al., "Quickly Generating Billion-Record
+ * Synthetic Databases", SIGMOD 1994): rank r (0 = hottest) of n is drawn
+ * with probability close to (r+1)^-theta / zeta(n, theta); ranks 0 and 1
+ * are exact, the rest come from Gray's closed-form inverse (its CDF is
+ * within about 1.1 points of the exact one for 1M and 10M keys, theta
+ * 0.99). The rank is then scrambled over the key space by a permutation,
+ * as YCSB's ScrambledZipfianGenerator hashes it, so the hot keys are spread
+ * over the whole key range (and over every table) instead of being the
+ * first keys; unlike YCSB's hash modulo n, a permutation maps no two ranks
+ * to one key, so the key frequencies are exactly the rank frequencies. */
+#define ZIPF_THETA 0.99
+
+/* zeta(n, theta) = sum of i^-theta for i = 1..n: the first exact_terms
+ * terms summed exactly (smallest first, so the rounding of the large
+ * partial sums does not swallow them), the rest by Euler-Maclaurin (the
+ * integral plus the end corrections up to the first derivative; the next
+ * term is below 1e-20 of the sum once exact_terms is 10^7). */
+#define ZETA_EXACT_TERMS 10000000ull
+
+static double zeta(uint64_t n, double theta, uint64_t exact_terms) {
+    uint64_t m = n < exact_terms ? n : exact_terms;
+    double sum = 0.0;
+    for (uint64_t i = m; i >= 1; i--) sum += pow((double)i, -theta);
+    if (m == n) return sum;
+    double a = (double)m, b = (double)n;
+    double integral = (pow(b, 1.0 - theta) - pow(a, 1.0 - theta)) / (1.0 - theta);
+    double ends = (pow(b, -theta) - pow(a, -theta)) / 2.0;
+    double slopes = theta * (pow(a, -theta - 1.0) - pow(b, -theta - 1.0)) / 12.0;
+    return sum + integral + ends + slopes;
+}
+
+struct zipf_gen {
+    uint64_t n;
+    double theta, alpha, zetan, eta, rank1_bound;
+    permuter scramble;
+};
+
+static void zipf_init(zipf_gen *z, uint64_t n, double theta) {
+    z->n = n;
+    z->theta = theta;
+    z->alpha = 1.0 / (1.0 - theta);
+    double zetan = zeta(n, theta, ZETA_EXACT_TERMS);
+    z->zetan = zetan;
+    double zeta2 = 1.0 + pow(2.0, -theta);
+    z->rank1_bound = zeta2;
+    z->eta = n > 2 ? (1.0 - pow(2.0 / (double)n, 1.0 - theta)) / (1.0 - zeta2 / zetan) : 0.0;
+    permuter_init(&z->scramble, n, SEED ^ 0x7a1bf1a5c3a3b1edull);
+}
+
+/* The unscrambled rank: 0 is the most frequent. */
+static inline uint64_t zipf_rank(const zipf_gen *z, rng *r) {
+    double u = (double)(rng_next(r) >> 11) * 0x1.0p-53; /* [0, 1) */
+    double uz = u * z->zetan;
+    if (uz < 1.0 || z->n == 1) return 0;
+    if (uz < z->rank1_bound || z->n == 2) return 1;
+    uint64_t rank = (uint64_t)((double)z->n * pow(z->eta * u - z->eta + 1.0, z->alpha));
+    return rank < z->n ? rank : z->n - 1;
+}
+
+static inline uint64_t zipf_key(const zipf_gen *z, rng *r) {
+    return permute(&z->scramble, zipf_rank(z, r));
+}
+
+/* Where a workload's keys come from: uniform over [0, n), or the zipfian. */
+typedef struct key_chooser {
+    rng r;
+    uint64_t n;
+    const zipf_gen *zipf; /* NULL: uniform */
+} key_chooser;
+
+static key_chooser chooser_for(const run_config *rc, int wl, uint64_t stream) {
+    key_chooser c = {rng_for(wl_defs[wl].seed_id, stream), rc->cfg.num,
+                     wl_defs[wl].zipfian ? rc->zipf : NULL};
+    return c;
+}
+
+static inline uint64_t choose_key(key_chooser *c) {
+    return c->zipf ? zipf_key(c->zipf, &c->r) : rng_below(&c->r, c->n);
 }
 
 /* Key i of the key space is the decimal of 2*i (+1 for a missing key). */
@@ -418,12 +584,14 @@ typedef struct engine_run {
     value_gen vg;
 } engine_run;
 
-static void finish_wl(wl_result *r, uint64_t ops, double secs, const hist *h) {
+/* secs: the time the clock ran (the engine calls, see KEY_CHUNK);
+ * wall_start: when the workload began, for the perf window. */
+static void finish_wl(wl_result *r, uint64_t ops, double secs, double wall_start, const hist *h) {
     r->ran = 1;
     r->ops = ops;
     r->seconds = secs;
     r->mono_end = now_sec();
-    r->mono_start = r->mono_end - secs;
+    r->mono_start = wall_start;
     r->ops_per_sec = secs > 0 ? (double)ops / secs : 0.0;
     r->p50_us = hist_percentile(h, 50.0) / 1000.0;
     r->p99_us = hist_percentile(h, 99.0) / 1000.0;
@@ -432,7 +600,7 @@ static void finish_wl(wl_result *r, uint64_t ops, double secs, const hist *h) {
 static void report_wl(const engine_run *er, int wl) {
     const wl_result *r = &er->res->wl[wl];
     progress("[%s] %-16s %12.0f ops/s  p50 %8.2f us  p99 %8.2f us  %s%s\n", er->e->name,
-             wl_names[wl], r->ops_per_sec, r->p50_us, r->p99_us, r->note,
+             wl_defs[wl].name, r->ops_per_sec, r->p50_us, r->p99_us, r->note,
              r->check_failed ? "  CHECK FAILED" : "");
 }
 
@@ -444,41 +612,61 @@ static int open_db(engine_run *er, const char *dir, void **db) {
     return er->e->open(dir, &er->rc->cfg, db, er->err);
 }
 
-/* Puts keys[i] (or key order, or random keys) one write at a time. */
+/* Keys are chosen and formatted KEY_CHUNK at a time before the clock runs,
+ * and the clock runs only over the loop of engine calls that uses them:
+ * picking a zipfian key (a pow() and a permutation) costs 40 to 80 ns,
+ * as much as a whole read on the fastest engines, and would otherwise
+ * count as the engine's time. The chunk's keys (16 KiB) stay in L1/L2. */
+#define KEY_CHUNK 1024
+
+/* Puts every key in key order, or every key once in the order of a
+ * permutation, or N uniformly random keys, one write at a time. */
 enum fill_order { FILL_SEQ, FILL_PERMUTATION, FILL_UNIFORM };
 
-static int fill(engine_run *er, void *db, int wl, enum fill_order order, const uint64_t *perm,
+static int fill(engine_run *er, void *db, int wl, enum fill_order order, const permuter *perm,
                 int timed) {
     const bench_config *cfg = &er->rc->cfg;
     uint64_t n = cfg->num;
-    rng r = rng_for(wl, 0);
+    rng r = rng_for(wl_defs[wl].seed_id, 0);
     hist *h = malloc(sizeof *h);
-    if (!h) {
+    char *keys = malloc((size_t)KEY_CHUNK * KEY_SIZE);
+    if (!h || !keys) {
+        free(h);
+        free(keys);
         snprintf(er->err, sizeof er->err, "out of memory");
         return -1;
     }
     hist_init(h);
-    char key[KEY_SIZE];
-    double t0 = now_sec();
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t k = order == FILL_SEQ ? i : order == FILL_PERMUTATION ? perm[i] : rng_below(&r, n);
-        make_key(key, 2 * k);
-        const char *v = value_next(&er->vg);
-        int sample = (i & SAMPLE_MASK) == 0;
-        uint64_t s0 = sample ? now_ns() : 0;
-        if (er->e->put(db, key, KEY_SIZE, v, cfg->value_size, er->err) != 0) {
-            free(h);
-            return -1;
+    double t0 = now_sec(), busy = 0.0;
+    for (uint64_t i = 0; i < n;) {
+        size_t m = n - i < KEY_CHUNK ? (size_t)(n - i) : KEY_CHUNK;
+        for (size_t j = 0; j < m; j++) {
+            uint64_t k = order == FILL_SEQ           ? i + j
+                         : order == FILL_PERMUTATION ? permute(perm, i + j)
+                                                     : rng_below(&r, n);
+            make_key(keys + j * KEY_SIZE, 2 * k);
         }
-        if (sample) hist_add(h, now_ns() - s0);
+        double c0 = now_sec();
+        for (size_t j = 0; j < m; j++, i++) {
+            const char *v = value_next(&er->vg);
+            int sample = (i & SAMPLE_MASK) == 0;
+            uint64_t s0 = sample ? now_ns() : 0;
+            if (er->e->put(db, keys + j * KEY_SIZE, KEY_SIZE, v, cfg->value_size, er->err) != 0) {
+                free(h);
+                free(keys);
+                return -1;
+            }
+            if (sample) hist_add(h, now_ns() - s0);
+        }
+        busy += now_sec() - c0;
     }
-    double secs = now_sec() - t0;
     er->res->user_bytes += n * (KEY_SIZE + cfg->value_size);
     if (timed) {
-        finish_wl(&er->res->wl[wl], n, secs, h);
+        finish_wl(&er->res->wl[wl], n, busy, t0, h);
         snprintf(er->res->wl[wl].note, sizeof er->res->wl[wl].note, "%" PRIu64 " puts", n);
     }
     free(h);
+    free(keys);
     return 0;
 }
 
@@ -495,7 +683,7 @@ static int fill_batch(engine_run *er, void *db) {
     }
     hist_init(h);
     bench_kv kvs[BATCH_SIZE];
-    uint64_t batches = 0;
+    uint64_t batches = 0, busy_ns = 0;
     double t0 = now_sec();
     for (uint64_t i = 0; i < n; i += BATCH_SIZE) {
         size_t m = n - i < BATCH_SIZE ? (size_t)(n - i) : BATCH_SIZE;
@@ -512,13 +700,15 @@ static int fill_batch(engine_run *er, void *db) {
             free(keys);
             return -1;
         }
-        hist_add(h, now_ns() - s0);
+        uint64_t took = now_ns() - s0;
+        hist_add(h, took);
+        busy_ns += took;
         batches++;
     }
-    double secs = now_sec() - t0;
     er->res->user_bytes += n * (KEY_SIZE + cfg->value_size);
     wl_result *r = &er->res->wl[WL_FILLBATCH];
-    finish_wl(r, n, secs, h);
+    /* The clock runs over the write_batch calls only (see KEY_CHUNK). */
+    finish_wl(r, n, (double)busy_ns * 1e-9, t0, h);
     snprintf(r->note, sizeof r->note, "%" PRIu64 " batches of <= %d; latency per batch", batches,
              BATCH_SIZE);
     free(h);
@@ -529,43 +719,54 @@ static int fill_batch(engine_run *er, void *db) {
 static int read_random(engine_run *er, void *reader, int wl, int missing) {
     const bench_config *cfg = &er->rc->cfg;
     uint64_t n = cfg->num, found = 0, bad_len = 0;
-    rng r = rng_for(wl, 0);
+    key_chooser chooser = chooser_for(er->rc, wl, 0);
     hist *h = malloc(sizeof *h);
     size_t cap = cfg->value_size + 64;
     char *buf = malloc(cap);
-    if (!h || !buf) {
+    char *keys = malloc((size_t)KEY_CHUNK * KEY_SIZE);
+    if (!h || !buf || !keys) {
         free(h);
         free(buf);
+        free(keys);
         snprintf(er->err, sizeof er->err, "out of memory");
         return -1;
     }
     hist_init(h);
-    char key[KEY_SIZE];
-    double t0 = now_sec();
-    for (uint64_t i = 0; i < n; i++) {
-        make_key(key, 2 * rng_below(&r, n) + (missing ? 1 : 0));
-        int sample = (i & SAMPLE_MASK) == 0;
-        uint64_t s0 = sample ? now_ns() : 0;
-        size_t vlen = 0;
-        int rc = er->e->get(reader, key, KEY_SIZE, buf, cap, &vlen, er->err);
-        if (sample) hist_add(h, now_ns() - s0);
-        if (rc < 0) {
-            free(h);
-            free(buf);
-            return -1;
+    int failed = 0;
+    double t0 = now_sec(), busy = 0.0;
+    for (uint64_t i = 0; i < n && !failed;) {
+        size_t m = n - i < KEY_CHUNK ? (size_t)(n - i) : KEY_CHUNK;
+        for (size_t j = 0; j < m; j++)
+            make_key(keys + j * KEY_SIZE, 2 * choose_key(&chooser) + (missing ? 1 : 0));
+        double c0 = now_sec();
+        for (size_t j = 0; j < m; j++, i++) {
+            int sample = (i & SAMPLE_MASK) == 0;
+            uint64_t s0 = sample ? now_ns() : 0;
+            size_t vlen = 0;
+            int rc = er->e->get(reader, keys + j * KEY_SIZE, KEY_SIZE, buf, cap, &vlen, er->err);
+            if (sample) hist_add(h, now_ns() - s0);
+            if (rc < 0) {
+                failed = 1;
+                break;
+            }
+            found += (uint64_t)rc;
+            bad_len += rc == 1 && vlen != cfg->value_size;
         }
-        found += (uint64_t)rc;
-        bad_len += rc == 1 && vlen != cfg->value_size;
+        busy += now_sec() - c0;
     }
-    double secs = now_sec() - t0;
+    free(buf);
+    free(keys);
+    if (failed) {
+        free(h);
+        return -1;
+    }
     wl_result *res = &er->res->wl[wl];
-    finish_wl(res, n, secs, h);
+    finish_wl(res, n, busy, t0, h);
     uint64_t want = missing ? 0 : n;
     res->check_failed = found != want || bad_len != 0;
     snprintf(res->note, sizeof res->note, "found %" PRIu64 "/%" PRIu64 "%s", found, n,
              bad_len ? ", wrong value lengths" : "");
     free(h);
-    free(buf);
     return 0;
 }
 
@@ -615,7 +816,7 @@ static int read_scan(engine_run *er, void *reader, int wl, int reverse) {
         return -1;
     }
     wl_result *res = &er->res->wl[wl];
-    finish_wl(res, count, secs, h);
+    finish_wl(res, count, secs, t0, h);
     res->check_failed = count != cfg->num || out_of_order || bad_len;
     snprintf(res->note, sizeof res->note, "%" PRIu64 "/%" PRIu64 " keys%s%s (sink %u)", count,
              cfg->num, out_of_order ? ", OUT OF ORDER" : "", bad_len ? ", bad lengths" : "",
@@ -624,56 +825,72 @@ static int read_scan(engine_run *er, void *reader, int wl, int reverse) {
     return 0;
 }
 
-static int seek_random(engine_run *er, void *reader) {
+static int seek_random(engine_run *er, void *reader, int wl) {
     const bench_engine_ops *e = er->e;
     const bench_config *cfg = &er->rc->cfg;
     uint64_t n = cfg->num, exact = 0, nexts = 0, want_nexts = 0;
-    rng r = rng_for(WL_SEEKRANDOM, 0);
+    key_chooser chooser = chooser_for(er->rc, wl, 0);
     hist *h = malloc(sizeof *h);
-    if (!h) {
+    char *keys = malloc((size_t)KEY_CHUNK * KEY_SIZE);
+    if (!h || !keys) {
+        free(h);
+        free(keys);
         snprintf(er->err, sizeof er->err, "out of memory");
         return -1;
     }
     hist_init(h);
-    char key[KEY_SIZE];
     unsigned sink = 0;
-    double t0 = now_sec();
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t k = rng_below(&r, n);
-        make_key(key, 2 * k);
-        want_nexts += n - 1 - k < SEEK_NEXTS ? n - 1 - k : SEEK_NEXTS;
-        int sample = (i & SAMPLE_MASK) == 0;
-        uint64_t s0 = sample ? now_ns() : 0;
-        void *it = e->iter_open(reader, er->err);
-        if (!it) {
-            free(h);
-            return -1;
+    int failed = 0;
+    double t0 = now_sec(), busy = 0.0;
+    for (uint64_t i = 0; i < n && !failed;) {
+        size_t m = n - i < KEY_CHUNK ? (size_t)(n - i) : KEY_CHUNK;
+        for (size_t j = 0; j < m; j++) {
+            uint64_t k = choose_key(&chooser);
+            make_key(keys + j * KEY_SIZE, 2 * k);
+            /* Fewer than SEEK_NEXTS keys follow the last few. */
+            want_nexts += n - 1 - k < SEEK_NEXTS ? n - 1 - k : SEEK_NEXTS;
         }
-        e->iter_seek(it, key, KEY_SIZE);
-        if (e->iter_valid(it)) {
-            size_t kl, vl;
-            const char *fk = e->iter_key(it, &kl);
-            sink += (unsigned char)((const char *)e->iter_value(it, &vl))[0];
-            exact += kl == KEY_SIZE && memcmp(fk, key, KEY_SIZE) == 0;
-            for (int j = 0; j < SEEK_NEXTS; j++) {
-                e->iter_next(it);
-                if (!e->iter_valid(it)) break;
-                e->iter_key(it, &kl);
+        double c0 = now_sec();
+        for (size_t j = 0; j < m; j++, i++) {
+            const char *key = keys + j * KEY_SIZE;
+            int sample = (i & SAMPLE_MASK) == 0;
+            uint64_t s0 = sample ? now_ns() : 0;
+            void *it = e->iter_open(reader, er->err);
+            if (!it) {
+                failed = 1;
+                break;
+            }
+            e->iter_seek(it, key, KEY_SIZE);
+            if (e->iter_valid(it)) {
+                size_t kl, vl;
+                const char *fk = e->iter_key(it, &kl);
                 sink += (unsigned char)((const char *)e->iter_value(it, &vl))[0];
-                nexts++;
+                exact += kl == KEY_SIZE && memcmp(fk, key, KEY_SIZE) == 0;
+                for (int step = 0; step < SEEK_NEXTS; step++) {
+                    e->iter_next(it);
+                    if (!e->iter_valid(it)) break;
+                    e->iter_key(it, &kl);
+                    sink += (unsigned char)((const char *)e->iter_value(it, &vl))[0];
+                    nexts++;
+                }
+            }
+            int st = e->iter_status(it, er->err);
+            e->iter_close(it);
+            if (sample) hist_add(h, now_ns() - s0);
+            if (st != 0) {
+                failed = 1;
+                break;
             }
         }
-        int st = e->iter_status(it, er->err);
-        e->iter_close(it);
-        if (sample) hist_add(h, now_ns() - s0);
-        if (st != 0) {
-            free(h);
-            return -1;
-        }
+        busy += now_sec() - c0;
     }
-    double secs = now_sec() - t0;
-    wl_result *res = &er->res->wl[WL_SEEKRANDOM];
-    finish_wl(res, n, secs, h);
+    free(keys);
+    if (failed) {
+        free(h);
+        return -1;
+    }
+    wl_result *res = &er->res->wl[wl];
+    finish_wl(res, n, busy, t0, h);
     res->check_failed = exact != n || nexts != want_nexts;
     snprintf(res->note, sizeof res->note,
              "seeks found %" PRIu64 "/%" PRIu64 ", nexts %" PRIu64 "/%" PRIu64 " (sink %u)", exact,
@@ -685,6 +902,7 @@ static int seek_random(engine_run *er, void *reader) {
 typedef struct writer_arg {
     engine_run *er;
     void *db;
+    int wl;
     atomic_int stop;
     uint64_t writes;
     int failed;
@@ -694,7 +912,9 @@ typedef struct writer_arg {
 static void *writer_main(void *p) {
     writer_arg *w = p;
     const bench_config *cfg = &w->er->rc->cfg;
-    rng r = rng_for(WL_READWHILEWRITING, 1);
+    /* The writer overwrites uniformly random keys in both variants, so the
+     * two differ only in the measured reader's keys. */
+    rng r = rng_for(wl_defs[w->wl].seed_id, 1);
     value_gen vg;
     if (value_gen_init(&vg, cfg->value_size, SEED + 1) != 0) {
         w->failed = 1;
@@ -714,11 +934,12 @@ static void *writer_main(void *p) {
     return NULL;
 }
 
-static int read_while_writing(engine_run *er, void *db, void *reader) {
+static int read_while_writing(engine_run *er, void *db, void *reader, int wl) {
     writer_arg w;
     memset(&w, 0, sizeof w);
     w.er = er;
     w.db = db;
+    w.wl = wl;
     atomic_init(&w.stop, 0);
     pthread_t th;
     if (pthread_create(&th, NULL, writer_main, &w) != 0) {
@@ -726,7 +947,7 @@ static int read_while_writing(engine_run *er, void *db, void *reader) {
         return -1;
     }
     double t0 = now_sec();
-    int rc = read_random(er, reader, WL_READWHILEWRITING, 0);
+    int rc = read_random(er, reader, wl, 0);
     double secs = now_sec() - t0;
     atomic_store(&w.stop, 1);
     pthread_join(th, NULL);
@@ -736,7 +957,7 @@ static int read_while_writing(engine_run *er, void *db, void *reader) {
         snprintf(er->err, sizeof er->err, "writer: %s", w.err);
         return -1;
     }
-    wl_result *res = &er->res->wl[WL_READWHILEWRITING];
+    wl_result *res = &er->res->wl[wl];
     res->writer_ops_per_sec = secs > 0 ? (double)w.writes / secs : 0.0;
     size_t len = strlen(res->note);
     snprintf(res->note + len, sizeof res->note - len, "; writer %.0f puts/s",
@@ -747,20 +968,6 @@ static int read_while_writing(engine_run *er, void *db, void *reader) {
 static int close_db(engine_run *er, void *db, int settle_first) {
     if (settle_first) er->res->settle_seconds += settle();
     return er->e->close(db, er->err);
-}
-
-static uint64_t *make_permutation(uint64_t n) {
-    uint64_t *p = malloc(n * sizeof *p);
-    if (!p) return NULL;
-    for (uint64_t i = 0; i < n; i++) p[i] = i;
-    rng r = rng_for(WL_FILLRANDOM, 7);
-    for (uint64_t i = n - 1; i > 0; i--) {
-        uint64_t j = rng_below(&r, i + 1);
-        uint64_t t = p[i];
-        p[i] = p[j];
-        p[j] = t;
-    }
-    return p;
 }
 
 static int any_of(const run_config *rc, int from, int to) {
@@ -811,14 +1018,12 @@ static int run_engine(engine_run *er) {
 
     snprintf(dir, sizeof dir, "%s/main", base);
     if (open_db(er, dir, &db) != 0) return -1;
-    uint64_t *perm = make_permutation(rc->cfg.num);
-    if (!perm) {
-        snprintf(er->err, sizeof er->err, "out of memory");
-        return -1;
-    }
+    /* fillrandom's order: every key once, in the order of a fixed
+     * pseudo-random permutation (the same for every engine). */
+    permuter perm;
+    permuter_init(&perm, rc->cfg.num, SEED ^ 0xf111a7d0f111a7d0ull);
     progress("[%s] %s ...\n", e->name, rc->wl_on[WL_FILLRANDOM] ? "fillrandom" : "load (untimed)");
-    int frc = fill(er, db, WL_FILLRANDOM, FILL_PERMUTATION, perm, rc->wl_on[WL_FILLRANDOM]);
-    free(perm);
+    int frc = fill(er, db, WL_FILLRANDOM, FILL_PERMUTATION, &perm, rc->wl_on[WL_FILLRANDOM]);
     if (frc != 0) return -1;
     if (rc->wl_on[WL_FILLRANDOM]) report_wl(er, WL_FILLRANDOM);
     if (rc->wl_on[WL_OVERWRITE]) {
@@ -835,15 +1040,18 @@ static int run_engine(engine_run *er) {
         if (!reader) return -1;
         for (int wl = WL_READRANDOM; wl < WL_COUNT; wl++) {
             if (!rc->wl_on[wl]) continue;
-            progress("[%s] %s ...\n", e->name, wl_names[wl]);
+            progress("[%s] %s ...\n", e->name, wl_defs[wl].name);
             int r;
             switch (wl) {
-            case WL_READRANDOM: r = read_random(er, reader, wl, 0); break;
-            case WL_READMISSING: r = read_random(er, reader, wl, 1); break;
+            case WL_READRANDOM:
+            case WL_READRANDOM_Z: r = read_random(er, reader, wl, 0); break;
+            case WL_READMISSING:
+            case WL_READMISSING_Z: r = read_random(er, reader, wl, 1); break;
             case WL_READSEQ: r = read_scan(er, reader, wl, 0); break;
             case WL_READREVERSE: r = read_scan(er, reader, wl, 1); break;
-            case WL_SEEKRANDOM: r = seek_random(er, reader); break;
-            default: r = read_while_writing(er, db, reader); break;
+            case WL_SEEKRANDOM:
+            case WL_SEEKRANDOM_Z: r = seek_random(er, reader, wl); break;
+            default: r = read_while_writing(er, db, reader, wl); break;
             }
             if (r != 0) {
                 e->reader_close(reader);
@@ -1065,7 +1273,7 @@ static void print_tables(FILE *out, const run_config *rc, const engine_result *r
     fprintf(out, "---:|\n");
     for (int wl = 0; wl < WL_COUNT; wl++) {
         if (!rc->wl_on[wl]) continue;
-        fprintf(out, "| %s |", wl_names[wl]);
+        fprintf(out, "| %s |", wl_defs[wl].name);
         for (int i = 0; i < ENGINE_COUNT; i++) {
             if (!rc->engine_on[i]) continue;
             if (!usable(&res[i], wl)) {
@@ -1083,18 +1291,21 @@ static void print_tables(FILE *out, const run_config *rc, const engine_result *r
         else
             fprintf(out, " - |\n");
     }
-    if (rc->wl_on[WL_READWHILEWRITING]) {
+    static const int rww[2] = {WL_READWHILEWRITING, WL_READWHILEWRITING_Z};
+    for (int v = 0; v < 2; v++) {
+        int wl = rww[v];
+        if (!rc->wl_on[wl]) continue;
         /* The writer shares the CPUs with the measured reader: a faster
          * writer leaves the reader less, so its rate belongs beside it. */
-        fprintf(out, "| (readwhilewriting: the writer's puts/s) |");
+        fprintf(out, "| (%s: the writer's puts/s) |", wl_defs[wl].name);
         for (int i = 0; i < ENGINE_COUNT; i++) {
             if (!rc->engine_on[i]) continue;
-            if (!usable(&res[i], WL_READWHILEWRITING)) {
+            if (!usable(&res[i], wl)) {
                 fprintf(out, " error |");
                 continue;
             }
             char buf[48];
-            fmt_thousands(buf, sizeof buf, res[i].wl[WL_READWHILEWRITING].writer_ops_per_sec);
+            fmt_thousands(buf, sizeof buf, res[i].wl[wl].writer_ops_per_sec);
             fprintf(out, " %s |", buf);
         }
         fprintf(out, " - |\n");
@@ -1110,7 +1321,7 @@ static void print_tables(FILE *out, const run_config *rc, const engine_result *r
     fprintf(out, "\n");
     for (int wl = 0; wl < WL_COUNT; wl++) {
         if (!rc->wl_on[wl]) continue;
-        fprintf(out, "| %s%s |", wl_names[wl], wl == WL_FILLBATCH ? " (per batch of 100)" : "");
+        fprintf(out, "| %s%s |", wl_defs[wl].name, wl == WL_FILLBATCH ? " (per batch of 100)" : "");
         for (int i = 0; i < ENGINE_COUNT; i++) {
             if (!rc->engine_on[i]) continue;
             if (!usable(&res[i], wl)) {
@@ -1250,16 +1461,20 @@ static int write_json(const char *path, const run_config *rc, const engine_resul
                "\"write_buffer_size\": %zu, \"cache_size\": %zu, \"bloom_bits\": %d, "
                "\"batch_size\": %d, \"seek_nexts\": %d, \"latency_sampling\": \"every %uth op\", "
                "\"compression\": \"none\", \"values\": \"50%% compressible (db_bench style)\", "
-               "\"repeat\": %d},\n",
+               "\"repeat\": %d, \"key_distribution\": \"%s\", \"zipf_theta\": %.2f, "
+               "\"zipf_zeta\": %.6f, \"zipf_scrambled\": true},\n",
             rc->cfg.num, KEY_SIZE, rc->cfg.value_size, rc->cfg.write_buffer_size,
             rc->cfg.cache_size, rc->cfg.bloom_bits, BATCH_SIZE, SEEK_NEXTS, SAMPLE_MASK + 1,
-            rc->repeat);
+            rc->repeat, dist_names[rc->dist], ZIPF_THETA, rc->zipf ? rc->zipf->zetan : 0.0);
     fprintf(f, "  \"workloads\": [");
     int first = 1;
     for (int wl = 0; wl < WL_COUNT; wl++) {
         if (!rc->wl_on[wl]) continue;
-        fprintf(f, "%s{\"name\": \"%s\", \"description\": ", first ? "" : ", ", wl_names[wl]);
-        json_str(f, wl_help[wl]);
+        fprintf(f, "%s{\"name\": \"%s\", \"base\": \"%s\", \"distribution\": %s, "
+                   "\"description\": ",
+                first ? "" : ", ", wl_defs[wl].name, wl_defs[wl].base,
+                !wl_defs[wl].keyed ? "null" : wl_defs[wl].zipfian ? "\"zipfian\"" : "\"uniform\"");
+        json_str(f, wl_defs[wl].help);
         fprintf(f, "}");
         first = 0;
     }
@@ -1293,10 +1508,10 @@ static int write_json(const char *path, const run_config *rc, const engine_resul
                     "%s\n       \"%s\": {\"ops\": %" PRIu64 ", \"seconds\": %.4f, "
                     "\"ops_per_sec\": %.1f, \"p50_us\": %.3f, \"p99_us\": %.3f, "
                     "\"mono_start\": %.6f, \"mono_end\": %.6f, \"check_failed\": %s, \"note\": ",
-                    wfirst ? "" : ",", wl_names[wl], w->ops, w->seconds, w->ops_per_sec, w->p50_us,
-                    w->p99_us, w->mono_start, w->mono_end, w->check_failed ? "true" : "false");
+                    wfirst ? "" : ",", wl_defs[wl].name, w->ops, w->seconds, w->ops_per_sec,
+                    w->p50_us, w->p99_us, w->mono_start, w->mono_end, w->check_failed ? "true" : "false");
             json_str(f, w->note);
-            if (wl == WL_READWHILEWRITING)
+            if (wl == WL_READWHILEWRITING || wl == WL_READWHILEWRITING_Z)
                 fprintf(f, ", \"writer_ops_per_sec\": %.1f", w->writer_ops_per_sec);
             fprintf(f, ", \"ops_per_sec_runs\": [");
             for (int k = 0; k < w->nruns; k++) fprintf(f, "%s%.1f", k ? ", " : "", w->runs_ops[k]);
@@ -1320,25 +1535,33 @@ static int write_json(const char *path, const run_config *rc, const engine_resul
 static void usage(FILE *f) {
     fprintf(f,
             "usage: weir-bench [options]\n"
-            "Runs the same workloads on weir, RocksDB, LevelDB and LMDB, one engine after\n"
-            "the other (each in its own child process), and prints Markdown tables with\n"
-            "each engine's figures and weir's ratio to the best peer. Progress goes to\n"
-            "stderr, the tables to stdout.\n\n"
+            "Runs the same workloads on weir, RocksDB (default options and tuned for\n"
+            "reads), LevelDB and LMDB, one engine after the other (each in its own child\n"
+            "process), and prints Markdown tables with each engine's figures and weir's\n"
+            "ratio to the best peer. Progress goes to stderr, the tables to stdout.\n\n"
             "  --num N            keys per workload [1000000]\n"
             "  --value-size N     value bytes [100]; keys are always 16 bytes\n"
-            "  --engines LIST     comma list of weir,rocksdb,leveldb,lmdb [all]\n"
+            "  --engines LIST     comma list of weir,rocksdb,rocksdb-tuned,leveldb,lmdb [all]\n"
             "  --workloads LIST   comma list of workloads [all]\n"
+            "  --dist D           key choice of readrandom, readmissing, seekrandom and\n"
+            "                     readwhilewriting: uniform, zipfian (theta %.2f, scrambled)\n"
+            "                     or both (each runs once per distribution) [both]\n"
             "  --db DIR           scratch directory; each engine uses DIR/<engine>/ and\n"
             "                     deletes what it made there [/tmp/weir-bench]\n"
             "  --json FILE        also write machine-readable results to FILE\n"
             "  --repeat N         run every engine N times (rounds in rotating order) and\n"
             "                     report each workload's median run [1]\n"
             "  --keep             keep the databases after the run\n"
+            "  --self-check       check the key generators (permutations, zipfian) and exit\n"
             "  --help             this text\n\n"
             "Every engine: 64 MiB write buffer, 64 MiB block cache, 10-bit bloom filters,\n"
-            "no compression, write-ahead log without fsync (LMDB: MDB_NOSYNC, no log).\n\n"
-            "Workloads:\n");
-    for (int wl = 0; wl < WL_COUNT; wl++) fprintf(f, "  %-17s %s\n", wl_names[wl], wl_help[wl]);
+            "no compression, write-ahead log without fsync (LMDB: MDB_NOSYNC, no log).\n"
+            "Before it starts, weir-bench checks that DIR's file system has room for the\n"
+            "largest database of the run.\n\n"
+            "Workloads (--workloads takes the names without \"(zipfian)\"):\n",
+            ZIPF_THETA);
+    for (int wl = 0; wl < WL_COUNT; wl++)
+        fprintf(f, "  %-27s %s\n", wl_defs[wl].name, wl_defs[wl].help);
 }
 
 static int parse_list(const char *arg, const char *const *names, int count, int *on,
@@ -1380,6 +1603,142 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out, con
     return 0;
 }
 
+/* ---- --self-check: the key generators ---------------------------------- */
+
+static int check_failures;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check(int ok, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  %s ", ok ? "ok  " : "FAIL");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (!ok) check_failures++;
+}
+
+/* P(rank <= r) for the generator above: Gray's inverse solved for u. */
+static double zipf_cdf(const zipf_gen *z, uint64_t r) {
+    if (r + 1 >= z->n) return 1.0;
+    if (r == 0) return 1.0 / z->zetan;
+    double low = z->rank1_bound / z->zetan;
+    if (r == 1) return low;
+    double u = (pow((double)(r + 1) / (double)z->n, 1.0 / z->alpha) - 1.0 + z->eta) / z->eta;
+    return u < low ? low : u > 1.0 ? 1.0 : u;
+}
+
+/* Checks what the figures depend on: permutations are bijections, the
+ * zipfian draws ranks with the frequencies of its formula and spreads the
+ * hot keys, every draw is a key of the run, and a seed always gives the
+ * same keys. Deterministic (fixed seeds), well under a second. */
+static int self_check(void) {
+    fprintf(stderr, "weir-bench --self-check\n");
+    static const uint64_t perm_sizes[] = {1, 2, 3, 4, 5, 16, 17, 1000, 65537, 1000003};
+    for (size_t k = 0; k < sizeof perm_sizes / sizeof perm_sizes[0]; k++) {
+        uint64_t n = perm_sizes[k], bad = 0;
+        unsigned char *seen = calloc((size_t)n, 1);
+        if (!seen) return 1;
+        permuter p;
+        permuter_init(&p, n, SEED + k);
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t x = permute(&p, i);
+            if (x >= n || seen[x]) bad++;
+            else seen[x] = 1;
+        }
+        free(seen);
+        check(bad == 0, "permutation of [0, %" PRIu64 ") is a bijection (%" PRIu64 " collisions)",
+              n, bad);
+    }
+
+    double z1 = zeta(1, ZIPF_THETA, ZETA_EXACT_TERMS), z2 = zeta(2, ZIPF_THETA, ZETA_EXACT_TERMS);
+    check(z1 == 1.0 && fabs(z2 - (1.0 + pow(2.0, -ZIPF_THETA))) < 1e-15,
+          "zeta(1) = 1, zeta(2) = 1 + 2^-theta");
+    double exact = zeta(3000000, ZIPF_THETA, 3000000), approx = zeta(3000000, ZIPF_THETA, 1000);
+    check(fabs(approx - exact) / exact < 1e-10,
+          "zeta(3M) by Euler-Maclaurin after 1000 terms matches the exact sum (%.3g relative)",
+          fabs(approx - exact) / exact);
+
+    /* Rank frequencies against the formula's CDF: within 5 standard
+     * deviations of a binomial count. */
+    {
+        static zipf_gen z;
+        zipf_init(&z, 1000, ZIPF_THETA);
+        enum { DRAWS = 4000000 };
+        static uint64_t hits[1000];
+        memset(hits, 0, sizeof hits);
+        rng r = rng_for(99, 0);
+        for (int i = 0; i < DRAWS; i++) hits[zipf_rank(&z, &r)]++;
+        static const uint64_t ranks[] = {0, 1, 2, 9, 99, 499, 998};
+        uint64_t below = 0, next = 0;
+        for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++) {
+            for (; next <= ranks[k]; next++) below += hits[next];
+            double p = zipf_cdf(&z, ranks[k]), got = (double)below / DRAWS;
+            double sigma = sqrt(p * (1.0 - p) / DRAWS);
+            check(fabs(got - p) <= 5.0 * sigma + 1e-12,
+                  "n=1000: P(rank <= %" PRIu64 ") drawn %.5f, formula %.5f", ranks[k], got, p);
+        }
+        check(fabs(1.0 / z.zetan - 0.12938) < 1e-4, "n=1000: the hottest rank's share is 1/zeta "
+              "= %.5f (0.12938 by an independent sum)", 1.0 / z.zetan);
+    }
+
+    /* At a benchmark's size: keys in range, the hottest key's share, the
+     * hot keys spread over the key space, and fixed seeds. */
+    {
+        enum { N = 10000000, DRAWS = 1000000, SLICES = 64 };
+        static zipf_gen z;
+        zipf_init(&z, N, ZIPF_THETA);
+        run_config rc;
+        memset(&rc, 0, sizeof rc);
+        rc.cfg.num = N;
+        rc.zipf = &z;
+        key_chooser a = chooser_for(&rc, WL_READRANDOM_Z, 0);
+        key_chooser b = chooser_for(&rc, WL_READRANDOM_Z, 0);
+        key_chooser other = chooser_for(&rc, WL_SEEKRANDOM_Z, 0);
+        uint64_t hottest = permute(&z.scramble, 0), hot = 0, out = 0, differ = 0, same_other = 0;
+        for (int i = 0; i < DRAWS; i++) {
+            uint64_t k = choose_key(&a);
+            out += k >= N;
+            hot += k == hottest;
+            differ += k != choose_key(&b);
+            same_other += k == choose_key(&other);
+        }
+        double p = 1.0 / z.zetan, got = (double)hot / DRAWS, sigma = sqrt(p * (1 - p) / DRAWS);
+        check(out == 0, "n=10M: every key drawn is below n (%" PRIu64 " out of range)", out);
+        check(fabs(got - p) <= 5 * sigma,
+              "n=10M: the hottest key (key %" PRIu64 ") drew %.4f of the reads, 1/zeta = %.4f",
+              hottest, got, p);
+        check(differ == 0, "the same workload seed gives the same keys");
+        check(same_other < DRAWS / 4, "another workload's seed gives other keys (%" PRIu64
+              " of %d equal)", same_other, DRAWS);
+        int slice_hit[SLICES] = {0}, slices = 0;
+        for (uint64_t rank = 0; rank < SLICES; rank++) {
+            int sl = (int)(permute(&z.scramble, rank) / (N / SLICES + 1));
+            if (!slice_hit[sl]++) slices++;
+        }
+        /* A random placement of 64 keys into 64 slices covers about 40. */
+        check(slices >= 30, "n=10M: the 64 hottest keys fall in %d of %d equal slices of the key "
+              "space", slices, SLICES);
+        key_chooser u = chooser_for(&rc, WL_READRANDOM, 0);
+        check(u.zipf == NULL, "readrandom (uniform) draws no zipfian keys");
+    }
+    fprintf(stderr, "weir-bench --self-check: %s\n", check_failures ? "FAILED" : "all passed");
+    return check_failures ? 1 : 0;
+}
+
+/* Bytes the run needs free under --db: without --keep, one database at a
+ * time exists, the largest being the main one (fillrandom + overwrite +
+ * readwhilewriting), which takes up to about 2.5x the bytes put while
+ * compactions are behind (LMDB: about 1.6x); 4x plus 512 MiB of logs and
+ * slack covers it. With --keep, every engine keeps three databases. */
+static uint64_t space_needed(const run_config *rc) {
+    uint64_t user = rc->cfg.num * (uint64_t)(KEY_SIZE + rc->cfg.value_size);
+    uint64_t engines = 0;
+    for (int i = 0; i < ENGINE_COUNT; i++) engines += rc->engine_on[i] != 0;
+    uint64_t dbs = rc->keep ? engines * 7 : 4;
+    return dbs * user + (512ull << 20);
+}
+
 int main(int argc, char **argv) {
     static run_config rc;
     rc.cfg.num = 1000000;
@@ -1389,6 +1748,8 @@ int main(int argc, char **argv) {
     rc.cfg.cache_size = 64u << 20;
     rc.cfg.bloom_bits = 10;
     rc.repeat = 1;
+    rc.dist = DIST_BOTH;
+    int run_self_check = 0;
     snprintf(rc.db_base, sizeof rc.db_base, "/tmp/weir-bench");
     for (int i = 0; i < ENGINE_COUNT; i++) rc.engine_on[i] = 1;
     for (int i = 0; i < WL_COUNT; i++) rc.wl_on[i] = 1;
@@ -1398,10 +1759,14 @@ int main(int argc, char **argv) {
         {"engines", required_argument, NULL, 'e'},   {"workloads", required_argument, NULL, 'w'},
         {"db", required_argument, NULL, 'd'},        {"json", required_argument, NULL, 'j'},
         {"keep", no_argument, NULL, 'k'},            {"help", no_argument, NULL, 'h'},
-        {"repeat", required_argument, NULL, 'r'},
+        {"repeat", required_argument, NULL, 'r'},    {"dist", required_argument, NULL, 'D'},
+        {"self-check", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     const char *engine_names[ENGINE_COUNT];
     for (int i = 0; i < ENGINE_COUNT; i++) engine_names[i] = all_engines[i]->name;
+    /* --workloads names a read workload once for both of its variants. */
+    const char *wl_base_names[WL_COUNT];
+    for (int i = 0; i < WL_COUNT; i++) wl_base_names[i] = wl_defs[i].base;
     int c;
     uint64_t v;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -1419,7 +1784,7 @@ int main(int argc, char **argv) {
                 return 2;
             break;
         case 'w':
-            if (parse_list(optarg, wl_names, WL_COUNT, rc.wl_on, "workload") != 0) return 2;
+            if (parse_list(optarg, wl_base_names, WL_COUNT, rc.wl_on, "workload") != 0) return 2;
             break;
         case 'd':
             if (strlen(optarg) == 0 || strlen(optarg) > 3000) {
@@ -1434,6 +1799,17 @@ int main(int argc, char **argv) {
             if (parse_u64(optarg, 1, MAX_REPEAT, &v, "--repeat") != 0) return 2;
             rc.repeat = (int)v;
             break;
+        case 'D':
+            rc.dist = 0;
+            for (int d = DIST_UNIFORM; d <= DIST_BOTH; d++)
+                if (strcmp(optarg, dist_names[d]) == 0) rc.dist = d;
+            if (!rc.dist) {
+                fprintf(stderr, "weir-bench: --dist must be uniform, zipfian or both, not %s\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'S': run_self_check = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1442,13 +1818,47 @@ int main(int argc, char **argv) {
         fprintf(stderr, "weir-bench: unexpected argument \"%s\" (see --help)\n", argv[optind]);
         return 2;
     }
+    if (run_self_check) return self_check();
+    /* The keyed read workloads run once per distribution asked for. */
+    int any_zipfian = 0;
+    for (int wl = 0; wl < WL_COUNT; wl++) {
+        if (!wl_defs[wl].keyed) continue;
+        if (!(rc.dist & (wl_defs[wl].zipfian ? DIST_ZIPFIAN : DIST_UNIFORM))) rc.wl_on[wl] = 0;
+        any_zipfian |= rc.wl_on[wl] && wl_defs[wl].zipfian;
+    }
     if (make_dirs(rc.db_base) != 0) {
         fprintf(stderr, "weir-bench: cannot create %s: %s\n", rc.db_base, strerror(errno));
         return 1;
     }
+    struct statvfs vfs;
+    if (statvfs(rc.db_base, &vfs) != 0) {
+        fprintf(stderr, "weir-bench: cannot read the free space of %s: %s\n", rc.db_base,
+                strerror(errno));
+        return 1;
+    }
+    uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize, need = space_needed(&rc);
+    if (free_bytes < need) {
+        fprintf(stderr,
+                "weir-bench: %" PRIu64 " keys need about %.1f GiB free under %s%s, and it has "
+                "%.1f GiB; free some space or point --db at a larger file system\n",
+                rc.cfg.num, (double)need / (1ull << 30), rc.db_base,
+                rc.keep ? " with --keep" : "", (double)free_bytes / (1ull << 30));
+        return 1;
+    }
 
-    progress("weir-bench: %" PRIu64 " keys, 16-byte keys, %zu-byte values, db under %s\n",
-             rc.cfg.num, rc.cfg.value_size, rc.db_base);
+    progress("weir-bench: %" PRIu64 " keys, 16-byte keys, %zu-byte values, db under %s "
+             "(%.1f GiB free), key choice of the random reads: %s\n",
+             rc.cfg.num, rc.cfg.value_size, rc.db_base, (double)free_bytes / (1ull << 30),
+             dist_names[rc.dist]);
+    static zipf_gen zipf;
+    if (any_zipfian) {
+        double t = now_sec();
+        zipf_init(&zipf, rc.cfg.num, ZIPF_THETA);
+        rc.zipf = &zipf;
+        progress("weir-bench: zipfian over %" PRIu64 " keys, theta %.2f: the hottest key draws "
+                 "%.2f%% of the reads (constants computed in %.1f s)\n",
+                 rc.cfg.num, ZIPF_THETA, 100.0 / zipf.zetan, now_sec() - t);
+    }
     static engine_result runs[ENGINE_COUNT][MAX_REPEAT];
     static engine_result res[ENGINE_COUNT];
     int failures = 0;
@@ -1480,8 +1890,13 @@ int main(int argc, char **argv) {
     }
 
     printf("weir-bench: %" PRIu64 " keys of 16 bytes, %zu-byte values; 64 MiB write buffer, "
-           "64 MiB cache, 10-bit bloom filters, no compression, WAL without fsync%s.\n\n",
+           "64 MiB cache, 10-bit bloom filters, no compression, WAL without fsync; random reads "
+           "%s%s. weir / best peer: against the fastest of the other engines, the tuned RocksDB "
+           "included.\n\n",
            rc.cfg.num, rc.cfg.value_size,
+           rc.dist == DIST_BOTH      ? "uniform and zipfian (theta 0.99, scrambled)"
+           : rc.dist == DIST_ZIPFIAN ? "zipfian (theta 0.99, scrambled)"
+                                     : "uniform",
            rc.repeat > 1 ? "; median of the rounds" : "");
     print_tables(stdout, &rc, res);
     int checks_failed = 0;
@@ -1489,7 +1904,7 @@ int main(int argc, char **argv) {
         for (int wl = 0; wl < WL_COUNT; wl++)
             if (rc.engine_on[i] && res[i].wl[wl].check_failed) {
                 fprintf(stderr, "weir-bench: %s %s returned wrong data: %s\n",
-                        all_engines[i]->name, wl_names[wl], res[i].wl[wl].note);
+                        all_engines[i]->name, wl_defs[wl].name, res[i].wl[wl].note);
                 checks_failed++;
             }
     if (rc.json_path && write_json(rc.json_path, &rc, res) != 0) {
