@@ -475,11 +475,13 @@ static void ArrowScan_dealloc(ArrowScanObject *self) {
 static PyMethodDef ArrowScan_methods[] = {
     {"__arrow_c_stream__", (PyCFunction)(void (*)(void))ArrowScan_arrow_c_stream,
      METH_VARARGS | METH_KEYWORDS,
-     "__arrow_c_stream__(requested_schema=None) -> PyCapsule of an ArrowArrayStream"},
+     SIGNATURE("__arrow_c_stream__($self, requested_schema=None)")
+     "A PyCapsule of an ArrowArrayStream over the scan."},
     {"close", (PyCFunction)ArrowScan_close, METH_NOARGS,
-     "close() -> None; release the snapshot (streams already exported read on)"},
-    {"__enter__", (PyCFunction)ArrowScan_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))ArrowScan_exit, METH_FASTCALL, NULL},
+     SIGNATURE("close($self, /)") "Release the snapshot (streams already exported read on)."},
+    {"__enter__", (PyCFunction)ArrowScan_enter, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
+    {"__exit__", (PyCFunction)(void (*)(void))ArrowScan_exit, METH_FASTCALL,
+     SIGNATURE("__exit__($self, exc_type, exc, tb, /)") "Release the snapshot."},
     {0},
 };
 
@@ -503,45 +505,13 @@ static PyTypeObject ArrowScan_Type = {
     .tp_getset = ArrowScan_getset,
 };
 
-/* Keyword-only arguments of a METH_FASTCALL|METH_KEYWORDS call into `out`
- * (indexed as in `names`), positional ones first. -1 with TypeError. */
-static int bind_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                     const char *const *names, int npos, int n, PyObject **out) {
-    for (int i = 0; i < n; i++) out[i] = NULL;
-    if (nargs > npos) {
-        PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)", fname,
-                     npos, npos == 1 ? "" : "s", nargs);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t j = 0; j < nkw; j++) {
-        PyObject *kw = PyTuple_GET_ITEM(kwnames, j);
-        int found = 0;
-        for (int i = 0; i < n; i++) {
-            if (PyUnicode_CompareWithASCIIString(kw, names[i]) == 0) {
-                if (out[i]) {
-                    PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
-                                 names[i]);
-                    return -1;
-                }
-                out[i] = args[nargs + j];
-                found = 1;
-                break;
-            }
-        }
-        if (!found) {
-            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, kw);
-            return -1;
-        }
-    }
-    return 0;
-}
+SPEC(spec_scan_arrow, "scan_arrow", 0, 0, "prefix", "start", "stop", "batch_size", "large");
+/* data is required; put_arrow checks it itself, with its own message. */
+SPEC(spec_put_arrow, "put_arrow", 1, 0, "data", "key", "value_columns", "key_prefix", "sync");
 
 PyObject *DB_scan_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    static const char *const names[] = {"prefix", "start", "stop", "batch_size", "large"};
     PyObject *a[5];
-    if (bind_args("scan_arrow", args, nargs, kwnames, names, 0, 5, a) < 0) return NULL;
+    if (bind_args(&spec_scan_arrow, args, nargs, kwnames, a) < 0) return NULL;
     int64_t batch_size = SCAN_DEFAULT_ROWS;
     if (a[3] && a[3] != Py_None) {
         if (!PyLong_Check(a[3]) || PyBool_Check(a[3])) {
@@ -1270,9 +1240,8 @@ static void source_close(arrow_source *src) {
 }
 
 PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    static const char *const names[] = {"data", "key", "value_columns", "key_prefix", "sync"};
     PyObject *a[5];
-    if (bind_args("put_arrow", args, nargs, kwnames, names, 1, 5, a) < 0) return NULL;
+    if (bind_args(&spec_put_arrow, args, nargs, kwnames, a) < 0) return NULL;
     if (!a[0]) {
         PyErr_SetString(PyExc_TypeError, "put_arrow() missing required argument 'data'");
         return NULL;
@@ -1412,6 +1381,8 @@ PyObject *DB_get_batch(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
 }
 
 int weir_arrow_init(PyObject *module) {
+    static argspec *const specs[] = {&spec_scan_arrow, &spec_put_arrow};
+    if (argspecs_init(specs, sizeof specs / sizeof specs[0]) < 0) return -1;
     if (PyType_Ready(&ArrowScan_Type) < 0) return -1;
     return PyModule_AddObjectRef(module, "ArrowScan", (PyObject *)&ArrowScan_Type);
 }

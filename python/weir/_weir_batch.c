@@ -1,0 +1,388 @@
+/*
+ * _weir_batch.c -- the WriteBatch type: operations applied atomically.
+ *
+ * A WriteBatch collects puts, deletes, merges and range deletes in an
+ * engine batch, with the GIL held (nothing touches disk until it is
+ * written). It is written by DB.write(batch) or, when bound to a DB
+ * (DB.write_batch() or WriteBatch(db)), by commit() and a clean exit of
+ * its context manager. DB.put_many and DB.delete_many build their batch
+ * with the helpers here too.
+ */
+#include "_weir_internal.h"
+
+static PyObject *str_items; /* interned "items" */
+
+/* ---- adding operations ------------------------------------------------------------- */
+
+static int batch_add_put_ttl(weir_batch *b, PyObject *key, PyObject *value, uint64_t ttl_ms) {
+    bufarg k, v;
+    if (bufarg_get(key, &k, "key") < 0) return -1;
+    if (bufarg_get(value, &v, "value") < 0) {
+        bufarg_release(&k);
+        return -1;
+    }
+    int rc = ttl_ms ? weir_batch_put_ttl(b, k.ptr, k.len, v.ptr, v.len, ttl_ms)
+                    : weir_batch_put(b, k.ptr, k.len, v.ptr, v.len);
+    if (rc != WEIR_OK) raise_status(rc);
+    bufarg_release(&k);
+    bufarg_release(&v);
+    return rc == WEIR_OK ? 0 : -1;
+}
+
+static int batch_add_put(weir_batch *b, PyObject *key, PyObject *value) {
+    return batch_add_put_ttl(b, key, value, 0);
+}
+
+int batch_add_delete(weir_batch *b, PyObject *key) {
+    bufarg k;
+    if (bufarg_get(key, &k, "key") < 0) return -1;
+    int rc = weir_batch_delete(b, k.ptr, k.len);
+    if (rc != WEIR_OK) raise_status(rc);
+    bufarg_release(&k);
+    return rc == WEIR_OK ? 0 : -1;
+}
+
+Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items) {
+    Py_ssize_t count = 0;
+    if (PyDict_Check(items)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(items, &pos, &k, &v)) {
+            if (batch_add_put(b, k, v) < 0) return -1;
+            count++;
+        }
+        return count;
+    }
+    PyObject *src = NULL;
+    if (!PyList_Check(items) && !PyTuple_Check(items)) {
+        /* A Mapping that is not a dict: iterate its items(). */
+        PyObject *meth = PyObject_GetAttr(items, str_items);
+        if (meth) {
+            src = PyObject_CallNoArgs(meth);
+            Py_DECREF(meth);
+            if (!src) return -1;
+        } else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+        } else {
+            return -1;
+        }
+    }
+    if (!src) src = Py_NewRef(items);
+    PyObject *it = PyObject_GetIter(src);
+    Py_DECREF(src);
+    if (!it) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Format(PyExc_TypeError,
+                         "put_many() expects a mapping or an iterable of (key, value) pairs, not %.100s",
+                         Py_TYPE(items)->tp_name);
+        }
+        return -1;
+    }
+    PyObject *pair;
+    while ((pair = PyIter_Next(it))) {
+        int ok;
+        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2) {
+            ok = batch_add_put(b, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+        } else {
+            PyObject *fast = PySequence_Check(pair) && !PyBytes_Check(pair) && !PyUnicode_Check(pair)
+                                 ? PySequence_Fast(pair, "")
+                                 : NULL;
+            if (!fast || PySequence_Fast_GET_SIZE(fast) != 2) {
+                Py_XDECREF(fast);
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "put_many() items must be (key, value) pairs, not %.100s",
+                             Py_TYPE(pair)->tp_name);
+                ok = -1;
+            } else {
+                ok = batch_add_put(b, PySequence_Fast_GET_ITEM(fast, 0), PySequence_Fast_GET_ITEM(fast, 1));
+                Py_DECREF(fast);
+            }
+        }
+        Py_DECREF(pair);
+        if (ok < 0) {
+            Py_DECREF(it);
+            return -1;
+        }
+        count++;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return -1;
+    return count;
+}
+
+/* ---- writing a batch ------------------------------------------------------------- */
+
+PyObject *batch_new_bound(DBObject *db, weir_sync_mode sync) {
+    BatchObject *b = PyObject_GC_New(BatchObject, &Batch_Type);
+    if (!b) return NULL;
+    b->db = NULL;
+    b->busy = 0;
+    b->sync = sync;
+    b->batch = weir_batch_create();
+    if (!b->batch) {
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
+    b->db = (DBObject *)Py_NewRef((PyObject *)db);
+    PyObject_GC_Track(b);
+    return (PyObject *)b;
+}
+
+PyObject *batch_commit_to(BatchObject *b, DBObject *db, weir_sync_mode sync) {
+    if (b->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the WriteBatch is being written by another thread");
+        return NULL;
+    }
+    b->busy = 1;
+    PyObject *r = write_batch_to(db, b->batch, sync);
+    b->busy = 0;
+    return r;
+}
+
+/* ---- the type --------------------------------------------------------------------- */
+
+SPEC(spec_batch_put, "put", 2, 2, "key", "value", "ttl");
+SPEC(spec_batch_delete, "delete", 1, 1, "key");
+SPEC(spec_batch_merge, "merge", 3, 3, "key", "op", "operand");
+SPEC(spec_batch_incr, "incr", 2, 1, "key", "n");
+SPEC(spec_batch_delete_range, "delete_range", 2, 2, "start", "end");
+
+static argspec *const batch_specs[] = {&spec_batch_put, &spec_batch_merge, &spec_batch_incr,
+                                       &spec_batch_delete_range, &spec_batch_delete};
+
+static int Batch_traverse(BatchObject *b, visitproc visit, void *arg) {
+    Py_VISIT(b->db);
+    return 0;
+}
+
+static int Batch_clear(BatchObject *b) {
+    Py_CLEAR(b->db);
+    return 0;
+}
+
+static void Batch_dealloc(BatchObject *b) {
+    PyObject_GC_UnTrack(b);
+    Py_CLEAR(b->db);
+    weir_batch_destroy(b->batch);
+    PyObject_GC_Del(b);
+}
+
+static PyObject *Batch_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"db", "sync", NULL};
+    PyObject *db = Py_None, *sync_arg = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:WriteBatch", kwlist, &db, &sync_arg)) return NULL;
+    if (db != Py_None && !weir_is_db(db)) {
+        PyErr_Format(PyExc_TypeError, "db must be a weir.DB or None, not %.100s", Py_TYPE(db)->tp_name);
+        return NULL;
+    }
+    weir_sync_mode sync;
+    if (parse_sync(sync_arg, &sync) < 0) return NULL;
+    BatchObject *b = (BatchObject *)type->tp_alloc(type, 0);
+    if (!b) return NULL;
+    b->batch = weir_batch_create();
+    if (!b->batch) {
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
+    b->db = db == Py_None ? NULL : (DBObject *)Py_NewRef(db);
+    b->sync = sync;
+    b->busy = 0;
+    return (PyObject *)b;
+}
+
+static int batch_mutable(BatchObject *b) {
+    if (b->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "the WriteBatch is being written by another thread");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Batch_put(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (nargs == 2 && !kwnames) {
+        a[0] = args[0];
+        a[1] = args[1];
+        a[2] = NULL;
+    } else if (bind_args(&spec_batch_put, args, nargs, kwnames, a) < 0) {
+        return NULL;
+    }
+    uint64_t ttl_ms;
+    if (parse_ttl(a[2], "ttl", &ttl_ms) < 0) return NULL;
+    if (batch_mutable(b) < 0 || batch_add_put_ttl(b->batch, a[0], a[1], ttl_ms) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *batch_add_merge(BatchObject *b, PyObject *key, int op, const bufarg *operand) {
+    bufarg k;
+    if (batch_mutable(b) < 0 || bufarg_get(key, &k, "key") < 0) return NULL;
+    int rc = weir_batch_merge(b->batch, k.ptr, k.len, op, operand->ptr, operand->len);
+    if (rc != WEIR_OK) raise_status(rc);
+    bufarg_release(&k);
+    if (rc != WEIR_OK) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Batch_merge(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_batch_merge, args, nargs, kwnames, a) < 0) return NULL;
+    int op;
+    if (parse_merge_op(a[1], &op) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (merge_operand(op, a[2], num, &o) < 0) return NULL;
+    PyObject *r = batch_add_merge(b, a[0], op, &o);
+    bufarg_release(&o);
+    return r;
+}
+
+static PyObject *Batch_incr(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_batch_incr, args, nargs, kwnames, a) < 0) return NULL;
+    char num[8];
+    bufarg o;
+    if (incr_operand(a[1], num, &o) < 0) return NULL;
+    return batch_add_merge(b, a[0], WEIR_MERGE_INT64_ADD, &o);
+}
+
+static PyObject *Batch_delete_range(BatchObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames) {
+    PyObject *a[2];
+    if (bind_args(&spec_batch_delete_range, args, nargs, kwnames, a) < 0) return NULL;
+    if (batch_mutable(b) < 0) return NULL;
+    bufarg lo, hi;
+    if (bufarg_get(a[0], &lo, "start") < 0) return NULL;
+    if (bufarg_get(a[1], &hi, "end") < 0) {
+        bufarg_release(&lo);
+        return NULL;
+    }
+    int rc = weir_batch_delete_range(b->batch, lo.ptr, lo.len, hi.ptr, hi.len);
+    if (rc != WEIR_OK) raise_status(rc);
+    bufarg_release(&lo);
+    bufarg_release(&hi);
+    if (rc != WEIR_OK) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Batch_delete(BatchObject *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *a[1];
+    if (bind_args(&spec_batch_delete, args, nargs, kwnames, a) < 0) return NULL;
+    if (batch_mutable(b) < 0 || batch_add_delete(b->batch, a[0]) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Batch_put_many(BatchObject *b, PyObject *items) {
+    if (batch_mutable(b) < 0) return NULL;
+    Py_ssize_t n = batch_add_pairs(b->batch, items);
+    if (n < 0) return NULL;
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *Batch_clear_method(BatchObject *b, PyObject *u) {
+    (void)u;
+    if (batch_mutable(b) < 0) return NULL;
+    weir_batch_clear(b->batch);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Batch_commit(BatchObject *b, PyObject *u) {
+    (void)u;
+    if (!b->db) return raise_fmt(WEIR_INVALID, "this WriteBatch is not bound to a DB; use DB.write(batch)");
+    PyObject *r = batch_commit_to(b, b->db, b->sync);
+    if (r) weir_batch_clear(b->batch);
+    return r;
+}
+
+static PyObject *Batch_enter(BatchObject *b, PyObject *u) {
+    (void)u;
+    return Py_NewRef((PyObject *)b);
+}
+
+static PyObject *Batch_exit(BatchObject *b, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs >= 1 && args[0] != Py_None) {
+        /* An exception left the block: nothing of the batch is applied. */
+        if (!b->busy) weir_batch_clear(b->batch);
+        Py_RETURN_FALSE;
+    }
+    if (b->db && weir_batch_count(b->batch) > 0) {
+        PyObject *r = Batch_commit(b, NULL);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_FALSE;
+}
+
+static Py_ssize_t Batch_len(BatchObject *b) { return (Py_ssize_t)weir_batch_count(b->batch); }
+
+static PyObject *Batch_get_nbytes(BatchObject *b, void *u) {
+    (void)u;
+    return PyLong_FromSize_t(weir_batch_bytes(b->batch));
+}
+
+static PyObject *Batch_get_db(BatchObject *b, void *u) {
+    (void)u;
+    return Py_NewRef(b->db ? (PyObject *)b->db : Py_None);
+}
+
+static PyObject *Batch_repr(BatchObject *b) {
+    return PyUnicode_FromFormat("<weir.WriteBatch %zu ops, %zu bytes>", weir_batch_count(b->batch),
+                                weir_batch_bytes(b->batch));
+}
+
+static PyMethodDef Batch_methods[] = {
+    {"put", FASTKW(Batch_put),
+     SIGNATURE("put($self, key, value, *, ttl=None)") "Add a put; ttl in seconds or a timedelta."},
+    {"delete", FASTKW(Batch_delete), SIGNATURE("delete($self, key)") "Add a delete."},
+    {"merge", FASTKW(Batch_merge),
+     SIGNATURE("merge($self, key, op, operand)") "Add a merge with operator op."},
+    {"incr", FASTKW(Batch_incr), SIGNATURE("incr($self, key, n=1)") "Add an int64 add of n."},
+    {"delete_range", FASTKW(Batch_delete_range),
+     SIGNATURE("delete_range($self, start, end)") "Add a delete of the keys in [start, end)."},
+    {"put_many", (PyCFunction)Batch_put_many, METH_O,
+     SIGNATURE("put_many($self, items, /)")
+     "Add a put for each (key, value) of a mapping or an iterable of pairs; returns the count."},
+    {"clear", (PyCFunction)Batch_clear_method, METH_NOARGS,
+     SIGNATURE("clear($self, /)") "Drop every operation."},
+    {"commit", (PyCFunction)Batch_commit, METH_NOARGS,
+     SIGNATURE("commit($self, /)") "Apply the batch atomically to the bound DB, then clear it."},
+    {"__enter__", (PyCFunction)Batch_enter, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
+    {"__exit__", (PyCFunction)(void (*)(void))Batch_exit, METH_FASTCALL,
+     SIGNATURE("__exit__($self, exc_type, exc, tb, /)")
+     "Commit on a clean exit (if bound to a DB), discard on an exception."},
+    {0},
+};
+
+static PyGetSetDef Batch_getset[] = {
+    {"nbytes", (getter)Batch_get_nbytes, NULL, "encoded size of the batch in bytes", NULL},
+    {"db", (getter)Batch_get_db, NULL, "the DB commit() writes to, or None", NULL},
+    {0},
+};
+
+static PySequenceMethods Batch_as_sequence = {
+    .sq_length = (lenfunc)Batch_len,
+};
+
+PyTypeObject Batch_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "weir.WriteBatch",
+    .tp_basicsize = sizeof(BatchObject),
+    .tp_dealloc = (destructor)Batch_dealloc,
+    .tp_repr = (reprfunc)Batch_repr,
+    .tp_as_sequence = &Batch_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = SIGNATURE("WriteBatch(db=None, *, sync=None)")
+              "Puts, deletes, merges and range deletes applied atomically. As a context manager (from\n"
+              "DB.write_batch()) it commits on a clean exit and discards on an exception.",
+    .tp_traverse = (traverseproc)Batch_traverse,
+    .tp_clear = (inquiry)Batch_clear,
+    .tp_methods = Batch_methods,
+    .tp_getset = Batch_getset,
+    .tp_new = Batch_new,
+};
+
+int weir_batch_init(PyObject *module) {
+    if (!str_items && !(str_items = PyUnicode_InternFromString("items"))) return -1;
+    if (argspecs_init(batch_specs, sizeof batch_specs / sizeof batch_specs[0]) < 0) return -1;
+    if (PyType_Ready(&Batch_Type) < 0) return -1;
+    return PyModule_AddObjectRef(module, "WriteBatch", (PyObject *)&Batch_Type);
+}
