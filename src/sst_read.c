@@ -50,6 +50,9 @@ struct sst_reader {
     uint64_t *lookup_words;
     const char *lookup_common; /* the shared prefix (in the mapped index) */
     uint32_t lookup_common_len;
+    /* With lookup_words: block i's offset and size, decoded once, so a
+     * point lookup never touches the index block (handles[i].ordinal == i). */
+    struct block_handle *lookup_handles;
 };
 
 /* Keeps a decompressed block alive while it is read. */
@@ -270,11 +273,18 @@ static void build_lookup_index(sst_reader *r) {
     uint32_t c = 0;
     while (c < fu.len && c < ou.len && fu.data[c] == ou.data[c]) c++;
     uint64_t *w = malloc((size_t)n * sizeof *w);
-    if (!w) return;
+    block_handle *handles = malloc((size_t)n * sizeof *handles);
+    if (!w || !handles) {
+        free(w);
+        free(handles);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         slice k;
-        if (!block_restart_entry(&r->index, i, &k, &v) || k.len < IKEY_TAG_SIZE) {
+        if (!block_restart_entry(&r->index, i, &k, &v) || k.len < IKEY_TAG_SIZE ||
+            !decode_handle(v, &handles[i]) || handles[i].ordinal != i) {
             free(w);
+            free(handles);
             return;
         }
         slice u = ikey_user(k);
@@ -287,12 +297,14 @@ static void build_lookup_index(sst_reader *r) {
             int above = memcmp(u.data, fu.data, m) > 0;
             if (i != n - 1 || !above) {
                 free(w);
+                free(handles);
                 return;
             }
             w[i] = UINT64_MAX;
         }
     }
     r->lookup_words = w;
+    r->lookup_handles = handles;
     r->lookup_common = fu.data;
     r->lookup_common_len = c;
 }
@@ -417,6 +429,7 @@ void sst_reader_close(sst_reader *r) {
     }
     free(r->verified);
     free(r->lookup_words);
+    free(r->lookup_handles);
     free(r);
 }
 
@@ -473,61 +486,63 @@ int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn f
     return sst_reader_get_unfiltered(r, lookup_ikey, hash, fn, arg);
 }
 
+/* Look the target up in data block h: 1 when settled (fn called, or an
+ * error in *rc), 0 when the block ends before the target (a separator may
+ * exceed its block's last key: the next block's first entry answers). */
+static int get_in_block(sst_reader *r, const block_handle *h, slice lookup_ikey, uint64_t hash,
+                        int first, sst_get_fn fn, void *arg, int *rc) {
+    char data_scratch[GET_DATA_SCRATCH];
+    block blk;
+    block_pin pin = {0};
+    *rc = load_data_block(r, h, &blk, &pin);
+    if (*rc != WEIR_OK) return 1;
+    block_iter di;
+    block_iter_init_scratch(&di, &blk, table_key_compare, data_scratch, sizeof data_scratch);
+    if (first)
+        block_iter_seek_for_get(&di, lookup_ikey, hash);
+    else
+        block_iter_seek_first(&di);
+    int settled = 1;
+    if (block_iter_valid(&di)) {
+        slice key = block_iter_key(&di);
+        if (key.len < IKEY_TAG_SIZE)
+            *rc = short_key_error(r, h->offset, "data");
+        else
+            fn(arg, key, di.value);
+    } else if (di.corrupt || di.oom) {
+        *rc = block_iter_error(r, &di, h->offset, "data");
+    } else {
+        settled = 0;
+    }
+    block_iter_free(&di);
+    pin_release(&pin);
+    return settled;
+}
+
 int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn,
                               void *arg) {
-    char index_scratch[GET_INDEX_SCRATCH], data_scratch[GET_DATA_SCRATCH];
+    int rc = WEIR_OK;
+    if (r->lookup_handles) {
+        /* The index's words and handles, decoded at open: the index block
+         * itself is not touched. Usually one round (see get_in_block). */
+        uint32_t n = r->index.num_restarts;
+        int first = 1;
+        for (uint32_t at = lookup_block(r, lookup_ikey); at < n; at++, first = 0)
+            if (get_in_block(r, &r->lookup_handles[at], lookup_ikey, hash, first, fn, arg, &rc)) break;
+        return rc;
+    }
+    char index_scratch[GET_INDEX_SCRATCH];
     block_iter ii;
     block_iter_init_scratch(&ii, &r->index, table_key_compare, index_scratch, sizeof index_scratch);
-    if (r->lookup_words) {
-        uint32_t at = lookup_block(r, lookup_ikey);
-        if (at >= r->index.num_restarts) {
-            block_iter_free(&ii);
-            return WEIR_OK; /* past the table's last key */
-        }
-        block_iter_seek_to_restart(&ii, at);
-    } else {
-        block_iter_seek(&ii, lookup_ikey);
-    }
-    int rc = WEIR_OK;
+    block_iter_seek(&ii, lookup_ikey);
     int first = 1;
-    /* Usually one round: a separator can exceed its block's last key, so a
-     * target in that gap continues with the next block's first entry. */
-    while (block_iter_valid(&ii)) {
+    for (; block_iter_valid(&ii); block_iter_next(&ii), first = 0) {
         block_handle h;
-        block blk;
         if (!decode_handle(ii.value, &h)) {
             rc = bad_data_handle(r, &h);
             break;
         }
-        block_pin pin = {0};
-        rc = load_data_block(r, &h, &blk, &pin);
-        if (rc != WEIR_OK) break;
-        block_iter di;
-        block_iter_init_scratch(&di, &blk, table_key_compare, data_scratch, sizeof data_scratch);
-        if (first)
-            block_iter_seek_for_get(&di, lookup_ikey, hash);
-        else
-            block_iter_seek_first(&di);
-        first = 0;
-        if (block_iter_valid(&di)) {
-            slice key = block_iter_key(&di);
-            if (key.len < IKEY_TAG_SIZE)
-                rc = short_key_error(r, h.offset, "data");
-            else
-                fn(arg, key, di.value);
-            block_iter_free(&di);
-            pin_release(&pin);
-            break;
-        }
-        if (di.corrupt || di.oom) {
-            rc = block_iter_error(r, &di, h.offset, "data");
-            block_iter_free(&di);
-            pin_release(&pin);
-            break;
-        }
-        block_iter_free(&di);
-        pin_release(&pin);
-        block_iter_next(&ii);
+        if (get_in_block(r, &h, lookup_ikey, hash, first, fn, arg, &rc)) break;
     }
     if (rc == WEIR_OK && (ii.corrupt || ii.oom)) rc = block_iter_error(r, &ii, r->index_off, "index");
     block_iter_free(&ii);
