@@ -74,7 +74,8 @@ enum {
     WEIR_READ_ONLY = 11,       /* writes refused: opened read-only, or a
                                   background error stopped them            */
     WEIR_CLOSED = 12,          /* the DB is being closed                    */
-    WEIR_CONFLICT = 13         /* a transaction lost to a concurrent commit */
+    WEIR_CONFLICT = 13,        /* a transaction lost to a concurrent commit */
+    WEIR_INCOMPLETE = 14       /* a memory_only read needs a read from disk */
 };
 
 /* Largest key and value accepted by every write call. */
@@ -327,7 +328,17 @@ typedef struct weir_readopts {
     size_t upper_bound_len;        /* (NULL upper_bound: unbounded)       */
     const void *prefix;            /* iterators: only keys with prefix    */
     size_t prefix_len;             /* (NULL prefix: no prefix mode)       */
-    uint64_t reserved[4];          /* zero (see the top of this file)     */
+    /* Point reads (weir_get, weir_get_alloc, weir_get_with,
+     * weir_multi_get): 1 answers only from memory weir has already read,
+     * the memtables and the table blocks read since their table was
+     * opened; a read that would open a table or read a block for the first
+     * time returns WEIR_INCOMPLETE and reads nothing (RocksDB calls this
+     * the block-cache tier). For a caller that holds a lock it would
+     * rather not drop around a read that cannot wait on the disk, such as
+     * Python's GIL: try memory_only, and only on WEIR_INCOMPLETE drop the
+     * lock and read again. Iterators refuse it (WEIR_INVALID). */
+    uint64_t memory_only;
+    uint64_t reserved[3];          /* zero (see the top of this file)     */
 } weir_readopts;
 
 /* Copy the value of `key` into buf[0..cap). On WEIR_OK, *vlen is the value

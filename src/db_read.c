@@ -80,7 +80,7 @@ int db_latest_sequence(weir_db *db, slice key, uint64_t *seq) {
             rc = weir_set_error(WEIR_NO_MEMORY, "out of memory checking a key");
         } else {
             latest_probe p = {0, 0};
-            rc = version_get_entry(rs.v, buf_slice(&ik), bloom_hash(key.data, key.len), latest_entry, &p);
+            rc = version_get_entry(rs.v, buf_slice(&ik), bloom_hash(key.data, key.len), 0, latest_entry, &p);
             if (rc == WEIR_NOT_FOUND) rc = WEIR_OK;
             if (p.found && p.seq > best) best = p.seq;
         }
@@ -294,7 +294,7 @@ static int probe_scan_entry(void *arg, int type, uint64_t seq, slice value) {
 
 /* Look key up in rs; WEIR_OK (value delivered to sink), WEIR_NOT_FOUND or an
  * error. */
-static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *sink) {
+static int get_from_state(weir_db *db, read_state *rs, slice key, unsigned flags, value_sink *sink) {
     char stack[256];
     size_t ilen = key.len + IKEY_TAG_SIZE;
     char *ik = ilen <= sizeof stack ? stack : malloc(ilen);
@@ -326,7 +326,7 @@ static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *si
             if (!p.done && p.next_seq) memtable_scan_key(m, key, p.next_seq, probe_scan_entry, &p);
         } else {
             encode_fixed64(ik + key.len, pack_tag(max_seq, TYPE_FOR_SEEK));
-            rc = version_get_entry(rs->v, lookup, hash, probe_entry, &p);
+            rc = version_get_entry(rs->v, lookup, hash, flags, probe_entry, &p);
             if (rc == WEIR_NOT_FOUND) {
                 /* No older entry: fold what was collected onto nothing. */
                 rc = WEIR_OK;
@@ -351,6 +351,11 @@ static int get_from_state(weir_db *db, read_state *rs, slice key, value_sink *si
     return rc;
 }
 
+/* The table-read flags a point read's options ask for. */
+static unsigned read_flags(const weir_readopts *ro) {
+    return ro && ro->memory_only ? SST_READ_MEMORY_ONLY : 0;
+}
+
 static int get_common(weir_db *db, const weir_readopts *ro, const void *key, size_t klen,
                       value_sink *sink, const char *fn) {
     CHECK_DB(db, fn);
@@ -361,7 +366,7 @@ static int get_common(weir_db *db, const weir_readopts *ro, const void *key, siz
     int timed = sample_start(&t0);
     read_state rs;
     db_acquire_read_state(db, ro ? ro->snapshot : NULL, &rs);
-    rc = get_from_state(db, &rs, slice_make(key, klen), sink);
+    rc = get_from_state(db, &rs, slice_make(key, klen), read_flags(ro), sink);
     db_release_read_state(db, &rs);
     stat_add(&db->stats.gets, 1);
     if (timed) sample_end(&db->stats.get_latency, &t0);
@@ -412,6 +417,10 @@ int weir_multi_get(weir_db *db, const weir_readopts *ro, size_t n, const void *c
     CHECK_DB(db, "weir_multi_get");
     if (n && (!keys || !klens || !vals || !vlens || !statuses))
         return weir_set_error(WEIR_INVALID, "weir_multi_get: an array argument is NULL");
+    if (ro) {
+        int rrc = DB_CHECK_RESERVED("weir_multi_get", "weir_readopts", ro);
+        if (rrc != WEIR_OK) return rrc;
+    }
     for (size_t i = 0; i < n; i++) {
         vals[i] = NULL;
         vlens[i] = 0;
@@ -425,7 +434,7 @@ int weir_multi_get(weir_db *db, const weir_readopts *ro, size_t n, const void *c
     weir_error err = {0, {0}};
     for (size_t i = 0; i < n; i++) {
         value_sink sink = {NULL, 0, 0, 1, NULL, 0, NULL, NULL};
-        int rc = get_from_state(db, &rs, slice_make(keys[i], klens[i]), &sink);
+        int rc = get_from_state(db, &rs, slice_make(keys[i], klens[i]), read_flags(ro), &sink);
         statuses[i] = rc;
         if (rc == WEIR_OK) {
             vals[i] = sink.allocated;

@@ -612,6 +612,9 @@ static int iter_create(weir_db *db, const weir_readopts *ro, const weir_snapshot
                        iter *overlay, uint64_t overlay_lo, uint64_t overlay_hi, weir_iter **out) {
     if (ro) {
         int rrc = DB_CHECK_RESERVED("weir_iter_create", "weir_readopts", ro);
+        if (rrc == WEIR_OK && ro->memory_only)
+            rrc = weir_set_error(WEIR_INVALID, "weir_iter_create: memory_only applies to point reads "
+                                 "(weir_get and friends), not to iterators");
         if (rrc != WEIR_OK) {
             iter_destroy(overlay);
             return rrc;

@@ -110,9 +110,12 @@ typedef void (*sst_get_fn)(void *arg, slice ikey, slice value);
  * Returns WEIR_OK or the error (corruption names file and offset). */
 int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg);
 /* sst_reader_get for a caller that has already asked the filter
- * (sst_reader_may_contain) and been told the key may be present. */
-int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn,
-                              void *arg);
+ * (sst_reader_may_contain) and been told the key may be present. flags:
+ * SST_READ_MEMORY_ONLY returns WEIR_INCOMPLETE (calling nothing) instead of
+ * reading a data block for the first time since the table was opened. */
+#define SST_READ_MEMORY_ONLY 1u
+int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, unsigned flags,
+                              sst_get_fn fn, void *arg);
 
 /* 0 if the filter proves user_key (hash) absent, 1 otherwise. */
 int sst_reader_may_contain(const sst_reader *r, uint64_t hash);

@@ -165,12 +165,17 @@ static int block_contents(sst_reader *r, const block_handle *h, int use_cache, b
 
 /* Verify (once) and parse a data block; pin keeps decompressed bytes
  * alive until pin_release. */
-static int load_data_block(sst_reader *r, const block_handle *h, block *out, block_pin *pin) {
+static int load_data_block(sst_reader *r, const block_handle *h, block *out, block_pin *pin,
+                           unsigned flags) {
     if (h->ordinal >= r->num_blocks || !block_fits(h->offset, h->size, r->data_end))
         return bad_data_handle(r, h);
     _Atomic uint64_t *word = &r->verified[h->ordinal / 64];
     uint64_t bit = UINT64_C(1) << (h->ordinal % 64);
     if (!(atomic_load_explicit(word, memory_order_relaxed) & bit)) {
+        /* Never touched since open: its pages may still be on disk. */
+        if (flags & SST_READ_MEMORY_ONLY)
+            return weir_set_error(WEIR_INCOMPLETE, "table %s: block at offset %" PRIu64
+                                  " has not been read yet (memory_only)", path_of(r), h->offset);
         int rc = verify_block(r, h->offset, h->size, "data");
         if (rc != WEIR_OK) return rc;
         atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
@@ -483,18 +488,18 @@ int sst_reader_may_contain(const sst_reader *r, uint64_t hash) {
 
 int sst_reader_get(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg) {
     if (!sst_reader_may_contain(r, hash)) return WEIR_OK;
-    return sst_reader_get_unfiltered(r, lookup_ikey, hash, fn, arg);
+    return sst_reader_get_unfiltered(r, lookup_ikey, hash, 0, fn, arg);
 }
 
 /* Look the target up in data block h: 1 when settled (fn called, or an
  * error in *rc), 0 when the block ends before the target (a separator may
  * exceed its block's last key: the next block's first entry answers). */
 static int get_in_block(sst_reader *r, const block_handle *h, slice lookup_ikey, uint64_t hash,
-                        int first, sst_get_fn fn, void *arg, int *rc) {
+                        int first, unsigned flags, sst_get_fn fn, void *arg, int *rc) {
     char data_scratch[GET_DATA_SCRATCH];
     block blk;
     block_pin pin = {0};
-    *rc = load_data_block(r, h, &blk, &pin);
+    *rc = load_data_block(r, h, &blk, &pin, flags);
     if (*rc != WEIR_OK) return 1;
     block_iter di;
     block_iter_init_scratch(&di, &blk, table_key_compare, data_scratch, sizeof data_scratch);
@@ -519,8 +524,8 @@ static int get_in_block(sst_reader *r, const block_handle *h, slice lookup_ikey,
     return settled;
 }
 
-int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, sst_get_fn fn,
-                              void *arg) {
+int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, unsigned flags,
+                              sst_get_fn fn, void *arg) {
     int rc = WEIR_OK;
     if (r->lookup_handles) {
         /* The index's words and handles, decoded at open: the index block
@@ -528,7 +533,8 @@ int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, s
         uint32_t n = r->index.num_restarts;
         int first = 1;
         for (uint32_t at = lookup_block(r, lookup_ikey); at < n; at++, first = 0)
-            if (get_in_block(r, &r->lookup_handles[at], lookup_ikey, hash, first, fn, arg, &rc)) break;
+            if (get_in_block(r, &r->lookup_handles[at], lookup_ikey, hash, first, flags, fn, arg, &rc))
+                break;
         return rc;
     }
     char index_scratch[GET_INDEX_SCRATCH];
@@ -542,7 +548,7 @@ int sst_reader_get_unfiltered(sst_reader *r, slice lookup_ikey, uint64_t hash, s
             rc = bad_data_handle(r, &h);
             break;
         }
-        if (get_in_block(r, &h, lookup_ikey, hash, first, fn, arg, &rc)) break;
+        if (get_in_block(r, &h, lookup_ikey, hash, first, flags, fn, arg, &rc)) break;
     }
     if (rc == WEIR_OK && (ii.corrupt || ii.oom)) rc = block_iter_error(r, &ii, r->index_off, "index");
     block_iter_free(&ii);
@@ -601,7 +607,7 @@ static int load_current(sst_iter *it) {
     if (h.offset == it->data_off) return 1;
     block blk;
     block_pin pin = {0};
-    int rc = load_data_block(it->r, &h, &blk, &pin);
+    int rc = load_data_block(it->r, &h, &blk, &pin, 0);
     if (rc != WEIR_OK) {
         if (it->salvage_fn && rc == WEIR_CORRUPTION) {
             skip_damaged(it, h.offset, h.size);

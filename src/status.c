@@ -97,6 +97,7 @@ const char *weir_status_name(int status) {
     case WEIR_READ_ONLY: return "WEIR_READ_ONLY";
     case WEIR_CLOSED: return "WEIR_CLOSED";
     case WEIR_CONFLICT: return "WEIR_CONFLICT";
+    case WEIR_INCOMPLETE: return "WEIR_INCOMPLETE";
     default: return "WEIR_UNKNOWN_STATUS";
     }
 }

@@ -13,6 +13,7 @@
 #include "table_cache.h"
 
 #include <limits.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -222,6 +223,17 @@ void table_cache_destroy(table_cache *tc) {
     free(tc);
 }
 
+/* The table if the cache holds it open (referenced), else NULL. */
+static table_handle *find_open(table_cache *tc, uint64_t file_number) {
+    uint64_t hash = mix64(file_number);
+    tc_shard *s = shard_for(tc, hash);
+    pthread_mutex_lock(&s->mu);
+    table_handle *h = lookup(s, file_number, hash);
+    if (h) ref_locked(s, h);
+    pthread_mutex_unlock(&s->mu);
+    return h;
+}
+
 int table_cache_get(table_cache *tc, uint64_t file_number, uint64_t file_size,
                     table_handle **out) {
     *out = NULL;
@@ -313,20 +325,20 @@ void table_cache_evict(table_cache *tc, uint64_t file_number) {
 
 /* The lookup itself, on a handle the caller holds. */
 static int lookup_in(table_cache *tc, table_handle *h, slice lookup_ikey, uint64_t hash,
-                     sst_get_fn fn, void *arg) {
+                     unsigned flags, sst_get_fn fn, void *arg) {
     atomic_fetch_add_explicit(&tc->lookups, 1, memory_order_relaxed);
     if (!sst_reader_may_contain(h->reader, hash)) {
         atomic_fetch_add_explicit(&tc->bloom_useful, 1, memory_order_relaxed);
         return WEIR_OK;
     }
-    return sst_reader_get_unfiltered(h->reader, lookup_ikey, hash, fn, arg);
+    return sst_reader_get_unfiltered(h->reader, lookup_ikey, hash, flags, fn, arg);
 }
 
 /* Lookup, then release the handle, keeping the lookup's error message
  * (releasing may close the table). */
 static int lookup_and_release(table_cache *tc, table_handle *h, slice lookup_ikey, uint64_t hash,
-                              sst_get_fn fn, void *arg) {
-    int rc = lookup_in(tc, h, lookup_ikey, hash, fn, arg);
+                              unsigned flags, sst_get_fn fn, void *arg) {
+    int rc = lookup_in(tc, h, lookup_ikey, hash, flags, fn, arg);
     if (rc == WEIR_OK) {
         table_cache_release(tc, h);
         return rc;
@@ -339,25 +351,32 @@ static int lookup_and_release(table_cache *tc, table_handle *h, slice lookup_ike
 
 int table_cache_get_entry(table_cache *tc, uint64_t file_number, uint64_t file_size,
                           slice lookup_ikey, uint64_t hash, sst_get_fn fn, void *arg) {
-    table_handle *h;
+    table_handle *h = NULL;
     int rc = table_cache_get(tc, file_number, file_size, &h);
     if (rc != WEIR_OK) return rc;
-    return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
+    return lookup_and_release(tc, h, lookup_ikey, hash, 0, fn, arg);
 }
 
 /* The table's handle through a pin: the pinned one (no lock, nothing to
  * release) or one from the cache, which becomes the pin's while the cache
  * has room (*release = 0 then); otherwise the caller releases it. */
 static int handle_via_pin(table_cache *tc, table_pin *pin, uint64_t file_number, uint64_t file_size,
-                          table_handle **out, int *release) {
+                          unsigned flags, table_handle **out, int *release) {
     *release = 0;
     table_handle *h = atomic_load_explicit(&pin->handle, memory_order_acquire);
     if (h) {
         *out = h;
         return WEIR_OK;
     }
-    int rc = table_cache_get(tc, file_number, file_size, &h);
-    if (rc != WEIR_OK) return rc;
+    if (flags & SST_READ_MEMORY_ONLY) {
+        /* Opening a table reads its footer, index and filter. */
+        if (!(h = find_open(tc, file_number)))
+            return weir_set_error(WEIR_INCOMPLETE, "table %06" PRIu64 " is not open (memory_only)",
+                                  file_number);
+    } else {
+        int rc = table_cache_get(tc, file_number, file_size, &h);
+        if (rc != WEIR_OK) return rc;
+    }
     table_handle *expected = NULL;
     if (!((size_t)table_cache_open_count(tc) <= tc->capacity / 4 * 3 &&
           atomic_compare_exchange_strong_explicit(&pin->handle, &expected, h, memory_order_acq_rel,
@@ -369,13 +388,13 @@ static int handle_via_pin(table_cache *tc, table_pin *pin, uint64_t file_number,
 
 int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
                                  uint64_t file_size, slice lookup_ikey, uint64_t hash,
-                                 sst_get_fn fn, void *arg) {
-    table_handle *h;
+                                 unsigned flags, sst_get_fn fn, void *arg) {
+    table_handle *h = NULL;
     int release;
-    int rc = handle_via_pin(tc, pin, file_number, file_size, &h, &release);
+    int rc = handle_via_pin(tc, pin, file_number, file_size, flags, &h, &release);
     if (rc != WEIR_OK) return rc;
-    if (release) return lookup_and_release(tc, h, lookup_ikey, hash, fn, arg);
-    return lookup_in(tc, h, lookup_ikey, hash, fn, arg);
+    if (release) return lookup_and_release(tc, h, lookup_ikey, hash, flags, fn, arg);
+    return lookup_in(tc, h, lookup_ikey, hash, flags, fn, arg);
 }
 
 void table_pin_release(table_pin *pin) {
@@ -389,7 +408,7 @@ static void release_iter_handle(void *arg) {
 }
 
 iter *table_cache_iter(table_cache *tc, uint64_t file_number, uint64_t file_size) {
-    table_handle *h;
+    table_handle *h = NULL;
     int rc = table_cache_get(tc, file_number, file_size, &h);
     if (rc != WEIR_OK) return iter_new_error(rc);
     return sst_reader_iter(h->reader, release_iter_handle, h);
@@ -397,9 +416,9 @@ iter *table_cache_iter(table_cache *tc, uint64_t file_number, uint64_t file_size
 
 iter *table_cache_iter_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
                               uint64_t file_size, iter *reuse) {
-    table_handle *h;
+    table_handle *h = NULL;
     int release;
-    int rc = handle_via_pin(tc, pin, file_number, file_size, &h, &release);
+    int rc = handle_via_pin(tc, pin, file_number, file_size, 0, &h, &release);
     if (rc != WEIR_OK) {
         iter_destroy(reuse);
         return iter_new_error(rc);

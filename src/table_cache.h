@@ -43,10 +43,12 @@ typedef struct table_pin {
 } table_pin;
 
 /* table_cache_get_entry through a pin: the caller guarantees the pin
- * outlives the call (it holds the version that holds the metadata). */
+ * outlives the call (it holds the version that holds the metadata).
+ * flags: SST_READ_MEMORY_ONLY also returns WEIR_INCOMPLETE instead of
+ * opening a table that is not open. */
 int table_cache_get_entry_pinned(table_cache *tc, table_pin *pin, uint64_t file_number,
                                  uint64_t file_size, slice lookup_ikey, uint64_t hash,
-                                 sst_get_fn fn, void *arg);
+                                 unsigned flags, sst_get_fn fn, void *arg);
 /* table_cache_iter through a pin (the iterator must not outlive it).
  * `reuse`: an iterator this returned before, whose memory is reused
  * (taken over and destroyed if it cannot be); NULL for a new one. */

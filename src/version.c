@@ -148,6 +148,7 @@ typedef struct get_state {
     void *arg;
     version_entry_fn entry_fn; /* when set: every entry type goes here */
     uint64_t seq;
+    unsigned flags;            /* SST_READ_* */
 } get_state;
 
 static void get_callback(void *arg, slice ikey, slice value) {
@@ -182,7 +183,7 @@ static int get_from_file(version *v, file_meta *f, slice lookup_ikey, uint64_t h
                          get_state *st, int *rc) {
     st->file_number = f->number;
     *rc = table_cache_get_entry_pinned(v->vset->tc, &f->pin, f->number, f->size, lookup_ikey, hash,
-                                       get_callback, st);
+                                       st->flags, get_callback, st);
     if (*rc != WEIR_OK) return 1;
     if (st->status != WEIR_OK) {
         *rc = st->status;
@@ -197,14 +198,15 @@ int version_get(version *v, slice lookup_ikey, uint64_t hash, int *type, version
                 void *arg) {
     if (lookup_ikey.len < IKEY_TAG_SIZE)
         return weir_set_error(WEIR_INVALID, "version_get: lookup key shorter than its tag");
-    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, fn, arg, NULL, 0};
+    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, fn, arg, NULL, 0, 0};
     return version_search(v, lookup_ikey, hash, &st, type);
 }
 
-int version_get_entry(version *v, slice lookup_ikey, uint64_t hash, version_entry_fn fn, void *arg) {
+int version_get_entry(version *v, slice lookup_ikey, uint64_t hash, unsigned flags,
+                      version_entry_fn fn, void *arg) {
     if (lookup_ikey.len < IKEY_TAG_SIZE)
         return weir_set_error(WEIR_INVALID, "version_get: lookup key shorter than its tag");
-    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, NULL, arg, fn, 0};
+    get_state st = {ikey_user(lookup_ikey), 0, 0, WEIR_OK, 0, v->vset->dbpath, NULL, arg, fn, 0, flags};
     int type;
     return version_search(v, lookup_ikey, hash, &st, &type);
 }

@@ -172,7 +172,10 @@ int version_get(version *v, slice lookup_ikey, uint64_t hash, int *type,
  * key's sequence (value valid only during the call). WEIR_OK if called,
  * WEIR_NOT_FOUND, or an error. */
 typedef void (*version_entry_fn)(void *arg, int type, uint64_t seq, slice value);
-int version_get_entry(version *v, slice lookup_ikey, uint64_t hash, version_entry_fn fn, void *arg);
+/* flags: SST_READ_MEMORY_ONLY (sst.h) returns WEIR_INCOMPLETE instead of
+ * opening a table or reading a block for the first time. */
+int version_get_entry(version *v, slice lookup_ikey, uint64_t hash, unsigned flags,
+                      version_entry_fn fn, void *arg);
 
 /* Append internal iterators covering every table of v (one per level-0
  * file, newest first, then one concatenating iterator per non-empty level)

@@ -523,6 +523,25 @@ static int case_141(void) {
     return rc;
 }
 
+/* weir_iter_create: memory_only is for point reads */
+static int case_142(void) {
+    weir_readopts ro = {.memory_only = 1};
+    weir_iter *it = NULL;
+    int rc = weir_iter_create(g_db, &ro, &it);
+    weir_iter_destroy(it);
+    return it ? 999 : rc;
+}
+
+/* weir_multi_get: a reserved word of the read options is set */
+static int case_143(void) {
+    weir_readopts ro = {.reserved = {0, 0, 7}};
+    const void *keys[1] = {"k"};
+    size_t klens[1] = {1}, vlens[1];
+    void *vals[1];
+    int st[1];
+    return weir_multi_get(g_db, &ro, 1, keys, klens, vals, vlens, st);
+}
+
 static const api_case cases[] = {
     {"weir_options_set_create_if_missing", "NULL options", case_000, STATUS, WEIR_INVALID, "weir_options"},
     {"weir_options_set_error_if_exists", "NULL options", case_001, STATUS, WEIR_INVALID, "weir_options"},
@@ -666,6 +685,8 @@ static const api_case cases[] = {
     {"weir_txn_begin", "reserved transaction option set", case_139, STATUS, WEIR_INVALID, "weir_txnopts.reserved[1]"},
     {"weir_iter_refresh", "NULL iterator", case_140, STATUS, WEIR_INVALID, "NULL"},
     {"weir_iter_refresh", "iterator at a snapshot", case_141, STATUS, WEIR_INVALID, "snapshot"},
+    {"weir_iter_create", "memory_only", case_142, STATUS, WEIR_INVALID, "memory_only"},
+    {"weir_multi_get", "reserved read option set", case_143, STATUS, WEIR_INVALID, "weir_readopts.reserved[2]"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -544,6 +544,101 @@ TEST(get_buffer_too_small) {
     test_rmtree(dir);
 }
 
+static void count_calls(void *arg, const void *val, size_t vlen) {
+    (void)val;
+    (void)vlen;
+    ++*(int *)arg;
+}
+
+/* memory_only point reads answer from what weir already holds in memory
+ * and say WEIR_INCOMPLETE, reading nothing, when they would have to open a
+ * table or read a block for the first time. */
+TEST(memory_only_reads) {
+    char dir[512];
+    test_tmpdir(dir, sizeof dir, "basic-memonly");
+    weir_options *o = small_opts();
+    weir_db *db = NULL;
+    CHECK_OK(weir_open(dir, o, &db));
+    char k[32], v[128];
+    memset(v, 'v', sizeof v);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "key-%05d", i);
+        CHECK_OK(weir_put(db, NULL, k, strlen(k), v, sizeof v));
+    }
+    CHECK_OK(weir_flush(db));
+    CHECK_OK(weir_close(db));
+    CHECK_OK(weir_open(dir, o, &db));
+    CHECK_OK(put_s(db, "in-memtable", "m"));
+    weir_readopts mem = {.memory_only = 1};
+    char buf[256];
+    size_t vl = 0;
+    /* The memtable answers at once. */
+    CHECK_OK(weir_get(db, &mem, "in-memtable", 11, buf, sizeof buf, &vl));
+    CHECK(vl == 1 && buf[0] == 'm');
+    /* A table key after reopening (recovery reads only each table's first
+     * and last blocks): nothing read yet, nothing delivered. */
+    int calls = 0;
+    CHECK_STATUS(weir_get_with(db, &mem, "key-00500", 9, count_calls, &calls), WEIR_INCOMPLETE);
+    CHECK(strstr(weir_errmsg(), "memory_only") != NULL);
+    CHECK_EQ_INT(calls, 0);
+    /* A plain read brings the block in; then memory_only answers. */
+    CHECK_OK(weir_get(db, NULL, "key-00500", 9, buf, sizeof buf, &vl));
+    CHECK_OK(weir_get_with(db, &mem, "key-00500", 9, count_calls, &calls));
+    CHECK_EQ_INT(calls, 1);
+    CHECK_OK(weir_get(db, &mem, "key-00501", 9, buf, sizeof buf, &vl)); /* same block */
+    CHECK_EQ_INT(vl, sizeof v);
+    /* A key in a block never read is still incomplete; a key the bloom
+     * filter rules out is simply absent. */
+    CHECK_STATUS(weir_get(db, &mem, "key-01500", 9, buf, sizeof buf, &vl), WEIR_INCOMPLETE);
+    int absent = 0;
+    for (int i = 0; i < 50 && !absent; i++) {
+        snprintf(k, sizeof k, "nope-%d", i);
+        absent = weir_get(db, &mem, k, strlen(k), buf, sizeof buf, &vl) == WEIR_NOT_FOUND;
+    }
+    CHECK(absent);
+    /* multi_get: per-key statuses. */
+    const void *keys[3] = {"key-00502", "key-01501", "in-memtable"};
+    size_t klens[3] = {9, 9, 11};
+    void *vals[3];
+    size_t vlens[3];
+    int st[3];
+    CHECK_STATUS(weir_multi_get(db, &mem, 3, keys, klens, vals, vlens, st), WEIR_INCOMPLETE);
+    CHECK_EQ_INT(st[0], WEIR_OK);
+    CHECK_EQ_INT(st[1], WEIR_INCOMPLETE);
+    CHECK_EQ_INT(st[2], WEIR_OK);
+    for (int i = 0; i < 3; i++) weir_free(vals[i]);
+    /* Iterators cannot honour it. */
+    weir_iter *it = NULL;
+    CHECK_STATUS(weir_iter_create(db, &mem, &it), WEIR_INVALID);
+    CHECK(it == NULL);
+    CHECK(strcmp(weir_status_name(WEIR_INCOMPLETE), "WEIR_INCOMPLETE") == 0);
+    CHECK_OK(weir_close(db));
+    /* More tables than max_open_files: a table the cache closed again is
+     * not reopened by a memory_only read. */
+    CHECK_OK(weir_destroy(dir));
+    CHECK_OK(weir_options_set_max_open_files(o, 16));
+    CHECK_OK(weir_open(dir, o, &db));
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "key-%05d", i);
+        CHECK_OK(weir_put(db, NULL, k, strlen(k), v, sizeof v));
+    }
+    CHECK_OK(weir_compact_range(db, NULL, 0, NULL, 0));
+    CHECK_OK(weir_close(db));
+    CHECK_OK(weir_open(dir, o, &db));
+    int not_open = 0;
+    for (int i = 0; i < 20000 && !not_open; i += 97) {
+        snprintf(k, sizeof k, "key-%05d", i);
+        int rc = weir_get(db, &mem, k, strlen(k), buf, sizeof buf, &vl);
+        if (rc == WEIR_INCOMPLETE && strstr(weir_errmsg(), "is not open")) not_open = 1;
+        else CHECK(rc == WEIR_OK || rc == WEIR_INCOMPLETE);
+        CHECK_OK(weir_get(db, NULL, k, strlen(k), buf, sizeof buf, &vl));
+    }
+    CHECK(not_open);
+    CHECK_OK(weir_close(db));
+    weir_options_destroy(o);
+    test_rmtree(dir);
+}
+
 TEST(get_alloc_values) {
     char dir[512];
     test_tmpdir(dir, sizeof dir, "basic-alloc");
@@ -1758,6 +1853,7 @@ static const test_case tests[] = {
     TEST_ENTRY(put_get_delete),
     TEST_ENTRY(get_buffer_too_small),
     TEST_ENTRY(get_alloc_values),
+    TEST_ENTRY(memory_only_reads),
     TEST_ENTRY(multi_get_mixed),
     TEST_ENTRY(batch_semantics),
     TEST_ENTRY(empty_key),
