@@ -136,7 +136,7 @@ test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
 	      -DWEIR_SANITIZE=thread -DWEIR_BUILD_BENCH=OFF -DWEIR_CRASH_TEST_CYCLES=10
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1 \
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1:die_after_fork=0 \
 	      WEIR_STRESS_SECONDS=4 WEIR_CONCURRENCY_SECONDS=2 WEIR_CRASH_CYCLES=10 \
 	      WEIR_TXN_CRASH_CYCLES=5 WEIR_MODEL_OPS=30000 WEIR_FAULT_STRIDE=11 \
 	      ctest --output-on-failure -j $(JOBS) -E '$(TSAN_SKIP)'

@@ -26,6 +26,17 @@
 #include "testutil.h"
 #include "wal.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define WEIR_TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEIR_TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifndef WEIR_TEST_UNDER_TSAN
+#define WEIR_TEST_UNDER_TSAN 0
+#endif
+
 /* ---- helpers ------------------------------------------------------------------- */
 
 static weir_options *small_opts(void) {
@@ -345,11 +356,17 @@ TEST(a_forked_child_cannot_use_or_damage_the_parents_handle) {
         weir_iter_destroy(it);
         weir_snapshot_release(db, snap);
         if (weir_close(db) != WEIR_OK) bad |= 32;
-        /* A handle of its own works. */
+        /* A handle of its own works. ThreadSanitizer cannot start threads
+         * in the child of a threaded process ("dup thread with used id"),
+         * so under it the child stops at the inherited handle's checks. */
+#if !WEIR_TEST_UNDER_TSAN
         weir_db *c;
         if (weir_open(own, NULL, &c) != WEIR_OK || weir_put(c, NULL, "c", 1, "x", 1) != WEIR_OK ||
             weir_close(c) != WEIR_OK)
             bad |= 64;
+#else
+        (void)own;
+#endif
         _exit(bad);
     }
     /* The parent goes on writing while the child runs. */
