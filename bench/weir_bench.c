@@ -102,7 +102,7 @@ static const wl_def wl_defs[WL_COUNT] = {
     {"readreverse", "readreverse", 0, 0, 7,
      "one iterator from the last key to the first (N prevs)"},
     {"seekrandom", "seekrandom", 1, 0, 8,
-     "N times: new iterator, seek to a random existing key, 10 nexts"},
+     "N times: iterator on the latest state, seek to a random existing key, 10 nexts"},
     {"seekrandom (zipfian)", "seekrandom", 1, 1, 12,
      "as seekrandom, the sought keys zipfian"},
     {"readwhilewriting", "readwhilewriting", 1, 0, 9,

@@ -290,9 +290,11 @@ static inline int key_assign(block_iter *it, uint32_t shared, const char *delta,
                              const char *end) {
     size_t need = (size_t)shared + n;
     if (need > it->key.cap && !key_grow(it, shared, need)) return 0;
-    char *dst = it->key.data + shared;
-    if (n <= 16 && shared + 16 <= it->key.cap && end - delta >= 16) memcpy(dst, delta, 16);
-    else if (n) memcpy(dst, delta, n);
+    if (n) { /* an empty key may have no buffer yet: no pointer arithmetic on it */
+        char *dst = it->key.data + shared;
+        if (n <= 16 && shared + 16 <= it->key.cap && end - delta >= 16) memcpy(dst, delta, 16);
+        else memcpy(dst, delta, n);
+    }
     it->key.len = need;
     return 1;
 }
