@@ -334,7 +334,10 @@ static int get_from_state(weir_db *db, read_state *rs, slice key, unsigned flags
                 p.done = 1;
             }
         }
-        if (!p.done) {
+        /* After a failed table read (an error, or WEIR_INCOMPLETE under
+         * memory_only) nothing is folded or delivered: the collected
+         * operands may lack their base. */
+        if (!p.done && rc == WEIR_OK) {
             if (p.next_seq == 0) {
                 if (p.n) probe_finish(&p, 0, slice_make(NULL, 0));
                 p.done = 1;

@@ -154,6 +154,7 @@ static PyObject *db_lookup(DBObject *self, PyObject *key, SnapshotObject *snap, 
         *found = 1;
         return value; /* NULL with MemoryError set if the bytes could not be made */
     }
+    Py_CLEAR(value); /* weir_get_with calls fn only for WEIR_OK; never leak if not */
     ro.memory_only = 0;
     char stack[GET_STACK];
     get_sink s = {stack, sizeof stack, 0, NULL, 0};
