@@ -10,7 +10,7 @@ key held the value that could not be encoded.
   (store backends, ``weir.table``, ``weir.stream`` state): msgpack, which
   also reads the JSON values that store backends wrote by default before.
 - :class:`JsonCodec` -- compact JSON.
-- :class:`MsgpackCodec` -- msgpack (the ``msgpack`` package's C extension).
+- :class:`MsgpackCodec` -- msgpack.
 - :class:`PickleCodec` -- pickle; never chosen implicitly, since unpickling
   data you did not write runs arbitrary code.
 - :class:`KeyCodec` -- an order-preserving encoding of ``None``, ``bytes``,
@@ -20,15 +20,43 @@ key held the value that could not be encoded.
 
 :func:`get_codec` looks a codec up by name or passes a codec object through.
 
+The libraries behind them (:func:`codec_libraries` names the ones in use):
+msgspec (a dependency) writes and reads msgpack and reads JSON; orjson (a
+dependency) writes JSON. Each is used only where it gives exactly what the
+standard library gave (the ``json`` module; for msgpack the ``msgpack``
+package, whose bytes msgspec reproduces): anything it refuses or cannot
+match is handed to the standard path, and the few ways a value it accepts
+comes out differently are listed in each codec's docstring. Without
+msgspec, msgpack goes through the ``msgpack`` package if installed and JSON
+through the ``json`` module; without orjson, JSON is written by ``json``.
+
 ``decode`` of bytes a codec cannot read raises ``ValueError`` (which covers
-``UnicodeDecodeError`` and ``json.JSONDecodeError``), whatever the bytes are;
-tests/fuzz/python/fuzz_codecs.py holds every codec but pickle to that.
+``UnicodeDecodeError``, ``json.JSONDecodeError`` and ``msgspec.DecodeError``),
+whatever the bytes are; tests/fuzz/python/fuzz_codecs.py holds every codec
+but pickle to that. Values nested too deeply for Python's recursion limit
+raise ``ValueError`` too, at encode and at decode.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
+from importlib import metadata
 from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+try:
+    import msgspec
+except ImportError:  # the fallbacks below; tests/python/test_codecs_libraries.py runs them
+    msgspec = None  # type: ignore[assignment]
+try:
+    import orjson
+except ImportError:
+    orjson = None  # type: ignore[assignment]
+try:
+    import ormsgpack
+except ImportError:
+    ormsgpack = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_VALUE_CODEC",
@@ -41,6 +69,7 @@ __all__ = [
     "MsgpackCodec",
     "PickleCodec",
     "StrCodec",
+    "codec_libraries",
     "codec_names",
     "get_codec",
 ]
@@ -66,13 +95,35 @@ class Codec(Protocol[T]):
         ...
 
 
+def _what(key: object) -> str:
+    return "the value" if key is None else f"the value for key {key!r}"
+
+
 def _cannot_encode(codec: str, value: object, key: object, detail: str) -> TypeError:
-    what = "the value" if key is None else f"the value for key {key!r}"
-    return TypeError(f"{codec} cannot encode {what} (type {type(value).__name__}): {detail}")
+    return TypeError(f"{codec} cannot encode {_what(key)} (type {type(value).__name__}): {detail}")
+
+
+def _encode_failure(codec: str, value: object, key: object, error: Exception) -> Exception:
+    """The exception a value codec raises when its library refused ``value``:
+    TypeError for a type it cannot store, ValueError for a value it cannot
+    (an int out of range, a circular or too deeply nested container, a str
+    with lone surrogates)."""
+    if isinstance(error, TypeError):
+        return _cannot_encode(codec, value, key, str(error))
+    if isinstance(error, RecursionError):
+        return ValueError(f"{codec} cannot encode {_what(key)}: it is nested too deeply")
+    return ValueError(f"{codec} cannot encode {_what(key)}: {error}")
 
 
 def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
     return data if type(data) is bytes else bytes(data)
+
+
+def _version(package: str) -> str:
+    try:
+        return f"{package} {metadata.version(package)}"
+    except metadata.PackageNotFoundError:  # imported from a source tree
+        return package
 
 
 class BytesCodec:
@@ -111,33 +162,117 @@ class StrCodec:
         return "StrCodec()"
 
 
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+# ---- JSON ------------------------------------------------------------------
+#
+# The reference is the json module, compact and UTF-8: what it writes and
+# reads is what JsonCodec has always written and read. orjson writes the
+# same JSON about 10x faster, except that it writes NaN and the infinities
+# as null (json writes NaN, Infinity, -Infinity) and refuses what it cannot
+# match: non-str dict keys (json writes 1 as "1", True as "true", 1e16 as
+# "1e+16"), ints outside 64 bits, nesting past 254 levels, lone
+# surrogates, and, with the passthrough options below, subclasses of
+# str/int/float/dict/list, dataclasses and datetimes. A refusal goes to
+# json; so does a value orjson wrote with a null that is not a None.
+#
+# msgspec reads JSON like json.loads, exactly, for everything it accepts
+# (big integers included, which orjson reads as floats); it refuses NaN and
+# Infinity, numbers beyond float range (json gives inf), a UTF-8 BOM,
+# UTF-16/32 text, lone surrogates and nesting past the recursion limit,
+# and those go to json.loads.
+
+_STDLIB_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_encode_stdlib(value: Any) -> bytes:
+    return _STDLIB_JSON_ENCODER.encode(value).encode("utf-8")
+
+
+def _has_non_finite_float(value: Any) -> bool:
+    """Whether a float NaN or infinity is somewhere in ``value`` (which
+    orjson accepted: only exact str, int, float, bool, None, dict, list and
+    tuple, nested at most 254 deep)."""
+    t = type(value)
+    if t is float:
+        return not math.isfinite(value)
+    if t is dict:
+        return any(_has_non_finite_float(v) for v in value.values())
+    if t is list or t is tuple:
+        return any(_has_non_finite_float(v) for v in value)
+    return False
+
+
+if orjson is not None:
+    _orjson_dumps = orjson.dumps
+    _ORJSON_OPTIONS = (
+        orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+    )
+
+    def _json_encode(value: Any) -> bytes:
+        try:
+            out = _orjson_dumps(value, None, _ORJSON_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError: json decides, and words any error
+            return _json_encode_stdlib(value)
+        if b"null" in out and _has_non_finite_float(value):
+            return _json_encode_stdlib(value)
+        return out
+
+else:
+    _json_encode = _json_encode_stdlib
+
+
+def _json_decode_stdlib(data: bytes | bytearray | memoryview) -> Any:
+    try:
+        return json.loads(_as_bytes(data))
+    except RecursionError:
+        # Arrays or objects nested thousands deep: still bad input.
+        raise ValueError("JsonCodec cannot decode: the value is nested too deeply") from None
+
+
+_json_decode_fast: Callable[[Any], Any] = (
+    _json_decode_stdlib if msgspec is None else msgspec.json.Decoder().decode
+)
 
 
 class JsonCodec:
     """Compact JSON in UTF-8 (``{"name":"Alice","balance":1000}``).
 
     JSON has no tuples and only string object keys: tuples come back as
-    lists and ``{1: "a"}`` as ``{"1": "a"}``.
+    lists and ``{1: "a"}`` as ``{"1": "a"}``. NaN and the infinities are
+    written as ``NaN``, ``Infinity`` and ``-Infinity`` (as Python's json
+    module writes them, and reads them back); integers of any size
+    round-trip.
+
+    Written by orjson and read by msgspec, with json as the reference (see
+    the module docstring): a value round-trips exactly as it did through
+    ``json``. The bytes can differ from json's in how a float is spelled
+    (``1e16`` where json wrote ``1e+16``) and the value they decode to does
+    not. Two kinds of value json refused are now written: an ``enum.Enum``
+    member as its value (``Color.RED`` with value 1 as ``1``; ``IntEnum`` and
+    ``str`` enums were always written so) and a ``uuid.UUID`` as its string;
+    they come back as that value. Values nested too deeply for Python's
+    recursion limit raise ValueError at encode (json raised RecursionError);
+    msgspec reads a few more levels than json could.
     """
 
     name = "json"
 
     def encode(self, value: Any, key: object = None) -> bytes:
         try:
-            return _JSON_ENCODER.encode(value).encode("utf-8")
-        except TypeError as e:
-            raise _cannot_encode("JsonCodec", value, key, str(e)) from e
-        except ValueError as e:  # circular references, out-of-range floats
-            what = "the value" if key is None else f"the value for key {key!r}"
-            raise ValueError(f"JsonCodec cannot encode {what}: {e}") from e
+            return _json_encode(value)
+        except (TypeError, ValueError, RecursionError) as e:
+            # TypeError: a type JSON cannot hold; ValueError: circular
+            # references, lone surrogates, ints json will not print.
+            raise _encode_failure("JsonCodec", value, key, e) from e
 
     def decode(self, data: bytes) -> Any:
         try:
-            return json.loads(_as_bytes(data))
-        except RecursionError:
-            # Arrays or objects nested thousands deep: still bad input.
-            raise ValueError("JsonCodec cannot decode: the value is nested too deeply") from None
+            return _json_decode_fast(data)
+        except (ValueError, RecursionError):
+            pass
+        # Not JSON to msgspec: json.loads decides, and words the error.
+        return _json_decode_stdlib(data)
 
     def __repr__(self) -> str:
         return "JsonCodec()"
@@ -146,53 +281,89 @@ class JsonCodec:
 _JSON = JsonCodec()
 
 
-class MsgpackCodec:
-    """msgpack, via the ``msgpack`` package (a dependency of weir).
+# ---- msgpack ----------------------------------------------------------------
+#
+# The reference is the msgpack package (packb(use_bin_type=True),
+# unpackb(raw=False, strict_map_key=False)), which wrote every msgpack value
+# weir stored before; tests/python/test_codecs_libraries.py compares bytes.
+#
+# Writing: ormsgpack, with the options below, writes msgpack's bytes for
+# every value of the types msgpack took (exact str, int, float, bool, None,
+# bytes-likes, dicts with keys of any of those types, lists, tuples, and
+# subclasses of str, int, dict and list) and refuses the rest: enums,
+# dataclasses, datetimes and UUIDs (which it would otherwise write), sets
+# and other objects, subclasses of float and tuple, ints outside 64 bits,
+# lone surrogates, nesting past 254 levels. A refusal takes the exact
+# path: the value's types are checked as msgpack checked them (TypeError
+# for what it refused) and msgspec, which writes msgpack's bytes for all of
+# them but writes more types than msgpack did (sets, datetimes...), encodes
+# it. msgspec alone is faster still, but nothing can make it refuse a set,
+# and checking types in Python first costs more than it saves.
+#
+# Reading: msgspec reads everything msgpack did, to equal values, and reads
+# arrays used as map keys as tuples (which MsgpackCodec did by reading such
+# a value twice); only extension types come back as different objects.
 
-    ``bytes`` and ``str`` stay distinct; tuples come back as lists.
-    """
+_ORMSGPACK_OPTIONS = (
+    0
+    if ormsgpack is None
+    else (
+        ormsgpack.OPT_NON_STR_KEYS
+        | ormsgpack.OPT_PASSTHROUGH_BIG_INT
+        | ormsgpack.OPT_PASSTHROUGH_DATACLASS
+        | ormsgpack.OPT_PASSTHROUGH_DATETIME
+        | ormsgpack.OPT_PASSTHROUGH_ENUM
+        | ormsgpack.OPT_PASSTHROUGH_UUID
+    )
+)
+#: msgpack refused nesting deeper than this (and read back one level less).
+_MSGPACK_MAX_DEPTH = 1024
+_MSGPACK_SCALARS = (str, int, float, bytes, bytearray, memoryview)
 
-    name = "msgpack"
 
-    def __init__(self) -> None:
-        import msgpack  # imported here so the other codecs never need it
-
-        self._packb = msgpack.packb
-        self._unpackb = msgpack.unpackb
-
-    def encode(self, value: Any, key: object = None) -> bytes:
-        try:
-            out: bytes = self._packb(value, use_bin_type=True)
-        except TypeError as e:
-            raise _cannot_encode("MsgpackCodec", value, key, str(e)) from e
-        except (ValueError, OverflowError) as e:
-            what = "the value" if key is None else f"the value for key {key!r}"
-            raise ValueError(f"MsgpackCodec cannot encode {what}: {e}") from e
-        return out
-
-    def decode(self, data: bytes) -> Any:
-        try:
-            return self._unpackb(data, raw=False, strict_map_key=False)
-        except TypeError as e:
-            # A map key that is an array (a tuple key when encoded) cannot
-            # be a list: read it again with arrays in key position as
-            # tuples. A map key that is a map cannot be read at all.
-            try:
-                return _lists_outside_keys(
-                    self._unpackb(
-                        data,
-                        raw=False,
-                        strict_map_key=False,
-                        use_list=False,
-                        object_pairs_hook=_dict_with_list_values,
-                    )
+def _check_msgpack_types(value: Any) -> None:
+    """Raise TypeError, as the msgpack package did, if ``value`` holds a
+    type it could not write; ValueError past its nesting limit (circular
+    references included). msgspec.msgpack.Ext, which msgspec writes as the
+    extension it is, is allowed; the msgpack package's own ExtType and
+    Timestamp are not (msgspec would not write them as extensions)."""
+    stack = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        obj, depth = pop()
+        if obj is None or isinstance(obj, _MSGPACK_SCALARS):
+            continue
+        if depth >= _MSGPACK_MAX_DEPTH:
+            raise ValueError("recursion limit exceeded")
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                push((k, depth + 1))
+                push((v, depth + 1))
+        elif isinstance(obj, (list, tuple)):
+            if type(obj).__module__ == "msgpack.ext":
+                raise TypeError(
+                    f"can not serialize {type(obj).__name__!r} object of the msgpack "
+                    "package: use msgspec.msgpack.Ext"
                 )
-            except (TypeError, ValueError):
-                pass
-            raise ValueError(f"MsgpackCodec cannot decode: {e}") from e
+            for v in obj:
+                push((v, depth + 1))
+        elif msgspec is None or type(obj) is not msgspec.msgpack.Ext:
+            raise TypeError(f"can not serialize {type(obj).__name__!r} object")
 
-    def __repr__(self) -> str:
-        return "MsgpackCodec()"
+
+def _plain_value(obj: Any) -> Any:
+    """msgspec's enc_hook: a subclass of str, int, float or bytes is written
+    as its base type's value (what msgpack did, ignoring any __str__ or
+    __int__ of the subclass); anything else is refused."""
+    if isinstance(obj, str):
+        return str.__str__(obj)
+    if isinstance(obj, int):
+        return int.__int__(obj)
+    if isinstance(obj, float):
+        return float.__float__(obj)
+    if isinstance(obj, bytes):
+        return bytes.__bytes__(obj)
+    raise TypeError(f"can not serialize {type(obj).__name__!r} object")
 
 
 def _lists_outside_keys(value: Any) -> Any:
@@ -206,7 +377,139 @@ def _dict_with_list_values(pairs: Any) -> dict[Any, Any]:
     return {k: _lists_outside_keys(v) for k, v in pairs}
 
 
+def _msgpack_package() -> tuple[Callable[[Any], bytes], Callable[[Any], Any]] | None:
+    """Encode and decode through the msgpack package, the fallback without
+    ormsgpack or msgspec (what MsgpackCodec used before them); None if it
+    is missing too."""
+    try:
+        import msgpack
+    except ImportError:
+        return None
+    packb, unpackb = msgpack.packb, msgpack.unpackb
+
+    def encode(value: Any) -> bytes:
+        out: bytes = packb(value, use_bin_type=True)
+        return out
+
+    def decode(data: Any) -> Any:
+        try:
+            return unpackb(data, raw=False, strict_map_key=False)
+        except TypeError as e:
+            # A map key that is an array (a tuple key when encoded) cannot
+            # be a list: read it again with arrays in key position as
+            # tuples. A map key that is a map cannot be read at all.
+            try:
+                return _lists_outside_keys(
+                    unpackb(
+                        data,
+                        raw=False,
+                        strict_map_key=False,
+                        use_list=False,
+                        object_pairs_hook=_dict_with_list_values,
+                    )
+                )
+            except (TypeError, ValueError):
+                pass
+            raise ValueError(str(e)) from e
+
+    return encode, decode
+
+
+def _fast_msgpack() -> tuple[Callable[[Any], bytes], Callable[[Any], Any]] | None:
+    """Encode through ormsgpack (msgspec where it refuses), decode through
+    msgspec; None if either is missing."""
+    if ormsgpack is None or msgspec is None:
+        return None
+    packb, options = ormsgpack.packb, _ORMSGPACK_OPTIONS
+    exact_encode = msgspec.msgpack.Encoder(enc_hook=_plain_value).encode
+
+    def encode(value: Any) -> bytes:
+        try:
+            return packb(value, None, options)
+        except TypeError:  # ormsgpack.MsgpackEncodeError: take the exact path
+            pass
+        _check_msgpack_types(value)
+        return exact_encode(value)
+
+    return encode, msgspec.msgpack.Decoder().decode
+
+
+_msgpack_functions = _fast_msgpack()
+if _msgpack_functions is not None:
+    _MSGPACK_LIBRARY = f"{_version('ormsgpack')} writes, {_version('msgspec')} reads"
+else:
+    _msgpack_functions = _msgpack_package()
+    _MSGPACK_LIBRARY = "missing" if _msgpack_functions is None else _version("msgpack")
+
+
+def _msgpack_decode_failure(error: Exception) -> ValueError:
+    if isinstance(error, RecursionError):
+        return ValueError("MsgpackCodec cannot decode: the value is nested too deeply")
+    return ValueError(f"MsgpackCodec cannot decode: {error}")
+
+
+def codec_libraries() -> dict[str, str]:
+    """The library behind each format, with its version: ``{"json encode":
+    "orjson 3.10.7", "json decode": "msgspec 0.19.0", "msgpack": "msgspec
+    0.19.0"}`` with the dependencies installed; ``"json (standard
+    library)"``, ``"msgpack 1.1.0"`` or ``"missing"`` (no msgpack codec can
+    be made) without them."""
+    stdlib = "json (standard library)"
+    return {
+        "json encode": stdlib if orjson is None else _version("orjson"),
+        "json decode": stdlib if msgspec is None else _version("msgspec"),
+        "msgpack": _MSGPACK_LIBRARY,
+    }
+
+
+class MsgpackCodec:
+    """msgpack, byte for byte as the ``msgpack`` package writes it
+    (``packb(value, use_bin_type=True)``), read as it reads it.
+
+    ``bytes`` and ``str`` stay distinct; tuples come back as lists (a tuple
+    used as a dict key stays a tuple); dict keys keep their type.
+    Integers must fit in ``[-2**63, 2**64)`` (ValueError otherwise).
+
+    Written by ormsgpack and read by msgspec (see the module docstring).
+    Where that differs from the ``msgpack`` package: extension types read
+    back as ``msgspec.msgpack.Ext`` (``msgpack.ExtType`` before) and the
+    timestamp extension as a UTC ``datetime`` (``msgpack.Timestamp``
+    before); a ``msgspec.msgpack.Ext`` can be written, and the ``msgpack``
+    package's own ``ExtType`` and ``Timestamp`` are refused (TypeError).
+    Values nested deeper than Python's recursion limit allows (about 990
+    levels) raise ValueError; msgpack wrote 1,024 levels and read back
+    1,023.
+    """
+
+    name = "msgpack"
+
+    def __init__(self) -> None:
+        if _msgpack_functions is None:
+            raise ModuleNotFoundError(
+                "weir's msgpack codecs need msgspec, a dependency of weirdb that is not "
+                "installed: pip install msgspec (or, slower, pip install msgpack)",
+                name="msgspec",
+            )
+        self._encode, self._decode = _msgpack_functions
+
+    def encode(self, value: Any, key: object = None) -> bytes:
+        try:
+            return self._encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            raise _encode_failure("MsgpackCodec", value, key, e) from e
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return self._decode(data)
+        except (ValueError, RecursionError) as e:
+            raise _msgpack_decode_failure(e) from e
+
+    def __repr__(self) -> str:
+        return "MsgpackCodec()"
+
+
 _DIGITS = frozenset(b"0123456789")
+_ONE_DIGIT = frozenset(bytes((d,)) for d in _DIGITS)
 
 
 class DefaultValueCodec(MsgpackCodec):
@@ -219,7 +522,8 @@ class DefaultValueCodec(MsgpackCodec):
     infinities round-trip; integers outside ``[-2**63, 2**64)`` raise
     ValueError at encode (JSON took them); ``bytes`` are stored as msgpack
     binary and come back as ``bytes`` (JSON refused them); ``set``,
-    ``datetime`` and other objects raise TypeError (as JSON did).
+    ``datetime``, ``enum.Enum`` members and other objects raise TypeError
+    (as JSON did).
 
     It also reads what weir wrote by default before it (``legacy``):
 
@@ -248,27 +552,32 @@ class DefaultValueCodec(MsgpackCodec):
         if legacy not in ("json", "pickle", "msgpack"):
             raise ValueError(f"legacy must be 'json', 'pickle' or 'msgpack', not {legacy!r}")
         self.legacy = legacy
+        self._only_msgpack = legacy == "msgpack"
+        self._pickle = legacy == "pickle"
 
     def encode(self, value: Any, key: object = None) -> bytes:
-        out = super().encode(value, key)
-        if len(out) == 1 and out[0] in _DIGITS:
+        try:
+            out = self._encode(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            raise _encode_failure("MsgpackCodec", value, key, e) from e
+        if len(out) == 1 and out in _ONE_DIGIT:
             return b"\xcc" + out
         return out
 
     def decode(self, data: bytes) -> Any:
-        if self.legacy == "msgpack":
-            return super().decode(data)
-        if not data:
-            raise ValueError("DefaultValueCodec cannot decode an empty value")
-        first = data[0]
-        if first >= 0x80:
-            if first == 0x80 and len(data) > 1 and self.legacy == "pickle":
+        if self._only_msgpack or (data and data[0] >= 0x80):
+            if self._pickle and data[0] == 0x80 and len(data) > 1:
                 import pickle
 
                 return pickle.loads(data)
-            return super().decode(data)
-        if len(data) == 1 and first not in _DIGITS:
-            return super().decode(data)
+            try:
+                return self._decode(data)
+            except (ValueError, RecursionError) as e:
+                raise _msgpack_decode_failure(e) from e
+        if not data:
+            raise ValueError("DefaultValueCodec cannot decode an empty value")
+        if len(data) == 1 and data[0] not in _DIGITS:
+            return MsgpackCodec.decode(self, data)
         return _JSON.decode(data)
 
     def __repr__(self) -> str:
@@ -548,7 +857,7 @@ def get_codec(name_or_codec: str | Codec[Any] | None = None) -> Codec[Any]:
     "pickle", "key", "default", ...), or the object itself if it already has
     ``encode`` and ``decode``. ``None`` gives :data:`DEFAULT_VALUE_CODEC`."""
     if name_or_codec is None:
-        return DEFAULT_VALUE_CODEC
+        name_or_codec = "default"
     if isinstance(name_or_codec, str):
         cls = _FACTORIES.get(name_or_codec.lower())
         if cls is None:
@@ -569,5 +878,16 @@ def get_codec(name_or_codec: str | Codec[Any] | None = None) -> Codec[Any]:
     )
 
 
-#: The one default value codec of weir's Python layers (see :class:`DefaultValueCodec`).
-DEFAULT_VALUE_CODEC: Codec[Any] = get_codec("default")
+if _msgpack_functions is not None:
+    #: The one default value codec of weir's Python layers (see :class:`DefaultValueCodec`).
+    DEFAULT_VALUE_CODEC: Codec[Any] = get_codec("default")
+
+
+def __getattr__(name: str) -> Any:
+    # Only reached without msgspec and msgpack: importing weir still works
+    # (the engine, JSON and the other codecs need neither), and using the
+    # default codec raises MsgpackCodec's ModuleNotFoundError, which says
+    # what to install.
+    if name == "DEFAULT_VALUE_CODEC":
+        return get_codec("default")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -288,7 +288,7 @@ def test_encodings_unique(vals) -> None:
 
 def test_msgpack_map_with_unhashable_key_is_a_value_error() -> None:
     # A map whose key is a map: msgpack itself raises TypeError.
-    with pytest.raises(ValueError, match="MsgpackCodec cannot decode: unhashable type"):
+    with pytest.raises(ValueError, match=r"MsgpackCodec cannot decode: .*hashable"):
         MsgpackCodec().decode(b"\x82\x0a\x01\x82\x0a\x01\x00\x00\x00\xab")
     # A map whose key is an array is what a tuple key encodes to: read back
     # with that key as a tuple (other arrays stay lists).

@@ -6,7 +6,7 @@ Each input picks one check:
 - decode arbitrary bytes with every codec but pickle (whose decode runs
   whatever code the bytes name; it is documented as only for data you wrote):
   the only exceptions allowed are ``ValueError`` (which covers
-  ``UnicodeDecodeError``, ``json.JSONDecodeError`` and msgpack's errors);
+  ``UnicodeDecodeError``, ``json.JSONDecodeError`` and msgspec's errors);
   whatever KeyCodec decodes re-encodes to bytes that decode to the same value;
 - round trips of generated values through every codec, pickle included;
 - KeyCodec's order: for two generated keys, comparing their encodings gives
