@@ -243,9 +243,12 @@ PyObject *batch_new_bound(DBObject *db, weir_sync_mode sync) {
     return (PyObject *)b;
 }
 
+static const char batch_in_use[] =
+    "the WriteBatch is in use: being written by another thread, or filled by put_encoded()";
+
 PyObject *batch_commit_to(BatchObject *b, DBObject *db, weir_sync_mode sync) {
     if (b->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the WriteBatch is being written by another thread");
+        PyErr_SetString(PyExc_RuntimeError, batch_in_use);
         return NULL;
     }
     b->busy = 1;
@@ -309,9 +312,7 @@ static PyObject *Batch_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 static int batch_mutable(BatchObject *b) {
     if (b->busy) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "the WriteBatch is in use: being written by another thread, or filled by "
-                        "put_encoded()");
+        PyErr_SetString(PyExc_RuntimeError, batch_in_use);
         return -1;
     }
     return 0;

@@ -131,6 +131,29 @@ def test_put_encoded_holds_the_pair_while_encoding(db: weir.DB) -> None:
     assert db.get(b"k" * 40) == b"v" * 64 + b"k" * 40
 
 
+def test_put_encoded_batch_cannot_be_used_by_its_encoder(db: weir.DB) -> None:
+    batch = weir.WriteBatch()
+    uses = [
+        lambda: db.write(batch),
+        lambda: batch.put_encoded({"inner": 1}, enc),
+        lambda: batch.put_many({b"x": b"y"}),
+        batch.clear,
+    ]
+    for use in uses:
+
+        def encoder(value: Any, key: Any, use: Any = use) -> bytes:
+            use()
+            return b"v"
+
+        with pytest.raises(RuntimeError, match="filled by put_encoded"):
+            batch.put_encoded({"k": 1}, encoder)
+        assert len(batch) == 0
+    assert dict(db.items()) == {}
+    batch.put_encoded({"k": 1}, enc)  # usable again once the call returns
+    db.write(batch)
+    assert db.get(b"k") == b"k=1"
+
+
 def test_put_encoded_on_a_closed_db_writes_nothing(tmp_path: pathlib.Path) -> None:
     path = str(tmp_path / "c")
     handle = weir.DB(path)
