@@ -6,7 +6,7 @@ tests/python/test_signatures.py checks that the two agree.
 """
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import GenericAlias, TracebackType
 from typing import Any, Generic, Literal, Self, TypeAlias, TypeVar, final, overload
@@ -372,6 +372,13 @@ class WriteBatch:
     def delete_range(self, start: _BytesLike, end: _BytesLike) -> None: ...
     def put_many(
         self, items: Mapping[Any, Any] | Iterable[tuple[_BytesLike, _BytesLike]], /
+    ) -> int: ...
+    def put_encoded(
+        self,
+        items: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+        encode_value: Callable[[Any, Any], _BytesLike],
+        *,
+        encode_key: Callable[[Any], bytes] | None = None,
     ) -> int: ...
     def clear(self) -> None: ...
     def commit(self) -> None: ...

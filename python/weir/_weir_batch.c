@@ -42,13 +42,31 @@ int batch_add_delete(weir_batch *b, PyObject *key) {
     return rc == WEIR_OK ? 0 : -1;
 }
 
-Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items) {
+/* Calls fn(b, key, value, ctx) for each pair of items: a dict, a mapping
+ * (through its items()) or an iterable of pairs, each a 2-tuple or, unless
+ * tuples_only, any other sequence of two. fn may run Python code that
+ * changes items: the pair is held for the call, and a dict that changes
+ * size raises as iterating it in Python would. The count, or -1 with an
+ * exception. */
+typedef int (*pair_fn)(weir_batch *b, PyObject *key, PyObject *value, void *ctx);
+
+static Py_ssize_t for_each_pair(weir_batch *b, PyObject *items, const char *fname, int tuples_only,
+                                pair_fn fn, void *ctx) {
     Py_ssize_t count = 0;
     if (PyDict_Check(items)) {
-        Py_ssize_t pos = 0;
+        Py_ssize_t pos = 0, size = PyDict_GET_SIZE(items);
         PyObject *k, *v;
         while (PyDict_Next(items, &pos, &k, &v)) {
-            if (batch_add_put(b, k, v) < 0) return -1;
+            Py_INCREF(k);
+            Py_INCREF(v);
+            int ok = fn(b, k, v, ctx);
+            Py_DECREF(k);
+            Py_DECREF(v);
+            if (ok < 0) return -1;
+            if (PyDict_GET_SIZE(items) != size) {
+                PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+                return -1;
+            }
             count++;
         }
         return count;
@@ -73,7 +91,7 @@ Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items) {
     if (!it) {
         if (PyErr_ExceptionMatches(PyExc_TypeError)) {
             PyErr_Format(PyExc_TypeError,
-                         "put_many() expects a mapping or an iterable of (key, value) pairs, not %.100s",
+                         "%s() expects a mapping or an iterable of (key, value) pairs, not %.100s", fname,
                          Py_TYPE(items)->tp_name);
         }
         return -1;
@@ -82,19 +100,20 @@ Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items) {
     while ((pair = PyIter_Next(it))) {
         int ok;
         if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2) {
-            ok = batch_add_put(b, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+            ok = fn(b, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), ctx);
         } else {
-            PyObject *fast = PySequence_Check(pair) && !PyBytes_Check(pair) && !PyUnicode_Check(pair)
+            PyObject *fast = !tuples_only && PySequence_Check(pair) && !PyBytes_Check(pair) &&
+                                     !PyUnicode_Check(pair)
                                  ? PySequence_Fast(pair, "")
                                  : NULL;
             if (!fast || PySequence_Fast_GET_SIZE(fast) != 2) {
                 Py_XDECREF(fast);
                 PyErr_Clear();
-                PyErr_Format(PyExc_TypeError, "put_many() items must be (key, value) pairs, not %.100s",
-                             Py_TYPE(pair)->tp_name);
+                PyErr_Format(PyExc_TypeError, "%s() items must be (key, value) %s, not %.100s", fname,
+                             tuples_only ? "tuples" : "pairs", Py_TYPE(pair)->tp_name);
                 ok = -1;
             } else {
-                ok = batch_add_put(b, PySequence_Fast_GET_ITEM(fast, 0), PySequence_Fast_GET_ITEM(fast, 1));
+                ok = fn(b, PySequence_Fast_GET_ITEM(fast, 0), PySequence_Fast_GET_ITEM(fast, 1), ctx);
                 Py_DECREF(fast);
             }
         }
@@ -108,6 +127,102 @@ Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items) {
     Py_DECREF(it);
     if (PyErr_Occurred()) return -1;
     return count;
+}
+
+static int add_put_pair(weir_batch *b, PyObject *key, PyObject *value, void *ctx) {
+    (void)ctx;
+    return batch_add_put(b, key, value);
+}
+
+Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items) {
+    return for_each_pair(b, items, "put_many", 0, add_put_pair, NULL);
+}
+
+/* ---- encoding pairs in C ------------------------------------------------------------ */
+
+typedef struct encoders {
+    PyObject *value; /* encode_value(value, key) -> bytes */
+    PyObject *key;   /* encode_key(key) -> bytes, or NULL */
+} encoders;
+
+/* The bytes of a key: encode_key(key), else a str as UTF-8 (no copy: CPython
+ * keeps the UTF-8 of a str) or a bytes-like object as is. Only an exact str
+ * is taken as text: a subclass may define its own __str__, so the caller
+ * encodes it in Python. *owned gets a reference to release once k is used
+ * (NULL if none). */
+static int encoded_key(PyObject *key, PyObject *encode_key, bufarg *k, PyObject **owned) {
+    *owned = NULL;
+    k->has_view = 0;
+    if (encode_key) {
+        PyObject *r = PyObject_CallOneArg(encode_key, key);
+        if (!r) return -1;
+        if (!PyBytes_Check(r)) {
+            PyErr_Format(PyExc_TypeError, "put_encoded(): encode_key must return bytes, not %.100s",
+                         Py_TYPE(r)->tp_name);
+            Py_DECREF(r);
+            return -1;
+        }
+        *owned = r;
+        k->ptr = PyBytes_AS_STRING(r);
+        k->len = (size_t)PyBytes_GET_SIZE(r);
+        return 0;
+    }
+    if (PyUnicode_CheckExact(key)) {
+        Py_ssize_t n;
+        const char *p = PyUnicode_AsUTF8AndSize(key, &n);
+        if (!p) return -1;
+        k->ptr = p;
+        k->len = (size_t)n;
+        return 0;
+    }
+    if (PyBytes_Check(key) || PyObject_CheckBuffer(key)) return bufarg_get(key, k, "key");
+    PyErr_Format(PyExc_TypeError,
+                 "put_encoded(): without encode_key a key must be str (not a subclass) or "
+                 "bytes-like, not %.100s",
+                 Py_TYPE(key)->tp_name);
+    return -1;
+}
+
+static int add_encoded_pair(weir_batch *b, PyObject *key, PyObject *value, void *ctx) {
+    const encoders *enc = ctx;
+    PyObject *args[2] = {value, key};
+    PyObject *ev = PyObject_Vectorcall(enc->value, args, 2, NULL);
+    if (!ev) return -1;
+    bufarg v;
+    if (bufarg_get(ev, &v, "an encoded value (what encode_value returned)") < 0) {
+        Py_DECREF(ev);
+        return -1;
+    }
+    PyObject *owned;
+    bufarg k;
+    int rc = -1;
+    if (encoded_key(key, enc->key, &k, &owned) == 0) {
+        int st = weir_batch_put(b, k.ptr, k.len, v.ptr, v.len);
+        if (st == WEIR_OK) rc = 0;
+        else raise_status(st);
+        bufarg_release(&k);
+        Py_XDECREF(owned);
+    }
+    bufarg_release(&v);
+    Py_DECREF(ev);
+    return rc;
+}
+
+Py_ssize_t batch_add_encoded(weir_batch *b, PyObject *items, PyObject *encode_value,
+                             PyObject *encode_key) {
+    if (!PyCallable_Check(encode_value)) {
+        PyErr_Format(PyExc_TypeError, "put_encoded(): encode_value must be callable, not %.100s",
+                     Py_TYPE(encode_value)->tp_name);
+        return -1;
+    }
+    if (encode_key == Py_None) encode_key = NULL;
+    if (encode_key && !PyCallable_Check(encode_key)) {
+        PyErr_Format(PyExc_TypeError, "put_encoded(): encode_key must be callable or None, not %.100s",
+                     Py_TYPE(encode_key)->tp_name);
+        return -1;
+    }
+    encoders enc = {encode_value, encode_key};
+    return for_each_pair(b, items, "put_encoded", 1, add_encoded_pair, &enc);
 }
 
 /* ---- writing a batch ------------------------------------------------------------- */
@@ -128,9 +243,12 @@ PyObject *batch_new_bound(DBObject *db, weir_sync_mode sync) {
     return (PyObject *)b;
 }
 
+static const char batch_in_use[] =
+    "the WriteBatch is in use: being written by another thread, or filled by put_encoded()";
+
 PyObject *batch_commit_to(BatchObject *b, DBObject *db, weir_sync_mode sync) {
     if (b->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the WriteBatch is being written by another thread");
+        PyErr_SetString(PyExc_RuntimeError, batch_in_use);
         return NULL;
     }
     b->busy = 1;
@@ -146,9 +264,11 @@ SPEC(spec_batch_delete, "delete", 1, 1, "key");
 SPEC(spec_batch_merge, "merge", 3, 3, "key", "op", "operand");
 SPEC(spec_batch_incr, "incr", 2, 1, "key", "n");
 SPEC(spec_batch_delete_range, "delete_range", 2, 2, "start", "end");
+SPEC(spec_batch_put_encoded, "put_encoded", 2, 2, "items", "encode_value", "encode_key");
 
-static argspec *const batch_specs[] = {&spec_batch_put, &spec_batch_merge, &spec_batch_incr,
-                                       &spec_batch_delete_range, &spec_batch_delete};
+static argspec *const batch_specs[] = {&spec_batch_put,          &spec_batch_merge,
+                                       &spec_batch_incr,         &spec_batch_delete_range,
+                                       &spec_batch_delete,       &spec_batch_put_encoded};
 
 static int Batch_traverse(BatchObject *b, visitproc visit, void *arg) {
     Py_VISIT(b->db);
@@ -192,7 +312,7 @@ static PyObject *Batch_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 static int batch_mutable(BatchObject *b) {
     if (b->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "the WriteBatch is being written by another thread");
+        PyErr_SetString(PyExc_RuntimeError, batch_in_use);
         return -1;
     }
     return 0;
@@ -278,6 +398,20 @@ static PyObject *Batch_put_many(BatchObject *b, PyObject *items) {
     return PyLong_FromSsize_t(n);
 }
 
+static PyObject *Batch_put_encoded(BatchObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames) {
+    PyObject *a[3];
+    if (bind_args(&spec_batch_put_encoded, args, nargs, kwnames, a) < 0) return NULL;
+    if (batch_mutable(b) < 0) return NULL;
+    /* Encoding runs Python code, which could otherwise write or clear this
+     * batch meanwhile. */
+    b->busy = 1;
+    Py_ssize_t n = batch_add_encoded(b->batch, a[0], a[1], a[2]);
+    b->busy = 0;
+    if (n < 0) return NULL;
+    return PyLong_FromSsize_t(n);
+}
+
 static PyObject *Batch_clear_method(BatchObject *b, PyObject *u) {
     (void)u;
     if (batch_mutable(b) < 0) return NULL;
@@ -341,6 +475,13 @@ static PyMethodDef Batch_methods[] = {
     {"put_many", (PyCFunction)Batch_put_many, METH_O,
      SIGNATURE("put_many($self, items, /)")
      "Add a put for each (key, value) of a mapping or an iterable of pairs; returns the count."},
+    {"put_encoded", FASTKW(Batch_put_encoded),
+     SIGNATURE("put_encoded($self, items, encode_value, *, encode_key=None)")
+     "Add a put for each (key, value) of a mapping or an iterable of 2-tuples, encoded in this\n"
+     "one call: the value as encode_value(value, key), the key as encode_key(key) or, when\n"
+     "encode_key is None, a str (not a subclass) as UTF-8 and a bytes-like key as is.\n"
+     "encode_value must return a bytes-like object, encode_key bytes.\n"
+     "Returns the count; on an error the pairs before the failing one stay in the batch."},
     {"clear", (PyCFunction)Batch_clear_method, METH_NOARGS,
      SIGNATURE("clear($self, /)") "Drop every operation."},
     {"commit", (PyCFunction)Batch_commit, METH_NOARGS,

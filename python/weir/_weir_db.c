@@ -72,11 +72,9 @@ void nap(long *ns) {
 PyObject *write_batch_to(DBObject *self, weir_batch *b, weir_sync_mode sync) {
     if (db_enter(self) < 0) return NULL;
     weir_writeopts wo = {.sync = sync};
-    weir_db *db = self->db;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = weir_write(db, sync == WEIR_SYNC_DEFAULT ? NULL : &wo, b);
-    Py_END_ALLOW_THREADS
+    PyThreadState *ts = write_releases_gil(self, sync, weir_batch_bytes(b)) ? PyEval_SaveThread() : NULL;
+    int rc = weir_write(self->db, sync == WEIR_SYNC_DEFAULT ? NULL : &wo, b);
+    if (ts) PyEval_RestoreThread(ts);
     db_leave(self);
     if (rc != WEIR_OK) return raise_status(rc);
     Py_RETURN_NONE;
@@ -97,10 +95,12 @@ static PyObject *DB_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->deps.owner = NULL;
     self->deps.invalidate = NULL;
     self->weakreflist = NULL;
+    self->default_sync = WEIR_SYNC_FLUSH;
     return (PyObject *)self;
 }
 
-static int apply_options(weir_options *o, PyObject **v) {
+/* *sync gets the sync= option (WEIR_SYNC_DEFAULT when not given). */
+static int apply_options(weir_options *o, PyObject **v, weir_sync_mode *sync) {
     /* Order matches the keyword list in DB_init. */
     unsigned long long u;
     int i, r;
@@ -119,6 +119,7 @@ static int apply_options(weir_options *o, PyObject **v) {
     weir_sync_mode mode;
     if (parse_sync(v[5], &mode) < 0) return -1;
     if (mode != WEIR_SYNC_DEFAULT && (rc = weir_options_set_sync_mode(o, mode)) != WEIR_OK) goto fail;
+    *sync = mode;
     SIZE_OPT(6, "target_file_size", weir_options_set_target_file_size)
     if ((r = opt_u64(v[7], "max_bytes_for_level_base", &u)) < 0) return -1;
     if (r && (rc = weir_options_set_max_bytes_for_level_base(o, (uint64_t)u)) != WEIR_OK) goto fail;
@@ -228,7 +229,8 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
     if (rc == WEIR_OK) rc = weir_options_set_error_if_exists(o, error_if_exists);
     if (rc == WEIR_OK) rc = weir_options_set_read_only(o, read_only);
     if (rc != WEIR_OK) raise_status(rc);
-    if (rc != WEIR_OK || apply_options(o, v) < 0) {
+    weir_sync_mode sync = WEIR_SYNC_DEFAULT;
+    if (rc != WEIR_OK || apply_options(o, v, &sync) < 0) {
         weir_options_destroy(o);
         Py_DECREF(encoded);
         Py_DECREF(decoded);
@@ -251,6 +253,8 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
     self->path = decoded;
     self->db = db;
     self->owner_pid = (long)getpid();
+    /* The engine's own default is WEIR_SYNC_FLUSH (weir.h). */
+    self->default_sync = sync == WEIR_SYNC_DEFAULT ? WEIR_SYNC_FLUSH : sync;
     return 0;
 }
 
@@ -329,13 +333,12 @@ static PyObject *put_common(DBObject *self, PyObject *key, PyObject *value, weir
     PyObject *result = NULL;
     if (db_enter(self) == 0) {
         weir_writeopts wo = {.sync = sync};
-        weir_db *db = self->db;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
         const weir_writeopts *wop = sync == WEIR_SYNC_DEFAULT ? NULL : &wo;
-        rc = ttl_ms ? weir_put_ttl(db, wop, k.ptr, k.len, v.ptr, v.len, ttl_ms)
-                    : weir_put(db, wop, k.ptr, k.len, v.ptr, v.len);
-        Py_END_ALLOW_THREADS
+        weir_db *db = self->db;
+        PyThreadState *ts = write_releases_gil(self, sync, k.len + v.len) ? PyEval_SaveThread() : NULL;
+        int rc = ttl_ms ? weir_put_ttl(db, wop, k.ptr, k.len, v.ptr, v.len, ttl_ms)
+                        : weir_put(db, wop, k.ptr, k.len, v.ptr, v.len);
+        if (ts) PyEval_RestoreThread(ts);
         db_leave(self);
         if (rc == WEIR_OK) result = Py_NewRef(Py_None);
         else raise_status(rc);
@@ -362,11 +365,9 @@ static PyObject *delete_common(DBObject *self, PyObject *key, weir_sync_mode syn
     PyObject *result = NULL;
     if (db_enter(self) == 0) {
         weir_writeopts wo = {.sync = sync};
-        weir_db *db = self->db;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = weir_delete(db, sync == WEIR_SYNC_DEFAULT ? NULL : &wo, k.ptr, k.len);
-        Py_END_ALLOW_THREADS
+        PyThreadState *ts = write_releases_gil(self, sync, k.len) ? PyEval_SaveThread() : NULL;
+        int rc = weir_delete(self->db, sync == WEIR_SYNC_DEFAULT ? NULL : &wo, k.ptr, k.len);
+        if (ts) PyEval_RestoreThread(ts);
         db_leave(self);
         if (rc == WEIR_OK) result = Py_NewRef(Py_None);
         else raise_status(rc);

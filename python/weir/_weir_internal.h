@@ -18,7 +18,9 @@
  * exported.
  *
  * Threading. Every engine call that can touch disk or wait on a lock runs
- * with the GIL released. A DB counts the calls it has in flight without the
+ * with the GIL released, except point reads that memory answers and small
+ * writes that do not fsync (see WRITE_GIL_BYTES), where the release costs
+ * more than the call. A DB counts the calls it has in flight without the
  * GIL; close() marks the DB closing (new calls raise ClosedError), waits for
  * that count to reach zero, invalidates the iterators, snapshots and
  * transactions still bound to it (a transaction first drops the iterators
@@ -53,6 +55,7 @@ typedef struct DBObject {
     Py_ssize_t inflight;  /* engine calls running without the GIL */
     int closing;
     long owner_pid;       /* the process that opened it (see db_close: fork) */
+    weir_sync_mode default_sync; /* what WEIR_SYNC_DEFAULT means for its writes */
     dep deps;             /* sentinel */
     PyObject *weakreflist;
 } DBObject;
@@ -277,6 +280,21 @@ static inline int db_enter(DBObject *self) {
 
 static inline void db_leave(DBObject *self) { self->inflight--; }
 
+/* Engine writes of fewer bytes than this that do not fsync keep the GIL:
+ * releasing and retaking it costs some 400 instructions (a tenth of a
+ * small put) and lets another thread take the interpreter for up to a
+ * switch interval, for a write that takes a microsecond or two. Nothing an
+ * engine write waits for (the writer queue's leader, the background work a
+ * stalled write waits on) needs the GIL, so holding it cannot deadlock;
+ * during a write stall the other Python threads wait too. */
+#define WRITE_GIL_BYTES ((size_t)64 * 1024)
+
+/* Whether a write of `bytes` bytes with `sync` should release the GIL. */
+static inline int write_releases_gil(const DBObject *self, weir_sync_mode sync, size_t bytes) {
+    if (sync == WEIR_SYNC_DEFAULT) sync = self->default_sync;
+    return sync == WEIR_SYNC_FSYNC || bytes >= WRITE_GIL_BYTES;
+}
+
 /* Sleep a little with the GIL released, doubling *ns up to 1 ms; used while
  * waiting for calls in flight, which are short (one engine call each). */
 void nap(long *ns);
@@ -340,6 +358,13 @@ PyObject *batch_commit_to(BatchObject *b, DBObject *db, weir_sync_mode sync);
 /* Add every (key, value) of a dict, a mapping or an iterable of pairs;
  * the count, or -1 with an exception. */
 Py_ssize_t batch_add_pairs(weir_batch *b, PyObject *items);
+/* Add a put for each (key, value) of a dict, a mapping or an iterable of
+ * 2-tuples, encoding each value with encode_value(value, key) and each key
+ * with encode_key(key) (NULL: a str as UTF-8, a bytes-like object as is);
+ * the count, or -1 with an exception (the pairs before the failing one
+ * stay in b). */
+Py_ssize_t batch_add_encoded(weir_batch *b, PyObject *items, PyObject *encode_value,
+                             PyObject *encode_key);
 int batch_add_delete(weir_batch *b, PyObject *key);
 
 /* ---- Transaction (_weir_txn.c) ------------------------------------------------ */

@@ -100,6 +100,16 @@ def _arrow_rows(null_key: bool = False) -> Any:
 IA = weir.InvalidArgumentError
 CL = weir.ClosedError
 
+
+def _enc_value(value: Any, key: Any) -> bytes:
+    """A value encoder for the put_encoded rows."""
+    return str(value).encode()
+
+
+def _enc_refuses(value: Any, key: Any) -> bytes:
+    raise ValueError(f"refused {value!r} for {key!r}")
+
+
 CASES: list[Case] = [
     # ---- module functions ----
     c(
@@ -1014,6 +1024,83 @@ CASES: list[Case] = [
     ),
     c("WriteBatch.put_many", "not iterable", lambda h: h.batch.put_many(1), TypeError, "not int"),
     c("WriteBatch.put_many", "oversized key", lambda h: h.batch.put_many({BIG: b"v"}), IA, BIG_MSG),
+    c(
+        "WriteBatch.put_encoded",
+        "not iterable",
+        lambda h: h.batch.put_encoded(1, _enc_value),
+        TypeError,
+        "put_encoded() expects a mapping or an iterable of (key, value) pairs, not int",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "list pair",
+        lambda h: h.batch.put_encoded([["k", 1]], _enc_value),
+        TypeError,
+        "put_encoded() items must be (key, value) tuples, not list",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "encode_value not callable",
+        lambda h: h.batch.put_encoded({"k": 1}, b"x"),
+        TypeError,
+        "encode_value must be callable, not bytes",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "encode_key not callable",
+        lambda h: h.batch.put_encoded({"k": 1}, _enc_value, encode_key=5),
+        TypeError,
+        "encode_key must be callable or None, not int",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "encode_value gives int",
+        lambda h: h.batch.put_encoded({"k": 1}, lambda v, k: v),
+        TypeError,
+        "an encoded value (what encode_value returned) " + NOT_BYTES + " int",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "encode_key gives str",
+        lambda h: h.batch.put_encoded({"k": 1}, _enc_value, encode_key=str),
+        TypeError,
+        "encode_key must return bytes, not str",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "int key",
+        lambda h: h.batch.put_encoded({1: 1}, _enc_value),
+        TypeError,
+        "without encode_key a key must be str (not a subclass) or bytes-like, not int",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "surrogate key",
+        lambda h: h.batch.put_encoded({SURROGATE: 1}, _enc_value),
+        UnicodeEncodeError,
+        "surrogates not allowed",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "oversized key",
+        lambda h: h.batch.put_encoded({BIG: 1}, _enc_value),
+        IA,
+        BIG_MSG,
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "encode_value raises",
+        lambda h: h.batch.put_encoded({"k": 1}, _enc_refuses),
+        ValueError,
+        "refused 1 for 'k'",
+    ),
+    c(
+        "WriteBatch.put_encoded",
+        "encode_value writes the batch",
+        lambda h: h.batch.put_encoded({"k": 1}, lambda v, k: h.batch.put(b"x", b"y")),
+        RuntimeError,
+        "filled by put_encoded()",
+    ),
     c(
         "WriteBatch.commit",
         "unbound",

@@ -110,19 +110,59 @@ class TextOrBytesKeys:
         return self.encode(value)
 
 
-class KeyEncoding:
-    """A key codec plus the checks and range arithmetic the stores need."""
+_TEXT_OR_BYTES = TextOrBytesKeys()
 
-    __slots__ = ("codec", "decode", "name")
+
+def _encode_text_or_bytes_key(key: Any) -> bytes:
+    """:meth:`KeyEncoding.encode` for the default key codec in one call:
+    the hot paths of every store encode a ``str`` key through it."""
+    if type(key) is str:
+        try:
+            data = key.encode()
+        except UnicodeEncodeError:
+            data = _TEXT_OR_BYTES.encode(key)  # raises, naming the key
+    elif type(key) is bytes:
+        data = key
+    else:
+        data = _TEXT_OR_BYTES.encode(key)
+    if len(data) > MAX_KEY_SIZE:
+        raise make_error(
+            InvalidArgumentError,
+            f"key of {len(data)} bytes exceeds the limit of {MAX_KEY_SIZE} bytes",
+        )
+    return data
+
+
+def key_list(keys: Iterable[Any]) -> list[Any]:
+    """The keys of an iterable as a list; TypeError for a str or bytes,
+    which would otherwise be taken one character at a time."""
+    if isinstance(keys, (str, bytes, bytearray, memoryview)) or not isinstance(keys, Iterable):
+        raise TypeError(f"keys must be a list or other iterable of keys, not {type(keys).__name__}")
+    return list(keys)
+
+
+class KeyEncoding:
+    """A key codec plus the checks and range arithmetic the stores need.
+
+    ``encode`` is an attribute, not a method: with the default codec it is
+    a function that does the whole job in one call.
+    """
+
+    __slots__ = ("codec", "decode", "encode", "name", "text_or_bytes")
 
     def __init__(self, spec: str | Codec[Any] | None) -> None:
-        self.codec: Any = TextOrBytesKeys() if spec is None else get_codec(spec)
+        self.codec: Any = _TEXT_OR_BYTES if spec is None else get_codec(spec)
         self.decode: Callable[[bytes], Any] = self.codec.decode
         self.name: str = getattr(self.codec, "name", type(self.codec).__name__)
+        #: True with the default codec: ``str`` keys as UTF-8, bytes-like as is.
+        self.text_or_bytes: bool = self.codec is _TEXT_OR_BYTES
+        #: The bytes of a key; TypeError for a key of the wrong type,
+        #: InvalidArgumentError for one over 1 MiB.
+        self.encode: Callable[[Any], bytes] = (
+            _encode_text_or_bytes_key if self.text_or_bytes else self._encode_with_codec
+        )
 
-    def encode(self, key: Any) -> bytes:
-        """The bytes of ``key``; TypeError for a key of the wrong type,
-        InvalidArgumentError for one over 1 MiB."""
+    def _encode_with_codec(self, key: Any) -> bytes:
         try:
             data: bytes = self.codec.encode(key)
         except TypeError:
@@ -141,12 +181,21 @@ class KeyEncoding:
     def encode_many(self, keys: Iterable[Any]) -> list[bytes]:
         """Encode every key of an iterable (not a str or bytes, which would
         otherwise be taken one character at a time)."""
-        if isinstance(keys, (str, bytes, bytearray, memoryview)) or not isinstance(keys, Iterable):
-            raise TypeError(
-                f"keys must be a list or other iterable of keys, not {type(keys).__name__}"
-            )
+        return self.encode_list(keys if type(keys) is list else key_list(keys))
+
+    def encode_list(self, keys: list[Any]) -> list[bytes]:
+        """:meth:`encode_many` of a list; ``str`` keys of the default codec
+        are encoded without a Python call each."""
         enc = self.encode
-        return [enc(k) for k in keys]
+        if not self.text_or_bytes:
+            return [enc(k) for k in keys]
+        try:
+            eks = [k.encode() if type(k) is str else enc(k) for k in keys]
+        except UnicodeEncodeError:
+            return [enc(k) for k in keys]  # raises, naming the key
+        if eks and max(map(len, eks)) > MAX_KEY_SIZE:
+            return [enc(k) for k in keys]  # raises, naming the size
+        return eks
 
     def encode_prefix(self, prefix: Any) -> bytes:
         """The byte prefix shared by the keys that start with ``prefix``."""
@@ -275,7 +324,7 @@ def check_prefix(prefix: Any) -> None:
 
 def iter_pairs(items: Any) -> Iterator[tuple[Any, Any]]:
     """The pairs of a mapping, or of an iterable of 2-tuples."""
-    if isinstance(items, Mapping):
+    if type(items) is dict or isinstance(items, Mapping):
         return iter(items.items())
     if isinstance(items, (str, bytes, bytearray, memoryview)) or not isinstance(items, Iterable):
         raise TypeError(f"items must be a dict of key -> value, not {type(items).__name__}")
@@ -309,31 +358,43 @@ class ValueEncoding:
     ``ttl_seconds`` set (to any value) exactly when it was created with it.
     """
 
-    __slots__ = ("codec", "name", "ttl_ms")
+    __slots__ = ("codec", "codec_decode", "codec_encode", "name", "plain", "ttl_ms")
 
     def __init__(self, spec: str | Codec[Any] | None, ttl_seconds: float | None) -> None:
         self.codec: Any = get_codec(spec)  # None: the default codec
         self.name: str = getattr(self.codec, "name", type(self.codec).__name__)
         self.ttl_ms: int | None = None if ttl_seconds is None else max(1, round(ttl_seconds * 1000))
+        #: True when stored values are the codec's bytes (no expiry header):
+        #: then the hot paths call ``codec_encode``/``codec_decode`` directly
+        #: and turn a failure into the store's error with
+        #: :meth:`encode_error` / :meth:`decode_error`.
+        self.plain: bool = self.ttl_ms is None
+        self.codec_encode: Callable[[Any, Any], bytes] = self.codec.encode
+        self.codec_decode: Callable[[bytes], Any] = self.codec.decode
 
-    def encode_plain(self, key: Any, value: Any) -> bytes:
-        """The codec's bytes for ``value``; TypeError names the key and type."""
-        try:
-            data: bytes = self.codec.encode(value, key)
-        except TypeError as e:
-            msg = str(e)
+    def encode_error(self, key: Any, value: Any, exc: Exception) -> Exception:
+        """The store's error for the codec's TypeError or ValueError ``exc``
+        on the value of ``key``: a TypeError naming the key and type, an
+        InvalidArgumentError for a value the codec refuses."""
+        if isinstance(exc, TypeError):
+            msg = str(exc)
             if "key" not in msg:
                 msg = (
                     f"cannot encode the value for key {short_repr(key)} "
                     f"(type {type(value).__name__}) with the {self.name} codec: {msg}"
                 )
-            raise TypeError(msg) from None
-        except ValueError as e:
-            raise make_error(
-                InvalidArgumentError,
-                f"cannot encode the value for key {short_repr(key)} "
-                f"with the {self.name} codec: {e}",
-            ) from None
+            return TypeError(msg)
+        return make_error(
+            InvalidArgumentError,
+            f"cannot encode the value for key {short_repr(key)} with the {self.name} codec: {exc}",
+        )
+
+    def encode_plain(self, key: Any, value: Any) -> bytes:
+        """The codec's bytes for ``value``; TypeError names the key and type."""
+        try:
+            data: bytes = self.codec_encode(value, key)
+        except (TypeError, ValueError) as e:
+            raise self.encode_error(key, value, e) from None
         return data
 
     def encode(self, key: Any, value: Any) -> bytes:
@@ -358,15 +419,20 @@ class ValueEncoding:
             return None
         return raw[EXPIRY_HEADER:]
 
+    def decode_error(self, key: Any, exc: Exception) -> Error:
+        """The CorruptionError for a payload of ``key`` the codec cannot read
+        (``exc`` is what the codec raised)."""
+        return make_error(
+            CorruptionError,
+            f"the value for key {short_repr(key)} cannot be decoded with the {self.name} "
+            f"codec ({type(exc).__name__}: {exc}); was the store written with another value_codec?",
+        )
+
     def decode_payload(self, key: Any, payload: bytes) -> Any:
         try:
-            return self.codec.decode(payload)
+            return self.codec_decode(payload)
         except Exception as e:
-            raise make_error(
-                CorruptionError,
-                f"the value for key {short_repr(key)} cannot be decoded with the {self.name} "
-                f"codec ({type(e).__name__}: {e}); was the store written with another value_codec?",
-            ) from e
+            raise self.decode_error(key, e) from e
 
     def decode(self, key: Any, raw: bytes) -> Any:
         """The value of stored bytes (caller has checked it is live)."""

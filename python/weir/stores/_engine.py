@@ -57,6 +57,7 @@ from ._common import (
     check_prefix,
     closed_error,
     iter_pairs,
+    key_list,
     make_error,
     now_ms,
     prefix_bounds,
@@ -145,6 +146,15 @@ class EngineBackend(StoreBackend):
         self._values = ValueEncoding(
             opts.pop("value_codec", None), None if self.engine_ttl else config.ttl_seconds
         )
+        # The point operations read instance attributes that no class
+        # attribute shadows: CPython specializes (caches) those reads, not
+        # reads of a class attribute or of a method an instance attribute
+        # overrides (as _bind does with _get and _put).
+        self._encode_key = self._keys.encode
+        self._plain_values = self._values.plain
+        self._decode_value = self._values.codec_decode
+        self._big_writes_in_thread = self.writes_in_thread
+        self._point_hooks_changed()
         threads = opts.pop("executor_threads", 4)
         if isinstance(threads, bool) or not isinstance(threads, int):
             raise TypeError(f"executor_threads must be an int, not {type(threads).__name__}")
@@ -241,6 +251,15 @@ class EngineBackend(StoreBackend):
 
     def _on_expired(self, key: bytes) -> None:
         """A read found ``key`` expired (inline, on the loop thread)."""
+
+    def _point_hooks_changed(self) -> None:
+        """Copy ``_get``, ``_get_many``, ``_put`` and ``_delete`` to the attributes the
+        point operations call; an engine that rebinds the hooks (to a new
+        handle's methods) calls this after."""
+        self._engine_get = self._get
+        self._engine_get_many = self._get_many
+        self._engine_put = self._put
+        self._engine_delete = self._delete
 
     # ---- plumbing ---------------------------------------------------------------------
 
@@ -384,15 +403,20 @@ class EngineBackend(StoreBackend):
 
     async def get(self, key: Any) -> Any:
         """The value of ``key``, or None if absent or expired."""
+        # The hot path: a few attribute tests, one call to encode the key,
+        # one engine call, one codec call; no suspension, no thread.
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        ek = self._keys.encode(key)
-        raw = self._get(ek)
+        ek = self._encode_key(key)
+        raw = self._engine_get(ek)
         if raw is None:
             return None
+        if self._plain_values:
+            try:
+                return self._decode_value(raw)
+            except Exception as e:
+                raise self._values.decode_error(key, e) from e
         values = self._values
-        if values.ttl_ms is None:
-            return values.decode_payload(key, raw)
         payload = values.live_payload(raw)
         if payload is None:
             self._on_expired(ek)
@@ -403,49 +427,61 @@ class EngineBackend(StoreBackend):
         """The values of ``keys`` (None for absent ones), read in one call."""
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        keys = list(keys) if not isinstance(keys, list) else keys
-        eks = self._keys.encode_many(keys)
+        keys = keys if type(keys) is list else key_list(keys)
+        eks = self._keys.encode_list(keys)
         if len(eks) > INLINE_BATCH_ITEMS:
-            raws = await self._in_thread(self._get_many, eks)
+            raws = await self._in_thread(self._engine_get_many, eks)
         else:
-            raws = self._get_many(eks)
+            raws = self._engine_get_many(eks)
         values = self._values
+        if self._plain_values:
+            dec = self._decode_value
+            try:
+                return [None if r is None else dec(r) for r in raws]
+            except Exception:
+                pass  # decoded again below, one key at a time, to name the key
         return [None if r is None else values.decode(k, r) for k, r in zip(keys, raws, strict=True)]
 
     async def set(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``."""
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        ek = self._keys.encode(key)
-        ev = self._values.encode(key, value)
-        if len(ev) > INLINE_VALUE_BYTES and self.writes_in_thread:
+        ek = self._encode_key(key)
+        if self._plain_values:
+            try:
+                ev = self._values.codec_encode(value, key)
+            except (TypeError, ValueError) as e:
+                raise self._values.encode_error(key, value, e) from None
+        else:
+            ev = self._values.encode(key, value)
+        if len(ev) > INLINE_VALUE_BYTES and self._big_writes_in_thread:
             await self._in_thread(self._locked_write, [(ek, ev)], [])
         else:
-            self._put(ek, ev)
+            self._engine_put(ek, ev)
 
     async def delete(self, key: Any) -> bool:
         """Remove ``key``; True if it was present (and not expired)."""
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        ek = self._keys.encode(key)
+        ek = self._encode_key(key)
         try:
-            raw = self._get(ek)
+            raw = self._engine_get(ek)
         except InvalidArgumentError:
             # A value the engine cannot read back (a merge onto a value of
             # another type): the key holds something; deleting it is the cure.
-            self._delete(ek)
+            self._engine_delete(ek)
             return True
         if raw is None:
             return False
-        self._delete(ek)
+        self._engine_delete(ek)
         return self._values.live_payload(raw) is not None
 
     async def exists(self, key: Any) -> bool:
         """True if ``key`` is present and not expired."""
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        ek = self._keys.encode(key)
-        raw = self._get(ek)
+        ek = self._encode_key(key)
+        raw = self._engine_get(ek)
         if raw is None:
             return False
         if self._values.ttl_ms is None or self._values.live_payload(raw) is not None:
@@ -460,33 +496,52 @@ class EngineBackend(StoreBackend):
         enc_v = self._values.encode
         return [(enc_k(k), enc_v(k, v)) for k, v in iter_pairs(items)]
 
+    # A batch_set goes through three hooks, so an engine whose binding
+    # encodes a whole batch in one call (weir) can take it over: the
+    # encoded batch is whatever _encode_batch returns.
+
+    def _encode_batch(self, items: Any) -> Any:
+        """Encode the pairs of ``items`` (a mapping or a list of pairs);
+        raises, naming the key, before anything is written if any key or
+        value cannot be encoded."""
+        return self._encode_items(items)
+
+    def _batch_bytes(self, batch: Any) -> int:
+        """The bytes of the values of an encoded batch."""
+        return sum(len(v) for _, v in batch)
+
+    def _write_batch(self, batch: Any) -> None:
+        """Write an encoded batch in one atomic write."""
+        if batch:
+            self._write(batch, [])
+
+    def _write_batch_locked(self, batch: Any) -> None:
+        with self._wlock:
+            self._write_batch(batch)
+
     def _encode_and_write(self, items: Any) -> None:
-        puts = self._encode_items(items)
-        if puts:
-            self._locked_write(puts, [])
+        self._write_batch_locked(self._encode_batch(items))
 
     async def batch_set(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
         """Store every pair in one atomic write; nothing is written if any
         key or value cannot be encoded."""
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        if not isinstance(items, Sized):
+        if type(items) is not dict and type(items) is not list and not isinstance(items, Sized):
             items = list(iter_pairs(items))
         if len(items) > INLINE_BATCH_ITEMS:
             if self.writes_in_thread:
                 await self._in_thread(self._encode_and_write, items)
                 return
-            puts = await self._in_thread(self._encode_items, items)
+            batch = await self._in_thread(self._encode_batch, items)
             if self._gate.barrier is not None or not self._open:
                 await self._ready()  # stopped or restored while we encoded
         else:
-            puts = self._encode_items(items)
-        if not puts:
-            return
-        if self.writes_in_thread and sum(len(v) for _, v in puts) > INLINE_VALUE_BYTES:
-            await self._in_thread(self._locked_write, puts, [])
+            batch = self._encode_batch(items)
+        if self.writes_in_thread and self._batch_bytes(batch) > INLINE_VALUE_BYTES:
+            await self._in_thread(self._write_batch_locked, batch)
         else:
-            self._write(puts, [])
+            self._write_batch(batch)
 
     def _get_many_for_delete(self, eks: list[bytes]) -> list[bytes | None]:
         """``_get_many``, but a key whose value the engine cannot read (a
@@ -790,7 +845,7 @@ class EngineBackend(StoreBackend):
     def _read_sync(self, key: bytes) -> bytes | None:
         if type(key) is not bytes:
             raise TypeError(f"a key must be bytes (an encoded key), not {type(key).__name__}")
-        raw = self._get(key)
+        raw = self._engine_get(key)
         if raw is None or self._values.ttl_ms is None:
             return raw
         payload = self._values.live_payload(raw)
@@ -1068,7 +1123,7 @@ class EngineBackend(StoreBackend):
     async def _txn_read(self, key: bytes) -> bytes | None:
         if self._gate.barrier is not None or not self._open:
             await self._ready()
-        return self._get(key)
+        return self._engine_get(key)
 
     async def begin_transaction(self) -> StoreTransaction:
         """Start an optimistic transaction (see :class:`StoreTransaction`)."""

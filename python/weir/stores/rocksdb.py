@@ -164,6 +164,7 @@ class RocksDBBackend(DirectoryBackend):
         self._get_many = db.get  # type: ignore[method-assign]  # a list gives a multi-get
         self._put = db.put  # type: ignore[method-assign]
         self._delete = db.delete  # type: ignore[method-assign]
+        self._point_hooks_changed()
 
     def _verify_all(self, db: Any) -> None:
         rocksdict = _rocksdict()

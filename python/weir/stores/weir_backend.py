@@ -3,8 +3,11 @@
 Point operations call the C extension directly on the event loop thread
 (the extension releases the GIL inside the engine); everything that can
 take long runs in the backend's thread pool (see :mod:`._engine`).
-Batches are single engine write batches, atomic across a crash; scans are
-engine range iterators over one consistent view.
+Batches are single engine write batches, atomic across a crash; a
+``batch_set`` is encoded into its batch by one call of the binding
+(:meth:`weir.WriteBatch.put_encoded`), which calls the value codec for each
+pair and takes ``str`` keys' UTF-8 without a Python call. Scans are engine
+range iterators over one consistent view.
 
 The store features are the engine's own, not emulated above it:
 transactions are engine transactions (:class:`~._txn.EngineTransaction`),
@@ -33,10 +36,10 @@ import errno
 import shutil
 from typing import Any
 
-from .. import DB, InvalidArgumentError, NoSpaceError
+from .. import DB, InvalidArgumentError, NoSpaceError, WriteBatch
 from .. import Transaction as WeirTransaction
 from ..durable import partial_name, publish
-from ._common import backup_no_space, closed_error, make_error
+from ._common import backup_no_space, closed_error, iter_pairs, make_error
 from ._directory import ChunkCursor, DirectoryBackend
 from ._txn import EngineTransaction
 from .base import StoreBackendConfig, Transaction
@@ -95,6 +98,40 @@ class WeirBackend(DirectoryBackend):
         self._get_many = db.get_many  # type: ignore[method-assign]
         self._put = db.put  # type: ignore[method-assign]
         self._delete = db.delete  # type: ignore[method-assign]
+        self._point_hooks_changed()
+
+    def _encode_batch(self, items: Any) -> Any:
+        values = self._values
+        if not values.plain:
+            return super()._encode_batch(items)
+        if type(items) is not dict and type(items) is not list:
+            items = list(iter_pairs(items))
+        keys = self._keys
+        batch = WriteBatch()
+        try:
+            batch.put_encoded(
+                items, values.codec_encode, encode_key=None if keys.text_or_bytes else keys.encode
+            )
+        except (TypeError, ValueError, BufferError):
+            # The binding's errors name only a type, and it takes as text
+            # only an exact str: encoding in Python raises the store's own
+            # error, naming the key, or encodes what the binding left to it
+            # (a str subclass, a non-contiguous buffer). The batch is dropped.
+            return self._encode_items(items)
+        return batch
+
+    def _batch_bytes(self, batch: Any) -> int:
+        if isinstance(batch, WriteBatch):
+            return batch.nbytes
+        return super()._batch_bytes(batch)
+
+    def _write_batch(self, batch: Any) -> None:
+        if not isinstance(batch, WriteBatch):
+            super()._write_batch(batch)
+        elif len(batch):
+            db = self._db
+            assert db is not None
+            db.write(batch)
 
     def _verify_all(self, db: Any) -> None:
         # Opening verified the manifest, every table's index and filter;
