@@ -7,7 +7,9 @@ Every engine reads the same JSON-lines input file and must find the same
 number of alerts (the run fails otherwise). Checkpoints are time-based and
 equal for all: every ``--checkpoint-seconds`` (weir.stream: a checkpoint;
 bytewax: an epoch snapshot to its SQLite recovery store; PyFlink: a
-checkpoint of the RocksDB state backend).
+checkpoint of the hashmap state backend). Each peer is configured as its
+own guidance would have it (the settings are listed in each peer script's
+docstring and in docs/BENCHMARKS.md).
 
 Figures: wall seconds and events/s, and for weir.stream also events per CPU
 second of the process and the longest checkpoint pause. Results go to
