@@ -412,6 +412,41 @@ WEIR_API int weir_flush(weir_db *db);
 WEIR_API int weir_compact_range(weir_db *db, const void *start, size_t slen,
                                 const void *end, size_t elen);
 
+/* How far a weir_compact_range_progress call has got. The call compacts
+ * the range one level at a time: step 1 merges level 0 into level 1, step
+ * 2 level 1 into level 2, and so on down to the deepest level holding keys
+ * in the range. Each step reads its input tables once; entries_done counts
+ * the entries it has merged so far. A fraction of the whole call that only
+ * grows is (step - 1 + entries_done / entries_total) / steps (a step with
+ * no entries counts as done). weir fills the struct; a later release may
+ * give a reserved word a meaning. */
+typedef struct weir_compact_progress {
+    int step;               /* 1..steps: the step running now                */
+    int steps;              /* steps this call runs, fixed for the call       */
+    int level;              /* this step merges `level` into `level + 1`      */
+    uint64_t input_bytes;   /* bytes of this step's input tables              */
+    uint64_t entries_total; /* entries in this step's input tables            */
+    uint64_t entries_done;  /* entries merged so far (<= entries_total)      */
+    uint64_t reserved[4];   /* zero today */
+} weir_compact_progress;
+typedef void (*weir_compact_progress_fn)(void *arg, const weir_compact_progress *p);
+
+/* weir_compact_range that reports its progress through fn (NULL: none,
+ * exactly weir_compact_range). fn runs in the calling thread, holding no
+ * lock of weir's, so it may print, or read weir_property on this DB; it
+ * may not compact or close it (those calls fail with WEIR_BUSY: the
+ * compaction is waiting for the callback). Each step is reported once
+ * its inputs are chosen (unless it has finished by then), about every
+ * 100 ms while it runs, and, if it succeeds, when it is done, with
+ * entries_done == entries_total: at least once per successful step.
+ * Within a step the totals stay the same and entries_done never goes
+ * down. A step that fails gets no further call (and no completed one);
+ * the status says what went wrong, as for weir_compact_range. `p` is
+ * valid only during the call. */
+WEIR_API int weir_compact_range_progress(weir_db *db, const void *start, size_t slen,
+                                         const void *end, size_t elen,
+                                         weir_compact_progress_fn fn, void *arg);
+
 /* Make a consistent, openable copy of the DB in directory `dir` (which
  * must not exist, or be empty) while writes go on: the memtable is flushed,
  * every table of the current version is hard-linked into dir (copied when

@@ -295,8 +295,18 @@ static void run_manual_compaction(weir_db *db) {
     manual_compaction *m = db->manual;
     compaction *c = m->bottom ? vset_compact_range_bottom(db->vs, m->level, m->begin, m->end)
                               : vset_compact_range(db->vs, m->level, m->begin, m->end);
+    /* The step's totals, for a caller reporting progress (it is waiting
+     * on bg_cv). A step that found nothing to compact has none. */
+    for (int which = 0; c && which < 2; which++) {
+        for (int i = 0; i < c->num_inputs[which]; i++) {
+            m->input_bytes += c->inputs[which][i]->size;
+            m->input_entries += c->inputs[which][i]->num_entries;
+        }
+    }
+    m->picked = 1;
+    pthread_cond_broadcast(&db->bg_cv);
     int rc = WEIR_OK;
-    if (c) rc = db_run_compaction(db, c);
+    if (c) rc = db_run_compaction(db, c, &m->entries_done);
     if (rc != WEIR_OK) weir_error_save(&m->err, rc);
     /* A manifest write that failed for any reason but space stops the DB,
      * as for automatic compactions; the caller gets the error either way. */
@@ -357,7 +367,7 @@ void *db_background_main(void *arg) {
             } else {
                 compaction *c = vset_pick_compaction(db->vs);
                 if (c) {
-                    int rc = db_run_compaction(db, c);
+                    int rc = db_run_compaction(db, c, NULL);
                     if (rc != WEIR_OK) db_background_failed(db, rc, 0);
                     else db->compaction_no_space.code = WEIR_OK;
                 } else {
@@ -402,14 +412,85 @@ int weir_flush(weir_db *db) {
     return rc;
 }
 
+/* A weir_compact_range_progress call's callback and its place in the
+ * call (the fields of weir_compact_progress that do not come from the
+ * background thread). */
+typedef struct progress_sink {
+    weir_compact_progress_fn fn;
+    void *arg;
+    int step, steps;
+} progress_sink;
+
+/* How often a caller with a progress callback is woken while a step runs. */
+#define PROGRESS_INTERVAL_MICROS 100000
+
+/* The DB whose progress callback this thread is running, so that a
+ * compaction request from inside the callback is refused rather than left
+ * waiting for the compaction that called it. Per thread, like the error
+ * message; it is the only state of its kind here. */
+static _Thread_local const weir_db *progress_callback_db;
+
+int db_in_progress_callback(const weir_db *db) { return progress_callback_db == db; }
+
+/* Call the sink with the step's state (mutex held; released for the call). */
+static void report_progress(weir_db *db, const manual_compaction *m, const progress_sink *sink,
+                            int finished) {
+    weir_compact_progress p;
+    memset(&p, 0, sizeof p);
+    p.step = sink->step;
+    p.steps = sink->steps;
+    p.level = m->level;
+    p.input_bytes = m->input_bytes;
+    p.entries_total = m->input_entries;
+    /* Counted entries can pass a table's recorded count only if that
+     * count is wrong; the report never says more than 100%. */
+    uint64_t done = atomic_load_explicit(&m->entries_done, memory_order_relaxed);
+    p.entries_done = finished || done > p.entries_total ? p.entries_total : done;
+    pthread_mutex_unlock(&db->mu);
+    progress_callback_db = db;
+    sink->fn(sink->arg, &p);
+    progress_callback_db = NULL;
+    pthread_mutex_lock(&db->mu);
+}
+
+static uint64_t clock_micros(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Wait on bg_cv (mutex held) until the step is done, reporting as soon as
+ * its inputs are chosen and then every PROGRESS_INTERVAL_MICROS. Reports
+ * are paced by the monotonic clock; the timed wait itself takes a
+ * real-time deadline (bg_cv uses the default clock). */
+static void wait_reporting(weir_db *db, manual_compaction *m, const progress_sink *sink) {
+    uint64_t next_report = 0; /* 0: as soon as the inputs are chosen */
+    while (!m->done) {
+        uint64_t now = clock_micros(CLOCK_MONOTONIC);
+        if (m->picked && now >= next_report) {
+            report_progress(db, m, sink, 0);
+            next_report = clock_micros(CLOCK_MONOTONIC) + PROGRESS_INTERVAL_MICROS;
+            continue; /* the step may have finished during the call */
+        }
+        /* Choosing the inputs and finishing both broadcast bg_cv; the
+         * timeout only paces the reports. */
+        uint64_t wait = m->picked ? next_report - now : PROGRESS_INTERVAL_MICROS;
+        uint64_t wake = clock_micros(CLOCK_REALTIME) + wait;
+        struct timespec at = {(time_t)(wake / 1000000u), (long)(wake % 1000000u) * 1000};
+        pthread_cond_timedwait(&db->bg_cv, &db->mu, &at);
+    }
+}
+
 /* Run a manual compaction of one level through the background threads. */
-static int compact_level(weir_db *db, int level, int bottom, const slice *begin, const slice *end) {
+static int compact_level(weir_db *db, int level, int bottom, const slice *begin, const slice *end,
+                         const progress_sink *sink) {
     manual_compaction m;
     memset(&m, 0, sizeof m);
     m.level = level;
     m.bottom = bottom;
     m.begin = begin;
     m.end = end;
+    atomic_init(&m.entries_done, 0);
     pthread_mutex_lock(&db->mu);
     while (db->manual && db->bg_error.code == WEIR_OK) pthread_cond_wait(&db->bg_cv, &db->mu);
     if (db->bg_error.code != WEIR_OK) {
@@ -419,25 +500,47 @@ static int compact_level(weir_db *db, int level, int bottom, const slice *begin,
     }
     db->manual = &m;
     pthread_cond_broadcast(&db->work_cv);
-    while (!m.done) pthread_cond_wait(&db->bg_cv, &db->mu);
+    if (sink) wait_reporting(db, &m, sink);
+    else
+        while (!m.done) pthread_cond_wait(&db->bg_cv, &db->mu);
+    /* Let the next request in before the last report: the callback may
+     * take its time. */
     db->manual = NULL;
     pthread_cond_broadcast(&db->bg_cv);
+    if (sink && m.status == WEIR_OK) report_progress(db, &m, sink, 1);
     pthread_mutex_unlock(&db->mu);
     if (m.status != WEIR_OK) weir_error_raise(&m.err);
     return m.status;
 }
 
+static int compact_range(weir_db *db, const char *fn_name, const void *start, size_t slen,
+                         const void *end, size_t elen, weir_compact_progress_fn fn, void *arg);
+
 int weir_compact_range(weir_db *db, const void *start, size_t slen, const void *end, size_t elen) {
-    CHECK_DB(db, "weir_compact_range");
-    int rc = db_check_key_arg("weir_compact_range", start, slen);
-    if (rc == WEIR_OK) rc = db_check_key_arg("weir_compact_range", end, elen);
+    return compact_range(db, "weir_compact_range", start, slen, end, elen, NULL, NULL);
+}
+
+int weir_compact_range_progress(weir_db *db, const void *start, size_t slen, const void *end,
+                                size_t elen, weir_compact_progress_fn fn, void *arg) {
+    return compact_range(db, "weir_compact_range_progress", start, slen, end, elen, fn, arg);
+}
+
+static int compact_range(weir_db *db, const char *fn_name, const void *start, size_t slen,
+                         const void *end, size_t elen, weir_compact_progress_fn fn, void *arg) {
+    CHECK_DB(db, fn_name);
+    int rc = db_check_key_arg(fn_name, start, slen);
+    if (rc == WEIR_OK) rc = db_check_key_arg(fn_name, end, elen);
     if (rc != WEIR_OK) return rc;
     if (start && end && slice_compare(slice_make(start, slen), slice_make(end, elen)) > 0)
         return weir_set_error(WEIR_INVALID,
-                              "weir_compact_range: start is after end (an empty range is start == end; "
-                              "NULL means unbounded)");
+                              "%s: start is after end (an empty range is start == end; "
+                              "NULL means unbounded)", fn_name);
     if (db->read_only)
-        return weir_set_error(WEIR_READ_ONLY, "weir_compact_range: %s was opened read-only", db->path);
+        return weir_set_error(WEIR_READ_ONLY, "%s: %s was opened read-only", fn_name, db->path);
+    if (db_in_progress_callback(db))
+        return weir_set_error(WEIR_BUSY,
+                              "%s: called from the progress callback of a compaction of %s, which "
+                              "waits for the callback to return", fn_name, db->path);
     rc = weir_flush(db);
     if (rc != WEIR_OK) return rc;
 
@@ -470,8 +573,11 @@ int weir_compact_range(weir_db *db, const void *start, size_t slen, const void *
     /* The last step also rewrites the deepest level's files in the range
      * (see vset_compact_range_bottom), so expired values and data under
      * range tombstones are dropped wherever they sit. */
-    for (int level = 0; level < max_level && rc == WEIR_OK; level++)
-        rc = compact_level(db, level, level == max_level - 1, bp, ep);
+    progress_sink sink = {fn, arg, 0, max_level};
+    for (int level = 0; level < max_level && rc == WEIR_OK; level++) {
+        sink.step = level + 1;
+        rc = compact_level(db, level, level == max_level - 1, bp, ep, fn ? &sink : NULL);
+    }
     buf_free(&bk);
     buf_free(&ek);
     return rc;

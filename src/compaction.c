@@ -32,7 +32,15 @@ typedef struct compaction_state {
     size_t num_outputs, cap_outputs;
     sst_builder *builder; /* open output, or NULL */
     char path[PATH_MAX];
+    uint64_t consumed;              /* input entries stepped past */
+    _Atomic uint64_t *progress;     /* where `consumed` is published, or NULL */
 } compaction_state;
+
+/* Step the input past one entry, counting it for the progress report. */
+static void next_input(compaction_state *cs, iter *input) {
+    cs->consumed++;
+    iter_next(input);
+}
 
 /* Start a new output table (takes the mutex briefly for a file number). */
 static int open_output(compaction_state *cs) {
@@ -225,7 +233,7 @@ static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *ke
         slice v = iter_value(input);
         if (type == TYPE_MERGE && !covered_for_all(cs, u, seq)) {
             if (operands_push(&ops, seq, v) != 0) rc = WEIR_NO_MEMORY;
-            iter_next(input);
+            next_input(cs, input);
             continue;
         }
         if (type == TYPE_VALUE_TTL && !expired(cs, type, v) && !covered_for_all(cs, u, seq)) {
@@ -269,7 +277,7 @@ static int fold_merges(compaction_state *cs, iter *input, slice user_in, int *ke
     /* A base not folded in is still under the iterator and must be kept
      * as it is. */
     *keep_base = base_is_entry && !base_consumed;
-    if (base_consumed) iter_next(input); /* folded in: skip it */
+    if (base_consumed) next_input(cs, input); /* folded in: skip it */
     if (folded == 1) stat_add(&cs->db->stats.compaction_entries_dropped, ops.n ? ops.n - 1 : 0);
     free(oldest_first);
     operands_free(&ops);
@@ -290,9 +298,11 @@ static int merge_inputs(compaction_state *cs, iter *input) {
     uint64_t n = 0;
     iter_seek_first(input);
     while (iter_valid(input) && rc == WEIR_OK) {
+        if ((++n & 1023) == 0 && cs->progress)
+            atomic_store_explicit(cs->progress, cs->consumed, memory_order_relaxed);
         /* With one background thread the flush waits for us: do it here
          * so writers are not stalled for the whole compaction. */
-        if ((++n & 1023) == 0 && db->opts.background_threads == 1) {
+        if ((n & 1023) == 0 && db->opts.background_threads == 1) {
             pthread_mutex_lock(&db->mu);
             if (db->imm && !db->flush_running) {
                 db->flush_running = 1;
@@ -347,7 +357,7 @@ static int merge_inputs(compaction_state *cs, iter *input) {
         last_seq_for_key = seq;
         if (drop) {
             stat_add(&db->stats.compaction_entries_dropped, 1);
-            iter_next(input);
+            next_input(cs, input);
             continue;
         }
         if (type == TYPE_MERGE && seq <= cs->smallest_snapshot) {
@@ -363,15 +373,16 @@ static int merge_inputs(compaction_state *cs, iter *input) {
         } else {
             rc = add_entry(cs, key, value);
         }
-        iter_next(input);
+        next_input(cs, input);
     }
     if (rc == WEIR_OK) rc = iter_status(input);
     if (rc == WEIR_OK && cs->builder) rc = finish_output(cs);
+    if (cs->progress) atomic_store_explicit(cs->progress, cs->consumed, memory_order_relaxed);
     buf_free(&current_user);
     return rc;
 }
 
-int db_run_compaction(weir_db *db, compaction *c) {
+int db_run_compaction(weir_db *db, compaction *c, _Atomic uint64_t *entries_done) {
     int rc;
     if (!c->rewrite && compaction_is_trivial_move(c)) {
         file_meta *f = c->inputs[0][0];
@@ -390,6 +401,7 @@ int db_run_compaction(weir_db *db, compaction *c) {
     compaction_state cs = {0};
     cs.db = db;
     cs.c = c;
+    cs.progress = entries_done;
     cs.smallest_snapshot = db_smallest_snapshot(db);
     cs.now_ms = db_now_ms(db);
     for (int which = 0; which < 2; which++)

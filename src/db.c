@@ -222,6 +222,11 @@ int weir_close(weir_db *db) {
     if (!db) return WEIR_OK;
     /* A copy inherited through fork(): release nothing (see the top). */
     if (db_forked_away(db)) return WEIR_OK;
+    if (db_in_progress_callback(db))
+        return weir_set_error(WEIR_BUSY,
+                              "weir_close: called from the progress callback of a compaction of %s, "
+                              "which still uses the handle (the database stays open)",
+                              db->path);
     int iters = atomic_load(&db->live_iterators), txns = atomic_load(&db->live_transactions);
     pthread_mutex_lock(&db->mu);
     int snaps = db->num_snapshots;

@@ -86,6 +86,13 @@ typedef struct manual_compaction {
     int done;
     int status;
     weir_error err;
+    /* What weir_compact_range_progress reports: the background thread sets
+     * the step's totals (mutex held) once it has chosen the inputs, then
+     * advances entries_done while it merges them without the mutex. */
+    int picked;
+    uint64_t input_bytes;
+    uint64_t input_entries;
+    _Atomic uint64_t entries_done;
 } manual_compaction;
 
 /* Latency histogram: bucket i counts operations that took about
@@ -262,8 +269,10 @@ int db_forked_away(const weir_db *db);
 /* Flush imm to level 0 if one is waiting (mutex held; drops it for I/O). */
 int db_flush_imm(weir_db *db);
 
-/* compaction.c: run one compaction (mutex held; drops it for I/O). */
-int db_run_compaction(weir_db *db, compaction *c);
+/* compaction.c: run one compaction (mutex held; drops it for I/O). If
+ * entries_done is not NULL, the number of input entries merged so far is
+ * stored there as the merge goes on (a manual compaction's progress). */
+int db_run_compaction(weir_db *db, compaction *c, _Atomic uint64_t *entries_done);
 
 /* Recompute pending_compaction_bytes from the current version (mutex held). */
 void db_update_compaction_debt(weir_db *db);
@@ -380,6 +389,9 @@ int db_write_internal(weir_db *db, const weir_writeopts *wo, const weir_batch *b
  * output until the caller installs the edit and calls
  * db_remove_pending_output(*number_out). */
 int db_write_level0_table(weir_db *db, memtable *m, version_edit *edit, uint64_t *number_out);
+/* background.c: 1 if the calling thread is inside a progress callback of
+ * weir_compact_range_progress on db (which must not be closed under it). */
+int db_in_progress_callback(const weir_db *db);
 /* background.c: the body of each background thread. */
 void *db_background_main(void *arg);
 

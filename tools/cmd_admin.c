@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 
 /* ---- stats / levels / compact / checkpoint ---- */
 
@@ -91,18 +92,54 @@ const char help_compact[] =
     "  --to K       last key of the range (inclusive, unlike scan's --to;\n"
     "               default: the last key)\n"
     "  --hex        K is given in hex\n"
+    "  --progress   report progress on stderr even when it is not a terminal\n"
+    "               (plain lines: each step's start and end, and one a second)\n"
+    "  --no-progress  no progress bar, even on a terminal\n"
     "  -h, --help   show this help\n"
+    "\n"
+    "The range is compacted one level at a time: step 1 merges level 0 into\n"
+    "level 1, step 2 level 1 into level 2, down to the deepest level holding\n"
+    "keys in the range. On a terminal (TERM other than dumb) a progress bar on\n"
+    "stderr shows the step and how much of its input has been merged.\n"
     "\n"
     "Exit status: 0 done, 1 error, 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  weir compact ./db\n"
-    "  weir compact --from user: --to user:~ ./db\n";
+    "  weir compact --from user: --to user:~ ./db\n"
+    "  weir compact --progress ./db 2>>compact.log\n";
+
+typedef struct compact_display {
+    progress pg;
+    int last_step; /* a new step is worth a line of its own */
+} compact_display;
+
+/* weir_compact_range_progress's reports, shown as one fraction of the
+ * whole call (steps weigh the same) and the step's merged bytes. */
+static void show_compact_progress(void *arg, const weir_compact_progress *p) {
+    compact_display *d = arg;
+    double within = p->entries_total ? (double)p->entries_done / (double)p->entries_total : 1.0;
+    double fraction = ((double)(p->step - 1) + within) / (double)p->steps;
+    /* The bytes merged, estimated from the entries (tables record both). */
+    uint64_t done_bytes = (uint64_t)((double)p->input_bytes * within);
+    char done_s[32], total_s[32];
+    int step_end = p->entries_done == p->entries_total;
+    int step_start = p->step != d->last_step;
+    d->last_step = p->step;
+    progress_show(&d->pg, fraction, step_start || step_end, "step %d of %d (level %d -> %d): %s of %s merged",
+                  p->step, p->steps, p->level, p->level + 1,
+                  progress_bytes(done_s, sizeof done_s, done_bytes),
+                  progress_bytes(total_s, sizeof total_s, p->input_bytes));
+}
 
 int cmd_compact(int argc, char **argv) {
     const char *from = NULL, *to = NULL;
-    int hex = 0, help, npos;
-    const optdef defs[] = {{"from", OPT_VALUE, &from}, {"to", OPT_VALUE, &to}, {"hex", OPT_FLAG, &hex},
+    int hex = 0, progress_on = 0, progress_off = 0, help, npos;
+    const optdef defs[] = {{"from", OPT_VALUE, &from},
+                           {"to", OPT_VALUE, &to},
+                           {"hex", OPT_FLAG, &hex},
+                           {"progress", OPT_FLAG, &progress_on},
+                           {"no-progress", OPT_FLAG, &progress_off},
                            {NULL, 0, NULL}};
     int rc = parse_options(argc, argv, defs, &npos, &help);
     if (rc != EXIT_OK) return rc;
@@ -127,7 +164,13 @@ int cmd_compact(int argc, char **argv) {
         }
         fputs(" ...\n", stderr);
         double start = now_seconds();
-        if (weir_compact_range(db, from ? bf.data : NULL, bf.len, to ? bt.data : NULL, bt.len) != WEIR_OK) {
+        compact_display d = {.last_step = 0};
+        progress_start(&d.pg, progress_choose(progress_on, progress_off));
+        int status = weir_compact_range_progress(db, from ? bf.data : NULL, bf.len, to ? bt.data : NULL,
+                                                 bt.len, d.pg.mode != PROGRESS_OFF ? show_compact_progress : NULL,
+                                                 &d);
+        progress_clear(&d.pg);
+        if (status != WEIR_OK) {
             errorf("%s", weir_errmsg());
             rc = EXIT_FAIL;
         } else {

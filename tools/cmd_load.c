@@ -14,42 +14,20 @@
 #include "csv.h"
 #include "input.h"
 #include "json.h"
+#include "progress.h"
 
-/* ---- the progress bar ---- */
-
-typedef struct progress {
-    int enabled;
-    double start, last_draw;
-    uint64_t total_bytes;
-} progress;
-
-static void progress_draw(progress *pg, uint64_t records, uint64_t bytes) {
-    double now = now_seconds();
-    if (!pg->enabled || now - pg->last_draw < 0.1) return;
-    pg->last_draw = now;
-    double elapsed = now - pg->start;
+/* What the progress display says: records so far and their rate, and
+ * how far through the file (unknown when reading a pipe). */
+static void load_progress(progress *pg, uint64_t total_bytes, uint64_t records, uint64_t bytes) {
+    double elapsed = now_seconds() - pg->start;
     double rate = elapsed > 0 ? (double)records / elapsed : 0;
-    if (pg->total_bytes) {
-        enum { width = 30 };
-        char bar[width + 1];
-        uint64_t pct = bytes >= pg->total_bytes ? 100 : bytes * 100 / pg->total_bytes;
-        int filled = (int)(pct * width / 100);
-        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
-        bar[width] = '\0';
-        fprintf(stderr, "\r[%s] %3" PRIu64 "%%  %" PRIu64 " records  %.0f records/s\033[K", bar, pct,
-                records, rate);
-    } else {
-        fprintf(stderr, "\r%" PRIu64 " records  %.1f MB  %.0f records/s\033[K", records,
-                (double)bytes / 1e6, rate);
-    }
-    fflush(stderr);
-}
-
-static void progress_clear(progress *pg) {
-    if (pg->enabled && pg->last_draw > 0) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-    }
+    char size[32];
+    if (total_bytes)
+        progress_show(pg, (double)bytes / (double)total_bytes, 0, "%" PRIu64 " records  %.0f records/s",
+                      records, rate);
+    else
+        progress_show(pg, -1, 0, "%" PRIu64 " records  %s read  %.0f records/s", records,
+                      progress_bytes(size, sizeof size, bytes), rate);
 }
 
 const char help_load[] =
@@ -65,6 +43,9 @@ const char help_load[] =
     "                      .jsonl, .ndjson, .json), else guessed from the first byte\n"
     "  --batch-size N      records per atomic batch (default 1000)\n"
     "  --sync              fsync the write-ahead log after every batch\n"
+    "  --progress          report progress on stderr even when it is not a terminal\n"
+    "                      (plain lines, one a second)\n"
+    "  --no-progress       no progress bar, even on a terminal\n"
     "CSV (RFC 4180: \"quoted\" fields may hold commas, newlines and \"\" quotes):\n"
     "  --header            the first record is a header row of column names\n"
     "  --key-column C      the key's column: a 1-based number or a header name\n"
@@ -84,7 +65,8 @@ const char help_load[] =
     "status 1. Batches written before the bad line stay in the database; the\n"
     "batch that holds it is not written, so nothing of it is half-applied.\n"
     "\n"
-    "On a terminal a progress bar is drawn on stderr. At the end one line is\n"
+    "On a terminal (TERM other than dumb) a progress bar is drawn on stderr and\n"
+    "erased at the end. At the end one line is\n"
     "printed: loaded N records in S s (R records/s).\n"
     "\n"
     "Exit status: 0 loaded, 1 bad input or error, 2 usage error.\n"
@@ -103,6 +85,7 @@ typedef struct load_state {
     uint64_t written;  /* records in committed batches */
     uint64_t pending;  /* records in the current batch */
     progress pg;
+    uint64_t total_bytes; /* of the input file; 0 when not known (a pipe) */
     input *in;
 } load_state;
 
@@ -113,7 +96,7 @@ static int load_add(load_state *ls, byte_view key, byte_view val, uint64_t line)
         return EXIT_FAIL;
     }
     if (++ls->pending < ls->batch_size) {
-        if ((ls->pending & 4095) == 0) progress_draw(&ls->pg, ls->written + ls->pending, input_offset(ls->in));
+        if ((ls->pending & 4095) == 0) load_progress(&ls->pg, ls->total_bytes, ls->written + ls->pending, input_offset(ls->in));
         return EXIT_OK;
     }
     if (weir_write(ls->db, &ls->wo, ls->batch) != WEIR_OK) {
@@ -124,7 +107,7 @@ static int load_add(load_state *ls, byte_view key, byte_view val, uint64_t line)
     weir_batch_clear(ls->batch);
     ls->written += ls->pending;
     ls->pending = 0;
-    progress_draw(&ls->pg, ls->written, input_offset(ls->in));
+    load_progress(&ls->pg, ls->total_bytes, ls->written, input_offset(ls->in));
     return EXIT_OK;
 }
 
@@ -273,12 +256,13 @@ static int has_suffix(const char *s, const char *suffix) {
 int cmd_load(int argc, char **argv) {
     const char *format_s = NULL, *batch_s = NULL, *key_col = NULL, *val_col = NULL,
                *delim_s = NULL, *key_field = NULL, *val_field = NULL;
-    int header = 0, sync = 0, help, npos;
+    int header = 0, sync = 0, progress_on = 0, progress_off = 0, help, npos;
     const optdef defs[] = {{"format", OPT_VALUE, &format_s},      {"batch-size", OPT_VALUE, &batch_s},
                            {"sync", OPT_FLAG, &sync},              {"header", OPT_FLAG, &header},
                            {"key-column", OPT_VALUE, &key_col},    {"value-column", OPT_VALUE, &val_col},
                            {"delimiter", OPT_VALUE, &delim_s},     {"key-field", OPT_VALUE, &key_field},
-                           {"value-field", OPT_VALUE, &val_field}, {NULL, 0, NULL}};
+                           {"value-field", OPT_VALUE, &val_field}, {"progress", OPT_FLAG, &progress_on},
+                           {"no-progress", OPT_FLAG, &progress_off}, {NULL, 0, NULL}};
     int rc = parse_options(argc, argv, defs, &npos, &help);
     if (rc != EXIT_OK) return rc;
     if (help) return print_help();
@@ -345,13 +329,12 @@ int cmd_load(int argc, char **argv) {
     /* A clean close makes buffered writes durable, so each batch need not
      * wait for the OS unless --sync asks for fsync. */
     ls.wo.sync = sync ? WEIR_SYNC_FSYNC : WEIR_SYNC_NONE;
-    ls.pg.enabled = isatty(STDERR_FILENO);
-    ls.pg.total_bytes = in.total;
+    ls.total_bytes = in.total;
     ls.batch = weir_batch_create();
     if (!ls.batch) rc = fail_oom();
     if (rc == EXIT_OK) rc = open_db(dir, OPEN_CREATE, &ls.db);
     double start = now_seconds();
-    ls.pg.start = start;
+    progress_start(&ls.pg, progress_choose(progress_on, progress_off));
     if (rc == EXIT_OK) {
         if (jsonl)
             rc = load_jsonl(&ls, key_field ? key_field : "key", val_field);

@@ -542,6 +542,25 @@ static int case_143(void) {
     return weir_multi_get(g_db, &ro, 1, keys, klens, vals, vlens, st);
 }
 
+/* weir_compact_range_progress: NULL db */
+static int case_144(void) { return weir_compact_range_progress(NULL, NULL, 0, NULL, 0, NULL, NULL); }
+
+/* weir_compact_range_progress: start after end */
+static int case_145(void) { return weir_compact_range_progress(g_db, "z", 1, "a", 1, NULL, NULL); }
+
+/* weir_compact_range_progress: the callback asks for another compaction
+ * of the same DB (it would wait for the call that is waiting for it) */
+static int g_nested_rc = -1;
+static void nested_compact(void *arg, const weir_compact_progress *p) {
+    (void)p;
+    if (g_nested_rc == -1) g_nested_rc = weir_compact_range((weir_db *)arg, NULL, 0, NULL, 0);
+}
+static int case_146(void) {
+    g_nested_rc = -1;
+    int rc = weir_compact_range_progress(g_db, NULL, 0, NULL, 0, nested_compact, g_db);
+    return rc != WEIR_OK ? 999 : g_nested_rc; /* errmsg: the nested call's */
+}
+
 static const api_case cases[] = {
     {"weir_options_set_create_if_missing", "NULL options", case_000, STATUS, WEIR_INVALID, "weir_options"},
     {"weir_options_set_error_if_exists", "NULL options", case_001, STATUS, WEIR_INVALID, "weir_options"},
@@ -687,6 +706,10 @@ static const api_case cases[] = {
     {"weir_iter_refresh", "iterator at a snapshot", case_141, STATUS, WEIR_INVALID, "snapshot"},
     {"weir_iter_create", "memory_only", case_142, STATUS, WEIR_INVALID, "memory_only"},
     {"weir_multi_get", "reserved read option set", case_143, STATUS, WEIR_INVALID, "weir_readopts.reserved[2]"},
+    {"weir_compact_range_progress", "NULL db", case_144, STATUS, WEIR_INVALID, "weir_compact_range_progress"},
+    {"weir_compact_range_progress", "start after end", case_145, STATUS, WEIR_INVALID, "start is after end"},
+    {"weir_compact_range_progress", "compaction from its own callback", case_146, STATUS, WEIR_BUSY,
+     "progress callback"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -2,11 +2,13 @@
 # cli_test.sh -- runs the `weir` binary through every subcommand and checks
 # exit statuses, stdout and stderr: help and usage errors, text/hex round
 # trips of binary data, scan options, CSV and JSON-lines loading (including
-# a bad line part-way through), stats/levels/compact, dump-table, dump-log,
-# and `weir check` against a flipped byte in each kind of file.
+# a bad line part-way through), stats/levels/compact, the progress display
+# of load and compact (off, plain lines, a bar on a terminal), dump-table,
+# dump-log, and `weir check` against a flipped byte in each kind of file.
 #
 # Usage: cli_test.sh PATH/TO/weir      (CTest passes the built binary)
-# Needs only bash and coreutils (od, dd, cp, head, wc).
+# Needs only bash, coreutils (od, dd, cp, head, wc) and script(1) for a
+# pseudo-terminal (util-linux; Debian's essential bsdutils package).
 
 set -u
 WEIR=${1:?usage: cli_test.sh PATH/TO/weir}
@@ -63,6 +65,28 @@ expect_out_lacks() {
 }
 expect_err_has() {
     if grep -qF -- "$1" "$T/err"; then pass; else fail "stderr lacks '$1'"; fi
+}
+expect_err_lacks() {
+    if grep -qF -- "$1" "$T/err"; then fail "stderr unexpectedly has '$1'"; else pass; fi
+}
+# expect_err_plain: stderr holds no carriage return and no escape character.
+expect_err_plain() {
+    if LC_ALL=C grep -q "$(printf '[\r\033]')" "$T/err"; then fail "stderr has control characters"; else pass; fi
+}
+# on_terminal ARGS...: run weir with a pseudo-terminal as its stdout and
+# stderr (script(1), util-linux); what it wrote -> $T/tty, status -> $rc.
+on_terminal() {
+    current="weir $* (on a terminal)"
+    local cmd="'$WEIR'" a
+    for a in "$@"; do cmd="$cmd '$a'"; done
+    script -qec "$cmd" /dev/null </dev/null >"$T/tty" 2>&1
+    rc=$?
+}
+tty_has() {
+    if grep -qF -- "$1" "$T/tty"; then pass; else fail "terminal output lacks '$1': $(head -c 600 "$T/tty" | od -c | head -5)"; fi
+}
+tty_lacks() {
+    if grep -qF -- "$1" "$T/tty"; then fail "terminal output unexpectedly has '$1'"; else pass; fi
 }
 expect_err_empty() {
     if [ -s "$T/err" ]; then fail "stderr not empty"; else pass; fi
@@ -494,6 +518,42 @@ run scan --count "$S"
 expect_out "9"
 run compact --hex --from zz "$S"
 expect_rc 2
+
+# compact's progress: nothing when stderr is not a terminal; plain lines
+# with --progress (each step's start and end, no control characters); a
+# bar redrawn in place on a terminal, unless TERM=dumb or --no-progress.
+P=$T/progress
+run put "$P" a 1
+run compact "$P"
+expect_rc 0
+expect_err_lacks "step 1 of"
+run put "$P" zz2 later
+run compact --progress "$P"
+expect_rc 0
+expect_err_has "weir: compact: 100% step 1 of 1 (level 0 -> 1): "
+expect_err_has " merged"
+expect_err_plain
+expect_out_has "compacted in "
+run compact --progress --no-progress "$P"
+expect_rc 0
+expect_err_lacks "step 1 of"
+on_terminal compact "$P"
+expect_same "compact on a terminal: status" "$rc" 0
+tty_has "100%  step 1 of 1 (level 0 -> 1)"
+tty_has "$(printf '\r[')"
+tty_has "$(printf '\033[K')"
+tty_has "compacted in "
+on_terminal compact --no-progress "$P"
+tty_lacks "step 1 of"
+TERM=dumb on_terminal compact "$P"
+tty_lacks "step 1 of"
+TERM=dumb on_terminal compact --progress "$P"
+tty_has "weir: compact: 100% step 1 of 1"
+tty_lacks "$(printf '\r[')"
+run compact --progress --from zz "$P"
+expect_rc 0
+expect_err_has "compacting keys from 'zz' to the last"
+expect_err_has "100% step"
 run stats "$S" extra
 expect_rc 2
 
@@ -522,6 +582,17 @@ D=$T/big
 } >"$T/big.csv"
 run load "$D" "$T/big.csv"
 expect_rc 0
+expect_err_lacks "weir: load:"
+# load's progress, asked for off a terminal: plain lines.
+run load --progress "$T/big-progress" "$T/big.csv"
+expect_rc 0
+expect_err_has "weir: load: "
+expect_err_has " records"
+expect_err_plain
+on_terminal load "$T/big-tty" "$T/big.csv"
+expect_same "load on a terminal: status" "$rc" 0
+tty_has "$(printf '\r[')"
+tty_has "loaded 3000 records"
 run delete "$D" key00010
 run compact "$D"
 expect_rc 0
