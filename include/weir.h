@@ -548,6 +548,11 @@ WEIR_API int weir_salvage(const char *src, const char *dst, const weir_options *
  *   "weir.stats"                   human-readable report of all counters
  *   "weir.last-sequence"           sequence number of the newest write
  *   "weir.memtable-bytes"          bytes in the active + immutable memtables
+ *   "weir.num-entries-active-memtable"  entries in the memtable taking
+ *                                  writes; it grows while a write is applied
+ *                                  (read it from another thread to follow a
+ *                                  large batch) and starts again at 0 when
+ *                                  the memtable is switched for a flush
  *   "weir.total-sst-bytes"         bytes of all live tables
  *   "weir.num-snapshots"           live snapshots
  *   "weir.background-error"       "" or the message that stopped writes

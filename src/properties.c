@@ -146,6 +146,8 @@ int weir_property(weir_db *db, const char *name, char **value) {
         s = dup_printf("%" PRIu64, db->vs->last_sequence);
     } else if (strcmp(name, "weir.memtable-bytes") == 0) {
         s = dup_printf("%" PRIu64, mem_bytes);
+    } else if (strcmp(name, "weir.num-entries-active-memtable") == 0) {
+        s = dup_printf("%" PRIu64, memtable_count(db->mem));
     } else if (strcmp(name, "weir.total-sst-bytes") == 0) {
         s = dup_printf("%" PRIu64, total_sst);
     } else if (strcmp(name, "weir.num-snapshots") == 0) {

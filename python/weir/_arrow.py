@@ -1,4 +1,5 @@
-"""``DB.put_batch`` and ``DB.get_batch``: whole record batches as Arrow IPC.
+"""``DB.put_batch`` and ``DB.get_batch``: whole record batches as Arrow IPC;
+and the progress bar ``DB.put_arrow(..., progress=True)`` draws.
 
 The C extension's ``DB.put_batch`` / ``DB.get_batch`` call these. pyarrow
 does the IPC encoding (the C code links no Arrow library); it is imported
@@ -14,7 +15,10 @@ buffer rather than being copied again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._weir import InvalidArgumentError
 
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
 
     from ._weir import DB, Snapshot
 
-__all__ = ["get_batch", "put_batch"]
+__all__ = ["LoadProgressBar", "get_batch", "put_batch", "terminal_progress"]
 
 
 def _pyarrow() -> Any:
@@ -83,3 +87,68 @@ def get_batch(db: DB, key: Any, *, snapshot: Snapshot | None = None) -> pa.Recor
         err.status = "WEIR_INVALID"  # as the engine's own InvalidArgumentErrors carry
         raise err from None
     return batch
+
+
+def _is_terminal(stream: Any) -> bool:
+    """True if ``stream`` is an interactive terminal (not a file, a pipe, or
+    TERM=dumb): only then is a redrawn progress line worth drawing."""
+    if os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class LoadProgressBar:
+    """The progress line of ``DB.put_arrow(..., progress=True)`` on ``stream``.
+
+    It is a ``progress(stage, rows_done, rows_total)`` callback. "encode"
+    and "write" redraw a bar (at most ten times a second, and always when a
+    stage starts or reaches its total; a count alone when the total is not
+    known): first the rows encoded, then the rows the engine has applied of
+    the one atomic write. "done" prints the rows
+    written and the time taken, then a newline. A bar's total stays fixed
+    while it is drawn.
+    """
+
+    WIDTH = 30
+    #: Seconds between redraws of the same stage's line.
+    INTERVAL = 0.1
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last_draw = 0.0
+        self.last_stage = ""
+
+    def line(self, stage: str, rows_done: int, rows_total: int | None) -> str:
+        """The text for one call (no control characters)."""
+        if stage == "done":
+            secs = time.monotonic() - self.start
+            return f"put_arrow: {rows_done:,} rows written in {secs:.1f} s"
+        verb = "written" if stage == "write" else "encoded"
+        if rows_total is None:
+            return f"put_arrow: {rows_done:,} rows {verb}"
+        done = min(max(rows_done, 0), rows_total)
+        frac = done / rows_total if rows_total else 1.0
+        filled = int(frac * self.WIDTH)
+        return (
+            f"put_arrow: [{'#' * filled:<{self.WIDTH}}] {100 * frac:5.1f}% "
+            f"{done:,}/{rows_total:,} rows {verb}"
+        )
+
+    def __call__(self, stage: str, rows_done: int, rows_total: int | None) -> None:
+        now = time.monotonic()
+        finished = rows_total is not None and rows_done >= rows_total
+        if stage == self.last_stage and not finished and now - self.last_draw < self.INTERVAL:
+            return
+        self.last_draw = now
+        self.last_stage = stage
+        end = "\n" if stage == "done" else ""
+        self.stream.write("\r" + self.line(stage, rows_done, rows_total) + "\x1b[K" + end)
+        self.stream.flush()
+
+
+def terminal_progress() -> LoadProgressBar | None:
+    """What ``progress=True`` reports to: a bar on stderr when stderr is a
+    terminal, else None (nothing is drawn into files, pipes or logs)."""
+    return LoadProgressBar(sys.stderr) if _is_terminal(sys.stderr) else None

@@ -217,8 +217,14 @@ class DB:
         value_columns: str | Sequence[str] | None = None,
         key_prefix: _BytesLike = b"",
         sync: _SyncMode | None = None,
+        progress: bool | Callable[[str, int, int | None], object] | None = None,
     ) -> int:
-        """Write the rows of an Arrow record batch, table or stream in one atomic batch."""
+        """Write the rows of an Arrow record batch, table or stream in one atomic batch.
+
+        ``progress=True`` draws a bar on stderr when it is a terminal; a
+        callable is called as ``progress(stage, rows_done, rows_total)`` with
+        stage "encode" (after each slice of rows), "write" (before the one
+        atomic write) and "done" (after it)."""
     def put_batch(self, key: _BytesLike, batch: Any, *, sync: _SyncMode | None = None) -> None:
         """Store a record batch (or a table, combined into one) as Arrow IPC."""
     def get_batch(self, key: _BytesLike, *, snapshot: Snapshot | None = None) -> Any:

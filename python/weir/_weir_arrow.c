@@ -24,15 +24,20 @@
  * put_arrow. Every row of the input is encoded into one engine write batch
  * before anything is written, and the batch is written with one call: bad
  * input (a missing column, a type it cannot encode, a null key) raises
- * before the DB is touched, and a crash leaves all rows or none.
+ * before the DB is touched, and a crash leaves all rows or none. With a
+ * progress callback, encoding reports after each slice of rows and the
+ * write runs on a thread of its own while this one reports how far it has
+ * got (see "put_arrow: progress" below).
  */
 #include "_weir_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "arrow_abi.h"
 
@@ -507,7 +512,7 @@ static PyTypeObject ArrowScan_Type = {
 
 SPEC(spec_scan_arrow, "scan_arrow", 0, 0, "prefix", "start", "stop", "batch_size", "large");
 /* data is required; put_arrow checks it itself, with its own message. */
-SPEC(spec_put_arrow, "put_arrow", 1, 0, "data", "key", "value_columns", "key_prefix", "sync");
+SPEC(spec_put_arrow, "put_arrow", 1, 0, "data", "key", "value_columns", "key_prefix", "sync", "progress");
 
 PyObject *DB_scan_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     PyObject *a[5];
@@ -857,14 +862,14 @@ static int check_views(put_plan *pl, const colspec *c, const struct ArrowArray *
     return 0;
 }
 
-/* Encode the rows of one struct array into plan->batch; runs without the
- * GIL. 0, or -1 with plan->err_* set. */
-static int encode_rows(put_plan *pl, const struct ArrowArray *top) {
-    int64_t n = top->length;
+/* Encode rows [begin, begin + n) of one struct array into plan->batch;
+ * runs without the GIL. 0, or -1 with plan->err_* set. */
+static int encode_rows(put_plan *pl, const struct ArrowArray *top, int64_t begin, int64_t n) {
     const struct ArrowArray *karr = top->children[pl->key.index];
-    /* A struct's own offset shifts its children; fold it into views. */
+    /* A struct's own offset, and the first row of this slice, shift its
+     * children; fold both into views. */
     struct ArrowArray kview = *karr;
-    kview.offset += top->offset;
+    kview.offset += top->offset + begin;
     struct ArrowArray vviews[64];
     struct ArrowArray *vv = pl->nvals <= 64 ? vviews : malloc(sizeof(struct ArrowArray) * (size_t)pl->nvals);
     if (!vv) {
@@ -874,7 +879,7 @@ static int encode_rows(put_plan *pl, const struct ArrowArray *top) {
     int rc = 0;
     for (int c = 0; c < pl->nvals; c++) {
         vv[c] = *top->children[pl->vals[c].index];
-        vv[c].offset += top->offset;
+        vv[c].offset += top->offset + begin;
         if (pl->vals[c].kind == K_VIEW && check_views(pl, &pl->vals[c], &vv[c], n) < 0) rc = -1;
     }
     if (pl->key.kind == K_VIEW && check_views(pl, &pl->key, &kview, n) < 0) rc = -1;
@@ -967,6 +972,221 @@ static PyObject *raise_plan_error(put_plan *pl) {
     }
 }
 
+/* ---- put_arrow: progress -------------------------------------------------------
+ * Rows are encoded in slices of PUT_SLICE_ROWS with the GIL released; between
+ * slices the GIL is taken back to call the progress callback:
+ * progress("encode", rows, total) after each slice (an exception from it
+ * stops the load before anything is written). Applying the one write batch to the memtable is most of a
+ * large load's time (for a million random keys, seconds against a tenth of a
+ * second of encoding), so with a callback the write runs on a thread of its
+ * own while this one reports progress("write", applied, rows) every
+ * PUT_WRITE_REPORT_NS, following the engine's "weir.num-entries-active-memtable"
+ * property; then progress("done", rows, rows). */
+#define PUT_SLICE_ROWS 65536
+#define PUT_WRITE_REPORT_NS 100000000L
+
+typedef struct put_progress {
+    PyObject *fn;        /* the callback, or NULL */
+    PyObject *total;     /* rows expected: an int, or None when not known */
+} put_progress;
+
+/* Call the callback for `stage` (GIL held); 0, or -1 with its exception. */
+static int progress_call(put_progress *pp, const char *stage, int64_t rows, PyObject *total) {
+    if (!pp->fn) return 0;
+    PyObject *r = PyObject_CallFunction(pp->fn, "sLO", stage, (long long)rows, total);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int progress_call_rows(put_progress *pp, const char *stage, int64_t rows) {
+    if (!pp->fn) return 0;
+    PyObject *n = PyLong_FromLongLong((long long)rows);
+    if (!n) return -1;
+    int rc = progress_call(pp, stage, rows, n);
+    Py_DECREF(n);
+    return rc;
+}
+
+/* The callback put_arrow reports to: None/False none, True weir's own bar on
+ * stderr (which draws only on a terminal), or a callable. 0 or -1. */
+static int progress_open(put_progress *pp, PyObject *arg, PyObject *data) {
+    memset(pp, 0, sizeof *pp);
+    if (!arg || arg == Py_None || arg == Py_False) return 0;
+    if (arg == Py_True) {
+        PyObject *mod = PyImport_ImportModule("weir._arrow");
+        if (!mod) return -1;
+        pp->fn = PyObject_CallMethod(mod, "terminal_progress", NULL);
+        Py_DECREF(mod);
+        if (!pp->fn) return -1;
+        if (pp->fn == Py_None) Py_CLEAR(pp->fn); /* not a terminal: nothing to draw */
+    } else if (PyCallable_Check(arg)) {
+        pp->fn = Py_NewRef(arg);
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "put_arrow: progress must be True, False, None or a callable "
+                     "progress(stage, rows_done, rows_total), not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    if (!pp->fn) return 0;
+    /* The expected row count, when the data knows its length (a pyarrow
+     * Table or RecordBatch, a polars or pandas DataFrame). */
+    Py_ssize_t n = PyObject_HasAttrString(data, "__len__") ? PyObject_Length(data) : -1;
+    if (n < 0) {
+        if (PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+            PyErr_Clear();
+        }
+        pp->total = Py_NewRef(Py_None);
+    } else if (!(pp->total = PyLong_FromSsize_t(n))) {
+        return -1;
+    }
+    return 0;
+}
+
+static void progress_close(put_progress *pp) {
+    Py_CLEAR(pp->fn);
+    Py_CLEAR(pp->total);
+}
+
+/* An exception set aside while other work finishes, then raised again. */
+typedef struct saved_error {
+    PyObject *type, *value, *traceback; /* type NULL: none */
+} saved_error;
+
+static void error_save(saved_error *e) {
+#if PY_VERSION_HEX >= 0x030C0000
+    e->value = PyErr_GetRaisedException();
+    e->type = e->value ? Py_NewRef(Py_TYPE(e->value)) : NULL;
+    e->traceback = NULL;
+#else
+    PyErr_Fetch(&e->type, &e->value, &e->traceback);
+#endif
+}
+
+/* Raise it again (the reference moves to the interpreter). */
+static void error_restore(saved_error *e) {
+#if PY_VERSION_HEX >= 0x030C0000
+    Py_CLEAR(e->type);
+    PyErr_SetRaisedException(e->value);
+#else
+    PyErr_Restore(e->type, e->value, e->traceback);
+    e->type = NULL;
+#endif
+    e->value = e->traceback = NULL;
+}
+
+static void error_drop(saved_error *e) {
+    Py_CLEAR(e->type);
+    Py_CLEAR(e->value);
+    Py_CLEAR(e->traceback);
+}
+
+/* A weir_write running on a thread of its own. */
+typedef struct followed_write {
+    weir_db *db;
+    weir_writeopts wo;
+    const weir_batch *batch;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;    /* under mu */
+    int status;
+    char msg[512]; /* the writing thread's weir_errmsg() on failure */
+} followed_write;
+
+static void *followed_write_main(void *arg) {
+    followed_write *w = arg;
+    int rc = weir_write(w->db, &w->wo, w->batch);
+    pthread_mutex_lock(&w->mu);
+    w->status = rc;
+    if (rc != WEIR_OK) snprintf(w->msg, sizeof w->msg, "%s", weir_errmsg());
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int active_memtable_entries(weir_db *db, uint64_t *out) {
+    char *v = NULL;
+    if (weir_property(db, "weir.num-entries-active-memtable", &v) != WEIR_OK) return -1;
+    *out = strtoull(v, NULL, 10);
+    weir_free(v);
+    return 0;
+}
+
+/* Write the batch of `rows` entries while reporting how many of them the
+ * memtable has taken (GIL held on entry and exit; released while waiting).
+ * Entries written by other threads meanwhile count too, so the figure is
+ * clamped to rows and never goes down. A write that switches to a fresh
+ * memtable first (the old one was full) starts the count again from 0.
+ * Returns the write's status, with its message in *msg. The first
+ * exception the callback raises stops the reports; it is kept in
+ * *cb_error (the write goes on: it cannot be taken back halfway). */
+static int write_reporting(weir_db *db, const weir_writeopts *wo, const weir_batch *batch, int64_t rows,
+                           put_progress *pp, char *msg, size_t msg_cap, saved_error *cb_error) {
+    followed_write w;
+    memset(&w, 0, sizeof w);
+    w.db = db;
+    w.wo = *wo;
+    w.batch = batch;
+    memset(cb_error, 0, sizeof *cb_error);
+    uint64_t base = 0;
+    int counting = active_memtable_entries(db, &base) == 0;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    pthread_t thread;
+    int started = pthread_create(&thread, NULL, followed_write_main, &w) == 0;
+    int64_t reported = 0;
+    if (!started) {
+        /* No thread to spare: write here, with only the reports around it. */
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = weir_write(db, wo, batch);
+        Py_END_ALLOW_THREADS
+        w.status = rc;
+        if (rc != WEIR_OK) snprintf(w.msg, sizeof w.msg, "%s", weir_errmsg());
+        w.done = 1;
+    }
+    while (started) {
+        int done;
+        uint64_t now = 0;
+        int have = 0;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&w.mu);
+        if (!w.done) {
+            struct timespec at;
+            clock_gettime(CLOCK_REALTIME, &at);
+            at.tv_nsec += PUT_WRITE_REPORT_NS;
+            if (at.tv_nsec >= 1000000000L) {
+                at.tv_sec++;
+                at.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&w.cv, &w.mu, &at);
+        }
+        done = w.done;
+        pthread_mutex_unlock(&w.mu);
+        if (!done && counting) have = active_memtable_entries(db, &now) == 0;
+        Py_END_ALLOW_THREADS
+        if (done) break;
+        if (!have || cb_error->type) continue;
+        if (now < base) base = 0; /* a fresh memtable took the write */
+        int64_t applied = (int64_t)(now - base) < rows ? (int64_t)(now - base) : rows;
+        if (applied < reported) applied = reported;
+        reported = applied;
+        if (progress_call(pp, "write", applied, pp->total) < 0) error_save(cb_error);
+    }
+    if (started) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(thread, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    snprintf(msg, msg_cap, "%s", w.msg);
+    return w.status;
+}
+
 /* Check one struct array against the schema's shape before reading it. */
 static int check_shape(put_plan *pl, const struct ArrowArray *a, int64_t ncols) {
     if (a->n_children != ncols || !a->children) {
@@ -979,6 +1199,29 @@ static int check_shape(put_plan *pl, const struct ArrowArray *a, int64_t ncols) 
         snprintf(pl->err_msg, sizeof pl->err_msg, "the rows of a batch are null (a null struct row)");
         pl->err_kind = 5;
         return -1;
+    }
+    return 0;
+}
+
+/* Encode every row of one struct array, a slice at a time (see above).
+ * 0, or -1 with an exception set. */
+static int encode_array(put_plan *pl, const struct ArrowArray *a, int64_t ncols, put_progress *pp) {
+    if (check_shape(pl, a, ncols) < 0) {
+        raise_plan_error(pl);
+        return -1;
+    }
+    for (int64_t begin = 0; begin < a->length;) {
+        int64_t n = a->length - begin < PUT_SLICE_ROWS ? a->length - begin : PUT_SLICE_ROWS;
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        rc = encode_rows(pl, a, begin, n);
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            raise_plan_error(pl);
+            return -1;
+        }
+        begin += n;
+        if (progress_call(pp, "encode", pl->rows_done, pp->total) < 0) return -1;
     }
     return 0;
 }
@@ -1240,7 +1483,7 @@ static void source_close(arrow_source *src) {
 }
 
 PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    PyObject *a[5];
+    PyObject *a[6];
     if (bind_args(&spec_put_arrow, args, nargs, kwnames, a) < 0) return NULL;
     if (!a[0]) {
         PyErr_SetString(PyExc_TypeError, "put_arrow() missing required argument 'data'");
@@ -1265,7 +1508,10 @@ PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
     memset(&src, 0, sizeof src);
     put_plan pl;
     memset(&pl, 0, sizeof pl);
+    put_progress pp;
+    memset(&pp, 0, sizeof pp);
     if (bufarg_opt(a[3], &prefix, "key_prefix") < 0) goto done;
+    if (progress_open(&pp, a[5], a[0]) < 0) goto done;
     pl.prefix = prefix.ptr;
     pl.prefix_len = prefix.len;
     if (source_open(&src, a[0]) < 0) goto done;
@@ -1280,18 +1526,10 @@ PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
             raise_fmt(WEIR_INVALID, "put_arrow: the Arrow array was already released");
             goto done;
         }
-        int rc;
-        if (check_shape(&pl, src.array, ncols) < 0) {
-            raise_plan_error(&pl);
-            goto done;
-        }
-        Py_BEGIN_ALLOW_THREADS
-        rc = encode_rows(&pl, src.array);
-        Py_END_ALLOW_THREADS
-        if (rc < 0) {
-            raise_plan_error(&pl);
-            goto done;
-        }
+        /* One array knows its length exactly. */
+        Py_XSETREF(pp.total, PyLong_FromLongLong((long long)src.array->length));
+        if (!pp.total) goto done;
+        if (encode_array(&pl, src.array, ncols, &pp) < 0) goto done;
     } else {
         struct ArrowArrayStream *s = src.stream;
         for (;;) {
@@ -1308,37 +1546,56 @@ PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
                 goto done;
             }
             if (!arr.release) break;
-            if (check_shape(&pl, &arr, ncols) < 0) {
-                arr.release(&arr);
-                raise_plan_error(&pl);
-                goto done;
-            }
-            Py_BEGIN_ALLOW_THREADS
-            rc = encode_rows(&pl, &arr);
-            Py_END_ALLOW_THREADS
+            rc = encode_array(&pl, &arr, ncols, &pp);
             arr.release(&arr);
-            if (rc < 0) {
-                raise_plan_error(&pl);
-                goto done;
-            }
+            if (rc < 0) goto done;
         }
     }
+    /* From here on the write's total is the rows encoded. */
+    if (pp.fn) {
+        Py_XSETREF(pp.total, PyLong_FromLongLong((long long)pl.rows_done));
+        if (!pp.total) goto done;
+    }
+    if (progress_call(&pp, "write", 0, pp.total) < 0) goto done;
     if (pl.rows_done > 0) {
         if (db_enter(self) < 0) goto done;
         weir_writeopts wo = {.sync = sync};
         weir_db *db = self->db;
         int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = weir_write(db, &wo, pl.batch);
-        Py_END_ALLOW_THREADS
-        db_leave(self);
-        if (rc != WEIR_OK) {
-            raise_status(rc);
-            goto done;
+        if (!pp.fn) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = weir_write(db, &wo, pl.batch);
+            Py_END_ALLOW_THREADS
+            db_leave(self);
+            if (rc != WEIR_OK) {
+                raise_status(rc);
+                goto done;
+            }
+        } else {
+            char msg[512];
+            saved_error cb_error;
+            rc = write_reporting(db, &wo, pl.batch, pl.rows_done, &pp, msg, sizeof msg, &cb_error);
+            db_leave(self);
+            if (rc != WEIR_OK) {
+                /* The engine's failure is the one to report; the callback's
+                 * exception, if any, goes with it. */
+                error_drop(&cb_error);
+                raise_fmt(rc, "%s", msg[0] ? msg : weir_status_name(rc));
+                goto done;
+            }
+            if (cb_error.type) {
+                /* Written: the caller still hears of the callback's failure. */
+                error_restore(&cb_error);
+                goto done;
+            }
         }
     }
+    /* The rows are written; an exception from the callback still
+     * propagates, so the caller hears of it (docs/PYTHON.md says so). */
+    if (progress_call_rows(&pp, "done", pl.rows_done) < 0) goto done;
     result = PyLong_FromLongLong((long long)pl.rows_done);
 done:
+    progress_close(&pp);
     if (pl.batch) weir_batch_destroy(pl.batch);
     free(pl.vals);
     free(pl.kbuf);

@@ -389,9 +389,10 @@ PyObject *DB_get_batch(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
      "columns."},                                                                                  \
         {"put_arrow", FASTKW(DB_put_arrow),                                                        \
          SIGNATURE("put_arrow($self, data, *, key='key', value_columns=None, key_prefix=b'', "     \
-                   "sync=None)")                                                                   \
+                   "sync=None, progress=None)")                                                    \
          "Bulk-load the rows of an Arrow record batch, table or stream in one atomic batch;\n"     \
-         "returns the number of rows."},                                                           \
+         "returns the number of rows. progress=True draws a bar on a terminal; a callable\n"      \
+         "is called as progress(stage, rows_done, rows_total)."},                                  \
         {"put_batch", FASTKW(DB_put_batch),                                                        \
          SIGNATURE("put_batch($self, key, batch, *, sync=None)")                                   \
          "Store a record batch (or a table, combined into one) as Arrow IPC."},                    \

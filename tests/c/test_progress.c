@@ -1,12 +1,19 @@
 /*
- * test_compact_progress.c -- weir_compact_range_progress: the steps of a
- * compaction over several levels are reported in order, each with fixed
- * totals and a count that only grows to its total; a slow step is reported
- * while it runs; a step that fails gets no report of completion; and a
- * callback that tries to compact or close the DB it is reporting on is
- * refused instead of deadlocking or freeing the handle under the call.
+ * test_progress.c -- following long operations while they run.
+ *
+ * weir_compact_range_progress: the steps of a compaction over several
+ * levels are reported in order, each with fixed totals and a count that
+ * only grows to its total; a slow step is reported while it runs; a step
+ * that fails gets no report of completion; and a callback that tries to
+ * compact or close the DB it is reporting on is refused instead of
+ * deadlocking or freeing the handle under the call.
+ *
+ * "weir.num-entries-active-memtable": read from another thread, it follows
+ * a large batch being applied, and starts again at 0 after a flush.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,11 +337,88 @@ TEST(the_callback_cannot_compact_or_close_its_db) {
     test_rmtree(dir);
 }
 
+static int active_entries(weir_db *db, uint64_t *out) {
+    char *v = NULL;
+    if (weir_property(db, "weir.num-entries-active-memtable", &v) != WEIR_OK) return -1;
+    char *end;
+    *out = strtoull(v, &end, 10);
+    int bad = end == v || *end != 0;
+    weir_free(v);
+    return bad ? -1 : 0;
+}
+
+typedef struct big_write {
+    weir_db *db;
+    weir_batch *batch;
+    int rc;
+    atomic_int done;
+} big_write;
+
+static void *write_batch_thread(void *arg) {
+    big_write *w = arg;
+    w->rc = weir_write(w->db, NULL, w->batch);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+TEST(a_large_write_can_be_followed_from_another_thread) {
+    char dir[4096];
+    test_tmpdir(dir, sizeof dir, "wprog");
+    weir_db *db = NULL;
+    CHECK_OK(weir_open(dir, NULL, &db));
+    CHECK_OK(weir_put(db, NULL, "before", 6, "1", 1));
+    uint64_t base = 0;
+    CHECK(active_entries(db, &base) == 0);
+    CHECK_EQ_INT(base, 1);
+    enum { N = 400000 };
+    weir_batch *b = weir_batch_create();
+    CHECK(b != NULL);
+    char k[32];
+    test_rng rng;
+    test_rng_seed(&rng, 7);
+    for (int i = 0; i < N; i++) {
+        /* Random order: the slow way to fill a memtable. */
+        snprintf(k, sizeof k, "k%016llx", (unsigned long long)test_rng_next(&rng));
+        CHECK_OK(weir_batch_put(b, k, strlen(k), "v", 1));
+    }
+    big_write w = {db, b, -1, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, write_batch_thread, &w) == 0);
+    uint64_t last = base, midway = 0, reads = 0;
+    int backwards = 0, failed = 0;
+    while (!atomic_load(&w.done)) {
+        uint64_t now;
+        if (active_entries(db, &now) != 0) failed = 1;
+        reads++;
+        if (now < last) backwards = 1;
+        if (now > base && now < base + N) midway++;
+        last = now;
+        struct timespec pause = {0, 100000}; /* 0.1 ms: leave the DB's mutex alone */
+        nanosleep(&pause, NULL);
+    }
+    pthread_join(t, NULL);
+    weir_batch_destroy(b);
+    fprintf(stderr, "     %llu reads during the write, %llu of them midway\n", (unsigned long long)reads,
+            (unsigned long long)midway);
+    CHECK_OK(w.rc);
+    CHECK(!failed && !backwards);
+    CHECK(midway > 0);
+    uint64_t after = 0;
+    CHECK(active_entries(db, &after) == 0);
+    CHECK_EQ_INT(after, base + N);
+    CHECK_OK(weir_flush(db));
+    CHECK(active_entries(db, &after) == 0);
+    CHECK_EQ_INT(after, 0);
+    CHECK_OK(weir_close(db));
+    test_rmtree(dir);
+}
+
 static const test_case tests[] = {
     TEST_ENTRY(each_step_is_reported_in_order_and_ends_complete),
     TEST_ENTRY(a_long_step_is_reported_while_it_runs),
     TEST_ENTRY(a_failed_step_is_not_reported_complete),
     TEST_ENTRY(the_callback_cannot_compact_or_close_its_db),
+    TEST_ENTRY(a_large_write_can_be_followed_from_another_thread),
     TEST_END,
 };
 
