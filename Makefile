@@ -45,7 +45,8 @@ help:
 	@echo "make fuzz-python  the atheris harnesses of tests/fuzz/python/ for FUZZ_SECONDS each"
 	@echo "make test-valgrind  the extension's Python tests under valgrind memcheck"
 	@echo "                (VALGRIND_TESTS=\"tests/python/test_db.py\" to run fewer)"
-	@echo "make wheel      manylinux wheels (CPython 3.11-3.13, lz4 + zstd inside) and the sdist in dist/"
+	@echo "make wheel      manylinux wheels (each CPython 3.11-3.13 found; WHEEL_PYTHONS to insist)"
+	@echo "                with lz4 + zstd inside, and the sdist, in dist/"
 	@echo "make test-packaging  install and use what ships: C prefix, wheels, sdist (part of make test)"
 	@echo "make demo       fraud detection on weir.stream: the seed's 10 transactions, then 1M"
 	@echo "                generated ones (DEMO_ARGS=\"--crash-test 5\" adds the kill -9 check)"
@@ -98,9 +99,11 @@ venv: deps $(PY)
 test-python: venv build
 	$(PY) -m pytest -q
 
-# Manylinux wheels for CPython 3.11-3.13 with lz4 and zstd linked in, and
-# the sdist, into dist/ (scripts/build-wheels.sh says how; WHEEL_PYTHONS
-# picks the interpreters).
+# Manylinux wheels with lz4 and zstd linked in, and the sdist, into dist/
+# (scripts/build-wheels.sh says how): one wheel for each CPython of
+# pyproject.toml's classifiers (3.11-3.13) installed here, skipping, and
+# naming, the ones that are not; WHEEL_PYTHONS="3.12 3.13" builds exactly
+# those and fails if one is missing.
 wheel: deps
 	scripts/build-wheels.sh dist
 

@@ -20,32 +20,52 @@
 #      extension needs anything newer or outside the manylinux set).
 #
 # Usage: scripts/build-wheels.sh [OUT_DIR]       (default: dist)
+#        scripts/build-wheels.sh --plan          which interpreters a build
+#            would use: one line per version on stdout, "X.Y PATH" or
+#            "X.Y -" (not found), and what is skipped on stderr; exit 1
+#            only if WHEEL_PYTHONS names a version that is not found.
 # Environment:
-#   WHEEL_PYTHONS  the CPython versions to build for (default "3.11 3.12
-#                  3.13"); each is looked up as pythonX.Y on PATH, then in
-#                  pyenv's versions. A version that is not found fails the
-#                  build: say WHEEL_PYTHONS="3.11" to build fewer.
+#   WHEEL_PYTHONS  the CPython versions to build for. Unset: every version
+#                  pyproject.toml's classifiers name (3.11, 3.12, 3.13) that
+#                  is installed here; the others are skipped, and said so
+#                  (a fresh machine often has one CPython). Set: exactly
+#                  those, and a version that is not found fails the build.
+#                  Each is looked up as pythonX.Y on PATH, then in pyenv's
+#                  versions ($PYENV_ROOT, default ~/.pyenv), then in each
+#                  directory of WHEEL_PYTHON_DIRS (default "/usr/bin
+#                  /usr/local/bin"; e.g. add /opt/python/cp313-cp313/bin).
 #   WHEEL_WORK     work directory (default build-wheel): tools venv, codec
 #                  builds and build trees are kept there for the next run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+plan_only=0
+if [ "${1:-}" = --plan ]; then
+    plan_only=1
+    shift
+fi
 out=${1:-$root/dist}
 work=${WHEEL_WORK:-$root/build-wheel}
-pythons=${WHEEL_PYTHONS:-3.11 3.12 3.13}
+# The versions the package says it supports: its classifiers.
+supported=$(sed -n 's/^ *"Programming Language :: Python :: \(3\.[0-9][0-9]*\)",*$/\1/p' \
+    "$root/pyproject.toml" | paste -sd' ')
+[ -n "$supported" ] || { echo "build-wheels: no 'Python :: 3.X' classifiers in pyproject.toml" >&2; exit 1; }
+explicit=${WHEEL_PYTHONS:+1}
+pythons=${WHEEL_PYTHONS:-$supported}
 arch=$(uname -m)
 glibc=2.17
 plat="manylinux_2_17_$arch"
-mkdir -p "$out" "$work"
-out=$(cd "$out" && pwd)
-work=$(cd "$work" && pwd)
 say() { echo "build-wheels: $*"; }
 die() { echo "build-wheels: $*" >&2; exit 1; }
 
 find_python() { # X.Y -> path of a CPython X.Y interpreter, or nothing
     local v=$1 cand
+    local dirs=() d
+    for d in ${WHEEL_PYTHON_DIRS-/usr/bin /usr/local/bin}; do dirs+=("$d/python$v"); done
+    # A pyenv shim on PATH fails for a version that is not active: then the
+    # next candidate is tried.
     for cand in "$(command -v "python$v" 2>/dev/null || true)" \
-                "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/"$v".*/bin/"python$v" \
-                "/usr/bin/python$v"; do
+                "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v" \
+                ${dirs[@]+"${dirs[@]}"}; do
         [ -n "$cand" ] && [ -x "$cand" ] || continue
         if "$cand" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$v'.split('.'))))" \
                 >/dev/null 2>&1; then
@@ -58,11 +78,33 @@ find_python() { # X.Y -> path of a CPython X.Y interpreter, or nothing
 
 # The interpreters, found before the tools venv goes on PATH.
 declare -A interpreter
+found=()
+skipped=()
 for v in $pythons; do
     interpreter[$v]=$(find_python "$v")
-    [ -n "${interpreter[$v]}" ] ||
-        die "no CPython $v found (PATH, pyenv); set WHEEL_PYTHONS to the versions you have"
+    if [ -n "${interpreter[$v]}" ]; then
+        found+=("$v")
+        [ "$plan_only" = 1 ] && echo "$v ${interpreter[$v]}"
+    else
+        skipped+=("$v")
+        [ "$plan_only" = 1 ] && echo "$v -"
+    fi
 done
+where="PATH, ${PYENV_ROOT:-$HOME/.pyenv}/versions"
+for d in ${WHEEL_PYTHON_DIRS-/usr/bin /usr/local/bin}; do where="$where, $d"; done
+if [ ${#skipped[@]} -gt 0 ] && [ -n "$explicit" ]; then
+    die "no CPython ${skipped[*]} found ($where), and WHEEL_PYTHONS=\"$WHEEL_PYTHONS\" asks for it"
+fi
+[ ${#found[@]} -gt 0 ] || die "none of CPython $pythons found ($where): nothing to build"
+if [ ${#skipped[@]} -gt 0 ]; then
+    echo "build-wheels: skipping CPython ${skipped[*]}: not found ($where); building for ${found[*]}" \
+         "(install it, e.g. pyenv install ${skipped[0]}, to build its wheel too)" >&2
+fi
+[ "$plan_only" = 1 ] && exit 0
+pythons=${found[*]}
+mkdir -p "$out" "$work"
+out=$(cd "$out" && pwd)
+work=$(cd "$work" && pwd)
 
 # ---- tools -----------------------------------------------------------------
 tools="$work/tools"

@@ -9,10 +9,8 @@ interpreter each was built for.
 
 from __future__ import annotations
 
-import glob
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -22,24 +20,42 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 DIST = pathlib.Path(os.environ.get("WEIR_DIST", ROOT / "dist"))
 
 
+BUILD_WHEELS = ROOT / "scripts" / "build-wheels.sh"
+
+
+def wheel_plan(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``scripts/build-wheels.sh --plan``: the interpreters `make wheel` uses."""
+    return subprocess.run(
+        ["bash", str(BUILD_WHEELS), "--plan"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy() if env is None else env,
+    )
+
+
+def parse_plan(stdout: str) -> dict[str, str | None]:
+    """The plan's "X.Y PATH" / "X.Y -" lines as {version: path or None}."""
+    out: dict[str, str | None] = {}
+    for line in stdout.splitlines():
+        version, path = line.split(" ", 1)
+        out[version] = None if path == "-" else path
+    return out
+
+
+#: What `make wheel` builds for here: the versions WHEEL_PYTHONS names, or
+#: else every supported one whose interpreter build-wheels.sh finds (the
+#: same lookup, so the tests expect exactly the wheels it built).
+PLAN = parse_plan(wheel_plan().stdout)
+WHEEL_VERSIONS = (
+    os.environ["WHEEL_PYTHONS"].split()
+    if os.environ.get("WHEEL_PYTHONS")
+    else [v for v, path in PLAN.items() if path]
+)
+
+
 def find_python(version: str) -> str | None:
-    """A CPython ``version`` ("3.12") interpreter: PATH, then pyenv, then /usr/bin."""
-    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates = [shutil.which(f"python{version}") or ""]
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"))
-    candidates.append(f"/usr/bin/python{version}")
-    want = tuple(int(p) for p in version.split("."))
-    for cand in candidates:
-        if not cand or not os.access(cand, os.X_OK):
-            continue
-        probe = subprocess.run(
-            [cand, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
-            capture_output=True,
-            text=True,
-        )
-        if probe.returncode == 0 and tuple(map(int, probe.stdout.split())) == want:
-            return cand
-    return None
+    """The CPython ``version`` ("3.12") interpreter build-wheels.sh uses."""
+    return PLAN.get(version)
 
 
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:

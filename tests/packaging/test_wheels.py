@@ -18,9 +18,10 @@ import zipfile
 import pytest
 
 import weir
-from conftest import DIST, ROOT, find_python, run
+from conftest import DIST, ROOT, WHEEL_VERSIONS, find_python, run
 
-VERSIONS = os.environ.get("WHEEL_PYTHONS", "3.11 3.12 3.13").split()
+#: The wheels `make wheel` built here (see conftest.WHEEL_VERSIONS).
+VERSIONS = WHEEL_VERSIONS
 #: What a manylinux extension may link dynamically (glibc's own libraries).
 GLIBC_LIBS = {
     "libc.so.6",
@@ -198,8 +199,30 @@ def test_sdist_has_the_licence_and_no_build_leftovers(built_sdist: pathlib.Path)
         or (len(n.split("/")) > 1 and n.split("/")[1].startswith(("build-", ".venv-")))
     ]
     assert not leftovers, leftovers[:10]
-    for needed in ("CMakeLists.txt", "include/weir.h", "python/weir/_weir.c", "cmake/weir.pc.in"):
+    for needed in (
+        "CMakeLists.txt",
+        "include/weir.h",
+        "python/weir/_weir.c",
+        "cmake/weir.pc.in",
+        # what `make wheel` and `make test` need from an unpacked sdist
+        "scripts/build-wheels.sh",
+        "scripts/install-deps.sh",
+        "Makefile",
+    ):
         assert f"{top}/{needed}" in names, needed
+
+
+def test_sdist_holds_exactly_the_tracked_files(built_sdist: pathlib.Path) -> None:
+    """Nothing untracked (wheels in dist/, build trees, caches) gets in, and
+    no tracked file is left out by an exclude pattern. Needs the git
+    checkout the sdist was made from (make test-packaging runs in one)."""
+    tracked = run(["git", "-C", str(ROOT), "ls-files", "-z"]).stdout.split("\0")
+    with tarfile.open(built_sdist) as tf:
+        members = [m.name.split("/", 1)[1] for m in tf.getmembers() if m.isfile()]
+    extra = sorted(set(members) - set(tracked) - {"PKG-INFO"})
+    missing = sorted(set(tracked) - set(members) - {""})
+    assert not extra, f"the sdist holds untracked files: {extra[:10]}"
+    assert not missing, f"the sdist lacks tracked files: {missing[:10]}"
 
 
 def test_dev_build_matches_the_wheel_version(project_version: str) -> None:

@@ -77,6 +77,33 @@ def test_job_status_piped_into_head_ends_quietly(redis_url: str, tmp_path: Path)
         assert code == 141, (code, err)
 
 
+def test_weir_job_status_json_piped_into_head_through_the_c_tool(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The issue's own command line: `weir job status --json | head`, the C
+    tool handing over to this package, in a real shell pipeline."""
+    weir_cli = Path(__file__).resolve().parents[2] / "build" / "weir"
+    assert weir_cli.exists(), f"{weir_cli} is missing: build the C tool (make build)"
+    _run_job(redis_url, "headjob", 2, 200, tmp_path)
+    script = (
+        f"'{weir_cli}' job status headjob --redis '{redis_url}' --json --watch 0.01 "
+        f"2>'{tmp_path}/err' | head -3 >'{tmp_path}/out'; echo ${{PIPESTATUS[0]}}"
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WEIR_PYTHON": sys.executable},
+    )
+    err = (tmp_path / "err").read_text()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert err == "", err
+    assert proc.stdout.strip() == "141", (proc.stdout, err)  # SIGPIPE's status, quietly
+    lines = (tmp_path / "out").read_text().splitlines()
+    assert len(lines) == 3 and lines[0] == "{" and '"job": "headjob"' in "".join(lines), lines
+
+
 def test_job_status_figures_in_milliseconds_and_without_end_markers(
     redis_url: str, tmp_path: Path
 ) -> None:
