@@ -1083,14 +1083,19 @@ static void error_drop(saved_error *e) {
     Py_CLEAR(e->traceback);
 }
 
-/* A weir_write running on a thread of its own. */
+/* A weir_write running on a thread of its own. The write owns the DB's
+ * in-flight count the caller took: the writing thread gives it back (with
+ * the GIL) the moment the engine call ends, as a plain call would. So a
+ * callback that closes the DB (from this thread or another) waits only for
+ * the write, never for the call that is running the callback. */
 typedef struct followed_write {
+    DBObject *owner;
     weir_db *db;
     weir_writeopts wo;
     const weir_batch *batch;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done;    /* under mu */
+    int done;    /* under mu; until it is set the DB stays open */
     int status;
     char msg[512]; /* the writing thread's weir_errmsg() on failure */
 } followed_write;
@@ -1104,6 +1109,9 @@ static void *followed_write_main(void *arg) {
     w->done = 1;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    db_leave(w->owner);
+    PyGILState_Release(gil);
     return NULL;
 }
 
@@ -1117,16 +1125,20 @@ static int active_memtable_entries(weir_db *db, uint64_t *out) {
 
 /* Write the batch of `rows` entries while reporting how many of them the
  * memtable has taken (GIL held on entry and exit; released while waiting).
+ * The caller has counted the write in flight (db_enter); this gives the
+ * count back, so the caller must not (nor touch the engine handle after).
  * Entries written by other threads meanwhile count too, so the figure is
  * clamped to rows and never goes down. A write that switches to a fresh
  * memtable first (the old one was full) starts the count again from 0.
  * Returns the write's status, with its message in *msg. The first
  * exception the callback raises stops the reports; it is kept in
  * *cb_error (the write goes on: it cannot be taken back halfway). */
-static int write_reporting(weir_db *db, const weir_writeopts *wo, const weir_batch *batch, int64_t rows,
+static int write_reporting(DBObject *owner, const weir_writeopts *wo, const weir_batch *batch, int64_t rows,
                            put_progress *pp, char *msg, size_t msg_cap, saved_error *cb_error) {
+    weir_db *db = owner->db;
     followed_write w;
     memset(&w, 0, sizeof w);
+    w.owner = owner;
     w.db = db;
     w.wo = *wo;
     w.batch = batch;
@@ -1147,6 +1159,7 @@ static int write_reporting(weir_db *db, const weir_writeopts *wo, const weir_bat
         w.status = rc;
         if (rc != WEIR_OK) snprintf(w.msg, sizeof w.msg, "%s", weir_errmsg());
         w.done = 1;
+        db_leave(owner);
     }
     while (started) {
         int done;
@@ -1165,8 +1178,10 @@ static int write_reporting(weir_db *db, const weir_writeopts *wo, const weir_bat
             pthread_cond_timedwait(&w.cv, &w.mu, &at);
         }
         done = w.done;
-        pthread_mutex_unlock(&w.mu);
+        /* Read while holding mu: the write cannot finish, so the DB cannot
+         * be closed, under the read. */
         if (!done && counting) have = active_memtable_entries(db, &now) == 0;
+        pthread_mutex_unlock(&w.mu);
         Py_END_ALLOW_THREADS
         if (done) break;
         if (!have || cb_error->type) continue;
@@ -1574,8 +1589,8 @@ PyObject *DB_put_arrow(DBObject *self, PyObject *const *args, Py_ssize_t nargs, 
         } else {
             char msg[512];
             saved_error cb_error;
-            rc = write_reporting(db, &wo, pl.batch, pl.rows_done, &pp, msg, sizeof msg, &cb_error);
-            db_leave(self);
+            /* Gives the in-flight count back itself (see followed_write). */
+            rc = write_reporting(self, &wo, pl.batch, pl.rows_done, &pp, msg, sizeof msg, &cb_error);
             if (rc != WEIR_OK) {
                 /* The engine's failure is the one to report; the callback's
                  * exception, if any, goes with it. */

@@ -170,6 +170,51 @@ def test_a_failing_callback_at_done_is_raised_with_the_rows_written(db: weir.DB)
     assert db.get(struct_key(99)) == b"\x81\xa4name\xa6user99"  # msgpack {"name": "user99"}
 
 
+CLOSE_DURING_WRITE = """
+import random, sys, threading, weir, pyarrow as pa
+n = 400_000
+ids = list(range(n))
+random.Random(1).shuffle(ids)
+t = pa.table({"id": pa.array(ids, pa.int64()), "v": [b"x"] * n})
+db = weir.DB(sys.argv[1])
+stages = []
+
+def close_elsewhere() -> None:
+    closer = threading.Thread(target=db.close)
+    closer.start()
+    closer.join()
+
+close = db.close if sys.argv[2] == "here" else close_elsewhere
+
+def progress(stage, done, total):
+    stages.append(stage)
+    if stage == "write" and stages.count("write") == 2:
+        close()  # waits for the engine's write, then closes
+        assert db.closed
+
+print(db.put_arrow(t, key="id", value_columns="v", progress=progress))
+print(stages.count("write") >= 2, stages[-1])
+with weir.DB(sys.argv[1]) as again:
+    print(again.get((ids[-1] ^ (1 << 63)).to_bytes(8, "big")))
+"""
+
+
+@pytest.mark.parametrize("where", ["here", "elsewhere"])
+def test_a_callback_may_close_the_db_during_the_write(tmp_path: pathlib.Path, where: str) -> None:
+    # A callback that closes the DB (itself or through another thread that
+    # it waits for) must not wait for the put_arrow that is running it: the
+    # close waits for the engine's write only, and the load still completes.
+    # In a child process, so that a deadlock fails the test at the timeout.
+    proc = subprocess.run(
+        [sys.executable, "-c", CLOSE_DURING_WRITE, str(tmp_path / "db"), where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n") == ["400000", "True done", "b'x'", ""]
+
+
 def test_progress_must_be_a_callable_or_a_flag(db: weir.DB) -> None:
     with pytest.raises(TypeError, match="progress must be True, False, None or a callable"):
         db.put_arrow(rows(10), key="id", progress="yes")  # type: ignore[arg-type]
