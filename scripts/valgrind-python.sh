@@ -63,8 +63,11 @@ mkdir -p "$logs"
 echo "valgrind-python: memcheck on $py ($pyver) running pytest $*"
 echo "valgrind-python: logs in $logs/ (one per process); this takes a few minutes"
 start=$(date +%s)
+# --fair-sched=yes: valgrind runs one thread at a time, and its default
+# lock let one thread of a threaded test (test_bank_transfers' reader)
+# keep the CPU for many minutes while the others starved.
 env PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONMALLOC=malloc \
-    valgrind --tool=memcheck --suppressions=tests/valgrind/python.supp \
+    valgrind --tool=memcheck --fair-sched=yes --suppressions=tests/valgrind/python.supp \
     --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --error-exitcode=99 --num-callers=40 --log-file="$logs/memcheck-%p.log" \
     "$py" -s -m pytest -q -p no:cacheprovider "$@"
