@@ -332,8 +332,8 @@ def main() -> int:
         f"Fraud job, {args.events:,} transactions over {args.users:,} users, JSON-lines input, "
         f"checkpoint every {args.checkpoint_seconds:g} s, median of {args.repeat} runs "
         f"(peers: {args.repeat if args.peer_repeat is None else args.peer_repeat}); "
-        f"{platform.machine()}, {os.cpu_count()} cores shared with other agents' builds "
-        f"(loaded: treat the figures as lower bounds), Python {platform.python_version()}."
+        f"{platform.machine()}, {os.cpu_count()} cores, 1-minute load average "
+        f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}."
     )
     print(header + "\n\n" + md)
     args.json.parent.mkdir(parents=True, exist_ok=True)
