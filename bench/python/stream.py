@@ -256,19 +256,23 @@ def main() -> int:
         inp = tmp / "transactions.jsonl"
         write_input(fd, inp, args.events, args.users, args.seed)
         redis_addr = stack.enter_context(fd.redis_server()) if "redis" in backends else None
-        for backend in backends:
-            runs = []
-            for i in range(args.repeat):
+        # Rounds rotate the backends' order (as weir-bench rotates its
+        # engines), so no backend always runs first on a cold or busy
+        # machine.
+        runs_of: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+        for i in range(args.repeat):
+            shift = i % len(backends) if backends else 0
+            for backend in backends[shift:] + backends[:shift]:
                 progress(f"weir.stream ({backend}) run {i + 1}/{args.repeat}")
                 work = tmp / f"{backend}-{i}"
                 work.mkdir()
-                runs.append(
+                runs_of[backend].append(
                     asyncio.run(
                         run_weir(fd, backend, inp, work, redis_addr, args.checkpoint_seconds)
                     )
                 )
                 shutil.rmtree(work, ignore_errors=True)
-            results.append(median_run(runs))
+        results.extend(median_run(runs_of[b]) for b in backends)
         pauses = []
         if args.pause_users:
             for i in range(args.repeat):
@@ -331,6 +335,7 @@ def main() -> int:
     header = (
         f"Fraud job, {args.events:,} transactions over {args.users:,} users, JSON-lines input, "
         f"checkpoint every {args.checkpoint_seconds:g} s, median of {args.repeat} runs "
+        "(rounds rotate the backends' order) "
         f"(peers: {args.repeat if args.peer_repeat is None else args.peer_repeat}); "
         f"{platform.machine()}, {os.cpu_count()} cores, 1-minute load average "
         f"{os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}."
