@@ -82,6 +82,11 @@ PyObject *raise_with(int status, PyObject *msg) {
     return NULL;
 }
 
+PyObject *enter_returns_self(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return Py_NewRef(self);
+}
+
 PyObject *raise_status(int status) {
     const char *m = weir_errmsg();
     if (!m || !*m) m = weir_status_name(status);

@@ -451,11 +451,6 @@ static PyObject *ArrowScan_close(ArrowScanObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static PyObject *ArrowScan_enter(PyObject *self, PyObject *unused) {
-    (void)unused;
-    return Py_NewRef(self);
-}
-
 static PyObject *ArrowScan_exit(ArrowScanObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)args;
     (void)nargs;
@@ -484,7 +479,7 @@ static PyMethodDef ArrowScan_methods[] = {
      "A PyCapsule of an ArrowArrayStream over the scan."},
     {"close", (PyCFunction)ArrowScan_close, METH_NOARGS,
      SIGNATURE("close($self, /)") "Release the snapshot (streams already exported read on)."},
-    {"__enter__", (PyCFunction)ArrowScan_enter, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
+    {"__enter__", (PyCFunction)enter_returns_self, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
     {"__exit__", (PyCFunction)(void (*)(void))ArrowScan_exit, METH_FASTCALL,
      SIGNATURE("__exit__($self, exc_type, exc, tb, /)") "Release the snapshot."},
     {0},

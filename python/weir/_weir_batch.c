@@ -427,11 +427,6 @@ static PyObject *Batch_commit(BatchObject *b, PyObject *u) {
     return r;
 }
 
-static PyObject *Batch_enter(BatchObject *b, PyObject *u) {
-    (void)u;
-    return Py_NewRef((PyObject *)b);
-}
-
 static PyObject *Batch_exit(BatchObject *b, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs >= 1 && args[0] != Py_None) {
         /* An exception left the block: nothing of the batch is applied. */
@@ -486,7 +481,7 @@ static PyMethodDef Batch_methods[] = {
      SIGNATURE("clear($self, /)") "Drop every operation."},
     {"commit", (PyCFunction)Batch_commit, METH_NOARGS,
      SIGNATURE("commit($self, /)") "Apply the batch atomically to the bound DB, then clear it."},
-    {"__enter__", (PyCFunction)Batch_enter, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
+    {"__enter__", (PyCFunction)enter_returns_self, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
     {"__exit__", (PyCFunction)(void (*)(void))Batch_exit, METH_FASTCALL,
      SIGNATURE("__exit__($self, exc_type, exc, tb, /)")
      "Commit on a clean exit (if bound to a DB), discard on an exception."},

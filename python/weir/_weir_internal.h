@@ -175,6 +175,8 @@ PyObject *raise_with(int status, PyObject *msg);
 PyObject *raise_status(int status);
 PyObject *raise_fmt(int status, const char *fmt, ...);
 PyObject *raise_closed(DBObject *self);
+/* __enter__ of the types whose with-block needs no check on entry. */
+PyObject *enter_returns_self(PyObject *self, PyObject *unused);
 
 /* ---- arguments (_weir_args.c) ----------------------------------------------- */
 

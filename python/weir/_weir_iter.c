@@ -292,11 +292,6 @@ static PyObject *Iter_close(IterObject *c, PyObject *u) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Iter_enter(IterObject *c, PyObject *u) {
-    (void)u;
-    return Py_NewRef((PyObject *)c);
-}
-
 static PyObject *Iter_exit(IterObject *c, PyObject *const *args, Py_ssize_t nargs) {
     (void)args;
     (void)nargs;
@@ -333,7 +328,7 @@ static PyMethodDef Iter_methods[] = {
      SIGNATURE("prev($self, /)") "Step back; returns valid."},
     {"close", (PyCFunction)Iter_close, METH_NOARGS,
      SIGNATURE("close($self, /)") "Free the engine iterator; idempotent."},
-    {"__enter__", (PyCFunction)Iter_enter, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
+    {"__enter__", (PyCFunction)enter_returns_self, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
     {"__exit__", (PyCFunction)(void (*)(void))Iter_exit, METH_FASTCALL,
      SIGNATURE("__exit__($self, exc_type, exc, tb, /)") "Close the iterator."},
     {0},
@@ -538,11 +533,6 @@ static PyObject *Range_close(RangeIterObject *r, PyObject *u) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Range_enter(RangeIterObject *r, PyObject *u) {
-    (void)u;
-    return Py_NewRef((PyObject *)r);
-}
-
 static PyObject *Range_exit(RangeIterObject *r, PyObject *const *args, Py_ssize_t nargs) {
     (void)args;
     (void)nargs;
@@ -555,7 +545,7 @@ static PyObject *Range_exit(RangeIterObject *r, PyObject *const *args, Py_ssize_
 static PyMethodDef Range_methods[] = {
     {"close", (PyCFunction)Range_close, METH_NOARGS,
      SIGNATURE("close($self, /)") "Stop early and free the engine iterator and the buffer."},
-    {"__enter__", (PyCFunction)Range_enter, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
+    {"__enter__", (PyCFunction)enter_returns_self, METH_NOARGS, SIGNATURE("__enter__($self, /)")},
     {"__exit__", (PyCFunction)(void (*)(void))Range_exit, METH_FASTCALL,
      SIGNATURE("__exit__($self, exc_type, exc, tb, /)") "Close the iterator."},
     {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS,
