@@ -7,13 +7,22 @@
  *
  * Node layout (one arena allocation per entry):
  *
- *     link[h-1] ... link[1] link[0] | entry bytes
+ *     link[h-1] ... link[1] link[0] | back | entry bytes
  *                           ^ node pointer
  *
  * A node pointer addresses its level-0 link; higher levels sit just below
  * it and the entry (varint32 ikey_len | ikey | varint32 vlen | value)
  * follows directly, so the link a search follows and the key it compares
  * usually share one cache line and no per-node key pointer is stored.
+ *
+ * `back` is the level-0 link the other way, to the node before (the head
+ * for the first node). A step back is then one load instead of a search
+ * through nodes scattered over the arena: on a 64 MiB memtable that search
+ * was a fifth of a reverse scan's time, nearly all of it cache misses. It
+ * costs 8 bytes an entry. The writer sets it after the forward link; a
+ * reader walking back may still see the older predecessor and pass over a
+ * node being inserted, which is newer than any sequence number the reader
+ * can see (sequences are published only after the insert completes).
  */
 #include "memtable.h"
 
@@ -120,8 +129,10 @@ static inline skip_link *node_link(skip_node *n, int level) {
     return (skip_link *)(void *)n - level;
 }
 
+static inline skip_link *node_back(skip_node *n) { return (skip_link *)(void *)n + 1; }
+
 static inline const char *node_entry(const skip_node *n) {
-    return (const char *)n + sizeof(skip_link);
+    return (const char *)n + 2 * sizeof(skip_link);
 }
 
 static inline skip_node *link_load(skip_node *n, int level) {
@@ -356,7 +367,7 @@ memtable *memtable_create_with_filter(size_t filter_bytes) {
         free(m);
         return NULL;
     }
-    char *mem = arena_alloc_aligned(m->arena, SKIP_MAX_HEIGHT * sizeof(skip_link));
+    char *mem = arena_alloc_aligned(m->arena, (SKIP_MAX_HEIGHT + 1) * sizeof(skip_link));
     if (mem == NULL) {
         arena_destroy(m->arena);
         free(m->bloom);
@@ -366,6 +377,7 @@ memtable *memtable_create_with_filter(size_t filter_bytes) {
     }
     m->head = (skip_node *)(void *)(mem + (SKIP_MAX_HEIGHT - 1) * sizeof(skip_link));
     for (int i = 0; i < SKIP_MAX_HEIGHT; i++) atomic_init(node_link(m->head, i), NULL);
+    atomic_init(node_back(m->head), NULL);
     atomic_init(&m->max_height, 1);
     atomic_init(&m->refs, 1);
     atomic_init(&m->count, 0);
@@ -438,7 +450,7 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
     uint32_t vlen = (uint32_t)value.len;
     size_t entry_len = (size_t)varint_length(ikey_len) + ikey_len + (size_t)varint_length(vlen) + vlen;
     int height = random_height(m);
-    size_t links = (size_t)height * sizeof(skip_link);
+    size_t links = ((size_t)height + 1) * sizeof(skip_link); /* + back */
     /* Links need only pointer alignment, not the arena's max_align_t:
      * keeping every size a multiple of 8 keeps bump allocations 8-aligned
      * and saves ~7% memory (and cache) over arena_alloc_aligned. */
@@ -448,7 +460,7 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
     if (mem == NULL)
         return weir_set_error(WEIR_NO_MEMORY, "memtable: out of memory for a %zu-byte entry", entry_len);
 
-    skip_node *node = (skip_node *)(void *)(mem + links - sizeof(skip_link));
+    skip_node *node = (skip_node *)(void *)(mem + links - 2 * sizeof(skip_link));
     char *p = (char *)node_entry(node);
     p = encode_varint32(p, ikey_len);
     if (user_key.len) memcpy(p, user_key.data, user_key.len);
@@ -471,12 +483,17 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
          * node simply finds NULL head links on the new levels and descends. */
         atomic_store_explicit(&m->max_height, height, memory_order_relaxed);
     }
+    atomic_store_explicit(node_back(node), prev[0], memory_order_relaxed);
     for (int i = 0; i < height; i++) {
         /* The node is private until the release store below, so its own
          * link can be set relaxed; the release publishes it and the entry. */
         skip_node *next = atomic_load_explicit(node_link(prev[i], i), memory_order_relaxed);
         atomic_store_explicit(node_link(node, i), next, memory_order_relaxed);
         atomic_store_explicit(node_link(prev[i], i), node, memory_order_release);
+        /* Its successor points back at it only once it is reachable
+         * forward (see the top of the file for what a reader walking back
+         * may see then). */
+        if (i == 0 && next != NULL) atomic_store_explicit(node_back(next), node, memory_order_release);
     }
     /* prev[] now covers every level in use (new levels start at head). */
     int levels = height > cur_height ? height : cur_height;
@@ -608,6 +625,8 @@ int memtable_levels_ordered(const memtable *m) {
             if (level) { /* x must appear on the level below, after prev */
                 while (below != NULL && below != x) below = link_load(below, level - 1);
                 if (below == NULL) return 0;
+            } else if (atomic_load_explicit(node_back(x), memory_order_acquire) != (prev ? prev : m->head)) {
+                return 0; /* level 0's back links mirror its forward links */
             }
             prev = x;
         }
@@ -619,89 +638,53 @@ typedef struct memtable_iter {
     iter base;
     memtable *m;
     skip_node *node; /* NULL: not valid */
-    /* Links only point forward, so stepping back means finding the last
-     * node before this one. When back_valid, back[l] is a node before
-     * `node` on level l (the head counts as before everything), and the
-     * entries never descend as l rises; a step back then only searches
-     * the levels the predecessor itself stands on, starting next to it,
-     * instead of searching from the head. Nodes the writer inserts
-     * meanwhile keep back[] correct: a search forward from a node before
-     * the target still ends at the target's current predecessor. */
-    int back_valid;
-    skip_node *back[SKIP_MAX_HEIGHT];
 } memtable_iter;
+
+/* Start loading the node an iterator will most likely read next: a merge
+ * steps the memtable only now and then, between steps of the tables, so
+ * the miss overlaps with their work instead of stalling the next step. */
+static inline void prefetch_node(const skip_node *n) {
+    if (n != NULL) __builtin_prefetch(n);
+}
 
 static int mi_valid(const iter *it) { return ((const memtable_iter *)it)->node != NULL; }
 
 static void mi_seek_first(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
-    mi->back_valid = 0;
     mi->node = link_load(mi->m->head, 0);
+    if (mi->node) prefetch_node(link_load(mi->node, 0));
 }
 
 static void mi_seek_last(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
-    mi->back_valid = 0;
     mi->node = find_last(mi->m);
+    if (mi->node) prefetch_node(atomic_load_explicit(node_back(mi->node), memory_order_acquire));
 }
 
 static void mi_seek(iter *it, slice target) {
     memtable_iter *mi = (memtable_iter *)it;
     lookup_key k = lookup_from_ikey(target);
-    mi->back_valid = 0;
     mi->node = find_greater_or_equal(mi->m, &k, NULL);
+    if (mi->node) prefetch_node(link_load(mi->node, 0));
 }
 
 static void mi_next(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
-    mi->back_valid = 0;
-    if (mi->node) mi->node = link_load(mi->node, 0);
-}
-
-/* back[l] = the last node before k on every level (the head above the
- * levels in use), by a search from the head. */
-static void find_predecessors(const memtable *m, const lookup_key *k, skip_node **back) {
-    for (int l = 0; l < SKIP_MAX_HEIGHT; l++) back[l] = m->head;
-    find_greater_or_equal(m, k, back);
+    if (mi->node == NULL) return;
+    mi->node = link_load(mi->node, 0);
+    if (mi->node) prefetch_node(link_load(mi->node, 0));
 }
 
 static void mi_prev(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
     if (mi->node == NULL) return;
-    skip_node **back = mi->back;
-    if (!mi->back_valid) {
-        lookup_key k = lookup_from_entry(node_entry(mi->node));
-        find_predecessors(mi->m, &k, back);
-        mi->back_valid = 1;
-    }
-    skip_node *p = back[0];
+    skip_node *p = atomic_load_explicit(node_back(mi->node), memory_order_acquire);
     if (p == mi->m->head) {
         mi->node = NULL;
-        mi->back_valid = 0;
         return;
     }
     mi->node = p;
-    /* Make back[] describe p: the levels where back[] holds p itself (the
-     * levels p stands on) need the node before p. The first level that
-     * does not hold p holds a node before p, so search on from there. */
-    int level = 0;
-    while (level < SKIP_MAX_HEIGHT && back[level] == p) level++;
-    lookup_key k = lookup_from_entry(node_entry(p));
-    if (level == SKIP_MAX_HEIGHT) {
-        find_predecessors(mi->m, &k, back);
-        return;
-    }
-    skip_node *x = back[level];
-    for (;;) {
-        skip_node *next = link_load(x, level);
-        if (next != NULL && entry_compare(node_entry(next), &k) < 0) {
-            x = next;
-            continue;
-        }
-        back[level] = x;
-        if (level == 0) return;
-        level--;
-    }
+    prefetch_node(atomic_load_explicit(node_back(p), memory_order_acquire));
 }
 
 static slice mi_key(const iter *it) {
@@ -741,7 +724,6 @@ iter *memtable_iter_create(memtable *m) {
     mi->base.ops = &memtable_iter_ops;
     mi->m = m;
     mi->node = NULL;
-    mi->back_valid = 0;
     memtable_ref(m);
     return &mi->base;
 }
