@@ -584,6 +584,15 @@ static int fill_prev_cache(block_iter *it, uint32_t index) {
     } while (it->next_offset < end);
     it->pc_restart = index;
     it->pc_data = b->data;
+    /* A reverse scan reads the interval before this one next. The CPU's
+     * own prefetcher follows ascending addresses well but not this
+     * backward walk, and the first touch of each interval was two thirds
+     * of a backward step's time: start loading it now. */
+    if (index > 0) {
+        uint32_t from = restart_point(b, index - 1), to = restart_point(b, index);
+        if (from < to && to <= b->restarts_off)
+            for (uint32_t off = from; off < to; off += 64) __builtin_prefetch(b->data + off);
+    }
     return 1;
 }
 

@@ -644,7 +644,11 @@ typedef struct memtable_iter {
  * steps the memtable only now and then, between steps of the tables, so
  * the miss overlaps with their work instead of stalling the next step. */
 static inline void prefetch_node(const skip_node *n) {
-    if (n != NULL) __builtin_prefetch(n);
+    if (n == NULL) return;
+    /* Its links, and the rest of a key of up to ~40 bytes, which starts
+     * 16 bytes in and so often crosses into the next cache line. */
+    __builtin_prefetch(n);
+    __builtin_prefetch((const char *)n + 56);
 }
 
 static int mi_valid(const iter *it) { return ((const memtable_iter *)it)->node != NULL; }
