@@ -131,6 +131,19 @@ int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg) {
     return WEIR_OK;
 }
 
+int batch_rep_next_key(const char **p, const char *limit, slice *key) {
+    const char *q = *p;
+    if (q == NULL || q >= limit) return 0;
+    int type = (unsigned char)*q++;
+    if (type > TYPE_MAX_VALID) return 0;
+    q = decode_length_prefixed(q, limit, key);
+    slice value;
+    if (q && type != TYPE_DELETION) q = decode_length_prefixed(q, limit, &value);
+    if (!q) return 0;
+    *p = q;
+    return 1;
+}
+
 int weir_batch_put_ttl(weir_batch *b, const void *key, size_t klen, const void *val, size_t vlen,
                        uint64_t ttl_ms) {
     if (!b) return weir_set_error(WEIR_INVALID, "weir_batch_put_ttl: batch is NULL");

@@ -55,6 +55,12 @@ typedef int (*batch_op_fn)(void *arg, uint64_t seq, int type, slice key, slice v
  * malformed or its count is wrong. */
 int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg);
 
+/* For reading ahead of batch_rep_iterate: the key of the op at *p (a
+ * position inside a rep's body, which ends at limit), advancing *p past
+ * the op. 0 at the end or at anything malformed (batch_rep_iterate is what
+ * reports damage). Start at rep.data + BATCH_HEADER_SIZE. */
+int batch_rep_next_key(const char **p, const char *limit, slice *key);
+
 /* Append src's ops to dst's rep (header count updated). WEIR_NO_MEMORY on OOM. */
 int batch_rep_append(buf *dst, slice src);
 

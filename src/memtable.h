@@ -32,6 +32,10 @@ void memtable_unref(memtable *m); /* frees at zero */
 /* Insert (user_key, seq, type) -> value. Single writer. An identical
  * (user_key, seq) must not be inserted twice. WEIR_NO_MEMORY on OOM. */
 int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice value);
+/* Start loading the memory memtable_add of user_key will touch at random
+ * (its bloom filter line and hash index slot), so a writer can issue it a
+ * few entries ahead of the insert. Only a hint: changes nothing. */
+void memtable_prefetch_key(const memtable *m, slice user_key);
 
 /* Newest entry for user_key with sequence <= seq.
  * Returns 1 if one exists: *type is TYPE_VALUE (value points into the

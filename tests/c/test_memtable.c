@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "bloom.h"
 #include "dbformat.h"
 #include "memtable.h"
@@ -738,6 +739,51 @@ TEST(lookup_fast_path_matches_skiplist) { check_lookup_matches(64 * 1024, 3000);
 /* A tiny index fills up: later keys fall back to the skiplist. */
 TEST(lookup_after_index_fills_up) { check_lookup_matches(64, 2000); }
 
+/* The write path's lookahead cursor (db_write.c) reads keys ahead of
+ * batch_rep_iterate: it must see every op's key in order, whatever the
+ * op's type, and stop cleanly at the end or at a damaged op. */
+TEST(batch_lookahead_walks_every_key) {
+    weir_batch *b = weir_batch_create();
+    CHECK(b != NULL);
+    CHECK_OK(weir_batch_put(b, "alpha", 5, "1", 1));
+    CHECK_OK(weir_batch_delete(b, "beta", 4));
+    CHECK_OK(weir_batch_put(b, "", 0, "", 0));
+    CHECK_OK(weir_batch_delete_range(b, "c", 1, "d", 1));
+    CHECK_OK(weir_batch_put(b, "gamma", 5, "2", 1));
+    slice rep = buf_slice(&b->rep);
+    const char *p = rep.data + BATCH_HEADER_SIZE, *limit = rep.data + rep.len;
+    const char *want[] = {"alpha", "beta", "", "c", "gamma"};
+    slice key;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        CHECK(batch_rep_next_key(&p, limit, &key));
+        CHECK(slice_equal(key, S(want[i])));
+    }
+    CHECK_EQ_INT(batch_rep_next_key(&p, limit, &key), 0);
+    CHECK(p == limit);
+    /* Cut inside the last op: the walk stops before it, without reading
+     * past the cut. */
+    p = rep.data + BATCH_HEADER_SIZE;
+    int n = 0;
+    while (batch_rep_next_key(&p, limit - 1, &key)) n++;
+    CHECK_EQ_INT(n, 4);
+    /* An unknown op type stops it too. */
+    char bad[] = {(char)0x7f, 1, 'x'};
+    p = bad;
+    CHECK_EQ_INT(batch_rep_next_key(&p, bad + sizeof bad, &key), 0);
+    /* Prefetching is only a hint: with and without a filter it changes
+     * nothing a lookup sees. */
+    memtable *plain = memtable_create(), *filtered = memtable_create_with_filter(4096);
+    CHECK(plain != NULL && filtered != NULL);
+    memtable_prefetch_key(plain, S("alpha"));
+    memtable_prefetch_key(filtered, S("alpha"));
+    int type = -1;
+    slice v;
+    CHECK_EQ_INT(memtable_get(filtered, S("alpha"), MAX_SEQUENCE, &type, &v), 0);
+    memtable_unref(plain);
+    memtable_unref(filtered);
+    weir_batch_destroy(b);
+}
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         TEST_ENTRY(empty_memtable),
@@ -754,6 +800,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(concurrent_readers_during_writes),
         TEST_ENTRY(lookup_fast_path_matches_skiplist),
         TEST_ENTRY(lookup_after_index_fills_up),
+        TEST_ENTRY(batch_lookahead_walks_every_key),
         TEST_END,
     };
     return test_main(argc, argv, tests);
