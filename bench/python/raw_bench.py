@@ -18,8 +18,12 @@ with their WAL and no fsync, LMDB with ``sync=False`` (data in the mapped
 file, flushed by the OS). LMDB reads run in one read transaction, as an LMDB
 program would; every other engine reads the latest state per call.
 
-Usage: bench/python/raw_bench.py [--num N] [--dir DIR] [--engines weir,rocksdict,...]
-       [--no-doc]
+Each engine runs ``--rounds`` times (3 by default), the rounds in rotating
+engine order, and every figure is the median of its rounds: single runs on
+a 2-core machine vary by a fifth.
+
+Usage: bench/python/raw_bench.py [--num N] [--rounds R] [--dir DIR]
+       [--engines weir,rocksdict,...] [--no-doc]
 """
 
 from __future__ import annotations
@@ -318,11 +322,24 @@ def run_engine(
     return res
 
 
-def table(results: dict[str, Any], n: int) -> str:
+def median_results(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per workload, the run with the median throughput (its seconds too);
+    the throughput of every run is kept under ``ops_per_sec_runs``."""
+    out: dict[str, Any] = {}
+    for wl in WORKLOADS:
+        ordered = sorted((r[wl] for r in runs), key=lambda x: x["ops_per_sec"])
+        out[wl] = dict(ordered[(len(ordered) - 1) // 2])
+        out[wl]["ops_per_sec_runs"] = [r[wl]["ops_per_sec"] for r in runs]
+    out["bytes_on_disk"] = sorted(r["bytes_on_disk"] for r in runs)[(len(runs) - 1) // 2]
+    return out
+
+
+def table(results: dict[str, Any], n: int, rounds: int) -> str:
     names = [e for e in results if results[e].get("ok")]
     lines = [
         f"Raw synchronous bindings, {n:,} operations per workload, {KEY_LEN}-byte keys, "
-        f"{VALUE_LEN}-byte values; {machine()}.",
+        f"{VALUE_LEN}-byte values; median of {rounds} rounds (engines in rotating order); "
+        f"{machine()}.",
         "",
         "| workload | " + " | ".join(f"{e} ops/s" for e in names) + " | weir vs best peer |",
         "|---|" + "---:|" * len(names) + "---:|",
@@ -353,6 +370,7 @@ def main() -> int:
     ap.add_argument("--num", type=int, default=1_000_000)
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--rounds", type=int, default=3, help="runs per engine; medians reported")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
     args = ap.parse_args()
@@ -369,26 +387,38 @@ def main() -> int:
 
     workdir = args.dir or tempfile.mkdtemp(prefix="weir-raw-bench-")
     os.makedirs(workdir, exist_ok=True)
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     results: dict[str, Any] = {}
+    engines: dict[str, Engine] = {}
+    for name in args.engines.split(","):
+        try:
+            engines[name] = ENGINES[name]()
+        except Exception as e:  # not installable here: say why
+            results[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            print(f"{name}: not measured ({type(e).__name__}: {e})", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in engines}
+    order = list(engines)
     try:
-        for name in args.engines.split(","):
-            try:
-                engine = ENGINES[name]()
-            except Exception as e:  # not installable here: say why
-                results[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-                print(f"{name}: not measured ({type(e).__name__}: {e})", flush=True)
-                continue
-            print(f"{name} {engine.version}: ...", end="", flush=True)
-            r = run_engine(engine, workdir, pairs, reads)
-            results[name] = {"ok": True, "version": engine.version, "results": r}
-            print(
-                " " + ", ".join(f"{wl} {r[wl]['ops_per_sec']:,.0f}/s" for wl in WORKLOADS),
-                flush=True,
-            )
+        for rnd in range(args.rounds):
+            # Each round starts one engine further on, so none always runs
+            # first (right after the inputs are built) or last.
+            for name in order[rnd % len(order) :] + order[: rnd % len(order)]:
+                engine = engines[name]
+                print(f"round {rnd + 1}: {name} {engine.version}: ...", end="", flush=True)
+                r = run_engine(engine, workdir, pairs, reads)
+                runs[name].append(r)
+                print(
+                    " " + ", ".join(f"{wl} {r[wl]['ops_per_sec']:,.0f}/s" for wl in WORKLOADS),
+                    flush=True,
+                )
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    md = table(results, n)
+    for name, engine in engines.items():
+        medians = median_results(runs[name])
+        results[name] = {"ok": True, "version": engine.version, "results": medians}
+    md = table(results, n, args.rounds)
     print()
     print(md)
     if args.json:
