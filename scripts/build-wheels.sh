@@ -54,13 +54,15 @@ pythons=${WHEEL_PYTHONS:-$supported}
 arch=$(uname -m)
 glibc=2.17
 plat="manylinux_2_17_$arch"
+# Where find_python looks after PATH and pyenv.
+python_dirs=${WHEEL_PYTHON_DIRS-/usr/bin /usr/local/bin}
 say() { echo "build-wheels: $*"; }
 die() { echo "build-wheels: $*" >&2; exit 1; }
 
 find_python() { # X.Y -> path of a CPython X.Y interpreter, or nothing
     local v=$1 cand
     local dirs=() d
-    for d in ${WHEEL_PYTHON_DIRS-/usr/bin /usr/local/bin}; do dirs+=("$d/python$v"); done
+    for d in $python_dirs; do dirs+=("$d/python$v"); done
     # A pyenv shim on PATH fails for a version that is not active: then the
     # next candidate is tried.
     for cand in "$(command -v "python$v" 2>/dev/null || true)" \
@@ -91,7 +93,7 @@ for v in $pythons; do
     fi
 done
 where="PATH, ${PYENV_ROOT:-$HOME/.pyenv}/versions"
-for d in ${WHEEL_PYTHON_DIRS-/usr/bin /usr/local/bin}; do where="$where, $d"; done
+for d in $python_dirs; do where="$where, $d"; done
 if [ ${#skipped[@]} -gt 0 ] && [ -n "$explicit" ]; then
     die "no CPython ${skipped[*]} found ($where), and WHEEL_PYTHONS=\"$WHEEL_PYTHONS\" asks for it"
 fi

@@ -92,6 +92,18 @@ int weir_batch_delete(weir_batch *b, const void *key, size_t klen) {
     return append_op(b, TYPE_DELETION, key, klen, NULL, 0);
 }
 
+/* Decode the op at p (p < limit): its type, key and value (empty for a
+ * deletion). Returns the position past it, or NULL if the type is unknown
+ * (*type then says which) or the op runs past limit. */
+static const char *decode_op(const char *p, const char *limit, int *type, slice *key, slice *value) {
+    *type = (unsigned char)*p++;
+    *value = slice_make(NULL, 0);
+    if (*type > TYPE_MAX_VALID) return NULL;
+    p = decode_length_prefixed(p, limit, key);
+    if (p && *type != TYPE_DELETION) p = decode_length_prefixed(p, limit, value);
+    return p;
+}
+
 int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg) {
     if (rep.len < BATCH_HEADER_SIZE)
         return weir_set_error(WEIR_CORRUPTION, "write batch of %zu bytes is shorter than its header",
@@ -103,13 +115,12 @@ int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg) {
     const char *limit = rep.data + rep.len;
     while (p < limit) {
         size_t op_offset = (size_t)(p - rep.data);
-        int type = (unsigned char)*p++;
-        slice key, value = {NULL, 0};
-        if (type < 0 || type > TYPE_MAX_VALID)
+        int type;
+        slice key, value;
+        p = decode_op(p, limit, &type, &key, &value);
+        if (type > TYPE_MAX_VALID)
             return weir_set_error(WEIR_CORRUPTION, "write batch op at byte %zu has unknown type %d",
                                   op_offset, type);
-        p = decode_length_prefixed(p, limit, &key);
-        if (p && type != TYPE_DELETION) p = decode_length_prefixed(p, limit, &value);
         if (p && type == TYPE_VALUE_TTL && value.len < 8)
             return weir_set_error(WEIR_CORRUPTION, "write batch op at byte %zu: TTL value shorter than its expiry",
                                   op_offset);
@@ -132,15 +143,12 @@ int batch_rep_iterate(slice rep, batch_op_fn fn, void *arg) {
 }
 
 int batch_rep_next_key(const char **p, const char *limit, slice *key) {
-    const char *q = *p;
-    if (q == NULL || q >= limit) return 0;
-    int type = (unsigned char)*q++;
-    if (type > TYPE_MAX_VALID) return 0;
-    q = decode_length_prefixed(q, limit, key);
+    if (*p == NULL || *p >= limit) return 0;
+    int type;
     slice value;
-    if (q && type != TYPE_DELETION) q = decode_length_prefixed(q, limit, &value);
-    if (!q) return 0;
-    *p = q;
+    const char *next = decode_op(*p, limit, &type, key, &value);
+    if (!next) return 0;
+    *p = next;
     return 1;
 }
 

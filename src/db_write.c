@@ -228,26 +228,24 @@ typedef struct insert_ctx {
     const char *limit;
 } insert_ctx;
 
+/* Prefetch for the op under the lookahead cursor and move it on. */
+static void prefetch_ahead(insert_ctx *ctx) {
+    slice key;
+    if (ctx->ahead && batch_rep_next_key(&ctx->ahead, ctx->limit, &key)) memtable_prefetch_key(ctx->mem, key);
+    else ctx->ahead = NULL;
+}
+
 static void insert_ctx_init(insert_ctx *ctx, memtable *mem, slice record) {
     ctx->mem = mem;
-    ctx->ahead = record.len > BATCH_HEADER_SIZE ? record.data + BATCH_HEADER_SIZE : NULL;
     ctx->limit = record.data + record.len;
     /* One op needs no lookahead. */
-    if (batch_rep_count(record) < 2) ctx->ahead = NULL;
-    slice key;
-    for (int i = 0; i < INSERT_LOOKAHEAD && ctx->ahead; i++) {
-        if (batch_rep_next_key(&ctx->ahead, ctx->limit, &key)) memtable_prefetch_key(mem, key);
-        else ctx->ahead = NULL;
-    }
+    ctx->ahead = batch_rep_count(record) >= 2 ? record.data + BATCH_HEADER_SIZE : NULL;
+    for (int i = 0; i < INSERT_LOOKAHEAD && ctx->ahead; i++) prefetch_ahead(ctx);
 }
 
 static int insert_op(void *arg, uint64_t seq, int type, slice key, slice value) {
     insert_ctx *ctx = arg;
-    if (ctx->ahead) {
-        slice next;
-        if (batch_rep_next_key(&ctx->ahead, ctx->limit, &next)) memtable_prefetch_key(ctx->mem, next);
-        else ctx->ahead = NULL;
-    }
+    if (ctx->ahead) prefetch_ahead(ctx);
     if (type == TYPE_RANGE_DELETION) return memtable_add_range_tombstone(ctx->mem, seq, key, value);
     return memtable_add(ctx->mem, seq, type, key, value);
 }

@@ -77,9 +77,12 @@ struct memtable {
      * the node is published; a key that finds no free slot within
      * INDEX_PROBES turns the index "full" and later lookups of keys not in
      * it fall back to the skiplist. */
-    _Atomic(uintptr_t) *index; /* tagged node pointers, see index_slot */
+    _Atomic(uintptr_t) *index; /* tagged node pointers, see INDEX_TAG_SHIFT */
     size_t index_mask;  /* slots - 1; index NULL when there is none */
     _Atomic int index_full;
+    /* Set once a node's address cannot carry a tag (see INDEX_TAG_SHIFT):
+     * the index is then stale for that key and is not read. */
+    _Atomic int index_off;
 };
 
 #define INDEX_PROBES 16
@@ -155,6 +158,10 @@ static inline const char *node_entry(const skip_node *n) {
 
 static inline skip_node *link_load(skip_node *n, int level) {
     return atomic_load_explicit(node_link(n, level), memory_order_acquire);
+}
+
+static inline skip_node *back_load(skip_node *n) {
+    return atomic_load_explicit(node_back(n), memory_order_acquire);
 }
 
 /* Arena entries were written by us, so the varint needs no bounds checks. */
@@ -359,6 +366,7 @@ memtable *memtable_create_with_filter(size_t filter_bytes) {
     m->index = NULL;
     m->index_mask = 0;
     atomic_init(&m->index_full, 0);
+    atomic_init(&m->index_off, 0);
     m->bloom_lines = filter_bytes / (BLOOM_WORDS_PER_LINE * 8);
     if (m->bloom_lines) {
         m->bloom = calloc(m->bloom_lines * BLOOM_WORDS_PER_LINE, sizeof *m->bloom);
@@ -431,35 +439,36 @@ static int node_has_key(const skip_node *node, slice key, uint64_t *tag) {
  * the pointer's unused top 16 bits (user-space pointers on x86-64 and
  * arm64 have them zero). A probe passing another key's slot then compares
  * the tags instead of loading that node, a cache miss per collision that
- * was a twelfth of a sorted batch's insert. A pointer that does use those
- * bits is stored untagged (tag 0), and tag 0 always compares the key. */
+ * was a twelfth of a sorted batch's insert. A node whose address does use
+ * those bits (a tagged-pointer allocator, a 57-bit address space) cannot be
+ * indexed, and the index would then name an older version of its key:
+ * index_put turns the index off for the memtable's life (before the
+ * write's sequence is published), and lookups use the skiplist. */
 #define INDEX_TAG_SHIFT 48
-
-static inline uintptr_t index_slot(skip_node *node, uint64_t hash) {
-    uintptr_t p = (uintptr_t)node;
-    if ((uint64_t)p >> INDEX_TAG_SHIFT) return p;
-    return (uintptr_t)((uint64_t)p | (hash >> INDEX_TAG_SHIFT << INDEX_TAG_SHIFT));
-}
+#define INDEX_ADDR_MASK ((UINT64_C(1) << INDEX_TAG_SHIFT) - 1)
 
 static inline skip_node *slot_node(uintptr_t slot) {
-    if ((uint64_t)slot >> INDEX_TAG_SHIFT == 0) return (skip_node *)slot;
-    return (skip_node *)(uintptr_t)((uint64_t)slot & ((UINT64_C(1) << INDEX_TAG_SHIFT) - 1));
+    return (skip_node *)(uintptr_t)((uint64_t)slot & INDEX_ADDR_MASK);
 }
 
 /* 0 if the slot certainly holds another key than the one hashed to hash. */
 static inline int slot_may_match(uintptr_t slot, uint64_t hash) {
-    uint64_t tag = (uint64_t)slot >> INDEX_TAG_SHIFT;
-    return tag == 0 || tag == hash >> INDEX_TAG_SHIFT;
+    return (uint64_t)slot >> INDEX_TAG_SHIFT == hash >> INDEX_TAG_SHIFT;
 }
 
 static void index_put(memtable *m, uint64_t hash, slice key, skip_node *node, uint64_t seq) {
+    if ((uint64_t)(uintptr_t)node & ~INDEX_ADDR_MASK) {
+        atomic_store_explicit(&m->index_off, 1, memory_order_release);
+        return;
+    }
+    uintptr_t tagged = (uintptr_t)((uint64_t)(uintptr_t)node | (hash >> INDEX_TAG_SHIFT << INDEX_TAG_SHIFT));
     for (size_t i = 0; i < INDEX_PROBES; i++) {
         _Atomic(uintptr_t) *slot = &m->index[(hash + i) & m->index_mask];
         uintptr_t cur = atomic_load_explicit(slot, memory_order_relaxed);
         uint64_t tag;
         if (cur == 0 || (slot_may_match(cur, hash) && node_has_key(slot_node(cur), key, &tag))) {
             if (cur == 0 || (tag >> 8) < seq)
-                atomic_store_explicit(slot, index_slot(node, hash), memory_order_release);
+                atomic_store_explicit(slot, tagged, memory_order_release);
             return;
         }
     }
@@ -556,7 +565,7 @@ int memtable_add(memtable *m, uint64_t seq, int type, slice user_key, slice valu
 int memtable_lookup(memtable *m, slice user_key, uint64_t hash, uint64_t seq, int *type,
                     uint64_t *entry_seq, slice *value) {
     if (!memtable_may_contain(m, hash)) return 0;
-    if (m->index) {
+    if (m->index && !atomic_load_explicit(&m->index_off, memory_order_acquire)) {
         skip_node *node;
         uint64_t tag;
         int r = index_get(m, hash, user_key, &node, &tag);
@@ -669,7 +678,7 @@ int memtable_levels_ordered(const memtable *m) {
             if (level) { /* x must appear on the level below, after prev */
                 while (below != NULL && below != x) below = link_load(below, level - 1);
                 if (below == NULL) return 0;
-            } else if (atomic_load_explicit(node_back(x), memory_order_acquire) != (prev ? prev : m->head)) {
+            } else if (back_load(x) != (prev ? prev : m->head)) {
                 return 0; /* level 0's back links mirror its forward links */
             }
             prev = x;
@@ -706,7 +715,7 @@ static void mi_seek_first(iter *it) {
 static void mi_seek_last(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
     mi->node = find_last(mi->m);
-    if (mi->node) prefetch_node(atomic_load_explicit(node_back(mi->node), memory_order_acquire));
+    if (mi->node) prefetch_node(back_load(mi->node));
 }
 
 static void mi_seek(iter *it, slice target) {
@@ -726,13 +735,13 @@ static void mi_next(iter *it) {
 static void mi_prev(iter *it) {
     memtable_iter *mi = (memtable_iter *)it;
     if (mi->node == NULL) return;
-    skip_node *p = atomic_load_explicit(node_back(mi->node), memory_order_acquire);
+    skip_node *p = back_load(mi->node);
     if (p == mi->m->head) {
         mi->node = NULL;
         return;
     }
     mi->node = p;
-    prefetch_node(atomic_load_explicit(node_back(p), memory_order_acquire));
+    prefetch_node(back_load(p));
 }
 
 static slice mi_key(const iter *it) {

@@ -269,14 +269,14 @@ static inline uint64_t load_word(const char *p, size_t n) {
            (uint64_t)t[4] << 24 | (uint64_t)t[5] << 16 | (uint64_t)t[6] << 8 | (uint64_t)t[7];
 }
 
+#define LOOKUP_GROUP 16 /* words per group of lookup_top: 128 bytes */
+
 /* Build lookup_words (see struct sst_reader). Every index entry is a
  * restart with its key whole, checked by check_index. The shared prefix is
  * taken from the first and the last-but-one separators: the last block's
  * separator is often shortened to a short successor ("1" after
  * "0999...") that shares nothing, and is then given the largest word.
  * Best effort: without memory the index block is searched instead. */
-#define LOOKUP_GROUP 16 /* words per group of lookup_top: 128 bytes */
-
 static void build_lookup_index(sst_reader *r) {
     uint32_t n = r->index.num_restarts;
     slice first, other, v;

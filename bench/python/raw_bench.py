@@ -374,6 +374,8 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--no-doc", action="store_true", help="do not update docs/BENCHMARKS.md")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
     rng = random.Random(42)
     n = args.num
@@ -387,8 +389,6 @@ def main() -> int:
 
     workdir = args.dir or tempfile.mkdtemp(prefix="weir-raw-bench-")
     os.makedirs(workdir, exist_ok=True)
-    if args.rounds < 1:
-        ap.error("--rounds must be at least 1")
     results: dict[str, Any] = {}
     engines: dict[str, Engine] = {}
     for name in args.engines.split(","):
@@ -403,7 +403,8 @@ def main() -> int:
         for rnd in range(args.rounds):
             # Each round starts one engine further on, so none always runs
             # first (right after the inputs are built) or last.
-            for name in order[rnd % len(order) :] + order[: rnd % len(order)]:
+            shift = rnd % len(order) if order else 0
+            for name in order[shift:] + order[:shift]:
                 engine = engines[name]
                 print(f"round {rnd + 1}: {name} {engine.version}: ...", end="", flush=True)
                 r = run_engine(engine, workdir, pairs, reads)
