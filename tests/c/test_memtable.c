@@ -191,6 +191,94 @@ TEST(iteration_matches_sorted_reference_both_ways) {
     free(order);
 }
 
+/* Seeks to keys the memtable may not hold, between runs of random
+ * inserts: each must land on the first entry at or after the target. The
+ * memtable's search accelerator is built from a snapshot of the list and
+ * rebuilt only as the list grows by half, so most rounds search with nodes
+ * it does not know; keys over a two-byte alphabet tie on their first and
+ * second 8-byte words, so its search falls back to the nodes themselves. */
+TEST(seeks_between_entries_as_the_list_grows) {
+    test_rng rng;
+    uint64_t seed = test_seed_from_env();
+    printf("  seed %llu\n", (unsigned long long)seed);
+    test_rng_seed(&rng, seed);
+    enum { N = 24000, ROUNDS = 12, PROBES = 600 };
+    ref_entry *refs = calloc(N, sizeof *refs);
+    ref_entry *sorted = calloc(N, sizeof *sorted);
+    CHECK(refs != NULL && sorted != NULL);
+    memtable *m = memtable_create_with_filter(1 << 16);
+    CHECK(m != NULL);
+    iter *it = memtable_iter_create(m);
+    CHECK(it != NULL);
+    buf target = BUF_INIT;
+    int added = 0;
+    for (int round = 1; round <= ROUNDS; round++) {
+        int upto = N / ROUNDS * round;
+        for (; added < upto; added++) {
+            ref_entry *r = &refs[added];
+            /* Half the keys are 16-byte decimals (distinct second words),
+             * the rest 0..23 bytes of 0x00 / 0xff (ties, prefixes). */
+            if (test_rng_uniform(&rng, 2)) {
+                r->klen = (size_t)snprintf(r->key, sizeof r->key, "%016llu",
+                                           (unsigned long long)test_rng_uniform(&rng, 1000000));
+            } else {
+                r->klen = (size_t)test_rng_uniform(&rng, 24);
+                for (size_t j = 0; j < r->klen; j++) r->key[j] = (char)("\0\xff"[test_rng_uniform(&rng, 2)]);
+            }
+            r->seq = (uint64_t)added + 1;
+            r->type = TYPE_VALUE;
+            r->vlen = (size_t)snprintf(r->val, sizeof r->val, "v%d", added);
+            CHECK(ikey_append(&r->ikey, slice_make(r->key, r->klen), r->seq, r->type) == 0);
+            CHECK_OK(memtable_add(m, r->seq, r->type, slice_make(r->key, r->klen), slice_make(r->val, r->vlen)));
+        }
+        memcpy(sorted, refs, (size_t)added * sizeof *sorted);
+        qsort(sorted, (size_t)added, sizeof *sorted, ref_cmp);
+        for (int p = 0; p < PROBES; p++) {
+            /* A stored key with a random sequence: before, between or after
+             * its versions; or a stored key cut short or extended. */
+            ref_entry *r = &refs[test_rng_uniform(&rng, (uint64_t)added)];
+            size_t klen = r->klen;
+            char key[32];
+            memcpy(key, r->key, klen);
+            int shape = (int)test_rng_uniform(&rng, 3);
+            if (shape == 1 && klen > 0) klen = (size_t)test_rng_uniform(&rng, klen);
+            if (shape == 2 && klen < 24) key[klen++] = (char)test_rng_uniform(&rng, 256);
+            uint64_t seq = 1 + test_rng_uniform(&rng, (uint64_t)added + 1);
+            slice t = make_ikey(&target, slice_make(key, klen), seq, TYPE_FOR_SEEK);
+            size_t lo = 0, hi = (size_t)added;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (ikey_compare(buf_slice(&sorted[mid].ikey), t) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            iter_seek(it, t);
+            if (lo == (size_t)added) {
+                CHECK(!iter_valid(it));
+            } else {
+                CHECK(iter_valid(it));
+                CHECK(slice_equal(iter_key(it), buf_slice(&sorted[lo].ikey)));
+            }
+            /* A point read at that sequence agrees with the seek. */
+            int type;
+            slice v;
+            int found = memtable_get(m, slice_make(key, klen), seq, &type, &v);
+            int expect = lo < (size_t)added && sorted[lo].klen == klen &&
+                         memcmp(sorted[lo].key, key, klen) == 0;
+            CHECK_EQ_INT(found, expect);
+            if (found) CHECK(slice_equal(v, slice_make(sorted[lo].val, sorted[lo].vlen)));
+        }
+        CHECK(memtable_levels_ordered(m));
+    }
+    iter_destroy(it);
+    memtable_unref(m);
+    buf_free(&target);
+    for (int i = 0; i < N; i++) buf_free(&refs[i].ikey);
+    free(refs);
+    free(sorted);
+}
+
 /* get at seq must return the newest version with sequence <= seq. */
 static int int_cmp(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
@@ -789,6 +877,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(empty_memtable),
         TEST_ENTRY(iteration_matches_sorted_reference_both_ways),
         TEST_ENTRY(ascending_runs_and_jumps_keep_every_level_sorted),
+        TEST_ENTRY(seeks_between_entries_as_the_list_grows),
         TEST_ENTRY(versions_visible_by_sequence),
         TEST_ENTRY(deletions_and_absent_keys),
         TEST_ENTRY(empty_key_and_empty_value),
