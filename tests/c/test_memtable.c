@@ -279,6 +279,46 @@ TEST(seeks_between_entries_as_the_list_grows) {
     free(sorted);
 }
 
+/* An ascending load: every insert lands ahead of the accelerator's
+ * walk, so each rebuild meets more nodes than it was sized for and must
+ * grow while it fills. Seeks between the keys, made as the load goes on,
+ * land on the successor. */
+TEST(accelerator_follows_an_ascending_load) {
+    enum { N = 120000, STRIDE = 10 };
+    memtable *m = memtable_create_with_filter(1 << 16);
+    CHECK(m != NULL);
+    iter *it = memtable_iter_create(m);
+    CHECK(it != NULL);
+    buf target = BUF_INIT;
+    test_rng rng;
+    test_rng_seed(&rng, test_seed_from_env());
+    char key[32], want[32];
+    for (int i = 0; i < N; i++) {
+        /* Key i is the decimal of STRIDE * i: a seek to a number between
+         * two keys must land on the larger one. */
+        snprintf(key, sizeof key, "k%015d", STRIDE * i);
+        CHECK_OK(memtable_add(m, (uint64_t)i + 1, TYPE_VALUE, S(key), S("v")));
+        if (i % 4000 != 3999) continue;
+        for (int p = 0; p < 200; p++) {
+            int n = (int)test_rng_uniform(&rng, (uint64_t)STRIDE * (uint64_t)(i + 1));
+            snprintf(key, sizeof key, "k%015d", n);
+            int expect = (n + STRIDE - 1) / STRIDE;
+            iter_seek(it, make_ikey(&target, S(key), MAX_SEQUENCE, TYPE_FOR_SEEK));
+            if (expect > i) {
+                CHECK(!iter_valid(it));
+                continue;
+            }
+            snprintf(want, sizeof want, "k%015d", STRIDE * expect);
+            CHECK(iter_valid(it));
+            CHECK(slice_equal(ikey_user(iter_key(it)), S(want)));
+        }
+    }
+    CHECK(memtable_levels_ordered(m));
+    iter_destroy(it);
+    memtable_unref(m);
+    buf_free(&target);
+}
+
 /* get at seq must return the newest version with sequence <= seq. */
 static int int_cmp(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
@@ -878,6 +918,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(iteration_matches_sorted_reference_both_ways),
         TEST_ENTRY(ascending_runs_and_jumps_keep_every_level_sorted),
         TEST_ENTRY(seeks_between_entries_as_the_list_grows),
+        TEST_ENTRY(accelerator_follows_an_ascending_load),
         TEST_ENTRY(versions_visible_by_sequence),
         TEST_ENTRY(deletions_and_absent_keys),
         TEST_ENTRY(empty_key_and_empty_value),
