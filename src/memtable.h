@@ -73,7 +73,8 @@ typedef struct range_tomb {
 int memtable_add_range_tombstone(memtable *m, uint64_t seq, slice start, slice end);
 const range_tomb *memtable_range_tombstones(const memtable *m);
 
-/* Bytes of memory used (arena), readable from any thread. */
+/* Bytes of memory used (arena and search accelerators), readable from any
+ * thread. */
 size_t memtable_memory_usage(const memtable *m);
 /* Entries inserted. */
 uint64_t memtable_count(const memtable *m);
