@@ -74,8 +74,6 @@ struct memtable {
     /* Writer-only: the next accelerator while it is being filled, a few
      * nodes an insert, and the next node of level ACCEL_LEVEL to add. */
     struct skip_accel *building;
-    size_t building_cap;
-    size_t building_bytes;
     skip_node *build_cursor;
     _Atomic(const range_tomb *) tombs; /* newest first */
     /* Optional bloom filter of the user keys, so a point lookup of a key
@@ -186,6 +184,8 @@ typedef struct lookup_key {
 
 typedef struct skip_accel {
     size_t n;
+    size_t cap;   /* room for nodes (the writer fills it before publishing) */
+    size_t bytes; /* of the allocation, counted in accel_bytes */
     const struct skip_accel *older; /* freed with the memtable */
     skip_node **nodes;              /* n, ascending */
     uint64_t *group_words;          /* the words of every ACCEL_GROUPth node */
@@ -392,17 +392,16 @@ static skip_node *accel_start(const memtable *m, const skip_accel *a, const look
     return i ? a->nodes[i - 1] : m->head;
 }
 
-/* First node >= k, or NULL. If prev is given, prev[l] is set to the last
- * node < k on every level l below the current height. */
-static skip_node *find_greater_or_equal(const memtable *m, const lookup_key *k, skip_node **prev) {
-    const skip_accel *a = prev ? NULL : atomic_load_explicit(&((memtable *)m)->accel, memory_order_acquire);
+/* First node >= k, or NULL (readers; the writer uses find_insert_position). */
+static skip_node *find_greater_or_equal(const memtable *m, const lookup_key *k) {
+    const skip_accel *a = atomic_load_explicit(&((memtable *)m)->accel, memory_order_acquire);
     if (a != NULL) {
         skip_node *known_bigger;
         skip_node *x = accel_start(m, a, k, &known_bigger);
         return descend(x, ACCEL_LEVEL, known_bigger, k, NULL);
     }
     int level = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
-    return descend(m->head, level, NULL, k, prev);
+    return descend(m->head, level, NULL, k, NULL);
 }
 
 static skip_node *find_last(const memtable *m) {
@@ -481,11 +480,11 @@ static skip_accel *accel_alloc(memtable *m, size_t cap, const skip_accel *older)
     skip_accel *a = malloc(bytes);
     if (a == NULL) return NULL;
     a->n = 0;
+    a->cap = cap;
+    a->bytes = bytes;
     a->older = older;
     a->group_words = a->words + 2 * cap;
     a->nodes = (skip_node **)(void *)(a->group_words + 2 * groups);
-    m->building_cap = cap;
-    m->building_bytes = bytes;
     atomic_fetch_add_explicit(&m->accel_bytes, bytes, memory_order_relaxed);
     return a;
 }
@@ -509,17 +508,16 @@ static void accel_build_step(memtable *m) {
     skip_accel *a = m->building;
     skip_node *x = m->build_cursor;
     for (int step = 0; step < ACCEL_BUILD_STEP && x != NULL; step++) {
-        if (a->n == m->building_cap) {
+        if (a->n == a->cap) {
             /* The list outgrew the estimate: move to a quarter more room
              * (no reader sees this array yet); without memory, give up. */
-            size_t old_bytes = m->building_bytes;
             skip_accel *bigger = accel_alloc(m, a->n + a->n / 4 + ACCEL_MIN_NODES, a->older);
             if (bigger != NULL) {
                 memcpy(bigger->words, a->words, 2 * a->n * sizeof *a->words);
                 memcpy(bigger->nodes, a->nodes, a->n * sizeof *a->nodes);
                 bigger->n = a->n;
             }
-            atomic_fetch_sub_explicit(&m->accel_bytes, old_bytes, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&m->accel_bytes, a->bytes, memory_order_relaxed);
             free(a);
             m->building = a = bigger;
             if (a == NULL) return;
@@ -616,7 +614,6 @@ memtable *memtable_create_with_filter(size_t filter_bytes) {
     m->tall_since_accel = 0;
     atomic_init(&m->accel_bytes, 0);
     m->building = NULL;
-    m->building_cap = m->building_bytes = 0;
     m->build_cursor = NULL;
     return m;
 }
@@ -813,7 +810,7 @@ int memtable_get_entry(memtable *m, slice user_key, uint64_t seq, int *type, uin
                        slice *value) {
     if (seq > MAX_SEQUENCE) seq = MAX_SEQUENCE;
     lookup_key k = make_lookup(user_key.data, user_key.len, pack_tag(seq, TYPE_FOR_SEEK));
-    skip_node *node = find_greater_or_equal(m, &k, NULL);
+    skip_node *node = find_greater_or_equal(m, &k);
     if (node == NULL) return 0;
     uint32_t ikey_len;
     const char *user = entry_varint32(node_entry(node), &ikey_len);
@@ -845,7 +842,7 @@ int memtable_scan_key(memtable *m, slice user_key, uint64_t seq,
     lookup_key k = make_lookup(user_key.data, user_key.len, pack_tag(seq, TYPE_FOR_SEEK));
     int visited = 0;
     uint64_t tag;
-    for (skip_node *node = find_greater_or_equal(m, &k, NULL); node && node_has_key(node, user_key, &tag);
+    for (skip_node *node = find_greater_or_equal(m, &k); node && node_has_key(node, user_key, &tag);
          node = link_load(node, 0)) {
         uint32_t ikey_len, vlen;
         const char *user = entry_varint32(node_entry(node), &ikey_len);
@@ -948,7 +945,7 @@ static void mi_seek_last(iter *it) {
 static void mi_seek(iter *it, slice target) {
     memtable_iter *mi = (memtable_iter *)it;
     lookup_key k = lookup_from_ikey(target);
-    mi->node = find_greater_or_equal(mi->m, &k, NULL);
+    mi->node = find_greater_or_equal(mi->m, &k);
     if (mi->node) prefetch_node(link_load(mi->node, 0));
 }
 
