@@ -153,6 +153,17 @@ WEIR_API int weir_options_set_sync_mode(weir_options *o, weir_sync_mode mode);
 WEIR_API int weir_options_set_target_file_size(weir_options *o, size_t bytes);
 /* Total bytes of level 1; each deeper level is 10x [256 MiB; >= 256 KiB] */
 WEIR_API int weir_options_set_max_bytes_for_level_base(weir_options *o, uint64_t bytes);
+/* Read-triggered compaction [1]. Iterator seeks that have to position in
+ * two or more sorted runs (level-0 files, deeper levels) at the same key
+ * charge the newest of them; once a file's seeks have cost about what
+ * compacting it would (one seek per 256 bytes of the file, at least 1000),
+ * it is compacted into the next level while no level is over its size.
+ * A store that is written once and then scanned converges to fewer runs
+ * (at 1M keys, seek+10 ran about 2x faster with one run instead of two);
+ * the price is compaction writes that size alone would have left for
+ * later. Point reads never charge: their bloom filters already skip most
+ * runs. Counted as read_triggered_compactions in weir.stats. */
+WEIR_API int weir_options_set_read_triggered_compaction(weir_options *o, int yes);
 /* Level-0 file counts: start compaction / slow writes / stop writes
  * [4 / 20 / 36]; must satisfy 1 <= trigger <= slowdown <= stop. */
 WEIR_API int weir_options_set_level0_triggers(weir_options *o, int compaction,

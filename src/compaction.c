@@ -390,7 +390,11 @@ int db_run_compaction(weir_db *db, compaction *c, _Atomic uint64_t *entries_done
         if (rc == WEIR_OK) rc = version_edit_add_file(&c->edit, c->level + 1, f);
         if (rc == WEIR_OK) rc = vset_log_and_apply(db->vs, &c->edit, &db->mu);
         if (rc == WEIR_OK) {
+            /* The same file_meta lives on one level down, where it is
+             * overlapped differently: its seek allowance starts again. */
+            atomic_store_explicit(&f->seek_allowance, file_seek_allowance(f->size), memory_order_relaxed);
             stat_add(&db->stats.trivial_moves, 1);
+            if (c->read_triggered) stat_add(&db->stats.read_triggered_compactions, 1);
             db_update_compaction_debt(db);
             db_install_superversion(db);
         }
@@ -398,6 +402,7 @@ int db_run_compaction(weir_db *db, compaction *c, _Atomic uint64_t *entries_done
         return rc;
     }
 
+    int c_read_triggered = c->read_triggered; /* c is freed before the stats */
     compaction_state cs = {0};
     cs.db = db;
     cs.c = c;
@@ -455,6 +460,7 @@ int db_run_compaction(weir_db *db, compaction *c, _Atomic uint64_t *entries_done
     compaction_free(c);
     if (rc == WEIR_OK) {
         stat_add(&db->stats.compactions, 1);
+        if (c_read_triggered) stat_add(&db->stats.read_triggered_compactions, 1);
         db_update_compaction_debt(db);
         db_install_superversion(db);
     }

@@ -220,6 +220,33 @@ static int pick_level_inputs(version_set *vs, int level, file_list *in0) {
     return get_overlapping(v, level, &us, &ul, 1, in0);
 }
 
+/* The current version's seek victim (version_charge_seek), if it names a
+ * file that can move down; NULL otherwise. */
+static file_meta *seek_victim(const version *v, int *level) {
+    uint64_t victim = atomic_load_explicit(&v->seek_victim, memory_order_relaxed);
+    if (victim == 0) return NULL;
+    *level = (int)((victim - 1) >> 32);
+    int index = (int)(uint32_t)(victim - 1);
+    if (*level >= NUM_LEVELS - 1 || index >= v->num_files[*level]) return NULL;
+    return v->files[*level][index];
+}
+
+/* Reads asked for it: compact the seek victim (and, at level 0, every file
+ * overlapping it) into the next level. Only when no level is over its
+ * size, so read-triggered work never delays what writes need. */
+static compaction *pick_seek_compaction(version_set *vs) {
+    int level;
+    file_meta *f = seek_victim(vs->current, &level);
+    if (!f || f->being_compacted) return NULL;
+    file_list in0 = {0};
+    slice us = file_smallest_user(f), ul = file_largest_user(f);
+    int rc = get_overlapping(vs->current, level, &us, &ul, 1, &in0);
+    compaction *c = rc == WEIR_OK ? setup_compaction(vs, level, &in0, NULL, &rc) : NULL;
+    free(in0.v);
+    if (c) c->read_triggered = 1;
+    return c;
+}
+
 compaction *vset_pick_compaction(version_set *vs) {
     version *v = vs->current;
     double scores[NUM_LEVELS];
@@ -242,7 +269,7 @@ compaction *vset_pick_compaction(version_set *vs) {
         free(in0.v);
         if (c || rc != WEIR_OK) return c;
     }
-    return NULL;
+    return pick_seek_compaction(vs);
 }
 
 compaction *vset_compact_range(version_set *vs, int level, const slice *begin, const slice *end) {
@@ -376,7 +403,9 @@ void compaction_free(compaction *c) {
 }
 
 int vset_needs_compaction(const version_set *vs) {
-    return vs->current && vs->current->compaction_score >= 1.0;
+    int level;
+    return vs->current &&
+           (vs->current->compaction_score >= 1.0 || seek_victim(vs->current, &level) != NULL);
 }
 
 

@@ -47,6 +47,7 @@ struct weir_options {
     void *clock_arg;
     merge_registry merge_ops;
     int read_only; /* open without writing, deleting or locking exclusively */
+    int read_triggered_compaction; /* seeks charge files (version_charge_seek) */
     weir_env *env; /* tests may substitute a fault-injecting env */
 };
 
@@ -130,6 +131,7 @@ typedef struct db_stats {
     _Atomic uint64_t flush_bytes_written;
     _Atomic uint64_t compactions;
     _Atomic uint64_t trivial_moves;
+    _Atomic uint64_t read_triggered_compactions; /* of compactions + trivial_moves */
     _Atomic uint64_t compaction_bytes_read;
     _Atomic uint64_t compaction_bytes_written;
     _Atomic uint64_t compaction_entries_dropped;

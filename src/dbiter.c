@@ -384,6 +384,22 @@ void weir_iter_seek_last(weir_iter *it) {
     }
 }
 
+/* Read-triggered compaction: one seek in SEEK_SAMPLE_PERIOD (per thread)
+ * charges the version for all of them, so the read path touches a shared
+ * counter only that often. */
+#define SEEK_SAMPLE_PERIOD 16
+static _Thread_local unsigned seek_sample_tick;
+
+static void charge_seek(weir_iter *it, slice user_key) {
+    weir_db *db = it->db;
+    if (!db->opts.read_triggered_compaction || db->read_only) return;
+    if (++seek_sample_tick % SEEK_SAMPLE_PERIOD != 0) return;
+    if (!version_charge_seek(it->rs.v, user_key, SEEK_SAMPLE_PERIOD)) return;
+    pthread_mutex_lock(&db->mu);
+    pthread_cond_broadcast(&db->work_cv); /* the background thread picks it */
+    pthread_mutex_unlock(&db->mu);
+}
+
 void weir_iter_seek(weir_iter *it, const void *key, size_t klen) {
     if (!it || !usable(it)) return;
     if (!key && klen) {
@@ -403,6 +419,7 @@ void weir_iter_seek(weir_iter *it, const void *key, size_t klen) {
     if (!t.data) return;
     iter_seek(it->internal, t);
     find_next_user_entry(it, 0);
+    charge_seek(it, target);
 }
 
 void weir_iter_seek_for_prev(weir_iter *it, const void *key, size_t klen) {
@@ -419,6 +436,7 @@ void weir_iter_seek_for_prev(weir_iter *it, const void *key, size_t klen) {
     /* Sequence numbers start at 1, so (key, 0, deletion) sorts after every
      * entry of key and before every larger key. */
     seek_before(it, &target, 0, TYPE_DELETION);
+    charge_seek(it, target);
 }
 
 void weir_iter_next(weir_iter *it) {

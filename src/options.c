@@ -29,6 +29,7 @@ weir_options *weir_options_create(void) {
     o->error_if_exists = 0;
     o->write_buffer_size = 64u << 20;
     o->block_size = 4096;
+    o->read_triggered_compaction = 1;
     o->bloom_bits_per_key = 10;
     o->max_open_files = 1000;
     o->background_threads = 2;
@@ -73,6 +74,12 @@ int weir_options_set_error_if_exists(weir_options *o, int yes) {
 int weir_options_set_read_only(weir_options *o, int yes) {
     OPTS_CHECK(o, "weir_options_set_read_only");
     o->read_only = yes != 0;
+    return WEIR_OK;
+}
+
+int weir_options_set_read_triggered_compaction(weir_options *o, int yes) {
+    OPTS_CHECK(o, "weir_options_set_read_triggered_compaction");
+    o->read_triggered_compaction = yes != 0;
     return WEIR_OK;
 }
 

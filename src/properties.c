@@ -101,6 +101,7 @@ static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) 
         "%suser_bytes_written %" PRIu64 "\nwal_bytes_written %" PRIu64 "\nwal_syncs %" PRIu64
         "\nwrites %" PRIu64 "\nwrite_groups %" PRIu64 "\nflushes %" PRIu64
         "\nflush_bytes_written %" PRIu64 "\ncompactions %" PRIu64 "\ntrivial_moves %" PRIu64
+        "\nread_triggered_compactions %" PRIu64
         "\ncompaction_bytes_read %" PRIu64 "\ncompaction_bytes_written %" PRIu64
         "\ncompaction_entries_dropped %" PRIu64 "\nwrite_amplification %.2f\nstall_micros %" PRIu64
         "\nslowdowns %" PRIu64 "\ngets %" PRIu64 "\nrecovered_records %" PRIu64
@@ -109,7 +110,8 @@ static char *counters_text(weir_db *db, uint64_t total_sst, uint64_t mem_bytes) 
         "\nmemtable_bytes %" PRIu64 "\n",
         extra, user, stat_get(&s->wal_bytes_written), stat_get(&s->wal_syncs), stat_get(&s->writes),
         stat_get(&s->write_groups), stat_get(&s->flushes), stat_get(&s->flush_bytes_written),
-        stat_get(&s->compactions), stat_get(&s->trivial_moves), stat_get(&s->compaction_bytes_read),
+        stat_get(&s->compactions), stat_get(&s->trivial_moves),
+        stat_get(&s->read_triggered_compactions), stat_get(&s->compaction_bytes_read),
         stat_get(&s->compaction_bytes_written), stat_get(&s->compaction_entries_dropped), wamp,
         stat_get(&s->stall_micros), stat_get(&s->slowdowns), stat_get(&s->gets),
         stat_get(&s->recovered_records), stat_get(&s->recovered_torn_bytes),

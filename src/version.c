@@ -239,6 +239,60 @@ done:
     return WEIR_OK;
 }
 
+/* ---- read-triggered compaction ---------------------------------------------- */
+
+static int file_holds_user_key(const file_meta *f, slice user_key) {
+    return slice_compare(user_key, file_smallest_user(f)) >= 0 &&
+           slice_compare(user_key, file_largest_user(f)) <= 0;
+}
+
+/* Bytes of the files one level below `level` that overlap f's key range. */
+static uint64_t next_level_overlap(const version *v, int level, const file_meta *f) {
+    file_meta *const *files = v->files[level + 1];
+    int n = v->num_files[level + 1];
+    slice lo = file_smallest_user(f), hi = file_largest_user(f);
+    uint64_t bytes = 0;
+    for (int i = find_file_user(files, n, lo); i < n; i++) {
+        if (slice_compare(file_smallest_user(files[i]), hi) > 0) break;
+        bytes += files[i]->size;
+    }
+    return bytes;
+}
+
+int version_charge_seek(version *v, slice user_key, int64_t weight) {
+    file_meta *first = NULL;
+    int first_level = 0, first_index = 0, runs = 0;
+    for (int i = v->num_files[0] - 1; i >= 0 && runs < 2; i--) { /* newest first */
+        if (!file_holds_user_key(v->files[0][i], user_key)) continue;
+        if (runs++ == 0) first = v->files[0][i], first_index = i;
+    }
+    for (int level = 1; level < NUM_LEVELS && runs < 2; level++) {
+        int n = v->num_files[level];
+        int i = n ? find_file_user(v->files[level], n, user_key) : n;
+        if (i >= n || slice_compare(user_key, file_smallest_user(v->files[level][i])) < 0) continue;
+        if (runs++ == 0) first = v->files[level][i], first_level = level, first_index = i;
+    }
+    /* One run answers the seek alone: nothing to gain by compacting. */
+    if (runs < 2) return 0;
+    int64_t left = atomic_fetch_sub_explicit(&first->seek_allowance, weight, memory_order_relaxed) - weight;
+    if (left > 0) return 0;
+    /* The file's own size is paid for. Compacting it also rewrites what
+     * it overlaps one level down, which the seeks must pay for too before
+     * the rewrite is worth it: a small level-0 file over the whole key
+     * range would otherwise rewrite all of level 1 after a few thousand
+     * seeks. */
+    if (first_level + 1 < NUM_LEVELS &&
+        (uint64_t)-left < next_level_overlap(v, first_level, first) / SEEK_COST_BYTES)
+        return 0;
+    /* Used up. The file_meta is shared by every version listing it, so a
+     * newer version (a flush installed since) is told again; the load
+     * keeps later samples from writing the shared line once it is set. */
+    if (atomic_load_explicit(&v->seek_victim, memory_order_relaxed) != 0) return 0;
+    uint64_t none = 0, victim = ((uint64_t)first_level << 32 | (uint32_t)first_index) + 1;
+    return atomic_compare_exchange_strong_explicit(&v->seek_victim, &none, victim, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
 /* ---- level iterator --------------------------------------------------------- */
 
 /* Walks the files of one sorted level in order, holding at most one table

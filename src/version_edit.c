@@ -34,6 +34,12 @@ int vset_grow_array(void **arr, size_t *cap, size_t need, size_t elem) {
 
 /* ---- file_meta -------------------------------------------------------------- */
 
+int64_t file_seek_allowance(uint64_t size) {
+    uint64_t n = size / SEEK_COST_BYTES;
+    if (n > INT32_MAX) n = INT32_MAX;
+    return n < SEEK_ALLOWANCE_MIN ? SEEK_ALLOWANCE_MIN : (int64_t)n;
+}
+
 file_meta *file_meta_create(uint64_t number, uint64_t size, uint64_t num_entries, slice smallest,
                             slice largest) {
     file_meta *f = calloc(1, sizeof *f);
@@ -42,6 +48,7 @@ file_meta *file_meta_create(uint64_t number, uint64_t size, uint64_t num_entries
     f->number = number;
     f->size = size;
     f->num_entries = num_entries;
+    atomic_init(&f->seek_allowance, file_seek_allowance(size));
     if (buf_set(&f->smallest, smallest.data, smallest.len) != 0 ||
         buf_set(&f->largest, largest.data, largest.len) != 0) {
         buf_free(&f->smallest);

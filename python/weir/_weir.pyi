@@ -88,6 +88,7 @@ class DB:
         compression: _Compression | None = None,
         block_cache_size: int | None = None,
         default_ttl: _TTL | None = None,
+        read_triggered_compaction: bool = True,
     ) -> None: ...
     @property
     def path(self) -> str: ...

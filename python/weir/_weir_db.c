@@ -188,14 +188,16 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
                              "compression",
                              "block_cache_size",
                              "default_ttl",
+                             "read_triggered_compaction",
                              NULL};
     PyObject *path_arg;
-    int create_if_missing = 1, error_if_exists = 0, read_only = 0;
+    int create_if_missing = 1, error_if_exists = 0, read_only = 0, read_triggered = 1;
     PyObject *v[12] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$pppOOOOOOOOOOOO:DB", kwlist, &path_arg,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$pppOOOOOOOOOOOOp:DB", kwlist, &path_arg,
                                      &create_if_missing, &error_if_exists, &read_only, &v[0], &v[1],
                                      &v[2], &v[3],
-                                     &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11]))
+                                     &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11],
+                                     &read_triggered))
         return -1;
     if (self->db || self->closing) {
         PyErr_SetString(PyExc_RuntimeError, "DB.__init__() called on an open DB");
@@ -228,6 +230,7 @@ static int DB_init(DBObject *self, PyObject *args, PyObject *kwds) {
     int rc = weir_options_set_create_if_missing(o, create_if_missing && !read_only);
     if (rc == WEIR_OK) rc = weir_options_set_error_if_exists(o, error_if_exists);
     if (rc == WEIR_OK) rc = weir_options_set_read_only(o, read_only);
+    if (rc == WEIR_OK) rc = weir_options_set_read_triggered_compaction(o, read_triggered);
     if (rc != WEIR_OK) raise_status(rc);
     weir_sync_mode sync = WEIR_SYNC_DEFAULT;
     if (rc != WEIR_OK || apply_options(o, v, &sync) < 0) {
@@ -1080,12 +1083,14 @@ PyTypeObject DB_Type = {
                         "   max_open_files=None, background_threads=None, sync='flush',\n"
                         "   target_file_size=None, max_bytes_for_level_base=None,\n"
                         "   level0_triggers=None, compression=None, block_cache_size=None,\n"
-                        "   default_ttl=None)")
+                        "   default_ttl=None, read_triggered_compaction=True)")
               "An open weir store. Keys and values are bytes-like; a missing key is not an\n"
               "error. Use as a context manager to close it. read_only=True writes, renames\n"
               "and deletes nothing (it works on read-only media) and shares the store with\n"
               "other read-only handles; a handle belongs to the process that opened it (in\n"
-              "a forked child it raises InvalidArgumentError; open a new one there).",
+              "a forked child it raises InvalidArgumentError; open a new one there).\n"
+              "read_triggered_compaction=False stops iterator seeks that pay for overlapping\n"
+              "sorted runs from getting those runs compacted together.",
     .tp_weaklistoffset = offsetof(DBObject, weakreflist),
     .tp_iter = read_iter,
     .tp_methods = DB_methods,

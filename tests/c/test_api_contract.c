@@ -561,6 +561,9 @@ static int case_146(void) {
     return rc != WEIR_OK ? 999 : g_nested_rc; /* errmsg: the nested call's */
 }
 
+/* weir_options_set_read_triggered_compaction: NULL options */
+static int case_147(void) { return weir_options_set_read_triggered_compaction(NULL, 1); }
+
 static const api_case cases[] = {
     {"weir_options_set_create_if_missing", "NULL options", case_000, STATUS, WEIR_INVALID, "weir_options"},
     {"weir_options_set_error_if_exists", "NULL options", case_001, STATUS, WEIR_INVALID, "weir_options"},
@@ -710,6 +713,8 @@ static const api_case cases[] = {
     {"weir_compact_range_progress", "start after end", case_145, STATUS, WEIR_INVALID, "start is after end"},
     {"weir_compact_range_progress", "compaction from its own callback", case_146, STATUS, WEIR_BUSY,
      "progress callback"},
+    {"weir_options_set_read_triggered_compaction", "NULL options", case_147, STATUS, WEIR_INVALID,
+     "weir_options"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -255,6 +256,161 @@ TEST(latency_and_amplification_are_reported) {
     test_rmtree(dir);
 }
 
+/* Read-triggered compaction. A DB of n keys all below level 0, then two
+ * level-0 files of rewrites spanning the whole key range (the compaction
+ * trigger is out of reach, so size alone never moves them). */
+static weir_db *open_overlapped(const char *dir, int read_triggered, int n) {
+    weir_options *o = weir_options_create();
+    weir_options_set_write_buffer_size(o, 1 << 20);
+    weir_options_set_level0_triggers(o, 8, 20, 36);
+    weir_options_set_read_triggered_compaction(o, read_triggered);
+    weir_db *db = NULL;
+    int rc = weir_open(dir, o, &db);
+    weir_options_destroy(o);
+    if (rc != WEIR_OK) return NULL;
+    char key[32], val[256];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(key, sizeof key, "key%08d", (int)((i * 7919L) % n));
+        size_t vl = make_value(val, sizeof val, (int)((i * 7919L) % n));
+        rc = weir_put(db, NULL, key, (size_t)kl, val, vl);
+        if (rc != WEIR_OK) break;
+    }
+    if (rc == WEIR_OK) rc = weir_compact_range(db, NULL, 0, NULL, 0);
+    /* The rewrites carry the same values, so verify_all still holds. */
+    for (int file = 0; file < 2 && rc == WEIR_OK; file++) {
+        for (int i = file; i < n && rc == WEIR_OK; i += 7) {
+            int kl = snprintf(key, sizeof key, "key%08d", i);
+            size_t vl = make_value(val, sizeof val, i);
+            rc = weir_put(db, NULL, key, (size_t)kl, val, vl);
+        }
+        if (rc == WEIR_OK) rc = weir_flush(db);
+    }
+    if (rc != WEIR_OK) {
+        weir_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+/* `count` seeks at keys spread over the range, each followed by a few
+ * steps; stops early once level 0 is empty. Returns level 0's file count
+ * after, or -1 on a failed read. */
+static int seek_many(weir_db *db, int n, int count) {
+    weir_iter *it;
+    if (weir_iter_create(db, NULL, &it) != WEIR_OK) return -1;
+    char key[32];
+    int bad = 0;
+    for (int i = 0; i < count && !bad; i++) {
+        int at = (int)((i * 104729L) % n);
+        int kl = snprintf(key, sizeof key, "key%08d", at);
+        weir_iter_refresh(it);
+        weir_iter_seek(it, key, (size_t)kl);
+        size_t got_len;
+        const char *got = weir_iter_valid(it) ? weir_iter_key(it, &got_len) : NULL;
+        bad = !got || got_len != (size_t)kl || memcmp(got, key, (size_t)kl) != 0;
+        for (int step = 0; step < 3 && weir_iter_valid(it); step++) weir_iter_next(it);
+        bad |= weir_iter_status(it) != WEIR_OK;
+        if (i % 1024 == 1023 && prop_u64(db, "weir.num-files-at-level0") == 0) break;
+    }
+    weir_iter_destroy(it);
+    return bad ? -1 : (int)prop_u64(db, "weir.num-files-at-level0");
+}
+
+/* Wait (up to 10 s) for a background compaction to empty level 0. */
+static int level0_empties(weir_db *db) {
+    for (int tries = 0; tries < 1000; tries++) {
+        if (prop_u64(db, "weir.num-files-at-level0") == 0) return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Seeks that keep paying for two level-0 files over the whole key range
+ * get them compacted into level 1; the data is unchanged. */
+TEST(seeks_compact_overlapping_level0) {
+    char dir[256];
+    test_tmpdir(dir, sizeof dir, "feat-rtc");
+    const int n = 20000;
+    weir_db *db = open_overlapped(dir, 1, n);
+    CHECK(db != NULL);
+    CHECK_EQ_INT(prop_u64(db, "weir.num-files-at-level0"), 2);
+    CHECK_EQ_INT(counter(db, "read_triggered_compactions"), 0);
+    /* Point reads do not charge: their bloom filters skip the runs. */
+    CHECK(verify_all(db, n));
+    CHECK_EQ_INT(prop_u64(db, "weir.num-files-at-level0"), 2);
+    /* Each file's allowance is its size plus what it overlaps below, one
+     * seek per 256 bytes (at least 1000): well under 100K seeks here. */
+    CHECK(seek_many(db, n, 100000) >= 0);
+    CHECK(level0_empties(db));
+    CHECK(counter(db, "read_triggered_compactions") >= 1);
+    CHECK(verify_all(db, n));
+    CHECK_OK(weir_close(db));
+    test_rmtree(dir);
+}
+
+/* Switched off, the same seeks leave the tree as it is; and a seek that
+ * one run answers alone never charges anything (level-0 files of keys
+ * written in order do not overlap). */
+TEST(seeks_compact_nothing_when_off_or_one_run) {
+    char dir[256];
+    test_tmpdir(dir, sizeof dir, "feat-rtc-off");
+    const int n = 20000;
+    weir_db *db = open_overlapped(dir, 0, n);
+    CHECK(db != NULL);
+    CHECK_EQ_INT(seek_many(db, n, 100000), 2);
+    CHECK_EQ_INT(counter(db, "read_triggered_compactions"), 0);
+    CHECK(verify_all(db, n));
+    CHECK_OK(weir_close(db));
+    test_rmtree(dir);
+
+    test_tmpdir(dir, sizeof dir, "feat-rtc-one");
+    weir_options *o = weir_options_create();
+    CHECK_OK(weir_options_set_write_buffer_size(o, 1 << 20));
+    CHECK_OK(weir_options_set_level0_triggers(o, 8, 20, 36));
+    CHECK_OK(weir_open(dir, o, &db));
+    weir_options_destroy(o);
+    char key[32], val[256];
+    for (int i = 0; i < n; i++) {
+        int kl = snprintf(key, sizeof key, "key%08d", i);
+        size_t vl = make_value(val, sizeof val, i);
+        CHECK_OK(weir_put(db, NULL, key, (size_t)kl, val, vl));
+    }
+    CHECK_OK(weir_flush(db));
+    int level0 = (int)prop_u64(db, "weir.num-files-at-level0");
+    CHECK(level0 >= 2);
+    double compactions = counter(db, "compactions");
+    CHECK_EQ_INT(seek_many(db, n, 100000), level0);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK_EQ_INT(counter(db, "read_triggered_compactions"), 0);
+    CHECK(counter(db, "compactions") == compactions);
+    CHECK_OK(weir_close(db));
+    test_rmtree(dir);
+}
+
+/* A read-only handle on an overlapped DB seeks without compacting (it
+ * writes nothing) and reads the same data. */
+TEST(read_only_seeks_compact_nothing) {
+    char dir[256];
+    test_tmpdir(dir, sizeof dir, "feat-rtc-ro");
+    const int n = 20000;
+    weir_db *db = open_overlapped(dir, 0, n);
+    CHECK(db != NULL);
+    CHECK_OK(weir_close(db));
+    weir_options *o = weir_options_create();
+    CHECK_OK(weir_options_set_read_only(o, 1));
+    CHECK_OK(weir_open(dir, o, &db));
+    weir_options_destroy(o);
+    int level0 = (int)prop_u64(db, "weir.num-files-at-level0");
+    CHECK(level0 >= 2);
+    CHECK_EQ_INT(seek_many(db, n, 100000), level0);
+    CHECK_EQ_INT(counter(db, "read_triggered_compactions"), 0);
+    CHECK(verify_all(db, n));
+    CHECK_OK(weir_close(db));
+    test_rmtree(dir);
+}
+
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         TEST_ENTRY(lz4_tables_are_smaller_and_read_back),
@@ -264,6 +420,9 @@ int main(int argc, char **argv) {
         TEST_ENTRY(level0_stalls_engage_and_release),
         TEST_ENTRY(compaction_debt_slows_writes),
         TEST_ENTRY(latency_and_amplification_are_reported),
+        TEST_ENTRY(seeks_compact_overlapping_level0),
+        TEST_ENTRY(seeks_compact_nothing_when_off_or_one_run),
+        TEST_ENTRY(read_only_seeks_compact_nothing),
         TEST_END,
     };
     return test_main(argc, argv, tests);

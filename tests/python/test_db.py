@@ -10,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -832,6 +833,54 @@ def test_stats(db: weir.DB) -> None:
     assert s2["flushes"] == before + 1
     assert sum(lv["files"] for lv in s2["levels"]) >= 1
     assert s2["total_sst_bytes"] > 0
+
+
+def _overlapped_db(path: str, read_triggered: bool) -> tuple[weir.DB, dict[bytes, bytes]]:
+    """A store below level 0, then two level-0 files of rewrites spanning it."""
+    db = weir.DB(
+        path,
+        write_buffer_size=1 << 20,
+        level0_triggers=(8, 20, 36),
+        read_triggered_compaction=read_triggered,
+    )
+    model = {f"k{i:06d}".encode(): f"v{i}".encode() * 8 for i in range(20000)}
+    db.put_many(model)
+    db.compact()
+    for start in (0, 1):
+        rewrite = {k: v + b"'" for k, v in list(model.items())[start::7]}
+        db.put_many(rewrite)
+        model.update(rewrite)
+        db.flush()
+    assert db.property("weir.num-files-at-level0") == "2"
+    return db, model
+
+
+def _seek_until_level0_empty(db: weir.DB, keys: list[bytes], seconds: float) -> None:
+    it = db.iterator()
+    deadline = time.monotonic() + seconds
+    while db.property("weir.num-files-at-level0") != "0" and time.monotonic() < deadline:
+        for k in keys[:: len(keys) // 1000 or 1]:
+            assert it.seek(k) and it.key == k
+            it.next()
+    it.close()
+
+
+@pytest.mark.parametrize("read_triggered", [True, False])
+def test_read_triggered_compaction(tmp_path, read_triggered: bool) -> None:
+    db, model = _overlapped_db(str(tmp_path / "db"), read_triggered)
+    keys = sorted(model)
+    # Seeks into two level-0 files and the level below: with the option on
+    # they get the level-0 files compacted down; off, nothing moves.
+    _seek_until_level0_empty(db, keys, 10.0 if read_triggered else 1.0)
+    stats = db.stats()
+    if read_triggered:
+        assert db.property("weir.num-files-at-level0") == "0"
+        assert stats["read_triggered_compactions"] >= 1
+    else:
+        assert db.property("weir.num-files-at-level0") == "2"
+        assert stats["read_triggered_compactions"] == 0
+    assert dict(db.items()) == model
+    db.close()
 
 
 def test_property(db: weir.DB) -> None:

@@ -26,7 +26,7 @@ default, survives a process crash; ``"fsync"`` survives power loss;
 ``write_buffer_size``, ``block_size``, ``bloom_bits_per_key``,
 ``max_open_files``, ``background_threads``, ``target_file_size``,
 ``max_bytes_for_level_base``, ``level0_triggers``, ``block_cache_size``,
-``create_if_missing`` and ``error_if_exists``. ``config.compression`` picks
+``read_triggered_compaction``, ``create_if_missing`` and ``error_if_exists``. ``config.compression`` picks
 the block compression.
 """
 
@@ -58,6 +58,7 @@ _DB_OPTIONS = frozenset(
         "block_cache_size",
         "create_if_missing",
         "error_if_exists",
+        "read_triggered_compaction",
     }
 )
 
