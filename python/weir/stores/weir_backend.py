@@ -26,8 +26,8 @@ default, survives a process crash; ``"fsync"`` survives power loss;
 ``write_buffer_size``, ``block_size``, ``bloom_bits_per_key``,
 ``max_open_files``, ``background_threads``, ``target_file_size``,
 ``max_bytes_for_level_base``, ``level0_triggers``, ``block_cache_size``,
-``read_triggered_compaction``, ``create_if_missing`` and ``error_if_exists``. ``config.compression`` picks
-the block compression.
+``read_triggered_compaction``, ``create_if_missing`` and
+``error_if_exists``. ``config.compression`` picks the block compression.
 """
 
 from __future__ import annotations
