@@ -871,7 +871,7 @@ def test_read_triggered_compaction(tmp_path, read_triggered: bool) -> None:
     keys = sorted(model)
     # Seeks into two level-0 files and the level below: with the option on
     # they get the level-0 files compacted down; off, nothing moves.
-    _seek_until_level0_empty(db, keys, 10.0 if read_triggered else 1.0)
+    _seek_until_level0_empty(db, keys, 60.0 if read_triggered else 1.0)
     stats = db.stats()
     if read_triggered:
         assert db.property("weir.num-files-at-level0") == "0"
