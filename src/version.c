@@ -241,11 +241,6 @@ done:
 
 /* ---- read-triggered compaction ---------------------------------------------- */
 
-static int file_holds_user_key(const file_meta *f, slice user_key) {
-    return slice_compare(user_key, file_smallest_user(f)) >= 0 &&
-           slice_compare(user_key, file_largest_user(f)) <= 0;
-}
-
 /* Bytes of the files one level below `level` that overlap f's key range. */
 static uint64_t next_level_overlap(const version *v, int level, const file_meta *f) {
     file_meta *const *files = v->files[level + 1];
@@ -263,7 +258,7 @@ int version_charge_seek(version *v, slice user_key, int64_t weight) {
     file_meta *first = NULL;
     int first_level = 0, first_index = 0, runs = 0;
     for (int i = v->num_files[0] - 1; i >= 0 && runs < 2; i--) { /* newest first */
-        if (!file_holds_user_key(v->files[0][i], user_key)) continue;
+        if (!file_overlaps_user_range(v->files[0][i], &user_key, &user_key)) continue;
         if (runs++ == 0) first = v->files[0][i], first_index = i;
     }
     for (int level = 1; level < NUM_LEVELS && runs < 2; level++) {

@@ -259,7 +259,9 @@ TEST(latency_and_amplification_are_reported) {
 /* Read-triggered compaction. A DB of n keys all below level 0, then two
  * level-0 files of rewrites spanning the whole key range (the compaction
  * trigger is out of reach, so size alone never moves them). */
-static weir_db *open_overlapped(const char *dir, int read_triggered, int n) {
+/* A DB with 1 MiB memtables whose level 0 holds up to 7 files before size
+ * alone compacts it. NULL on failure. */
+static weir_db *open_level0_roomy(const char *dir, int read_triggered) {
     weir_options *o = weir_options_create();
     weir_options_set_write_buffer_size(o, 1 << 20);
     weir_options_set_level0_triggers(o, 8, 20, 36);
@@ -267,14 +269,28 @@ static weir_db *open_overlapped(const char *dir, int read_triggered, int n) {
     weir_db *db = NULL;
     int rc = weir_open(dir, o, &db);
     weir_options_destroy(o);
-    if (rc != WEIR_OK) return NULL;
+    return rc == WEIR_OK ? db : NULL;
+}
+
+/* Put keys 0..n-1 (values by make_value) in the order i * stride mod n
+ * (stride 1: ascending; stride prime to n: scattered). */
+static int put_keys(weir_db *db, int n, long stride) {
     char key[32], val[256];
     for (int i = 0; i < n; i++) {
-        int kl = snprintf(key, sizeof key, "key%08d", (int)((i * 7919L) % n));
-        size_t vl = make_value(val, sizeof val, (int)((i * 7919L) % n));
-        rc = weir_put(db, NULL, key, (size_t)kl, val, vl);
-        if (rc != WEIR_OK) break;
+        int at = (int)((i * stride) % n);
+        int kl = snprintf(key, sizeof key, "key%08d", at);
+        size_t vl = make_value(val, sizeof val, at);
+        int rc = weir_put(db, NULL, key, (size_t)kl, val, vl);
+        if (rc != WEIR_OK) return rc;
     }
+    return WEIR_OK;
+}
+
+static weir_db *open_overlapped(const char *dir, int read_triggered, int n) {
+    weir_db *db = open_level0_roomy(dir, read_triggered);
+    if (!db) return NULL;
+    int rc = put_keys(db, n, 7919);
+    char key[32], val[256];
     if (rc == WEIR_OK) rc = weir_compact_range(db, NULL, 0, NULL, 0);
     /* The rewrites carry the same values, so verify_all still holds. */
     for (int file = 0; file < 2 && rc == WEIR_OK; file++) {
@@ -365,17 +381,9 @@ TEST(seeks_compact_nothing_when_off_or_one_run) {
     test_rmtree(dir);
 
     test_tmpdir(dir, sizeof dir, "feat-rtc-one");
-    weir_options *o = weir_options_create();
-    CHECK_OK(weir_options_set_write_buffer_size(o, 1 << 20));
-    CHECK_OK(weir_options_set_level0_triggers(o, 8, 20, 36));
-    CHECK_OK(weir_open(dir, o, &db));
-    weir_options_destroy(o);
-    char key[32], val[256];
-    for (int i = 0; i < n; i++) {
-        int kl = snprintf(key, sizeof key, "key%08d", i);
-        size_t vl = make_value(val, sizeof val, i);
-        CHECK_OK(weir_put(db, NULL, key, (size_t)kl, val, vl));
-    }
+    db = open_level0_roomy(dir, 1);
+    CHECK(db != NULL);
+    CHECK_OK(put_keys(db, n, 1));
     CHECK_OK(weir_flush(db));
     int level0 = (int)prop_u64(db, "weir.num-files-at-level0");
     CHECK(level0 >= 2);
